@@ -1,0 +1,1 @@
+"""The ``atlas`` command: one entry point that dispatches, lazily, to the other packages."""

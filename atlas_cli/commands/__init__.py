@@ -1,0 +1,1 @@
+"""One module per subcommand; each imports its package only inside the handler."""

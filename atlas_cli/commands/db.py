@@ -1,0 +1,38 @@
+"""``atlas db start|stop|status``: the project's own Neo4j server (see atlas_cli.local_neo4j)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Start, stop and inspect the project's own Neo4j server.", no_args_is_help=True)
+
+
+@app.command()
+def start() -> None:
+    """Assemble Neo4j 5.26 from Maven Central (first time) and start it; waits until Bolt answers."""
+    from atlas_cli import local_neo4j
+
+    s = local_neo4j.LocalNeo4jSettings()
+    st = local_neo4j.start(s)
+    typer.echo(st.describe())
+    typer.echo(f"connect with NEO4J_URI={st.bolt_uri} NEO4J_USERNAME=neo4j NEO4J_PASSWORD=<ATLAS_NEO4J_PASSWORD, default feature-atlas>")
+
+
+@app.command()
+def stop() -> None:
+    """Stop the server cleanly."""
+    from atlas_cli import local_neo4j
+
+    s = local_neo4j.LocalNeo4jSettings()
+    typer.echo("Neo4j stopped" if local_neo4j.stop(s) else "Neo4j was not running")
+
+
+@app.command()
+def status() -> None:
+    """Say whether the server runs, and where. Exit 1 when it does not."""
+    from atlas_cli import local_neo4j
+
+    st = local_neo4j.status(local_neo4j.LocalNeo4jSettings())
+    typer.echo(st.describe())
+    if not st.running:
+        raise typer.Exit(1)

