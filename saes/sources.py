@@ -1,0 +1,141 @@
+"""SAE weights in numpy, and loading them from any manifest source.
+
+``SAEWeights`` follows SAELens's layout: ``W_dec`` is ``[d_sae, d_in]`` (one row per feature),
+``W_enc`` is ``[d_in, d_sae]``. ``encode`` mirrors SAELens's forward for the architectures we read
+(standard, jumprelu, topk), in numpy, so the API and experiments need no torch for it.
+
+Sources: a SAELens directory (``saes.saelens_format``), a SAELens registry entry (via ``sae_lens``,
+imported lazily; needs the Hugging Face hub or its cache), or a synthetic random SAE.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from queries.errors import SAEFileError
+
+from saes.manifest import SAEEntry
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES = ("standard", "jumprelu", "topk")
+
+
+@dataclass
+class SAEWeights:
+    W_dec: np.ndarray  # float32 [d_sae, d_in]
+    W_enc: np.ndarray | None = None  # float32 [d_in, d_sae]
+    b_enc: np.ndarray | None = None  # [d_sae]
+    b_dec: np.ndarray | None = None  # [d_in]
+    threshold: np.ndarray | None = None  # [d_sae], JumpReLU only
+    k: int | None = None  # TopK only
+    architecture: str = "standard"
+    hook_name: str | None = None
+    cfg: dict[str, Any] = field(default_factory=dict)
+    apply_b_dec_to_input: bool = True
+
+    @property
+    def d_sae(self) -> int:
+        return int(self.W_dec.shape[0])
+
+    @property
+    def d_in(self) -> int:
+        return int(self.W_dec.shape[1])
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Feature activations ``[..., d_sae]`` for inputs ``[..., d_in]`` (SAELens semantics).
+
+        Without ``W_enc`` (decoder-only sources) the encoder is tied: ``W_dec.T``.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.d_in:
+            raise SAEFileError(f"input has last dimension {x.shape[-1]}, but this SAE reads d_in = {self.d_in}")
+        if self.b_dec is not None and self.apply_b_dec_to_input:
+            x = x - self.b_dec
+        w_enc = self.W_enc if self.W_enc is not None else self.W_dec.T
+        pre = x @ w_enc
+        if self.b_enc is not None:
+            pre = pre + self.b_enc
+        if self.architecture == "jumprelu":
+            thr = self.threshold if self.threshold is not None else 0.0
+            return np.where(pre > thr, np.maximum(pre, 0.0), 0.0).astype(np.float32)
+        if self.architecture == "topk":
+            k = int(self.k or 1)
+            acts = np.maximum(pre, 0.0)
+            if k < acts.shape[-1]:
+                # zero all but the k largest pre-activations (ties resolved by argpartition)
+                drop = np.argpartition(-pre, k, axis=-1)[..., k:]
+                np.put_along_axis(acts, drop, 0.0, axis=-1)
+            return acts.astype(np.float32)
+        return np.maximum(pre, 0.0).astype(np.float32)
+
+
+def synthetic_sae(d_in: int, d_sae: int, seed: int) -> SAEWeights:
+    """A random decoder (Gaussian rows, norms not 1) with a tied encoder; deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    w_dec = rng.standard_normal((d_sae, d_in), dtype=np.float32)
+    w_dec *= np.float32(1.0 / np.sqrt(d_in))
+    return SAEWeights(W_dec=w_dec, architecture="standard", hook_name=None, cfg={"synthetic": {"d_sae": d_sae, "seed": seed}})
+
+
+def _load_registry(entry: SAEEntry, decoder_only: bool) -> SAEWeights:
+    try:
+        from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+    except ImportError as exc:  # pragma: no cover - sae_lens is a hard dependency
+        raise SAEFileError(f"SAE {entry.label}: the registry source needs sae_lens ({exc}); pip install sae-lens") from None
+    directory = get_pretrained_saes_directory()
+    if entry.release not in directory:
+        close = sorted(r for r in directory if entry.release and entry.release.split("-")[0] in r)[:8]
+        raise SAEFileError(
+            f"SAE {entry.label}: release {entry.release!r} is not in the SAELens registry"
+            f" (similar releases: {', '.join(close) or 'none'}; see sae_lens pretrained_saes.yaml)"
+        )
+    ids = directory[entry.release].saes_map
+    if entry.sae_id not in ids:
+        shown = ", ".join(list(ids)[:8])
+        raise SAEFileError(f"SAE {entry.label}: sae_id {entry.sae_id!r} is not in release {entry.release!r} (valid ids include: {shown}, ...)")
+    try:
+        from sae_lens import SAE
+
+        sae = SAE.from_pretrained(entry.release, entry.sae_id, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - network/hub errors come in many types
+        raise SAEFileError(
+            f"SAE {entry.label}: could not fetch {entry.release}/{entry.sae_id} from the Hugging Face hub ({type(exc).__name__}: {str(exc)[:200]}); "
+            "download it where the hub is reachable and point path = at a SAELens directory instead"
+        ) from None
+    state = {k: v.detach().float().cpu().numpy() for k, v in sae.state_dict().items()}
+    cfg = sae.cfg.to_dict()
+    return SAEWeights(
+        W_dec=np.ascontiguousarray(state["W_dec"], dtype=np.float32),
+        W_enc=None if decoder_only else state.get("W_enc"),
+        b_enc=None if decoder_only else state.get("b_enc"),
+        b_dec=None if decoder_only else state.get("b_dec"),
+        threshold=None if decoder_only else state.get("threshold"),
+        k=cfg.get("k"),
+        architecture=str(cfg.get("architecture", "standard")),
+        hook_name=(cfg.get("metadata") or {}).get("hook_name"),
+        cfg={k: v for k, v in cfg.items() if isinstance(v, (str, int, float, bool, dict, type(None)))},
+        apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
+    )
+
+
+def load_sae(entry: SAEEntry, base_dir: str | Path, *, decoder_only: bool = False) -> SAEWeights:
+    """Load the SAE an ``[[sae]]`` entry names. ``decoder_only`` skips the encoder (all ingest needs)."""
+    if entry.path is not None:
+        from saes.saelens_format import load_sae_dir
+
+        p = Path(entry.path)
+        if not p.is_absolute():
+            p = Path(base_dir) / p
+        return load_sae_dir(p, decoder_only=decoder_only, label=entry.label)
+    if entry.release is not None:
+        return _load_registry(entry, decoder_only)
+    spec = entry.synthetic
+    if spec is None or spec.d_in is None:
+        raise SAEFileError(f"SAE {entry.label}: a synthetic source needs d_in (set d_model in the manifest)")
+    return synthetic_sae(spec.d_in, spec.d_sae, spec.seed)
