@@ -40,12 +40,18 @@ def graph(neo4j_settings: Neo4jSettings) -> Iterator[Graph]:
 
 def drop_atlas(g: Graph, atlas: str) -> None:
     """Delete every node of an atlas (features, SAEs, runs) in batches."""
-    g.write(
-        "MATCH (n) WHERE n.atlas = $atlas OR (n:Atlas AND n.name = $atlas) "
-        "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
-        {"atlas": atlas},
-        timeout=600,
-    )
+    # CALL ... IN TRANSACTIONS only runs in an auto-commit transaction (session.run), not execute_query.
+    from neo4j import Query
+
+    with g.driver.session(database=g.settings.database) as session:
+        session.run(
+            Query(
+                "MATCH (n) WHERE n.atlas = $atlas OR (n:Atlas AND n.name = $atlas) "
+                "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
+                timeout=600,
+            ),
+            {"atlas": atlas},
+        ).consume()
 
 
 @pytest.fixture
