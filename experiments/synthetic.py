@@ -1,0 +1,37 @@
+"""Make a synthetic (planted) atlas fire on a real model, for tests and for timing experiments at scale.
+
+A planted atlas (``saes.synthetic``) has known decoder geometry but thresholds that know nothing of
+the model's activation scale. ``calibrate_thresholds`` sets each JumpReLU feature's threshold to a
+quantile of its pre-activations on sample tokens, so every feature fires on about ``rate`` of them.
+Because ``res(L) = res(L-1) + att(L) + mlp(L)`` through the skip connection, a res(L) feature planted
+as a copy of a res(L-1) feature is then also causally downstream of it — which is what the
+deactivation test relies on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from experiments.context import AtlasContext
+
+
+def calibrate_thresholds(ctx: AtlasContext, windows: list[list[int]], *, rate: float = 0.3) -> AtlasContext:
+    """A copy of ``ctx`` whose SAEs are JumpReLU with per-feature thresholds firing on ~``rate`` of tokens."""
+    import torch
+
+    from steering.hooks import HookPoint, run_capture
+
+    points = {key: HookPoint(*key) for key in ctx.saes}
+    ids = torch.tensor(windows, dtype=torch.long, device=ctx.model.device)
+    acts = run_capture(ctx.model, list(points.values()), ids, stop_early=False)
+    new = {}
+    for key, w in ctx.saes.items():
+        h = acts[points[key]][:, 1:].reshape(-1, w.d_in).float().cpu().numpy()
+        x = h - w.b_dec if w.b_dec is not None and w.apply_b_dec_to_input else h
+        w_enc = w.W_enc if w.W_enc is not None else w.W_dec.T
+        pre = x @ w_enc + (w.b_enc if w.b_enc is not None else 0.0)
+        thr = np.quantile(pre, 1.0 - rate, axis=0).astype(np.float32)
+        new[key] = replace(w, architecture="jumprelu", threshold=np.maximum(thr, 1e-6), k=None)
+    return AtlasContext(name=ctx.name, model=ctx.model, saes=new, manifest_path=ctx.manifest_path, extra=dict(ctx.extra))
