@@ -1,0 +1,227 @@
+"""An atlas's SAEs as torch tensors on the model's device, ready for interventions during generation.
+
+Job: load the SAEs a steering request needs from the atlas manifest (``saes.sources.load_sae``, one
+implementation of every source kind), check they fit the model (``d_in == d_model``, layer in range),
+encode selected features on the fly, and measure each feature's *typical activation* — the unit of
+additive strengths (docs/steering.md: "Strength units").
+
+Invariants: an SAE is loaded at most once per bank (banks are cached per manifest); encoding follows
+SAELens semantics (``b_dec`` subtracted from the input when the SAE says so; ReLU / JumpReLU / TopK);
+typical activations are measured on a fixed calibration text, so they are deterministic per model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from queries.errors import InvalidInput
+from steering.hooks import HookPoint, run_capture, validate_points
+
+if TYPE_CHECKING:
+    import torch
+
+    from saes.manifest import AtlasManifest
+    from steering.model import LoadedModel
+
+log = logging.getLogger(__name__)
+
+# A neutral paragraph, written for this project, used to measure typical activations. Fixed so that
+# strength units are reproducible; long enough (~200 tokens) to make most features fire at least once.
+CALIBRATION_TEXT = (
+    "The library opens at nine in the morning, and by ten the reading room is usually full. "
+    "Students bring laptops and coffee; retired engineers come for the newspapers and the quiet. "
+    "In the spring of last year the city council voted to extend the hours, after a long debate about "
+    "money, safety and the cost of heating an old stone building. Some people argued that the funds "
+    "should go to the hospital instead. Others said that a town without a library loses its memory. "
+    "Meanwhile, the children's section added a small theatre where volunteers read stories about "
+    "dragons, trains, distant planets and a cat who learned to play the piano. On Fridays a chess club "
+    "meets near the window, and the scientists from the university sometimes give free talks about "
+    "climate, music, mathematics, cooking, football, religion, medicine and the history of the sea. "
+    "def add(a, b):\n    return a + b\n\nprint(add(2, 3))  # 5\n"
+    "I think that the most important thing is to keep asking questions, even when the answers are hard."
+)
+
+
+@dataclass
+class HookSAE:
+    """One SAE (hook point ``point``) as tensors. ``W_dec`` is ``[d_sae, d]``; ``W_enc`` ``[d, d_sae]``."""
+
+    point: HookPoint
+    W_dec: "torch.Tensor"
+    W_enc: "torch.Tensor"
+    b_enc: "torch.Tensor | None"
+    b_dec: "torch.Tensor | None"
+    threshold: "torch.Tensor | None"
+    k: int | None
+    architecture: str
+    apply_b_dec_to_input: bool
+
+    @property
+    def d_sae(self) -> int:
+        return int(self.W_dec.shape[0])
+
+    def check_indices(self, indices: list[int], atlas: str) -> None:
+        bad = [i for i in indices if not 0 <= i < self.d_sae]
+        if bad:
+            raise InvalidInput(
+                f"feature index {bad[0]} is out of range for SAE {atlas}/{self.point} (valid: 0–{self.d_sae - 1})"
+            )
+
+    def encoder_slice(self, idx: "torch.Tensor") -> dict[str, Any]:
+        """What :func:`encode_selected` needs to encode only the features ``idx`` (all of them for TopK)."""
+        if self.architecture == "topk":
+            return {"arch": "topk", "W_enc": self.W_enc, "b_enc": self.b_enc, "b_dec": self._bdec_in(), "k": self.k, "idx": idx}
+        return {
+            "arch": self.architecture,
+            "W_enc": self.W_enc[:, idx].contiguous(),
+            "b_enc": None if self.b_enc is None else self.b_enc[idx].contiguous(),
+            "b_dec": self._bdec_in(),
+            "threshold": None if self.threshold is None else self.threshold[idx].contiguous(),
+        }
+
+    def _bdec_in(self) -> "torch.Tensor | None":
+        return self.b_dec if (self.b_dec is not None and self.apply_b_dec_to_input) else None
+
+    def encode(self, h: "torch.Tensor") -> "torch.Tensor":
+        """All activations ``[..., d_sae]``."""
+        import torch
+
+        return encode_selected(h, self.encoder_slice(torch.arange(self.d_sae, device=self.W_dec.device)))
+
+
+def encode_selected(h: "torch.Tensor", enc: dict[str, Any]) -> "torch.Tensor":
+    """SAE activations of the selected features for hidden states ``h`` ``[..., d]`` → ``[..., n]``."""
+    import torch
+
+    x = h - enc["b_dec"] if enc["b_dec"] is not None else h
+    pre = x @ enc["W_enc"]
+    if enc["b_enc"] is not None:
+        pre = pre + enc["b_enc"]
+    arch = enc["arch"]
+    if arch == "topk":
+        k = int(enc["k"] or 1)
+        top = torch.topk(pre, min(k, pre.shape[-1]), dim=-1)
+        acts = torch.zeros_like(pre).scatter_(-1, top.indices, torch.relu(top.values))
+        return acts[..., enc["idx"]]
+    if arch == "jumprelu" and enc.get("threshold") is not None:
+        return torch.where(pre > enc["threshold"], torch.relu(pre), torch.zeros_like(pre))
+    return torch.relu(pre)
+
+
+class SAEBank:
+    """The SAEs of one atlas for one model, loaded lazily and checked against the model."""
+
+    def __init__(self, manifest: "AtlasManifest", lm: "LoadedModel") -> None:
+        self.manifest = manifest
+        self.lm = lm
+        self._saes: dict[HookPoint, HookSAE] = {}
+        self._typical: dict[HookPoint, "torch.Tensor"] = {}
+        self._lock = threading.RLock()
+        self.check_fits()
+
+    @property
+    def atlas(self) -> str:
+        return self.manifest.name
+
+    def check_fits(self) -> None:
+        """Raise InvalidInput when the manifest's d_model or layers do not fit the model."""
+        m = self.manifest
+        if m.d_model is not None and m.d_model != self.lm.d_model:
+            raise InvalidInput(
+                f"atlas {m.name!r} has d_model {m.d_model}, but model {self.lm.name} has d_model {self.lm.d_model} "
+                "(the atlas's SAEs were made for another model; steer with the model named in its atlas.toml)"
+            )
+        deepest = max(m.layers)
+        if deepest >= self.lm.n_layers:
+            raise InvalidInput(
+                f"atlas {m.name!r} has SAEs at layer {deepest}, but model {self.lm.name} has layers 0–{self.lm.n_layers - 1} "
+                "(the atlas was built for a deeper model; steer with the model named in its atlas.toml)"
+            )
+
+    def get(self, point: HookPoint) -> HookSAE:
+        with self._lock:
+            if point in self._saes:
+                return self._saes[point]
+            validate_points(self.lm, [point])
+            entry = self.manifest.entry(point.layer, point.module)
+            if entry is None:
+                have = ", ".join(e.label for e in self.manifest.saes)
+                raise InvalidInput(f"atlas {self.atlas!r} has no SAE at {point} (its SAEs: {have})")
+            from saes.sources import load_sae
+
+            w = load_sae(entry, self.manifest.base_dir)
+            if w.d_in != self.lm.d_model:
+                raise InvalidInput(
+                    f"SAE {self.atlas}/{point} reads d_in = {w.d_in}, but model {self.lm.name} has d_model {self.lm.d_model} "
+                    "(only SAEs on res/att/mlp outputs in d_model space can steer; see DESIGN.md hook points)"
+                )
+            sae = _to_torch(point, w, self.lm)
+            self._saes[point] = sae
+            log.info("loaded SAE %s/%s (%s, d_sae %d)", self.atlas, point, sae.architecture, sae.d_sae)
+            return sae
+
+    def typical_activation(self, point: HookPoint) -> "torch.Tensor":
+        """Per-feature typical activation ``[d_sae]`` at ``point``: the mean of its positive activations on
+        :data:`CALIBRATION_TEXT`. A feature that never fires there gets the median over the features that
+        do; if none fires, 1/10 of the median hidden-state norm divided by each decoder row's norm."""
+        import torch
+
+        with self._lock:
+            if point in self._typical:
+                return self._typical[point]
+            sae = self.get(point)
+            ids = self.lm.tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids.to(self.lm.device)
+            with self.lm.lock:
+                h = run_capture(self.lm, [point], ids)[point][0]  # [T, d]
+            acts = sae.encode(h)  # [T, d_sae]
+            pos = acts > 0
+            count = pos.sum(0)
+            mean = torch.where(count > 0, acts.sum(0) / count.clamp(min=1), torch.zeros_like(acts[0]))
+            fired = mean[count > 0]
+            if fired.numel():
+                typical = torch.where(count > 0, mean, fired.median())
+            else:
+                ref = h.norm(dim=-1).median() / 10
+                typical = ref / sae.W_dec.norm(dim=-1).clamp(min=1e-8)
+                log.warning("no feature of SAE %s/%s fires on the calibration text; using norm-based strength units", self.atlas, point)
+            self._typical[point] = typical
+            return typical
+
+
+def _to_torch(point: HookPoint, w: Any, lm: "LoadedModel") -> HookSAE:
+    import torch
+
+    dev, dt = lm.device, lm.dtype
+
+    def t(a: np.ndarray | None) -> "torch.Tensor | None":
+        return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=dev)
+
+    w_dec = t(w.W_dec)
+    assert w_dec is not None
+    w_enc = t(w.W_enc) if w.W_enc is not None else w_dec.T.contiguous()  # tied encoder for decoder-only sources
+    return HookSAE(
+        point=point, W_dec=w_dec, W_enc=w_enc, b_enc=t(w.b_enc), b_dec=t(w.b_dec), threshold=t(w.threshold),
+        k=w.k, architecture=str(w.architecture), apply_b_dec_to_input=bool(getattr(w, "apply_b_dec_to_input", True)),
+    )
+
+
+_BANKS: dict[tuple[str, str, int], SAEBank] = {}
+_BANKS_LOCK = threading.Lock()
+
+
+def bank_for(manifest: "AtlasManifest", lm: "LoadedModel") -> SAEBank:
+    """The (process-wide, cached) bank of ``manifest``'s SAEs for ``lm``."""
+    key = (str(Path(manifest.base_dir).resolve()) + "|" + manifest.sha256(), lm.name, id(lm))
+    with _BANKS_LOCK:
+        bank = _BANKS.get(key)
+        if bank is None:
+            bank = SAEBank(manifest, lm)
+            _BANKS[key] = bank
+        return bank
+
