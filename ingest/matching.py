@@ -1,0 +1,160 @@
+"""Exact inner-product top-k between unit-normalised decoder rows, tiled so memory stays bounded.
+
+Two jobs:
+- :func:`topk_search` — for every query row, its k most similar base rows (FAISS ``IndexFlatIP``,
+  exact; on the GPU when faiss-gpu sees one, else CPU; ``torch`` and ``numpy`` backends give the same
+  results and serve as baselines in ``bench/``).
+- :func:`topk_both_ways` — the ``res(L-1)``–``res(L)`` pair needs top-k in both directions (backward:
+  predecessors of each ``res(L)`` feature; forward: successors of each ``res(L-1)`` feature). The
+  similarity matrix is computed once, tile by tile, and both top-k are read off it (half the GEMMs
+  of two searches; exact matching is GEMM-bound).
+
+Invariants: inputs are float32 C-contiguous ``[n, d]``; outputs are ``(sims float32 [n, k], idx int64
+[n, k])`` sorted by descending similarity; ``k`` is clipped to the base size. Peak extra memory is one
+``tile_rows × n_base`` float32 tile (``max_tile_bytes``, 256 MiB by default) plus the outputs, at any
+width (131k × 4096 included).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["faiss", "torch", "numpy"]
+DEFAULT_TILE_BYTES = 256 * 2**20
+
+_gpu_state: dict[str, object] = {}
+
+
+def _tile_rows(n_base: int, max_tile_bytes: int) -> int:
+    return max(1, min(65_536, max_tile_bytes // max(1, 4 * n_base)))
+
+
+def faiss_gpu_available() -> bool:
+    """True when the installed faiss is faiss-gpu and sees a GPU (faiss-gpu imports fine on CPU boxes)."""
+    try:
+        import faiss
+
+        return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    except Exception:  # noqa: BLE001 - any failure means: no usable GPU
+        return False
+
+
+def _faiss_index(base: np.ndarray, use_gpu: bool):  # type: ignore[no-untyped-def]
+    import faiss
+
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(base)
+    if use_gpu:
+        try:
+            if "res" not in _gpu_state:
+                _gpu_state["res"] = faiss.StandardGpuResources()
+            return faiss.index_cpu_to_gpu(_gpu_state["res"], 0, index), True
+        except Exception as exc:  # noqa: BLE001 - fall back to the CPU, same results
+            log.warning("FAISS GPU path failed (%s); using the CPU", exc)
+    return index, False
+
+
+def _sorted_topk_rows(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a 2-D array, sorted descending (numpy)."""
+    if k < sims.shape[1]:
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape).copy()
+    vals = np.take_along_axis(sims, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+
+
+def topk_search(
+    queries: np.ndarray,
+    base: np.ndarray,
+    k: int,
+    *,
+    backend: Backend = "faiss",
+    use_gpu: bool | None = None,
+    max_tile_bytes: int = DEFAULT_TILE_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k base rows by inner product for every query row (exact)."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    k = min(k, base.shape[0])
+    nq = queries.shape[0]
+    out_s = np.empty((nq, k), dtype=np.float32)
+    out_i = np.empty((nq, k), dtype=np.int64)
+    step = _tile_rows(base.shape[0], max_tile_bytes)
+    if backend == "faiss":
+        index, _on_gpu = _faiss_index(base, faiss_gpu_available() if use_gpu is None else use_gpu)
+        for a in range(0, nq, step):
+            b = min(nq, a + step)
+            out_s[a:b], out_i[a:b] = index.search(queries[a:b], k)
+            if progress:
+                progress(b - a)
+        return out_s, out_i
+    if backend == "torch":
+        import torch
+
+        base_t = torch.from_numpy(base)
+        for a in range(0, nq, step):
+            b = min(nq, a + step)
+            vals, idx = torch.topk(torch.from_numpy(queries[a:b]) @ base_t.T, k, dim=1, largest=True, sorted=True)
+            out_s[a:b], out_i[a:b] = vals.numpy(), idx.numpy()
+            if progress:
+                progress(b - a)
+        return out_s, out_i
+    if backend == "numpy":
+        for a in range(0, nq, step):
+            b = min(nq, a + step)
+            out_s[a:b], out_i[a:b] = _sorted_topk_rows(queries[a:b] @ base.T, k)
+            if progress:
+                progress(b - a)
+        return out_s, out_i
+    raise ValueError(f"unknown matching backend {backend!r} (valid: faiss, torch, numpy)")
+
+
+def topk_both_ways(
+    targets: np.ndarray,
+    sources: np.ndarray,
+    k: int,
+    *,
+    max_tile_bytes: int = DEFAULT_TILE_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Backward top-k (each target row → sources) and forward top-k (each source row → targets) from one
+    tiled GEMM ``targets @ sources.T`` (torch; on CUDA when torch sees a GPU).
+
+    Returns ``((bwd_sims, bwd_idx) [n_t, k], (fwd_sims, fwd_idx) [n_s, k])``.
+    """
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    t_all = np.ascontiguousarray(targets, dtype=np.float32)
+    s_t = torch.from_numpy(np.ascontiguousarray(sources, dtype=np.float32)).to(device)
+    n_t, n_s = t_all.shape[0], s_t.shape[0]
+    kb, kf = min(k, n_s), min(k, n_t)
+    bwd_s = np.empty((n_t, kb), dtype=np.float32)
+    bwd_i = np.empty((n_t, kb), dtype=np.int64)
+    run_s = torch.full((kf, n_s), -torch.inf, device=device)
+    run_i = torch.zeros((kf, n_s), dtype=torch.int64, device=device)
+    step = _tile_rows(n_s, max_tile_bytes)
+    with torch.no_grad():
+        for a in range(0, n_t, step):
+            b = min(n_t, a + step)
+            sims = torch.from_numpy(t_all[a:b]).to(device) @ s_t.T  # [tile, n_s]
+            vals, idx = torch.topk(sims, kb, dim=1, largest=True, sorted=True)
+            bwd_s[a:b], bwd_i[a:b] = vals.cpu().numpy(), idx.cpu().numpy()
+            kt = min(kf, b - a)
+            cvals, cidx = torch.topk(sims, kt, dim=0, largest=True, sorted=False)
+            merged_s = torch.cat([run_s, cvals], dim=0)
+            merged_i = torch.cat([run_i, cidx + a], dim=0)
+            top_s, pos = torch.topk(merged_s, kf, dim=0, largest=True, sorted=True)
+            run_s, run_i = top_s, torch.gather(merged_i, 0, pos)
+            if progress:
+                progress(b - a)
+    return (bwd_s, bwd_i), (run_s.T.contiguous().cpu().numpy(), run_i.T.contiguous().cpu().numpy())

@@ -1,0 +1,271 @@
+"""``ingest_atlas``: manifest → validated decoders → matching → scores/edges → Neo4j, resumably.
+
+Order of work (each step finishes before the next starts):
+1. validate every SAE (nothing is written if any is bad);
+2. write schema, the ``Atlas`` node (``complete = false``), the ``IngestRun`` and the ``SAE`` nodes;
+3. per layer L, in increasing order — the unit of resumption: load decoders of ``res(L)``,
+   ``att(L)``, ``mlp(L)`` (``res(L-1)`` is kept from the previous unit), match, compute scores and
+   categories, then write: delete every edge into ``res(L)`` (leftovers of a killed run), MERGE the
+   features of layer L, CREATE the edges into ``res(L)``, and mark layer L's SAE nodes complete;
+4. mark the atlas complete.
+
+Resumption: with ``resume=True`` layers whose SAE nodes are complete are skipped (their matching is
+not recomputed, except ``res(L-1)`` decoders which are reloaded). Anything a killed run left of the
+incomplete layer is overwritten (features MERGE) or deleted first (edges), so the final graph equals an
+uninterrupted run's. Without ``resume`` every layer is rewritten (idempotent). A manifest whose SAE
+set or sizes differ from the stored atlas first drops the old atlas.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from neo4j.exceptions import TransientError
+
+from ingest.decoders import Decoder, load_unit_decoder, validate_atlas
+from ingest.matching import Backend, topk_both_ways, topk_search
+from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
+from queries import ingest_writes as W
+from queries.db import Graph
+from queries.errors import DatabaseUnavailable, InvalidInput
+from queries.ids import Module, feature_uid, sae_key
+from queries.schema import ensure_schema
+from saes.manifest import AtlasManifest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = 5
+NODE_BATCH = 20_000
+EDGE_BATCH = 20_000
+
+
+@dataclass
+class IngestOptions:
+    k: int = DEFAULT_K
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    backend: Backend = "faiss"
+    resume: bool = False
+    progress: bool = False
+    node_batch: int = NODE_BATCH
+    edge_batch: int = EDGE_BATCH
+
+
+@dataclass
+class IngestReport:
+    atlas: str
+    layers_written: list[int]
+    layers_skipped: list[int]
+    n_features: int
+    n_edges: int
+    match_s: float = 0.0
+    write_s: float = 0.0
+    nodes_written: int = 0
+    edges_written: int = 0
+    node_write_s: float = 0.0
+    edge_write_s: float = 0.0
+
+
+@dataclass
+class LayerResult:
+    layer: int
+    features: dict[str, dict[str, Any]]  # module → column lists for UPSERT_FEATURES
+    edges: list[EdgeSet]
+
+
+def match_layer(layer: int, dec: dict[str, Decoder], prev_res: Decoder | None, k: int, th: Thresholds, backend: Backend) -> LayerResult:
+    """All matching of one layer: scores, categories and edges into ``res(layer)``."""
+    res = dec["res"]
+    n = res.d_sae
+    edges: list[EdgeSet] = []
+    s: dict[str, np.ndarray | None] = {"res": None, "att": None, "mlp": None}
+    if prev_res is not None:
+        bwd, fwd = topk_both_ways(res.unit, prev_res.unit, k)
+        s["res"] = bwd[0][:, 0].copy()
+        edges.append(residual_edges(layer - 1, bwd, fwd, prev_res.d_sae))
+    for mod in ("att", "mlp"):
+        if mod in dec:
+            sims, idx = topk_search(res.unit, dec[mod].unit, k, backend=backend)
+            s[mod] = sims[:, 0].copy()
+            edges.append(backward_edges(mod, layer, sims, idx))
+    cats = categorize(s["res"], s["att"], s["mlp"], n, th)
+    features: dict[str, dict[str, Any]] = {}
+    for mod, d in dec.items():
+        is_res = mod == "res"
+        features[mod] = {
+            "index": list(range(d.d_sae)),
+            "norm": d.norms.astype(float).tolist(),
+            "s_res": s["res"].astype(float).tolist() if is_res and s["res"] is not None else None,
+            "s_att": s["att"].astype(float).tolist() if is_res and s["att"] is not None else None,
+            "s_mlp": s["mlp"].astype(float).tolist() if is_res and s["mlp"] is not None else None,
+            "category": cats.tolist() if is_res else None,
+            "d_sae": d.d_sae,
+        }
+    return LayerResult(layer, features, edges)
+
+
+def _as_list(a: np.ndarray, null_below_zero: bool = False) -> list[Any]:
+    if null_below_zero:
+        return [None if v < 0 else v for v in a.tolist()]
+    return a.tolist()
+
+
+def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, report: IngestReport, bar: Any = None) -> None:
+    """Write one layer's features and the edges into its res SAE (see module docstring for why this order)."""
+    t0 = time.perf_counter()
+    W.delete_in_batches(graph, W.DELETE_EDGES_INTO_LAYER, {"atlas": atlas, "layer": r.layer})
+    for mod, cols in r.features.items():
+        n = len(cols["index"])
+        prefix = feature_uid(atlas, r.layer, mod, 0)[:-1]
+        for a in range(0, n, opts.node_batch):
+            b = min(n, a + opts.node_batch)
+            cut = lambda v: v[a:b] if isinstance(v, list) else v  # noqa: E731
+            graph.write(W.UPSERT_FEATURES, {
+                "prefix": prefix, "atlas": atlas, "layer": r.layer, "module": mod, "d_sae": cols["d_sae"],
+                "index": cut(cols["index"]), "norm": cut(cols["norm"]), "s_res": cut(cols["s_res"]),
+                "s_att": cut(cols["s_att"]), "s_mlp": cut(cols["s_mlp"]), "category": cut(cols["category"]),
+            }, timeout=300)
+            report.nodes_written += b - a
+            if bar is not None:
+                bar.set_postfix_str(f"L{r.layer} nodes {mod}")
+    t1 = time.perf_counter()
+    dst_prefix = feature_uid(atlas, r.layer, "res", 0)[:-1]
+    for es in r.edges:
+        src_prefix = feature_uid(atlas, es.source_layer, es.source_module, 0)[:-1]
+        n = len(es)
+        src, dst, sim = es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist()
+        tr, sr = _as_list(es.target_rank, True), _as_list(es.source_rank, True)
+        for a in range(0, n, opts.edge_batch):
+            b = min(n, a + opts.edge_batch)
+            graph.write(W.CREATE_EDGES, {
+                "src_prefix": src_prefix, "dst_prefix": dst_prefix, "src": src[a:b], "dst": dst[a:b],
+                "sim": sim[a:b], "target_rank": tr[a:b], "source_rank": sr[a:b],
+            }, timeout=300)
+            report.edges_written += b - a
+            if bar is not None:
+                bar.set_postfix_str(f"L{r.layer} edges {es.source_module}")
+    graph.write(W.MARK_LAYER_COMPLETE, {"atlas": atlas, "layer": r.layer})
+    t2 = time.perf_counter()
+    report.node_write_s += t1 - t0
+    report.edge_write_s += t2 - t1
+
+
+def _sae_rows(manifest: AtlasManifest, d_model: int, sizes: dict[tuple[int, str], int]) -> list[dict[str, Any]]:
+    rows = []
+    for e in manifest.saes:
+        rows.append({
+            "key": sae_key(manifest.name, e.layer, e.module), "layer": e.layer, "module": e.module.value,
+            "d_sae": sizes[(e.layer, e.module.value)], "d_in": d_model, "source": e.describe(),
+        })
+    return rows
+
+
+def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model: int, sizes: dict[tuple[int, str], int]) -> set[int]:
+    """Write/refresh the metadata nodes; return the layers that a resumed run may skip."""
+    name = manifest.name
+    sha = manifest.sha256()
+    existing = graph.read(W.GET_ATLAS, {"name": name})
+    done: set[int] = set()
+    if existing:
+        ex = existing[0]
+        stored = {(s["layer"], s["module"], s["d_sae"]) for s in ex["saes"] if s.get("layer") is not None}
+        wanted = {(e.layer, e.module.value, sizes[(e.layer, e.module.value)]) for e in manifest.saes}
+        if opts.resume:
+            if ex["sha"] != sha or stored != wanted:
+                raise InvalidInput(
+                    f"atlas {name!r} in Neo4j was started from a different manifest; --resume can only finish the same one "
+                    "(run without --resume to rebuild it from this manifest)"
+                )
+            if ex["k"] != opts.k or ex["t_res"] != opts.thresholds.res or ex["t_mod"] != opts.thresholds.module:
+                raise InvalidInput(
+                    f"atlas {name!r} was started with k={ex['k']}, thresholds res={ex['t_res']} module={ex['t_mod']}; "
+                    f"--resume needs the same options (got k={opts.k}, res={opts.thresholds.res}, module={opts.thresholds.module})"
+                )
+            done = set(ex["complete_layers"])
+        elif stored != wanted:
+            log.info("atlas %s exists with a different set of SAEs: dropping it first", name)
+            drop_atlas(graph, name)
+    graph.write(W.UPSERT_ATLAS, {
+        "name": name, "model": manifest.model, "d_model": d_model, "n_layers": manifest.n_layers,
+        "layers": manifest.layers, "sha": sha, "k": opts.k, "t_res": opts.thresholds.res, "t_mod": opts.thresholds.module,
+    })
+    if not opts.resume:
+        done = set()
+    graph.write(W.UPSERT_SAES, {"atlas": name, "rows": _sae_rows(manifest, d_model, sizes)})
+    # UPSERT_SAES resets complete=false; restore the layers a resumed run keeps.
+    for layer in sorted(done):
+        graph.write(W.MARK_LAYER_COMPLETE, {"atlas": name, "layer": layer})
+    return done
+
+
+def drop_atlas(graph: Graph, atlas: str) -> int:
+    """Delete an atlas with all its features, edges, SAE and run nodes (batched)."""
+    n = W.delete_in_batches(graph, W.DELETE_ATLAS_BATCH, {"atlas": atlas}, limit=20_000)
+    graph.write(W.DELETE_ATLAS_NODE, {"atlas": atlas})
+    return n
+
+
+def ingest_atlas(
+    manifest: AtlasManifest,
+    graph: Graph,
+    *,
+    k: int = DEFAULT_K,
+    resume: bool = False,
+    thresholds: Thresholds | None = None,
+    backend: Backend = "faiss",
+    progress: bool = False,
+    options: IngestOptions | None = None,
+) -> IngestReport:
+    """Ingest ``manifest`` into ``graph``; see the module docstring for the order and resume semantics."""
+    opts = options or IngestOptions(k=k, thresholds=thresholds or Thresholds(), backend=backend, resume=resume, progress=progress)
+    if opts.k < 1:
+        raise InvalidInput(f"k = {opts.k} is not valid (use k ≥ 1; the default is {DEFAULT_K})")
+    from tqdm.auto import tqdm
+
+    d_model, sizes = validate_atlas(manifest, progress=opts.progress)
+    graph.verify()
+    t_start = time.perf_counter()
+    try:
+        ensure_schema(graph)
+        done = _prepare(graph, manifest, opts, d_model, sizes)
+        run_id = f"{manifest.name}:{manifest.sha256()[:16]}"
+        graph.write(W.UPSERT_RUN, {"atlas": manifest.name, "id": run_id, "k": opts.k, "backend": opts.backend, "resumed": int(bool(opts.resume))})
+        report = IngestReport(manifest.name, [], [], 0, 0)
+        prev_res: Decoder | None = None
+        bar = tqdm(manifest.layers, desc=f"ingest {manifest.name}", unit="layer", disable=not opts.progress)
+        for layer in bar:
+            if layer in done:
+                report.layers_skipped.append(layer)
+                prev_res = None  # reloaded below if the next layer needs it
+                continue
+            tm = time.perf_counter()
+            dec: dict[str, Decoder] = {}
+            for mod in Module:
+                entry = manifest.entry(layer, mod)
+                if entry is not None:
+                    dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model)
+            if prev_res is None and layer - 1 in manifest.layers:
+                prev_entry = manifest.entry(layer - 1, Module.RES)
+                assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
+                prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
+            result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend)
+            report.match_s += time.perf_counter() - tm
+            tw = time.perf_counter()
+            write_layer(graph, manifest.name, result, opts, report, bar)
+            report.write_s += time.perf_counter() - tw
+            report.layers_written.append(layer)
+            prev_res = dec["res"]
+        counts = graph.read(W.COUNT_ATLAS, {"atlas": manifest.name}, timeout=600)[0]
+        report.n_features, report.n_edges = int(counts["features"]), int(counts["edges"])
+        graph.write(W.MARK_ATLAS_COMPLETE, {"atlas": manifest.name, "n_features": report.n_features, "n_edges": report.n_edges})
+        graph.write(W.FINISH_RUN, {"id": run_id, "status": "complete", "n_features": report.n_features,
+                                   "n_edges": report.n_edges, "seconds": time.perf_counter() - t_start})
+        return report
+    except (DatabaseUnavailable, TransientError) as exc:
+        # A server that is shutting down answers with TransientError before the socket closes.
+        raise DatabaseUnavailable(
+            f"{str(exc).rstrip('.')}. The atlas {manifest.name!r} is left marked incomplete; once Neo4j answers again, finish it with `atlas ingest <atlas.toml> --resume`"
+        ) from exc

@@ -1,0 +1,109 @@
+"""Write-side statements of ``atlas ingest`` (owned by ingest; the contract is ``queries.schema``).
+
+Every bulk statement takes parallel lists (``$index``, ``$src`` ...) rather than a list of maps: lists
+of ints/floats serialise far faster over Bolt, and ``uid``s are built server-side from a prefix, which
+keeps the parameters small. Feature writes MERGE (re-runs update in place); edges of one target layer
+are deleted first and then CREATEd, which is exact and idempotent because every ``FLOWS_TO`` edge of an
+atlas points into a ``res`` feature, and each target layer is (re)written by one unit of work.
+"""
+
+from __future__ import annotations
+
+from typing import Any, LiteralString
+
+from queries.db import Graph
+
+UPSERT_ATLAS: LiteralString = """
+MERGE (a:Atlas {name: $name})
+SET a.model = $model, a.d_model = $d_model, a.n_layers = $n_layers, a.layers = $layers,
+    a.complete = false, a.manifest_sha256 = $sha, a.k = $k,
+    a.threshold_res = $t_res, a.threshold_module = $t_mod,
+    a.created_at = coalesce(a.created_at, datetime()), a.updated_at = datetime()
+"""
+
+GET_ATLAS: LiteralString = """
+MATCH (a:Atlas {name: $name})
+OPTIONAL MATCH (a)-[:HAS_SAE]->(s:SAE)
+RETURN a.manifest_sha256 AS sha, a.k AS k, a.threshold_res AS t_res, a.threshold_module AS t_mod, a.complete AS complete,
+       [x IN collect(s) WHERE x.complete | x.layer] AS complete_layers,
+       collect({layer: s.layer, module: s.module, d_sae: s.d_sae}) AS saes
+"""
+
+UPSERT_RUN: LiteralString = """
+MATCH (a:Atlas {name: $atlas})
+MERGE (r:IngestRun {id: $id})
+SET r.atlas = $atlas, r.started_at = coalesce(r.started_at, datetime()), r.status = 'running',
+    r.k = $k, r.backend = $backend, r.resumed = coalesce(r.resumed, 0) + $resumed, r.finished_at = null
+MERGE (r)-[:BUILT]->(a)
+"""
+
+FINISH_RUN: LiteralString = """
+MATCH (r:IngestRun {id: $id})
+SET r.status = $status, r.finished_at = datetime(), r.n_features = $n_features, r.n_edges = $n_edges, r.seconds = $seconds
+"""
+
+UPSERT_SAES: LiteralString = """
+MATCH (a:Atlas {name: $atlas})
+UNWIND $rows AS row
+MERGE (s:SAE {key: row.key})
+SET s += row, s.atlas = $atlas, s.complete = false
+MERGE (a)-[:HAS_SAE]->(s)
+"""
+
+MARK_LAYER_COMPLETE: LiteralString = """
+MATCH (s:SAE {atlas: $atlas, layer: $layer}) SET s.complete = true
+"""
+
+MARK_ATLAS_COMPLETE: LiteralString = """
+MATCH (a:Atlas {name: $atlas}) SET a.complete = true, a.updated_at = datetime(), a.n_features = $n_features, a.n_edges = $n_edges
+"""
+
+# One statement per (layer, module) batch; per-feature scores are null for att/mlp features.
+UPSERT_FEATURES: LiteralString = """
+UNWIND range(0, size($index) - 1) AS i
+MERGE (f:Feature {uid: $prefix + toString($index[i])})
+SET f.atlas = $atlas, f.layer = $layer, f.module = $module, f.index = $index[i], f.d_sae = $d_sae,
+    f.decoder_norm = $norm[i], f.s_res = $s_res[i], f.s_att = $s_att[i], f.s_mlp = $s_mlp[i], f.category = $category[i]
+"""
+
+# Deletes at most $limit edges into one res layer; the caller loops until it returns 0.
+DELETE_EDGES_INTO_LAYER: LiteralString = """
+MATCH (t:Feature {atlas: $atlas, layer: $layer, module: 'res'})<-[e:FLOWS_TO]-()
+WITH e LIMIT $limit
+DELETE e
+RETURN count(*) AS deleted
+"""
+
+CREATE_EDGES: LiteralString = """
+UNWIND range(0, size($src) - 1) AS i
+MATCH (s:Feature {uid: $src_prefix + toString($src[i])})
+MATCH (t:Feature {uid: $dst_prefix + toString($dst[i])})
+CREATE (s)-[:FLOWS_TO {similarity: $sim[i], target_rank: $target_rank[i], source_rank: $source_rank[i]}]->(t)
+"""
+
+DELETE_ATLAS_BATCH: LiteralString = """
+MATCH (n) WHERE (n:Feature OR n:SAE OR n:IngestRun) AND n.atlas = $atlas
+WITH n LIMIT $limit
+DETACH DELETE n
+RETURN count(*) AS deleted
+"""
+
+DELETE_ATLAS_NODE: LiteralString = "MATCH (a:Atlas {name: $atlas}) DETACH DELETE a"
+
+COUNT_ATLAS: LiteralString = """
+MATCH (f:Feature {atlas: $atlas})
+WITH count(f) AS features
+OPTIONAL MATCH (:Feature {atlas: $atlas})-[e:FLOWS_TO]->()
+RETURN features, count(e) AS edges
+"""
+
+
+def delete_in_batches(graph: Graph, statement: LiteralString, params: dict[str, Any], limit: int = 50_000, timeout: float = 300) -> int:
+    """Loop a ``... LIMIT $limit DELETE ... RETURN count(*) AS deleted`` statement until nothing is left."""
+    total = 0
+    while True:
+        rows = graph.write(statement, {**params, "limit": limit}, timeout=timeout)
+        n = int(rows[0]["deleted"]) if rows else 0
+        total += n
+        if n < limit:
+            return total
