@@ -1,0 +1,84 @@
+"""Steering's statements: what a run needs to read (atlas, features) and the run it writes.
+
+A run is ``(:SteeringRun {id, atlas, created_at, model, prompts, baseline, steered, strategy, schedule,
+mode, units, seeds, ...})-[:USED {coefficient, mode, unit, vector_norm}]->(:Feature)``, so analysts can
+ask "which runs used this feature, and what happened" (:data:`RUNS_FOR_FEATURE`). Lists of strings are
+stored as Neo4j string lists; nested options as one JSON string (``graph_options``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, LiteralString
+
+from queries.db import Graph
+
+ATLAS_INFO: LiteralString = """
+MATCH (a:Atlas {name: $atlas})
+RETURN a.name AS name, a.model AS model, a.d_model AS d_model, a.n_layers AS n_layers, a.layers AS layers,
+       a.complete AS complete, a.manifest_sha256 AS manifest_sha256, a.manifest_path AS manifest_path
+"""
+
+KNOWN_ATLASES: LiteralString = "MATCH (a:Atlas) RETURN a.name AS name ORDER BY name LIMIT 100"
+
+FETCH_FEATURES: LiteralString = """
+UNWIND $uids AS uid
+MATCH (f:Feature {uid: uid})
+RETURN f.uid AS uid, f.atlas AS atlas, f.layer AS layer, f.module AS module, f.index AS index
+"""
+
+CREATE_RUN: LiteralString = """
+CREATE (r:SteeringRun {id: $id})
+SET r += $props, r.created_at = datetime()
+WITH r
+UNWIND $used AS u
+MATCH (f:Feature {uid: u.uid})
+CREATE (r)-[:USED {coefficient: u.coefficient, mode: u.mode, unit: u.unit, vector_norm: u.vector_norm}]->(f)
+RETURN count(*) AS used
+"""
+
+GET_RUN: LiteralString = """
+MATCH (r:SteeringRun {id: $id})
+OPTIONAL MATCH (r)-[u:USED]->(f:Feature)
+WITH r, u, f ORDER BY f.layer, f.module, f.index
+RETURN r {.*, created_at: toString(r.created_at)} AS run,
+       [x IN collect({uid: f.uid, coefficient: u.coefficient, mode: u.mode}) WHERE x.uid IS NOT NULL] AS used
+"""
+
+RUNS_FOR_FEATURE: LiteralString = """
+MATCH (r:SteeringRun)-[u:USED]->(f:Feature {uid: $uid})
+RETURN r.id AS id, toString(r.created_at) AS created_at, u.coefficient AS coefficient, u.mode AS mode,
+       r.prompts AS prompts, r.baseline AS baseline, r.steered AS steered, r.strategy AS strategy
+ORDER BY r.created_at DESC LIMIT $limit
+"""
+
+
+def atlas_info(graph: Graph, atlas: str) -> dict[str, Any] | None:
+    rows = graph.read(ATLAS_INFO, {"atlas": atlas})
+    return rows[0] if rows else None
+
+
+def known_atlases(graph: Graph) -> list[str]:
+    return [r["name"] for r in graph.read(KNOWN_ATLASES)]
+
+
+def fetch_features(graph: Graph, uids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The stored features among ``uids``, keyed by uid (missing ones are simply absent)."""
+    return {r["uid"]: r for r in graph.read(FETCH_FEATURES, {"uids": list(uids)})} if uids else {}
+
+
+def store_run(graph: Graph, run_id: str, props: Mapping[str, Any], used: Sequence[Mapping[str, Any]]) -> int:
+    """Create the run node and one ``USED`` edge per feature (one statement); returns the edges created."""
+    rows = graph.write(CREATE_RUN, {"id": run_id, "props": dict(props), "used": list(used)})
+    return int(rows[0]["used"]) if rows and used else 0
+
+
+def get_run(graph: Graph, run_id: str) -> dict[str, Any] | None:
+    rows = graph.read(GET_RUN, {"id": run_id})
+    if not rows or rows[0]["run"] is None:
+        return None
+    return {**rows[0]["run"], "used": rows[0]["used"]}
+
+
+def runs_for_feature(graph: Graph, uid: str, limit: int = 20) -> list[dict[str, Any]]:
+    return graph.read(RUNS_FOR_FEATURE, {"uid": uid, "limit": int(limit)})
