@@ -1,0 +1,112 @@
+"""The ASGI app: GraphQL (+ GraphiQL) at /graphql, /healthz, /readyz, flow-graph export, CORS.
+
+One :class:`queries.aio.AsyncGraph` (connection pool) per process, opened in the lifespan. If Neo4j is
+down at start-up or restarts later, the app keeps serving: requests that need the database get a
+DATABASE_UNAVAILABLE error and /readyz answers 503 until the driver reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from atlas_api.context import Context
+from atlas_api.schema import build_schema
+from atlas_api.settings import ApiSettings
+from queries import errors as qerrors
+from queries.aio import AsyncGraph
+from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async
+from queries.settings import Neo4jSettings
+
+log = logging.getLogger(__name__)
+
+
+class _GraphQL(GraphQL):
+    def __init__(self, app_state: dict[str, Any], settings: ApiSettings, **kw: Any) -> None:
+        super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None, **kw)
+        self._state = app_state
+        self._settings = settings
+
+    async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
+        return Context(graph=self._state["graph"], settings=self._settings, request=request, response=response)
+
+
+def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> Starlette:
+    settings = settings or ApiSettings()
+    neo = (neo4j_settings or Neo4jSettings()).model_copy(update={"query_timeout_s": settings.query_timeout_s})
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        state["graph"] = AsyncGraph(neo, max_pool_size=settings.neo4j_pool_size)
+        try:
+            await state["graph"].verify()
+        except qerrors.DatabaseUnavailable as exc:
+            log.warning("starting without Neo4j (requests will fail until it answers): %s", exc)
+        yield
+        await state["graph"].close()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            await state["graph"].read("RETURN 1 AS ok", timeout=2.0)
+        except qerrors.AtlasError as exc:
+            return JSONResponse({"status": "unavailable", "neo4j": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready", "neo4j": neo.uri})
+
+    async def export(request: Request) -> Response:
+        """GET /export/lineage?uid=...&format=json|circuit-tracer[&direction=&depth=&minSimilarity=...]"""
+        q = request.query_params
+        try:
+            fmt = q.get("format", "json")
+            if fmt not in ("json", "circuit-tracer"):
+                raise qerrors.InvalidInput(f"unknown export format {fmt!r} (valid: json, circuit-tracer)")
+            if "uid" not in q:
+                raise qerrors.InvalidInput("give the feature: /export/lineage?uid=atlas/12-res/77")
+            try:
+                opts = FlowOptions(
+                    direction=Direction(q.get("direction", "upstream").lower()),
+                    depth=int(q["depth"]) if q.get("depth") else None,
+                    min_similarity=float(q.get("minSimilarity", 0.5)),
+                    module_min_similarity=float(q.get("moduleMinSimilarity", 0.15)),
+                    top_k=int(q.get("topK", 1)), max_nodes=settings.max_flow_nodes,
+                )
+            except ValueError as exc:
+                raise qerrors.InvalidInput(f"bad export parameter ({exc}); valid: direction=upstream|downstream|both, depth, minSimilarity, moduleMinSimilarity, topK") from None
+            g = await build_flow_graph_async(lambda t, p: state["graph"].read(t, p, timeout=settings.query_timeout_s), q["uid"], opts, atlas=q.get("atlas"))
+        except qerrors.FeatureNotFound as exc:
+            return JSONResponse({"error": str(exc), "code": "FEATURE_NOT_FOUND"}, status_code=404)
+        except qerrors.DatabaseUnavailable as exc:
+            return JSONResponse({"error": str(exc), "code": "DATABASE_UNAVAILABLE"}, status_code=503)
+        except qerrors.AtlasError as exc:
+            return JSONResponse({"error": str(exc), "code": "INVALID_INPUT"}, status_code=400)
+        body = g.to_circuit_tracer() if fmt == "circuit-tracer" else g.to_json()
+        name = g.seeds[0].replace("/", "_") + (".circuit-tracer" if fmt == "circuit-tracer" else "") + ".json"
+        return JSONResponse(body, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    gql = _GraphQL(state, settings)
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["content-type", "authorization", "x-api-key"], max_age=600,
+        ))
+    return Starlette(
+        routes=[
+            Route("/graphql", gql, methods=["GET", "POST"]),
+            Route("/healthz", healthz), Route("/readyz", readyz), Route("/export/lineage", export),
+        ],
+        middleware=middleware, lifespan=lifespan,
+    )

@@ -1,0 +1,55 @@
+"""Per-request context: the shared async graph, settings, and this request's DataLoaders (no N+1).
+
+A DataLoader batches every ``feature(uid)``/``predecessors``/``successors`` lookup made while resolving
+one request into one ``UNWIND $uids`` statement per distinct parameter set.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from strawberry.dataloader import DataLoader
+
+from atlas_api.settings import ApiSettings
+from queries import features as qf
+from queries.aio import AsyncGraph
+
+
+@dataclass
+class Context:
+    graph: AsyncGraph
+    settings: ApiSettings
+    request: Request | None = None
+    response: Any = None
+    _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    feature_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feature_loader = DataLoader(load_fn=self._load_features)
+
+    async def read(self, text: Any, params: Any = None) -> list[dict[str, Any]]:
+        return await self.graph.read(text, params, timeout=self.settings.query_timeout_s)
+
+    async def _load_features(self, uids: list[str]) -> list[dict[str, Any] | None]:
+        rows = await self.read(qf.FEATURES_BY_UID, {"uids": list(uids)})
+        found = {r["f"]["uid"]: r["f"] for r in rows}
+        return [found.get(u) for u in uids]
+
+    async def neighbours(self, kind: str, uid: str, min_similarity: float, top_k: int | None) -> list[dict[str, Any]]:
+        key = (kind, float(min_similarity), top_k)
+        loader = self._neighbour_loaders.get(key)
+        if loader is None:
+            statement = qf.PREDECESSORS if kind == "pred" else qf.SUCCESSORS
+
+            async def load(uids: list[str]) -> list[list[dict[str, Any]]]:
+                rows = await self.read(statement, {"uids": list(uids), "min_sim": float(min_similarity), "k": top_k})
+                by_key: dict[str, list[dict[str, Any]]] = defaultdict(list)
+                for r in rows:
+                    by_key[r["key"]].append(r)
+                return [by_key.get(u, []) for u in uids]
+
+            loader = self._neighbour_loaders[key] = DataLoader(load_fn=load)
+        return await loader.load(uid)

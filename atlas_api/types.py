@@ -1,0 +1,377 @@
+"""GraphQL types of the API, and the typed expected errors other modules (e.g. steering) reuse.
+
+``FeatureNotFound`` and ``InvalidInput`` are the expected-failure members of result unions
+(``Feature | FeatureNotFound | InvalidInput``); :func:`error_result` turns a queries ``AtlasError`` into
+one of them. Field names follow Neo4j's GraphQL library (``where``/``sort``/``...Connection``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import strawberry
+from strawberry.scalars import JSON
+
+from queries import errors as qerrors
+from queries.flow_graph import FlowGraph as QFlowGraph
+from queries.flow_graph import FlowNode
+
+if TYPE_CHECKING:
+    from atlas_api.context import Context
+
+
+# -- enums -------------------------------------------------------------------------------------------
+@strawberry.enum(description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output.")
+class Module(enum.Enum):
+    RES = "res"
+    ATT = "att"
+    MLP = "mlp"
+
+
+@strawberry.enum(description="The paper's semantic categories of a residual feature (PAPER.md §2.1).")
+class Category(enum.Enum):
+    TRANSLATED = "translated"
+    PROCESSED = "processed"
+    NEWBORN = "newborn"
+    UNEXPLAINED = "unexplained"
+
+
+@strawberry.enum
+class LineageDirection(enum.Enum):
+    UPSTREAM = "upstream"
+    DOWNSTREAM = "downstream"
+    BOTH = "both"
+
+
+@strawberry.enum
+class SortDirection(enum.Enum):
+    ASC = "ASC"
+    DESC = "DESC"
+
+
+# -- expected errors ---------------------------------------------------------------------------------
+@strawberry.type(description="The feature does not exist in the graph.")
+class FeatureNotFound:
+    uid: str
+    message: str
+
+
+@strawberry.type(description="An argument is not acceptable; the message names the value, what is valid and the fix.")
+class InvalidInput:
+    message: str
+    field: Optional[str] = None
+
+
+def error_result(exc: qerrors.AtlasError, field: str | None = None) -> FeatureNotFound | InvalidInput:
+    """Map an expected failure onto its typed GraphQL result (anything else is re-raised by callers)."""
+    if isinstance(exc, qerrors.FeatureNotFound):
+        return FeatureNotFound(uid=exc.uid, message=str(exc))
+    return InvalidInput(message=str(exc), field=field)
+
+
+# -- features ----------------------------------------------------------------------------------------
+def _cat(value: str | None) -> Category | None:
+    try:
+        return Category(value) if value else None
+    except ValueError:
+        return None
+
+
+@strawberry.type(description="One SAE feature: uid `{atlas}/{layer}-{module}/{index}`.")
+class Feature:
+    uid: str
+    atlas: str
+    layer: int
+    module: Module
+    index: int
+    category: Optional[Category] = strawberry.field(description="Residual features only: translated/processed/newborn/unexplained.")
+    s_res: Optional[float] = strawberry.field(description="Top-1 cosine with res(L-1) (residual features only).")
+    s_att: Optional[float] = strawberry.field(description="Top-1 cosine with att(L) (residual features only).")
+    s_mlp: Optional[float] = strawberry.field(description="Top-1 cosine with mlp(L) (residual features only).")
+    label: Optional[str] = None
+    frequency: Optional[float] = None
+    decoder_norm: Optional[float] = None
+    d_sae: Optional[int] = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Feature":
+        return cls(
+            uid=row["uid"], atlas=row["atlas"], layer=int(row["layer"]), module=Module(row["module"]), index=int(row["index"]),
+            category=_cat(row.get("category")), s_res=row.get("s_res"), s_att=row.get("s_att"), s_mlp=row.get("s_mlp"),
+            label=row.get("label"), frequency=row.get("frequency"), decoder_norm=row.get("decoder_norm"), d_sae=row.get("d_sae"),
+        )
+
+    @classmethod
+    def from_flow_node(cls, n: FlowNode) -> "Feature":
+        return cls(
+            uid=n.uid, atlas=n.atlas, layer=n.layer, module=Module(n.module.value), index=n.index, category=_cat(n.category),
+            s_res=n.s_res, s_att=n.s_att, s_mlp=n.s_mlp, label=n.label,
+        )
+
+    @strawberry.field(description="Features flowing into this one (earlier modules), strongest first.")
+    async def predecessors(self, info: strawberry.Info["Context", None], min_similarity: float = 0.0, top_k: Optional[int] = None) -> list["Link"]:
+        rows = await info.context.neighbours("pred", self.uid, min_similarity, top_k)
+        return [Link.from_row(r) for r in rows]
+
+    @strawberry.field(description="Features this one flows into (later modules), strongest first.")
+    async def successors(self, info: strawberry.Info["Context", None], min_similarity: float = 0.0, top_k: Optional[int] = None) -> list["Link"]:
+        rows = await info.context.neighbours("succ", self.uid, min_similarity, top_k)
+        return [Link.from_row(r) for r in rows]
+
+
+@strawberry.type(description="A FLOWS_TO neighbour with the edge's similarity and candidate ranks.")
+class Link:
+    feature: Feature
+    similarity: float
+    target_rank: Optional[int] = strawberry.field(description="Rank among the target's candidates from this module (0 = top-1).")
+    source_rank: Optional[int] = strawberry.field(description="Rank among the source's residual successors (0 = top-1).")
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> "Link":
+        return cls(feature=Feature.from_row(r["f"]), similarity=r["similarity"], target_rank=r.get("target_rank"), source_rank=r.get("source_rank"))
+
+
+# -- flow graphs -------------------------------------------------------------------------------------
+@strawberry.type
+class FlowEdge:
+    source: str
+    target: str
+    similarity: float
+
+
+@strawberry.type(description="A flow graph: features (nodes) and FLOWS_TO links (edges, earlier → later module).")
+class FlowGraph:
+    seeds: list[str]
+    nodes: list[Feature]
+    edges: list[FlowEdge]
+    truncated: bool = strawberry.field(description="True when the node cap cut the graph short.")
+    l_start: Optional[int] = strawberry.field(description="First residual layer of the graph (the paper's l_start).")
+    l_end: Optional[int] = strawberry.field(description="Last residual layer of the graph (the paper's l_end).")
+    _graph: strawberry.Private[QFlowGraph]
+
+    @classmethod
+    def from_graph(cls, g: QFlowGraph) -> "FlowGraph":
+        return cls(
+            seeds=list(g.seeds), nodes=[Feature.from_flow_node(n) for n in g.nodes],
+            edges=[FlowEdge(source=e.source, target=e.target, similarity=e.similarity) for e in g.edges],
+            truncated=g.truncated, l_start=g.l_start, l_end=g.l_end, _graph=g,
+        )
+
+    @strawberry.field(description="The graph as plain JSON (format feature-atlas/flow-graph@1).")
+    def json(self) -> JSON:
+        return self._graph.to_json()
+
+    @strawberry.field(description="The graph as circuit-tracer graph JSON (metadata/qParams/nodes/links) for its graph viewer.")
+    def circuit_tracer_json(self) -> JSON:
+        return self._graph.to_circuit_tracer()
+
+
+@strawberry.type
+class OriginStep:
+    feature: Feature
+    similarity: Optional[float] = strawberry.field(description="Similarity of the link to the next (later) step; null for the queried feature.")
+    category: Optional[Category]
+
+
+@strawberry.type(description="Where a feature was born: the start of its residual chain and what explains it there.")
+class Origin:
+    feature: Feature
+    layer: int
+    module: Module = strawberry.field(description="RES when it appears in the residual stream itself (unexplained, or layer 0).")
+    born_as: Feature = strawberry.field(description="The first residual feature of the chain.")
+    source: Optional[Feature] = strawberry.field(description="The att/mlp feature it came from, if any.")
+    source_similarity: Optional[float]
+    chain: list[OriginStep] = strawberry.field(description="From the queried feature back to where it was born.")
+
+
+@strawberry.type(description="The strongest path between two features: maximal product of similarities.")
+class Path:
+    score: float
+    weakest_link: float
+    graph: FlowGraph
+
+
+@strawberry.type
+class SearchHit:
+    feature: Feature
+    score: float
+
+
+@strawberry.type
+class SAEInfo:
+    key: str
+    layer: int
+    module: Module
+    d_sae: Optional[int]
+    d_in: Optional[int]
+    source: Optional[str]
+    hook_name: Optional[str]
+    architecture: Optional[str]
+    complete: Optional[bool]
+
+
+@strawberry.type
+class AtlasInfo:
+    name: str
+    model: Optional[str]
+    d_model: Optional[int]
+    complete: bool = strawberry.field(description="True only once every SAE, feature and edge is written.")
+    min_layer: Optional[int]
+    max_layer: Optional[int]
+    n_layers: Optional[int]
+    n_saes: int
+    n_features: int = strawberry.field(description="Sum of the SAEs' widths.")
+    saes: list[SAEInfo]
+
+
+# -- filters, sorting, pagination (Neo4j GraphQL library shapes) --------------------------------------
+@strawberry.input
+class IntFilter:
+    eq: Optional[int] = None
+    ne: Optional[int] = None
+    in_: Optional[list[int]] = strawberry.field(default=None, name="in")
+    lt: Optional[int] = None
+    lte: Optional[int] = None
+    gt: Optional[int] = None
+    gte: Optional[int] = None
+
+
+@strawberry.input
+class FloatFilter:
+    eq: Optional[float] = None
+    lt: Optional[float] = None
+    lte: Optional[float] = None
+    gt: Optional[float] = None
+    gte: Optional[float] = None
+    is_null: Optional[bool] = None
+
+
+@strawberry.input
+class StringFilter:
+    eq: Optional[str] = None
+    ne: Optional[str] = None
+    in_: Optional[list[str]] = strawberry.field(default=None, name="in")
+    contains: Optional[str] = None
+    starts_with: Optional[str] = None
+    ends_with: Optional[str] = None
+    is_null: Optional[bool] = None
+
+
+@strawberry.input
+class ModuleFilter:
+    eq: Optional[Module] = None
+    in_: Optional[list[Module]] = strawberry.field(default=None, name="in")
+
+
+@strawberry.input
+class CategoryFilter:
+    eq: Optional[Category] = None
+    in_: Optional[list[Category]] = strawberry.field(default=None, name="in")
+    is_null: Optional[bool] = None
+
+
+@strawberry.input(description="Feature filter; fields at one level are ANDed. Shaped like Neo4j's GraphQL library.")
+class FeatureWhere:
+    uid: Optional[StringFilter] = None
+    atlas: Optional[StringFilter] = None
+    layer: Optional[IntFilter] = None
+    module: Optional[ModuleFilter] = None
+    index: Optional[IntFilter] = None
+    category: Optional[CategoryFilter] = None
+    s_res: Optional[FloatFilter] = None
+    s_att: Optional[FloatFilter] = None
+    s_mlp: Optional[FloatFilter] = None
+    label: Optional[StringFilter] = None
+    frequency: Optional[FloatFilter] = None
+    AND: Optional[list["FeatureWhere"]] = None
+    OR: Optional[list["FeatureWhere"]] = None
+    NOT: Optional["FeatureWhere"] = None
+
+
+@strawberry.input(description="One sort key; give one field per entry, e.g. [{layer: ASC}, {sRes: DESC}].")
+class FeatureSort:
+    atlas: Optional[SortDirection] = None
+    layer: Optional[SortDirection] = None
+    module: Optional[SortDirection] = None
+    index: Optional[SortDirection] = None
+    category: Optional[SortDirection] = None
+    s_res: Optional[SortDirection] = None
+    s_att: Optional[SortDirection] = None
+    s_mlp: Optional[SortDirection] = None
+    frequency: Optional[SortDirection] = None
+    uid: Optional[SortDirection] = None
+
+
+def where_to_dict(w: FeatureWhere | None) -> dict[str, Any] | None:
+    """Turn the input object into the plain filter dict queries.features.compile_where takes."""
+    if w is None:
+        return None
+    out: dict[str, Any] = {}
+    for key in ("uid", "atlas", "layer", "module", "index", "category", "s_res", "s_att", "s_mlp", "label", "frequency"):
+        f = getattr(w, key)
+        if f is None:
+            continue
+        cond: dict[str, Any] = {}
+        for op in ("eq", "ne", "in_", "lt", "lte", "gt", "gte", "contains", "starts_with", "ends_with", "is_null"):
+            if not hasattr(f, op):
+                continue
+            v = getattr(f, op)
+            if v is None:
+                continue
+            if isinstance(v, enum.Enum):
+                v = v.value
+            elif isinstance(v, list):
+                v = [x.value if isinstance(x, enum.Enum) else x for x in v]
+            cond["in" if op == "in_" else op] = v
+        out[key] = cond
+    if w.AND:
+        out["AND"] = [where_to_dict(x) for x in w.AND]
+    if w.OR:
+        out["OR"] = [where_to_dict(x) for x in w.OR]
+    if w.NOT:
+        out["NOT"] = where_to_dict(w.NOT)
+    return out
+
+
+def sort_to_list(sort: list[FeatureSort] | None) -> list[dict[str, str]]:
+    out = []
+    for s in sort or []:
+        for key in ("atlas", "layer", "module", "index", "category", "s_res", "s_att", "s_mlp", "frequency", "uid"):
+            v = getattr(s, key)
+            if v is not None:
+                out.append({key: v.value})
+    return out
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: Optional[str]
+    end_cursor: Optional[str]
+
+
+@strawberry.type
+class FeatureEdge:
+    cursor: str
+    node: Feature
+
+
+@strawberry.type
+class FeaturesConnection:
+    total_count: int
+    edges: list[FeatureEdge]
+    page_info: PageInfo
+
+
+@strawberry.input
+class OriginThresholds:
+    residual: float = strawberry.field(default=0.5, description="Residual cut t_R: the chain stops below it (paper 0.5).")
+    module: float = strawberry.field(default=0.15, description="Module cut: an att/mlp predecessor explains the birth at or above it (paper 0.15).")
+
+
+FeatureResult = Annotated[Feature | FeatureNotFound | InvalidInput, strawberry.union("FeatureResult")]
+OriginResult = Annotated[Origin | FeatureNotFound | InvalidInput, strawberry.union("OriginResult")]
+CircuitResult = Annotated[FlowGraph | FeatureNotFound | InvalidInput, strawberry.union("CircuitResult")]
+PathResult = Annotated[Path | FeatureNotFound | InvalidInput, strawberry.union("PathResult")]

@@ -1,0 +1,84 @@
+"""An asynchronous Neo4j client for the API: the async twin of :class:`queries.db.Graph` (read side).
+
+Why: the API serves many concurrent requests on one event loop; the async driver keeps a connection pool
+and never blocks the loop. Every statement runs with a server-side timeout and is routed as a read.
+When Neo4j goes away, calls raise :class:`DatabaseUnavailable` quickly (bounded connection acquisition)
+and the driver reconnects by itself once the server is back — the pool is never torn down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, LiteralString
+
+import neo4j
+from neo4j import AsyncGraphDatabase, Query
+from neo4j.exceptions import AuthError, ClientError, DriverError, ServiceUnavailable, SessionExpired
+
+from queries.db import unavailable_message
+from queries.errors import DatabaseUnavailable, InvalidInput
+from queries.settings import Neo4jSettings
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (ServiceUnavailable, SessionExpired, ConnectionError, OSError)
+
+
+class QueryTimeout(InvalidInput):
+    """A statement ran past its server-side timeout (usually a too-broad query)."""
+
+
+class AsyncGraph:
+    """A pooled async connection to one Neo4j database. ``await close()`` when done."""
+
+    def __init__(self, settings: Neo4jSettings | None = None, *, max_pool_size: int = 50) -> None:
+        self.settings = settings or Neo4jSettings()
+        try:
+            self.driver = AsyncGraphDatabase.driver(
+                self.settings.uri,
+                auth=(self.settings.username, self.settings.password),
+                connection_timeout=self.settings.connect_timeout_s,
+                connection_acquisition_timeout=self.settings.connect_timeout_s * 2,
+                max_transaction_retry_time=self.settings.connect_timeout_s,
+                max_connection_pool_size=max_pool_size,
+                # Stale pooled connections after a server restart are detected before use.
+                liveness_check_timeout=30.0,
+            )
+        except (ValueError, DriverError) as exc:
+            raise InvalidInput(f"NEO4J_URI {self.settings.uri!r} is not a valid Neo4j URI ({exc}); use e.g. bolt://127.0.0.1:7687") from exc
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    async def verify(self) -> None:
+        """Raise DatabaseUnavailable unless the server answers a query."""
+        await self.read("RETURN 1 AS ok", timeout=self.settings.connect_timeout_s)
+
+    async def read(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Run a read statement (routed to readers, retried on transient failures); records as dicts."""
+        return await self._run(text, params, neo4j.RoutingControl.READ, timeout)
+
+    async def write(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Run a write statement (mutations such as labels)."""
+        return await self._run(text, params, neo4j.RoutingControl.WRITE, timeout)
+
+    async def _run(self, text: LiteralString, params: Mapping[str, Any] | None, routing: neo4j.RoutingControl, timeout: float | None) -> list[dict[str, Any]]:
+        query = Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
+        try:
+            records, _, _ = await self.driver.execute_query(query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database)
+        except AuthError as exc:
+            raise DatabaseUnavailable(f"Neo4j at {self.settings.uri} rejected the credentials (check NEO4J_USERNAME/NEO4J_PASSWORD)") from exc
+        except ClientError as exc:
+            code = str(getattr(exc, "code", "") or "")
+            if "TransactionTimedOut" in code or "Transaction.Terminated" in code or "TransactionTimedOutClientConfiguration" in code:
+                raise QueryTimeout(
+                    f"the query ran past the server-side timeout of {query.timeout}s (narrow it: smaller depth, "
+                    "fewer seeds, a higher minSimilarity, or a smaller page)"
+                ) from exc
+            raise
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(unavailable_message(self.settings, exc)) from exc
+        except DriverError as exc:
+            raise DatabaseUnavailable(unavailable_message(self.settings, exc)) from exc
+        return [r.data() for r in records]

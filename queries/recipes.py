@@ -1,0 +1,130 @@
+"""Analyst recipes: documented, parameterised read-only Cypher for common circuit questions.
+
+Each recipe names its parameters and their defaults; ``atlas cypher --recipe NAME -p key=value`` runs
+one, and docs/cypher-recipes.md explains each. The thresholds default to the paper's cuts
+(residual 0.5, module 0.15). All recipes rely on the graph contract of queries/schema.py: top-1 links
+are ``target_rank = 0`` (backward) and residual chains run ``res(L-1) → res(L)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, LiteralString
+
+from queries.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    question: str
+    statement: LiteralString
+    defaults: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ("atlas",)
+
+    def params(self, given: dict[str, Any]) -> dict[str, Any]:
+        missing = [p for p in self.required if p not in given]
+        if missing:
+            raise InvalidInput(f"recipe {self.name!r} needs parameter(s) {', '.join(missing)} (e.g. -p {missing[0]}=...)")
+        known = set(self.required) | set(self.defaults)
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise InvalidInput(f"recipe {self.name!r} has no parameter(s) {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
+        return {**self.defaults, **given}
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def _add(r: Recipe) -> None:
+    RECIPES[r.name] = r
+
+
+_add(Recipe(
+    name="origin-census",
+    question="How many residual features of each layer are translated, processed, newborn or unexplained?",
+    statement=(
+        "MATCH (f:Feature) WHERE f.atlas = $atlas AND f.module = 'res' "
+        "RETURN f.layer AS layer, "
+        "count(CASE WHEN f.category = 'translated' THEN 1 END) AS translated, "
+        "count(CASE WHEN f.category = 'processed' THEN 1 END) AS processed, "
+        "count(CASE WHEN f.category = 'newborn' THEN 1 END) AS newborn, "
+        "count(CASE WHEN f.category = 'unexplained' THEN 1 END) AS unexplained, "
+        "count(f) AS total "
+        "ORDER BY layer"
+    ),
+))
+
+_add(Recipe(
+    name="born-in-mlp",
+    question="Which residual features of layer L are born in that layer's MLP (weak residual link, strong MLP match)?",
+    statement=(
+        "MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'}) "
+        "WHERE coalesce(f.s_res, 0.0) < $min_similarity AND f.s_mlp >= $module_min_similarity "
+        "AND f.s_mlp >= coalesce(f.s_att, 0.0) "
+        "MATCH (m:Feature)-[r:FLOWS_TO]->(f) WHERE m.module = 'mlp' AND r.target_rank = 0 "
+        "RETURN f.uid AS feature, m.uid AS born_from, r.similarity AS similarity, f.s_res AS s_res, f.label AS label "
+        "ORDER BY similarity DESC, feature LIMIT $limit"
+    ),
+    defaults={"min_similarity": 0.5, "module_min_similarity": 0.15, "limit": 50},
+    required=("atlas", "layer"),
+))
+
+_add(Recipe(
+    name="strongest-chains",
+    question="Which residual features of layer L have the longest unbroken top-1 residual ancestry, and how strong is it?",
+    statement=(
+        "MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'}) "
+        "MATCH p = (f)<-[:FLOWS_TO*0..]-(x:Feature) "
+        "WHERE all(r IN relationships(p) WHERE r.target_rank = 0 AND r.similarity >= $min_similarity) "
+        "AND all(n IN nodes(p) WHERE n.module = 'res') "
+        "WITH f, p ORDER BY length(p) DESC "
+        "WITH f, head(collect(p)) AS p "
+        "RETURN f.uid AS feature, length(p) AS links, last(nodes(p)).uid AS starts_at, "
+        "reduce(w = 1.0, r IN relationships(p) | CASE WHEN r.similarity < w THEN r.similarity ELSE w END) AS weakest_link, "
+        "reduce(s = 1.0, r IN relationships(p) | s * r.similarity) AS strength "
+        "ORDER BY links DESC, strength DESC, feature LIMIT $limit"
+    ),
+    defaults={"min_similarity": 0.5, "limit": 20},
+    required=("atlas", "layer"),
+))
+
+_add(Recipe(
+    name="hubs",
+    question="Which features of layer L have the most descendants (features whose top-1 ancestry runs through them) within N layers?",
+    statement=(
+        "MATCH (h:Feature {atlas: $atlas, layer: $layer, module: $module}) "
+        "OPTIONAL MATCH p = (h)-[:FLOWS_TO*1..]->(d:Feature) "
+        "WHERE d.layer <= h.layer + $layers "
+        "AND all(r IN relationships(p) WHERE r.target_rank = 0 AND r.similarity >= $min_similarity) "
+        "WITH h, collect(DISTINCT d) AS ds "
+        "WHERE size(ds) > 0 "
+        "RETURN h.uid AS feature, size([d IN ds WHERE d.layer <= h.layer + 1]) AS children, size(ds) AS descendants, h.label AS label "
+        "ORDER BY descendants DESC, feature LIMIT $limit"
+    ),
+    defaults={"module": "res", "layers": 6, "min_similarity": 0.5, "limit": 20},
+    required=("atlas", "layer"),
+))
+
+_add(Recipe(
+    name="circuit-between-layers",
+    question="Which top-1 chains connect residual features of layer A to residual features of layer B, strongest first?",
+    statement=(
+        "MATCH p = (a:Feature {atlas: $atlas, layer: $from_layer, module: 'res'})-[:FLOWS_TO*1..]->(b:Feature) "
+        "WHERE b.layer = $to_layer AND b.module = 'res' "
+        "AND all(n IN nodes(p) WHERE n.layer <= $to_layer) "
+        "AND all(r IN relationships(p) WHERE r.target_rank = 0 AND r.similarity >= $min_similarity) "
+        "RETURN a.uid AS source, b.uid AS target, [n IN nodes(p) | n.uid] AS path, "
+        "reduce(s = 1.0, r IN relationships(p) | s * r.similarity) AS strength "
+        "ORDER BY strength DESC, source, target LIMIT $limit"
+    ),
+    defaults={"min_similarity": 0.5, "limit": 50},
+    required=("atlas", "from_layer", "to_layer"),
+))
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise InvalidInput(f"unknown recipe {name!r} (valid: {', '.join(sorted(RECIPES))})") from None
