@@ -1,0 +1,354 @@
+"""Experiment 2 (PAPER.md §4.2): does removing a matched predecessor switch the target feature off?
+
+Protocol (the paper's, sizes configurable): random held-out windows × random non-first tokens × chosen
+layers L; at each (window, token t, L), up to ``max_targets`` active res(L) features that are not "From
+nowhere". Each method names predecessor features; those active at t are removed *at their own hook and
+at token t only*, ``h_t ← h_t + (r−1)·a_t·d`` with r = 0 and ``a_t`` the feature's SAE activation encoded
+on the fly, and the forward is re-run to read the target at res(L), token t.
+
+Methods: ``top1`` (cosine top-1 in res(L-1), mlp(L), att(L) — the atlas's edges), ``top5`` (all of the
+cosine top-5), ``random_top5`` (one random candidate of the top-5 per module), ``pearson`` (top-1 by
+activation correlation on separate calibration text) and ``exhaustive`` (the best *single* active
+predecessor feature of any of the three SAEs). Metrics: success = target activation becomes 0;
+activation change = 1 − z_new / z_old; Wilson / Student-t 95% intervals over targets.
+
+Speed: an edit at token t cannot change earlier positions, so the clean prefix is run once with a KV
+cache and every intervention is a batched one-token forward on top of it, stopped after layer L.
+Exhaustive search needs one row per active predecessor feature, shared by all targets at that token.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from experiments.activations import encode_windows, sample_positions
+from experiments.context import AtlasContext
+from experiments.matching import Matches, cosine_matches, pearson_matches
+from experiments.report import Report, md_table, new_figure
+from experiments.stats import GROUPS, SHORT_GROUPS, group_ids, mean_interval, wilson_interval
+from queries.errors import InvalidInput
+from queries.ids import Module
+
+log = logging.getLogger(__name__)
+
+METHODS = ("top1", "top5", "random_top5", "pearson", "exhaustive")
+METHOD_NAMES = {
+    "top1": "Top-1 cosine",
+    "top5": "Top-5 cosine",
+    "random_top5": "Random of top-5",
+    "pearson": "Top-1 Pearson",
+    "exhaustive": "Exhaustive (best single active predecessor)",
+}
+# The paper's Table 1 (v3; 1,894 features over two layers of Gemma-2-2B): (mean activation change, success).
+PAPER_TABLE1 = {"top1": (0.75, 0.65), "pearson": (0.74, 0.65), "exhaustive": (0.83, 0.73)}
+
+Feat = tuple[str, int]  # (predecessor module short name, feature index)
+
+
+@dataclass
+class DeactivationSettings:
+    n_texts: int = 12  # the paper: 35 FineWeb texts (see docs/experiments.md for the CPU budget)
+    tokens_per_text: int = 5  # the paper: 5 random tokens per text
+    window: int = 64
+    layers: tuple[int, ...] | None = None  # default: 3 layers at the paper's relative depths 6/26, 12/26, 18/26
+    max_targets: int = 25  # the paper: up to 25 active targets per layer–token pair
+    r: float = 0.0
+    pearson_texts: int = 24  # calibration windows (all tokens) for Pearson matching
+    seed: int = 0
+    batch_size: int = 64
+
+
+def default_layers(ctx: AtlasContext, count: int = 3) -> list[int]:
+    """Target layers at the relative depths of the paper's 6, 12, 18 (of Gemma's 26), among usable layers."""
+    usable = [L for L in ctx.target_layers() if ctx.has(L - 1, Module.RES)]
+    if not usable:
+        return []
+    picks = []
+    for frac in (6 / 26, 12 / 26, 18 / 26)[:count]:
+        picks.append(usable[min(len(usable) - 1, int(round(frac * (len(usable) - 1))))])
+    return sorted(set(picks))
+
+
+def _forward_kwarg() -> str:
+    from transformers import LlamaForCausalLM
+
+    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
+
+
+class _Runner:
+    """Batched one-token re-runs on top of a cached clean prefix, with token-local feature removal."""
+
+    def __init__(self, ctx: AtlasContext, layer: int, r: float, batch_size: int) -> None:
+        from steering.hooks import HookPoint
+
+        self.ctx, self.layer, self.r, self.batch_size = ctx, layer, r, batch_size
+        self.preds = {short: (HookPoint(sl, m), ctx.saes[(sl, m)]) for short, sl, m in ctx.predecessor_modules(layer)}
+        self.target_point = HookPoint(layer, Module.RES)
+        self.target_sae = ctx.saes[(layer, Module.RES)]
+        self.kw = _forward_kwarg()
+
+    def prefix_cache(self, ids: list[int], t: int) -> Any:
+        import torch
+        from transformers import DynamicCache
+
+        from steering.hooks import StopForward, capture
+
+        hf = self.ctx.model.model
+        cache = DynamicCache(config=hf.config)
+        x = torch.tensor([ids[:t]], dtype=torch.long, device=self.ctx.model.device)
+        with torch.no_grad(), capture(self.ctx.model, [self.target_point], stop_after_last=True):
+            try:
+                hf(input_ids=x, use_cache=True, **{self.kw: cache})
+            except StopForward:
+                pass
+        return cache
+
+    def run(self, cache: Any, token: int, rows: list[frozenset[Feat]]) -> np.ndarray:
+        """Target-SAE activations at res(layer) [len(rows), d_sae], one row per set of features removed."""
+        import torch
+
+        from steering.hooks import StopForward, capture, edit
+
+        hf = self.ctx.model.model
+        out = []
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            b = len(chunk)
+            masks = {short: np.zeros((b, sae.d_sae), dtype=np.float32) for short, (_, sae) in self.preds.items()}
+            for i, feats in enumerate(chunk):
+                for short, j in feats:
+                    masks[short][i, j] = 1.0
+            edits = {}
+            for short, (point, sae) in self.preds.items():
+                if masks[short].any():
+                    edits[point] = self._remover(sae, masks[short])
+            c = copy.deepcopy(cache)
+            c.batch_repeat_interleave(b)
+            x = torch.full((b, 1), token, dtype=torch.long, device=self.ctx.model.device)
+            with torch.no_grad(), edit(self.ctx.model, edits), capture(self.ctx.model, [self.target_point], stop_after_last=True) as acts:
+                try:
+                    hf(input_ids=x, use_cache=True, **{self.kw: c})
+                except StopForward:
+                    pass
+            h = acts[self.target_point][:, 0].float().cpu().numpy()
+            out.append(self.target_sae.encode(h))
+        return np.concatenate(out, axis=0)
+
+    def _remover(self, sae: Any, mask: np.ndarray) -> Any:
+        import torch
+
+        scale = 1.0 - self.r
+        w_dec = sae.W_dec
+
+        def fn(h: "torch.Tensor") -> "torch.Tensor":
+            x = h[:, -1].float().cpu().numpy()
+            a = sae.encode(x) * mask  # the features' *current* activations at this point
+            delta = torch.from_numpy((scale * a) @ w_dec).to(h.device, h.dtype)
+            h = h.clone()
+            h[:, -1] -= delta
+            return h
+
+        return fn
+
+
+def _method_sets(
+    f: int,
+    active: dict[str, np.ndarray],
+    cos: dict[str, Matches],
+    pear: dict[str, Matches],
+    rng: np.random.Generator,
+) -> dict[str, frozenset[Feat]]:
+    """The predecessor features each method would remove for target ``f`` (only those active at t)."""
+    sets: dict[str, frozenset[Feat]] = {}
+    sets["top1"] = frozenset((p, int(cos[p].index[f, 0])) for p in cos if active[p][cos[p].index[f, 0]])
+    sets["top5"] = frozenset((p, int(j)) for p in cos for j in cos[p].index[f] if active[p][j])
+    group_mods = [p for p in cos if active[p][cos[p].index[f, 0]]]
+    picks = [(p, int(rng.choice(cos[p].index[f]))) for p in group_mods]
+    sets["random_top5"] = frozenset((p, j) for p, j in picks if active[p][j])
+    sets["pearson"] = frozenset((p, int(pear[p].index[f, 0])) for p in pear if active[p][pear[p].index[f, 0]])
+    return sets
+
+
+def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], settings: DeactivationSettings) -> dict[str, Any]:
+    """Run the protocol; returns per-target records and the aggregated metrics."""
+    layers = list(settings.layers) if settings.layers else default_layers(ctx)
+    for L in layers:
+        if L not in ctx.target_layers():
+            raise InvalidInput(f"layer {L} has no res SAE with predecessor SAEs in atlas {ctx.name!r} (valid: {ctx.target_layers()})")
+    rng = np.random.default_rng(settings.seed + 2)
+    keys = sorted({(L, Module.RES) for L in layers} | {(sl, m) for L in layers for _, sl, m in ctx.predecessor_modules(L)})
+    # Pearson matches from calibration text (all tokens), disjoint from the evaluation windows.
+    calib_s = encode_windows(ctx, calib, None, keys=keys)
+    positions = sample_positions(len(windows), len(windows[0]), settings.tokens_per_text, settings.seed)
+    clean = encode_windows(ctx, windows, positions, keys=keys)
+    records: list[dict[str, Any]] = []
+    n_sites = 0
+    n_rows = 0
+    for L in layers:
+        runner = _Runner(ctx, L, settings.r, settings.batch_size)
+        w_t = ctx.saes[(L, Module.RES)].W_dec
+        cos = {p: cosine_matches(w_t, ctx.saes[(sl, m)].W_dec, k=5) for p, sl, m in ctx.predecessor_modules(L)}
+        tgt_calib = calib_s.dense(L, Module.RES)
+        pear = {p: pearson_matches(tgt_calib, calib_s.dense(sl, m)) for p, sl, m in ctx.predecessor_modules(L)}
+        z_all = clean.dense(L, Module.RES)
+        pred_all = {p: clean.dense(sl, m) for p, sl, m in ctx.predecessor_modules(L)}
+        for i, (w, t) in enumerate(clean.where):
+            z = z_all[i]
+            active = {p: pred_all[p][i] > 0 for p in cos}
+            feats = np.nonzero(z > 0)[0]
+            if not len(feats):
+                continue
+            bits = {p: np.array([active[p][cos[p].index[f, 0]] for f in feats]) for p in cos}
+            none = np.zeros(len(feats), dtype=bool)
+            gids = group_ids(bits.get("res", none), bits.get("mlp", none), bits.get("att", none))
+            cand = np.nonzero(gids != 0)[0]
+            if not len(cand):
+                continue
+            if len(cand) > settings.max_targets:
+                cand = np.sort(rng.choice(cand, settings.max_targets, replace=False))
+            targets = feats[cand]
+            sets = [_method_sets(int(f), active, cos, pear, rng) for f in targets]
+            singles = [frozenset({(p, int(j))}) for p in active for j in np.nonzero(active[p])[0]]
+            rows = sorted({s for d in sets for s in d.values()} | set(singles) | {frozenset()}, key=lambda s: sorted(s))
+            row_of = {s: k for k, s in enumerate(rows)}
+            cache = runner.prefix_cache(windows[w], int(t))
+            z_new = runner.run(cache, windows[w][int(t)], rows)
+            n_sites += 1
+            n_rows += len(rows)
+            base = z_new[row_of[frozenset()]]
+            single_idx = np.array([row_of[s] for s in singles], dtype=np.int64)
+            for k, f in enumerate(targets):
+                z_old = float(z[f])
+                rec: dict[str, Any] = {"layer": L, "window": int(w), "token": int(t), "feature": int(f), "group": int(gids[cand[k]]),
+                                       "z_old": z_old, "z_rerun": float(base[f])}
+                for m, s in sets[k].items():
+                    zn = float(z_new[row_of[s], f])
+                    rec[m] = {"n_removed": len(s), "z_new": zn, "success": zn <= 0.0, "change": 1.0 - zn / z_old}
+                if len(single_idx):
+                    col = z_new[single_idx, f]
+                    best = int(np.argmin(col))
+                    zn = float(col[best])
+                    (p, j), = singles[best]
+                    rec["exhaustive"] = {"n_removed": 1, "z_new": zn, "success": zn <= 0.0, "change": 1.0 - zn / z_old,
+                                         "best": f"{p}/{j}", "best_is_top1": bool(cos[p].index[f, 0] == j), "n_candidates": len(singles)}
+                records.append(rec)
+    return {"settings": asdict(settings) | {"layers": layers}, "n_sites": n_sites, "n_rows": n_rows, "records": records,
+            "metrics": aggregate(records)}
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success rate and mean activation change per method (overall, per layer, per group), with 95% intervals."""
+
+    def summarise(recs: list[dict[str, Any]]) -> dict[str, Any]:
+        out = {}
+        for m in METHODS:
+            vals = [r[m] for r in recs if m in r]
+            out[m] = {
+                "success": wilson_interval(sum(v["success"] for v in vals), len(vals)).as_dict(),
+                "activation_change": mean_interval(np.array([v["change"] for v in vals])).as_dict(),
+                "mean_removed": float(np.mean([v["n_removed"] for v in vals])) if vals else None,
+            }
+        return out
+
+    layers = sorted({r["layer"] for r in records})
+    by_group = {GROUPS[g]: summarise([r for r in records if r["group"] == g]) for g in range(1, len(GROUPS)) if any(r["group"] == g for r in records)}
+    ex = [r["exhaustive"] for r in records if "exhaustive" in r]
+    return {
+        "n_targets": len(records),
+        "overall": summarise(records),
+        "by_layer": {str(L): summarise([r for r in records if r["layer"] == L]) for L in layers},
+        "by_group": by_group,
+        "exhaustive_best_is_top1": float(np.mean([e["best_is_top1"] for e in ex])) if ex else None,
+        "rerun_max_abs_error": float(max((abs(r["z_rerun"] - r["z_old"]) for r in records), default=0.0)),
+    }
+
+
+def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], settings: DeactivationSettings, *, meta: dict[str, Any] | None = None) -> Report:
+    result = measure(ctx, windows, calib, settings)
+    m = result["metrics"]
+    report = Report(
+        name="deactivation",
+        title="Deactivation of matched predecessors (paper §4.2, Table 1)",
+        meta={
+            "atlas": ctx.name,
+            "model": ctx.model.name,
+            "texts": len(windows),
+            "tokens_per_text": settings.tokens_per_text,
+            "window_tokens": len(windows[0]),
+            "layers": result["settings"]["layers"],
+            "layer_token_sites": result["n_sites"],
+            "targets": m["n_targets"],
+            "forward_rows": result["n_rows"],
+            "pearson_calibration_tokens": len(calib) * len(calib[0]) if calib else 0,
+            "r": settings.r,
+            "seed": settings.seed,
+            **(meta or {}),
+        },
+    )
+    report.data = result
+    rows = []
+    for meth in METHODS:
+        o = m["overall"][meth]
+        paper = PAPER_TABLE1.get(meth)
+        rows.append([METHOD_NAMES[meth], _ci(o["activation_change"]), _ci(o["success"], pct=True), o["mean_removed"],
+                     f"{paper[0]:.2f}" if paper else "–", f"{paper[1]:.0%}" if paper else "–"])
+    report.add(f"## Table 1 on this atlas\n\n{m['n_targets']} target features over {result['n_sites']} (layer, token) sites; "
+               f"95% intervals (activation change: Student t; success: Wilson). r = {settings.r}.")
+    report.add(md_table(["Method", "Mean activation change", "Success", "Features removed (mean)", "Paper: change", "Paper: success"], rows))
+    if m["exhaustive_best_is_top1"] is not None:
+        report.add(f"The best single predecessor found by exhaustive search is the cosine top-1 match in {m['exhaustive_best_is_top1']:.0%} of targets.")
+    report.add(f"Check: re-running with nothing removed reproduces the clean activation to within {m['rerun_max_abs_error']:.2g}.")
+    # by group (Fig. 6)
+    groups = list(m["by_group"])
+    fig, ax = new_figure(9, 4)
+    a = ax[0][0]
+    width = 0.8 / len(METHODS)
+    for k, meth in enumerate(METHODS):
+        vals = [m["by_group"][g][meth]["success"] for g in groups]
+        est = [v["estimate"] if v["n"] else 0 for v in vals]
+        err = np.array([[max(0.0, v["estimate"] - v["low"]) if v["n"] else 0 for v in vals], [max(0.0, v["high"] - v["estimate"]) if v["n"] else 0 for v in vals]])
+        a.bar(np.arange(len(groups)) + k * width, est, width, yerr=err, label=METHOD_NAMES[meth], capsize=2)
+    a.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [SHORT_GROUPS[GROUPS.index(g)] for g in groups])
+    a.set_ylabel("deactivation success")
+    a.set_ylim(0, 1)
+    a.legend(fontsize=7)
+    report.figure("success-by-group", fig, "Deactivation success by group and method, 95% Wilson intervals (cf. the paper's Fig. 6)")
+    grow = [[g, m["by_group"][g]["top1"]["success"]["n"], *[_ci(m["by_group"][g][meth]["success"], pct=True) for meth in METHODS]] for g in groups]
+    report.add("## By group\n\n" + md_table(["Group", "Targets", *[METHOD_NAMES[x] for x in METHODS]], grow))
+    lrow = [[L, v["top1"]["success"]["n"], *[_ci(v[meth]["success"], pct=True) for meth in METHODS]] for L, v in m["by_layer"].items()]
+    report.add("## By layer\n\n" + md_table(["Layer", "Targets", *[METHOD_NAMES[x] for x in METHODS]], lrow))
+    report.add(_comparison(m))
+    return report
+
+
+def _ci(d: dict[str, Any], pct: bool = False) -> str:
+    if not d or d["n"] == 0 or d["estimate"] is None:
+        return "n/a"
+    lo, hi, e = d["low"], d["high"], d["estimate"]
+    if lo is None or not np.isfinite(lo):
+        return f"{100 * e:.0f}%" if pct else f"{e:.2f}"
+    return f"{100 * e:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]" if pct else f"{e:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _comparison(m: dict[str, Any]) -> str:
+    o = m["overall"]
+    lines = ["## Compared with the paper"]
+    s = {k: o[k]["success"] for k in METHODS}
+    if s["top1"]["n"]:
+        verdict = "as in the paper" if s["top1"]["low"] > s["random_top5"]["high"] else ("**overlapping intervals**: not clearly better here" if s["top1"]["estimate"] > s["random_top5"]["estimate"] else "**differs from the paper**")
+        lines.append(f"- Top-1 vs random of top-5: {s['top1']['estimate']:.0%} vs {s['random_top5']['estimate']:.0%} success ({verdict}; paper: random clearly worse, Fig. 6).")
+        p_top1 = PAPER_TABLE1["top1"][1]
+        inside = s["top1"]["low"] <= p_top1 <= s["top1"]["high"]
+        lines.append(f"- Top-1 success {s['top1']['estimate']:.0%} [{s['top1']['low']:.0%}, {s['top1']['high']:.0%}] vs the paper's 65%: "
+                     + ("the paper's value is inside our interval." if inside else "**differs** (the paper's value is outside our interval)."))
+        lines.append(f"- Top-1 Pearson: {s['pearson']['estimate']:.0%} (paper: 65%, equal to cosine). Exhaustive: {s['exhaustive']['estimate']:.0%} (paper: 73%).")
+    lines.append("- Differences in protocol: our model is SmolLM2-class with our own TopK/JumpReLU SAEs on all three modules (the paper: Gemma-2-2B, "
+                 "Gemma Scope + the authors' attention SAEs); top-1 removes every active cosine top-1 predecessor (one per module), while "
+                 "exhaustive removes one single feature, so exhaustive is not an upper bound on top-1 here.")
+    return "\n".join(lines)
