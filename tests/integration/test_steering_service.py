@@ -100,3 +100,52 @@ def test_bad_requests_are_typed(graph: Graph, planted, atlas_name: str) -> None:
         steerer.steer(_req(atlas_name, seeds=[("2/res/4", 1.0)], strategy=Strategy.SINGLE, layer=40))
     with pytest.raises(InvalidInput, match="no atlas.toml"):
         Steerer(graph, SteeringSettings()).steer(_req(atlas_name, seeds=[("2/res/4", 1.0)]))
+
+
+def test_mutation_round_trip_and_api_key(graph: Graph, planted, atlas_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.testclient import TestClient
+
+    from atlas_api.app import create_app
+    from atlas_api.settings import ApiSettings
+
+    _, manifest_path = planted
+    monkeypatch.setenv("ATLAS_STEER_MANIFESTS", f'["{manifest_path}"]')
+    query = """mutation($input: SteerInput!) { steer(input: $input) {
+      __typename
+      ... on SteerSuccess { runId baseline steered generations { prompt baseline steered } features { uid layer module coefficient mode } lStart lEnd }
+      ... on FeatureNotFound { uid message } ... on InvalidInput { message } ... on ModelUnavailable { message } } }"""
+    good = {"atlas": atlas_name, "prompt": "I think ", "maxNewTokens": 6, "seed": 1,
+            "seeds": [{"uid": f"{atlas_name}/3-res/0", "strength": 6.0}], "strategy": "CUMULATIVE", "schedule": "EXPONENTIAL",
+            "graph": {"minSimilarity": 0.5, "moduleMinSimilarity": 0.15}}
+    with TestClient(create_app(ApiSettings(api_key="sekret"))) as client:
+        denied = client.post("/graphql", json={"query": query, "variables": {"input": good}}).json()
+        assert denied["data"] is None and "API key" in denied["errors"][0]["message"]
+        h = {"X-API-Key": "sekret"}
+        out = client.post("/graphql", json={"query": query, "variables": {"input": good}}, headers=h).json()
+        steer = out["data"]["steer"]
+        assert steer["__typename"] == "SteerSuccess", out
+        assert len(steer["baseline"]) == 1 and steer["generations"][0]["prompt"] == "I think "
+        coefs = {f["uid"]: f["coefficient"] for f in steer["features"]}
+        assert coefs[f"{atlas_name}/3-res/0"] > 0 and all(f["mode"] == "ADD" for f in steer["features"])
+        run = get_run(graph, steer["runId"])
+        assert run is not None and run["strategy"] == "cumulative" and run["schedule"] == "exponential"
+        missing = client.post("/graphql", json={"query": query, "variables": {"input": {**good, "seeds": [{"uid": f"{atlas_name}/3-res/999", "strength": 1.0}]}}}, headers=h).json()
+        assert missing["data"]["steer"] == {"__typename": "FeatureNotFound", "uid": f"{atlas_name}/3-res/999", "message": missing["data"]["steer"]["message"]}
+        bad = client.post("/graphql", json={"query": query, "variables": {"input": {**good, "prompt": " "}}}, headers=h).json()
+        assert bad["data"]["steer"]["__typename"] == "InvalidInput" and "empty" in bad["data"]["steer"]["message"]
+        # the server stays up after errors
+        assert client.get("/healthz").status_code == 200
+
+
+def test_missing_model_is_model_unavailable(graph: Graph, planted, atlas_name: str, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from queries.errors import ModelUnavailable
+    from saes.manifest import load_manifest
+
+    _, manifest_path = planted
+    m = load_manifest(manifest_path)
+    moved = replace(m, model=str(tmp_path / "gone-model"))
+    path = moved.write(manifest_path.parent / "atlas-missing-model.toml")
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        Steerer(graph).steer(_req(atlas_name, seeds=[("2/res/4", 1.0)], manifest=str(path)))

@@ -1,0 +1,202 @@
+"""The ``steer`` mutation: GraphQL types and resolver over :class:`steering.service.Steerer`.
+
+``atlas_api.schema`` merges :class:`SteerMutation` into the Mutation root; the API key guard of
+``atlas_api.limits`` covers it like every mutation. Expected failures are union members
+(``FeatureNotFound | InvalidInput | ModelUnavailable``); the model runs in a worker thread so the event
+loop keeps serving other requests, and the model's lock serialises generations (no interleaved hooks).
+One :class:`Steerer` (sync Neo4j client + cached model/SAEs) is kept per process and configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import threading
+from typing import Annotated, Any, Optional, Union
+
+import strawberry
+
+from atlas_api.types import FeatureNotFound, InvalidInput, Module
+from queries import errors as qerrors
+
+
+@strawberry.enum(description="ADD: h += s·u·d at every position. RESCALE: h += (r−1)·a·d with a encoded on the fly (r = 0 removes the feature).")
+class SteerMode(enum.Enum):
+    ADD = "add"
+    RESCALE = "rescale"
+
+
+@strawberry.enum(description="PAPER.md §5.1: SEEDS = the seeds only; SINGLE = the flow graph's features at `layer`; CUMULATIVE = from l_start up to `layer`.")
+class SteerStrategy(enum.Enum):
+    SEEDS = "seeds"
+    SINGLE = "single"
+    CUMULATIVE = "cumulative"
+
+
+@strawberry.enum(description="Coefficient per layer for CUMULATIVE: constant s; exponential s·e^{α(l−l_start)}; linear from s at l_start to finalStrength at l_end.")
+class SteerSchedule(enum.Enum):
+    CONSTANT = "constant"
+    EXPONENTIAL = "exponential"
+    LINEAR = "linear"
+
+
+@strawberry.enum(description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored.")
+class StrengthUnits(enum.Enum):
+    ACTIVATION = "activation"
+    RAW = "raw"
+
+
+@strawberry.input(description="A feature and its strength (ADD) or factor r (RESCALE).")
+class SteerFeatureInput:
+    uid: str = strawberry.field(description="Full uid `atlas/12-res/77`, or `12/res/77` within the input's atlas.")
+    strength: float
+
+
+@strawberry.input(description="Flow-graph cuts (PAPER.md §3): the residual chain stops below minSimilarity; att/mlp nodes below moduleMinSimilarity are dropped.")
+class SteerGraphInput:
+    min_similarity: float = 0.5
+    module_min_similarity: float = 0.15
+    top_k: int = 1
+    depth: Optional[int] = None
+
+
+@strawberry.input
+class SteerInput:
+    atlas: str
+    prompt: Optional[str] = strawberry.field(default=None, description="One prompt (or use `prompts` for a batch).")
+    prompts: Optional[list[str]] = strawberry.field(default=None, description="Up to 16 prompts, generated as one batch.")
+    seeds: list[SteerFeatureInput] = strawberry.field(default_factory=list, description="Seed features: their flow graphs are steered per `strategy`.")
+    features: list[SteerFeatureInput] = strawberry.field(default_factory=list, description="Features steered exactly as given (no graph).")
+    mode: SteerMode = SteerMode.ADD
+    strategy: SteerStrategy = SteerStrategy.SEEDS
+    layer: Optional[int] = strawberry.field(default=None, description="The paper's l: SINGLE's layer (default: the seed's), CUMULATIVE's last layer (default: l_end).")
+    schedule: SteerSchedule = SteerSchedule.CONSTANT
+    alpha: float = -0.05
+    final_strength: float = strawberry.field(default=1.0, description="s* of the LINEAR schedule (the coefficient at l_end).")
+    units: StrengthUnits = StrengthUnits.ACTIVATION
+    graph: Optional[SteerGraphInput] = None
+    max_new_tokens: int = 36
+    temperature: float = strawberry.field(default=1.0, description="0 = greedy.")
+    top_p: float = 1.0
+    seed: int = 0
+    chat: bool = strawberry.field(default=False, description="Wrap each prompt as a user turn of the model's chat template.")
+    store: bool = strawberry.field(default=True, description="Store the run as a SteeringRun node linked to the features it used.")
+
+
+@strawberry.type(description="One feature that was steered, with the coefficient actually applied (after the schedule).")
+class SteeredFeature:
+    uid: str
+    layer: int
+    module: Module
+    index: int
+    coefficient: float
+    mode: SteerMode
+    unit: float = strawberry.field(description="Typical activation used as the strength unit (1 for RAW units, 0 for RESCALE).")
+    vector_norm: float = strawberry.field(description="Norm of the vector added at every position (ADD); 0 for RESCALE.")
+
+
+@strawberry.type
+class SteerGeneration:
+    prompt: str
+    baseline: str
+    steered: str
+
+
+@strawberry.type(description="Baseline and steered continuations side by side, with the exact features and coefficients applied.")
+class SteerSuccess:
+    run_id: Optional[str]
+    atlas: str
+    model: str
+    prompts: list[str]
+    baseline: list[str]
+    steered: list[str]
+    generations: list[SteerGeneration]
+    features: list[SteeredFeature]
+    l_start: Optional[int]
+    l_end: Optional[int]
+    baseline_tokens_per_second: float
+    steered_tokens_per_second: float
+
+
+@strawberry.type(description="The language model could not be loaded; the message says why and how to fix it.")
+class ModelUnavailable:
+    message: str
+
+
+SteerResult = Annotated[Union[SteerSuccess, FeatureNotFound, InvalidInput, ModelUnavailable], strawberry.union("SteerResult")]
+
+_STEERERS: dict[str, Any] = {}
+_STEERERS_LOCK = threading.Lock()
+
+
+def _steerer(info: strawberry.Info) -> Any:
+    """The context's steerer if it brings one, else the process-wide one for this Neo4j and configuration."""
+    ctx = info.context
+    given = getattr(ctx, "steerer", None)
+    if given is not None:
+        return given
+    from queries.db import Graph
+    from queries.settings import Neo4jSettings
+    from steering.service import Steerer, SteeringSettings
+
+    neo = getattr(getattr(ctx, "graph", None), "settings", None) or Neo4jSettings()
+    settings = SteeringSettings()
+    key = neo.model_dump_json() + settings.model_dump_json()
+    with _STEERERS_LOCK:
+        if key not in _STEERERS:
+            _STEERERS[key] = Steerer(Graph(neo), settings)
+        return _STEERERS[key]
+
+
+def to_request(inp: SteerInput) -> Any:
+    """Translate the GraphQL input into a :class:`steering.service.SteerRequest` (no validation beyond shapes)."""
+    from steering.generate import GenerationConfig
+    from steering.interventions import Mode, Schedule, Strategy, Units
+    from steering.service import SteerRequest
+
+    if inp.prompt is not None and inp.prompts is not None:
+        raise qerrors.InvalidInput("give either prompt or prompts, not both")
+    prompts = inp.prompts if inp.prompts is not None else ([inp.prompt] if inp.prompt is not None else [])
+    g = inp.graph or SteerGraphInput()
+    return SteerRequest(
+        atlas=inp.atlas, prompts=list(prompts),
+        seeds=[(f.uid, f.strength) for f in inp.seeds], features=[(f.uid, f.strength) for f in inp.features],
+        mode=Mode(inp.mode.value), strategy=Strategy(inp.strategy.value), layer=inp.layer, schedule=Schedule(inp.schedule.value),
+        alpha=inp.alpha, final_strength=inp.final_strength, units=Units(inp.units.value),
+        min_similarity=g.min_similarity, module_min_similarity=g.module_min_similarity, top_k=g.top_k, depth=g.depth,
+        generation=GenerationConfig(max_new_tokens=inp.max_new_tokens, temperature=inp.temperature, top_p=inp.top_p, seed=inp.seed, chat=inp.chat),
+        store=inp.store,
+    )
+
+
+def to_success(res: Any) -> SteerSuccess:
+    feats = [
+        SteeredFeature(uid=a.feature.uid, layer=a.feature.ref.layer, module=Module(a.feature.ref.module.value), index=a.feature.ref.index,
+                       coefficient=a.feature.coefficient, mode=SteerMode(a.feature.mode.value), unit=a.unit, vector_norm=a.vector_norm)
+        for a in res.applied
+    ]
+    return SteerSuccess(
+        run_id=res.run_id, atlas=res.atlas, model=res.model, prompts=res.prompts, baseline=res.baseline, steered=res.steered,
+        generations=[SteerGeneration(prompt=p, baseline=b, steered=s) for p, b, s in zip(res.prompts, res.baseline, res.steered)],
+        features=feats, l_start=res.l_start, l_end=res.l_end,
+        baseline_tokens_per_second=res.baseline_tokens_per_s, steered_tokens_per_second=res.steered_tokens_per_s,
+    )
+
+
+@strawberry.type
+class SteerMutation:
+    @strawberry.mutation(description="Generate baseline and steered text with flow-graph interventions (PAPER.md §5). Needs the API key when one is configured.")
+    async def steer(self, info: strawberry.Info, input: SteerInput) -> SteerResult:
+        try:
+            req = to_request(input)
+            steerer = _steerer(info)
+            res = await asyncio.to_thread(steerer.steer, req)
+        except qerrors.FeatureNotFound as exc:
+            return FeatureNotFound(uid=exc.uid, message=str(exc))
+        except qerrors.ModelUnavailable as exc:
+            return ModelUnavailable(message=str(exc))
+        except qerrors.DatabaseUnavailable:
+            raise  # masked with its code by the API's error handling
+        except qerrors.AtlasError as exc:
+            return InvalidInput(message=str(exc))
+        return to_success(res)
