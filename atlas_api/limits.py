@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Fields that build graphs cost more than a property read.
 _FIELD_COST = {"lineage": 50, "circuit": 100, "path": 100, "origin": 30, "search": 10, "featuresConnection": 5, "features": 2}
 _PAGE_ARGS = ("limit", "first")
+_NEIGHBOUR_FANOUT = 10
 
 
 def complexity_rule(settings: ApiSettings) -> type[ValidationRule]:
@@ -59,6 +60,10 @@ def complexity_rule(settings: ApiSettings) -> type[ValidationRule]:
                             mult = int(arg.value.value) if isinstance(arg.value, IntValueNode) else settings.max_page_size
                     if s.name.value in ("features", "featuresConnection", "search") and not any(a.name.value in _PAGE_ARGS for a in s.arguments or ()):
                         mult = settings.default_page_size
+                    if s.name.value in ("predecessors", "successors"):
+                        # Fan-out: k candidates from up to three modules; topK bounds it when given.
+                        k = next((a.value for a in s.arguments or () if a.name.value == "topK"), None)
+                        mult = 3 * int(k.value) if isinstance(k, IntValueNode) else _NEIGHBOUR_FANOUT
                     total += _FIELD_COST.get(s.name.value, 1) + max(mult, 1) * self._selection_cost(s.selection_set, ctx, seen)
                 elif isinstance(s, InlineFragmentNode):
                     total += self._selection_cost(s.selection_set, ctx, seen)
@@ -144,11 +149,13 @@ class AtlasErrors(MaskErrors):
 
 
 def schema_extensions(settings: ApiSettings) -> list[Any]:
+    # Factories, so every request gets fresh extension instances.
+    rule = complexity_rule(settings)
     return [
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
-        AddValidationRules([complexity_rule(settings)]),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: AddValidationRules([rule]),
         api_key_guard(settings),
-        AtlasErrors(),
+        AtlasErrors,
     ]

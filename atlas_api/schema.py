@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import importlib
 import logging
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import strawberry
 from strawberry.tools import merge_types
@@ -167,7 +167,7 @@ class Query:
         return FlowGraph.from_graph(g)
 
     @strawberry.field(name="path", description="The strongest path from one feature to a later one (maximal product of similarities, links ≥ minSimilarity).")
-    async def path(self, info: Info, from_: str = strawberry.argument(name="from"), to: str = strawberry.argument(), min_similarity: float = 0.3, max_depth: int = 12, atlas: Optional[str] = None) -> PathResult:
+    async def path(self, info: Info, from_: Annotated[str, strawberry.argument(name="from")], to: str, min_similarity: float = 0.3, max_depth: int = 12, atlas: Optional[str] = None) -> PathResult:
         s = info.context.settings
         try:
             a, b = _uid(from_, atlas), _uid(to, atlas)

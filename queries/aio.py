@@ -44,6 +44,8 @@ class AsyncGraph:
                 max_connection_pool_size=max_pool_size,
                 # Stale pooled connections after a server restart are detected before use.
                 liveness_check_timeout=30.0,
+                # Schema notifications (e.g. an optional property no feature has yet) are noise for a server.
+                notifications_min_severity="OFF",
             )
         except (ValueError, DriverError) as exc:
             raise InvalidInput(f"NEO4J_URI {self.settings.uri!r} is not a valid Neo4j URI ({exc}); use e.g. bolt://127.0.0.1:7687") from exc
