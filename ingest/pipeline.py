@@ -267,5 +267,5 @@ def ingest_atlas(
     except (DatabaseUnavailable, TransientError) as exc:
         # A server that is shutting down answers with TransientError before the socket closes.
         raise DatabaseUnavailable(
-            f"{str(exc).rstrip('.')}. The atlas {manifest.name!r} is left marked incomplete; once Neo4j answers again, finish it with `atlas ingest <atlas.toml> --resume`"
+            f"{' '.join(str(exc).split()).rstrip('.')}. The atlas {manifest.name!r} is left marked incomplete; once Neo4j answers again, finish it with `atlas ingest <atlas.toml> --resume`"
         ) from exc

@@ -18,6 +18,8 @@ def ingest(
     bulk: Path | None = typer.Option(
         None, "--bulk-csv", help="Instead of writing online, write neo4j-admin import CSVs into this folder (see docs/ingest.md)."
     ),
+    edge_batch: int = typer.Option(20_000, "--edge-batch", help="Edges per write transaction."),
+    node_batch: int = typer.Option(20_000, "--node-batch", help="Features per write transaction."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Match every SAE of the manifest and write features, scores, categories and FLOWS_TO edges to Neo4j."""
@@ -27,12 +29,14 @@ def ingest(
     from queries.errors import InvalidInput
     from saes.manifest import load_manifest
 
-    # The server's "property does not exist yet" notices are noise on a fresh database.
-    logging.getLogger("neo4j.notifications").setLevel(logging.ERROR)
+    # The driver's retry warnings and "property does not exist yet" notices would bury the one error line.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("neo4j").setLevel(logging.ERROR)
     if backend not in ("faiss", "torch", "numpy"):
         raise InvalidInput(f"--backend {backend!r} is not valid (use faiss, torch or numpy)")
     m = load_manifest(manifest)
-    opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, resume=resume, progress=progress)  # type: ignore[arg-type]
+    opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, resume=resume, progress=progress,
+                         edge_batch=edge_batch, node_batch=node_batch)  # type: ignore[arg-type]
     if bulk is not None:
         from ingest.bulk import export_csv
 
