@@ -11,6 +11,7 @@ deactivation test relies on.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -35,3 +36,21 @@ def calibrate_thresholds(ctx: AtlasContext, windows: list[list[int]], *, rate: f
         thr = np.quantile(pre, 1.0 - rate, axis=0).astype(np.float32)
         new[key] = replace(w, architecture="jumprelu", threshold=np.maximum(thr, 1e-6), k=None)
     return AtlasContext(name=ctx.name, model=ctx.model, saes=new, manifest_path=ctx.manifest_path, extra=dict(ctx.extra))
+
+
+def write_atlas(ctx: AtlasContext, folder: str | Path, *, model_name: str | None = None) -> Path:
+    """Write the context's SAEs as SAELens dirs + ``atlas.toml`` under ``folder``; returns the manifest path.
+
+    Lets the steering runtime (which loads SAEs from a manifest) use a calibrated synthetic atlas.
+    """
+    from saes.manifest import AtlasManifest, SAEEntry
+    from saes.saelens_format import save_sae_dir
+
+    folder = Path(folder)
+    model = model_name or ctx.model.name
+    entries = []
+    for (layer, mod), w in sorted(ctx.saes.items(), key=lambda kv: (kv[0][0], kv[0][1].value)):
+        save_sae_dir(folder / "saes" / f"{layer}-{mod.value}", w, model_name=model)
+        entries.append(SAEEntry(layer, mod, path=f"saes/{layer}-{mod.value}"))
+    manifest = AtlasManifest(name=ctx.name, model=model, d_model=ctx.model.d_model, saes=entries, base_dir=folder)
+    return manifest.write(folder / "atlas.toml")
