@@ -1,7 +1,179 @@
-"""``atlas experiment ...``: reproductions of the paper's findings on an atlas (not built yet)."""
+"""``atlas experiment coactivation|deactivation|steering``: the paper's findings reproduced on an atlas.
+
+Each command writes ``{name}.md``, ``{name}.json`` and PNG figures into ``--out``. Heavy imports (torch,
+transformers, the experiments package) happen inside the handlers so ``atlas --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
 
-app = typer.Typer(help="Reproduce the paper's findings on an atlas.", no_args_is_help=True)
+from queries.errors import InvalidInput
+
+app = typer.Typer(help="Reproduce the paper's findings on an atlas (reports with figures and JSON).", no_args_is_help=True)
+log = logging.getLogger(__name__)
+
+_ATLAS = typer.Option(..., "--atlas", help="Atlas name, e.g. smollm2-demo.")
+_OUT = typer.Option(Path("reports"), "--out", help="Folder for the report (Markdown, PNGs, JSON).")
+_MANIFEST = typer.Option(None, "--manifest", help="The atlas's atlas.toml (default: where `atlas demo`/`atlas train` wrote it).")
+_MODEL = typer.Option(None, "--model", help="Override the model named in the manifest (HF id or local path).")
+_CORPUS = typer.Option(None, "--corpus", help="Text to sample from (file or folder); default: the held-out split of the default corpus.")
+_DEVICE = typer.Option("auto", "--device", help="cpu | cuda | auto (cuda when available).")
+_SEED = typer.Option(0, "--seed", help="Seed of every random choice (texts, tokens, targets, sampling).")
+
+
+def _device(value: str) -> str:
+    if value != "auto":
+        return value
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _meta(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"command": "atlas " + " ".join(shlex.quote(a) for a in sys.argv[1:]), **(extra or {})}
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InvalidInput(f"{what} {text!r} is not valid (use comma-separated numbers, e.g. '4,8')") from None
+    if not vals:
+        raise InvalidInput(f"{what} is empty (use comma-separated numbers, e.g. '4,8')")
+    return vals
+
+
+def _done(path: Path) -> None:
+    typer.echo(f"report: {path}")
+
+
+@app.command("coactivation")
+def coactivation(
+    atlas: str = _ATLAS,
+    out: Path = _OUT,
+    manifest: Optional[str] = _MANIFEST,
+    model: Optional[str] = _MODEL,
+    corpus: Optional[str] = _CORPUS,
+    texts: int = typer.Option(250, help="Held-out texts (the paper: 250 per dataset)."),
+    tokens_per_text: int = typer.Option(5, help="Random non-first tokens per text (the paper: 5)."),
+    window: int = typer.Option(128, help="Tokens of context per text."),
+    seed: int = _SEED,
+    device: str = _DEVICE,
+) -> None:
+    """Groups of active residual features by active predecessors, shares by layer, Mann–Whitney, matched vs random pairs (§4.1)."""
+    from experiments import coactivation as exp
+    from experiments.context import load_context
+    from experiments.texts import held_out_windows
+
+    ctx = load_context(atlas, manifest=manifest, model=model, device=_device(device))
+    windows = held_out_windows(ctx.model.tokenizer, texts, window, seed=seed, corpus=corpus)
+    settings = exp.CoactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, seed=seed)
+    report = exp.run(ctx, windows, settings, meta=_meta({"corpus": corpus or "default (held-out split)"}))
+    _done(report.write(out))
+
+
+@app.command("deactivation")
+def deactivation(
+    atlas: str = _ATLAS,
+    out: Path = _OUT,
+    manifest: Optional[str] = _MANIFEST,
+    model: Optional[str] = _MODEL,
+    corpus: Optional[str] = _CORPUS,
+    texts: int = typer.Option(12, help="Held-out texts (the paper: 35; 12 fits 20 min on a 2-core CPU)."),
+    tokens_per_text: int = typer.Option(5, help="Random non-first tokens per text (the paper: 5)."),
+    window: int = typer.Option(64, help="Tokens of context per text."),
+    layers: Optional[str] = typer.Option(None, help="Target layers, e.g. '6,12,18' (default: 3 at the paper's relative depths)."),
+    max_targets: int = typer.Option(25, help="Active targets per (layer, token) (the paper: 25)."),
+    pearson_texts: int = typer.Option(24, help="Calibration texts (all tokens) for Pearson matching."),
+    r: float = typer.Option(0.0, help="Rescaling factor of the removed predecessors (0 = remove)."),
+    seed: int = _SEED,
+    device: str = _DEVICE,
+) -> None:
+    """Remove matched predecessors at one token and measure whether the target switches off (§4.2, Table 1)."""
+    from experiments import deactivation as exp
+    from experiments.context import load_context
+    from experiments.texts import held_out_windows
+
+    ctx = load_context(atlas, manifest=manifest, model=model, device=_device(device))
+    layer_list = tuple(int(x) for x in _floats(layers, "--layers")) if layers else None
+    all_windows = held_out_windows(ctx.model.tokenizer, texts + pearson_texts, window, seed=seed, corpus=corpus)
+    if len(all_windows) <= texts:
+        raise InvalidInput(f"the corpus gave only {len(all_windows)} texts of {window} tokens; need more than --texts {texts} (lower --texts or --window)")
+    windows, calib = all_windows[:texts], all_windows[texts:]
+    settings = exp.DeactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, layers=layer_list,
+                                        max_targets=max_targets, r=r, pearson_texts=len(calib), seed=seed)
+    report = exp.run(ctx, windows, calib, settings, meta=_meta({"corpus": corpus or "default (held-out split)"}))
+    _done(report.write(out))
+
+
+@app.command("steering")
+def steering(
+    atlas: str = _ATLAS,
+    out: Path = _OUT,
+    theme: str = typer.Option("love and marriage", help="The theme, as text."),
+    seeds: Optional[str] = typer.Option(None, help="Seed features, comma-separated (uids or 12/res/77); default: chosen from labels or activations."),
+    n_seeds: int = typer.Option(3, help="Seeds to choose when --seeds is not given."),
+    strengths: str = typer.Option("4,8", help="Additive strengths s for promotion (units: the feature's typical activation)."),
+    factors: str = typer.Option("0,-2", help="Rescaling factors r for suppression."),
+    schedules: str = typer.Option("constant,exponential,linear", help="Schedules of the cumulative strategy."),
+    directions: str = typer.Option("promote,suppress", help="promote and/or suppress."),
+    max_layers: int = typer.Option(6, help="Layers l swept (evenly spaced over the graphs' span)."),
+    generations: int = typer.Option(4, help="Seeded generations per setting."),
+    max_new_tokens: int = typer.Option(36, help="Tokens per generation (the paper: 36)."),
+    promote_prompt: str = typer.Option("I think ", help="Prompt for promotion (the paper's)."),
+    suppress_prompt: Optional[str] = typer.Option(None, help="Prompt for suppression (default: 'I think that {theme} ')."),
+    min_similarity: float = typer.Option(0.5, help="Residual cut t_R of the flow graphs (the paper: 0.5)."),
+    module_min_similarity: float = typer.Option(0.15, help="Module cut of the flow graphs (the paper: 0.15)."),
+    manifest: Optional[str] = _MANIFEST,
+    model: Optional[str] = _MODEL,
+    corpus: Optional[str] = _CORPUS,
+    seed: int = _SEED,
+    device: str = _DEVICE,
+) -> None:
+    """Steer a theme with flow graphs: strategies × schedules × strengths, promotion and suppression, scored offline (§5)."""
+    from experiments import seeds as seed_mod
+    from experiments import steering_eval as exp
+    from experiments.context import load_context
+    from experiments.texts import held_out_windows
+    from experiments.topic import topic_scorer
+    from queries.db import Graph
+    from queries.flow_graph import Direction, build_flow_graph, normalise_seeds
+
+    dev = _device(device)
+    dirs = tuple(d.strip() for d in directions.split(",") if d.strip())
+    bad = [d for d in dirs if d not in ("promote", "suppress")]
+    if bad or not dirs:
+        raise InvalidInput(f"--directions {directions!r} is not valid (valid: promote, suppress, or both comma-separated)")
+    scheds = tuple(x.strip() for x in schedules.split(",") if x.strip())
+    bad = [x for x in scheds if x not in ("constant", "exponential", "linear")]
+    if bad:
+        raise InvalidInput(f"schedule {bad[0]!r} is not valid (valid: constant, exponential, linear)")
+    ctx = load_context(atlas, manifest=manifest, model=model, device=dev)
+    with Graph() as graph:
+        graph.verify()
+        if seeds:
+            chosen = [{"uid": u, "score": float("nan"), "basis": "given"} for u in normalise_seeds(seeds.split(","), atlas)]
+        else:
+            found = seed_mod.from_labels(graph, atlas, theme, topic_scorer(dev), n_seeds)
+            if not found:
+                reference = held_out_windows(ctx.model.tokenizer, 32, 64, seed=seed, corpus=corpus)
+                found = seed_mod.from_activations(ctx, theme, reference, n_seeds)
+            chosen = seed_mod.describe(found)
+            if not chosen:
+                raise InvalidInput(f"no feature of atlas {atlas!r} matches theme {theme!r} (give seeds with --seeds)")
+        graphs = [build_flow_graph(graph, [d["uid"]], atlas=atlas, direction=Direction.BOTH, min_similarity=min_similarity,
+                                   module_min_similarity=module_min_similarity) for d in chosen]
+    bank = exp.load_bank(ctx.manifest_path, ctx.model)  # type: ignore[arg-type]  # load_context always sets it
+    settings = exp.SteeringEvalSettings(theme=theme, promote_prompt=promote_prompt, suppress_prompt=suppress_prompt,
+                                        strengths=_floats(strengths, "--strengths"), factors=_floats(factors, "--factors"),
+                                        schedules=scheds, max_layers=max_layers, generations=generations,
+                                        max_new_tokens=max_new_tokens, seed=seed, directions=dirs)
+    report = exp.run(ctx.model, bank, graphs, settings, atlas=atlas, seeds=chosen, meta=_meta())
+    _done(report.write(out))
