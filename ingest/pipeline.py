@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K = 5
 NODE_BATCH = 20_000
-EDGE_BATCH = 20_000
+EDGE_BATCH = 50_000
 
 
 @dataclass
@@ -132,16 +132,14 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
             if bar is not None:
                 bar.set_postfix_str(f"L{r.layer} nodes {mod}")
     t1 = time.perf_counter()
-    dst_prefix = feature_uid(atlas, r.layer, "res", 0)[:-1]
     for es in r.edges:
-        src_prefix = feature_uid(atlas, es.source_layer, es.source_module, 0)[:-1]
         n = len(es)
         src, dst, sim = es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist()
         tr, sr = _as_list(es.target_rank, True), _as_list(es.source_rank, True)
         for a in range(0, n, opts.edge_batch):
             b = min(n, a + opts.edge_batch)
             graph.write(W.CREATE_EDGES, {
-                "src_prefix": src_prefix, "dst_prefix": dst_prefix, "src": src[a:b], "dst": dst[a:b],
+                "atlas": atlas, "src_layer": es.source_layer, "src_module": es.source_module, "dst_layer": r.layer, "src": src[a:b], "dst": dst[a:b],
                 "sim": sim[a:b], "target_rank": tr[a:b], "source_rank": sr[a:b],
             }, timeout=300)
             report.edges_written += b - a

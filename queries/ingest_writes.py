@@ -74,10 +74,17 @@ DELETE e
 RETURN count(*) AS deleted
 """
 
+# Both endpoint SAEs are read once per batch (index order = position, every index 0..d_sae-1 exists
+# once the layer's features are written), so each edge costs a list lookup instead of two index seeks.
 CREATE_EDGES: LiteralString = """
+MATCH (s:Feature {atlas: $atlas, layer: $src_layer, module: $src_module})
+WITH s ORDER BY s.index
+WITH collect(s) AS srcs
+MATCH (t:Feature {atlas: $atlas, layer: $dst_layer, module: 'res'})
+WITH srcs, t ORDER BY t.index
+WITH srcs, collect(t) AS dsts
 UNWIND range(0, size($src) - 1) AS i
-MATCH (s:Feature {uid: $src_prefix + toString($src[i])})
-MATCH (t:Feature {uid: $dst_prefix + toString($dst[i])})
+WITH srcs[$src[i]] AS s, dsts[$dst[i]] AS t, i
 CREATE (s)-[:FLOWS_TO {similarity: $sim[i], target_rank: $target_rank[i], source_rank: $source_rank[i]}]->(t)
 """
 

@@ -18,7 +18,7 @@ def ingest(
     bulk: Path | None = typer.Option(
         None, "--bulk-csv", help="Instead of writing online, write neo4j-admin import CSVs into this folder (see docs/ingest.md)."
     ),
-    edge_batch: int = typer.Option(20_000, "--edge-batch", help="Edges per write transaction."),
+    edge_batch: int = typer.Option(50_000, "--edge-batch", help="Edges per write transaction."),
     node_batch: int = typer.Option(20_000, "--node-batch", help="Features per write transaction."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
