@@ -19,7 +19,7 @@ from typing import Any
 
 from graphql import ExecutionResult, FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, IntValueNode, OperationDefinitionNode, SelectionSetNode
 from graphql.validation import ValidationContext, ValidationRule
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import MaskErrors, MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from atlas_api.settings import ApiSettings
@@ -148,14 +148,49 @@ class AtlasErrors(MaskErrors):
         return out
 
 
+def cached_validation(settings: ApiSettings) -> type[SchemaExtension]:
+    """Validate each distinct document once (GraphQL's rules + depth, aliases, complexity) and cache the result.
+
+    Dashboards repeat the same documents with new variables; every rule here reads only the document,
+    so the errors of a query text never change. Rule classes are built once (not per request), and the
+    LRU is bounded so unique query texts cannot grow memory without limit.
+    """
+    from collections import OrderedDict
+
+    from strawberry.extensions.max_aliases import create_validator as alias_rule
+    from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+    from strawberry.schema.schema import validate_document
+
+    rules = (depth_rule(settings.max_query_depth, None), alias_rule(settings.max_aliases), complexity_rule(settings))
+    cache: OrderedDict[tuple[int, str], list[GraphQLError]] = OrderedDict()
+    maxsize = 1024
+
+    class CachedValidation(SchemaExtension):
+        def on_validate(self) -> Iterator[None]:
+            ec = self.execution_context
+            key = (id(ec.schema), ec.query) if ec.query else None
+            errors = cache.get(key) if key else None
+            if errors is None:
+                assert ec.graphql_document is not None  # strawberry parses before validating
+                errors = validate_document(ec.schema._schema, ec.graphql_document, (*ec.validation_rules, *rules))
+                if key:
+                    cache[key] = errors
+                    if len(cache) > maxsize:
+                        cache.popitem(last=False)
+            else:
+                cache.move_to_end(key)  # type: ignore[arg-type]
+            ec.pre_execution_errors = list(errors)
+            yield
+
+    return CachedValidation
+
+
 def schema_extensions(settings: ApiSettings) -> list[Any]:
-    # Factories, so every request gets fresh extension instances.
-    rule = complexity_rule(settings)
+    # Factories, so every request gets fresh extension instances (caches live in closures, shared).
     return [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: AddValidationRules([rule]),
+        lambda: ParserCache(maxsize=1024),
+        cached_validation(settings),
         api_key_guard(settings),
         AtlasErrors,
     ]
