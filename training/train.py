@@ -1,0 +1,355 @@
+"""The training job: corpus → one forward pass per batch → a bank of TopK SAEs → SAELens dirs + atlas.toml.
+
+Output folder layout (``out_dir``)::
+
+    atlas.toml                      ready for ``atlas ingest`` (paths relative to it)
+    saes/{layer}-{module}/          SAELens format: cfg.json + sae_weights.safetensors
+                                    (+ feature_labels.jsonl: top contexts and frequency per feature)
+    metrics.json                    spec, per-SAE held-out EV / L0 / dead fraction, timings
+    checkpoint.pt                   while training (removed when the job completes)
+
+Invariants
+- The job is cached by its spec: a folder whose ``metrics.json`` carries the same ``spec_hash`` is
+  returned as is (``atlas demo``'s second run takes seconds).
+- A checkpoint every ``checkpoint_every`` steps stores the bank, the optimiser and how many sequences
+  were consumed, so an interrupted run resumes where it stopped, on the same data order.
+- Metrics are measured on held-out tokens only (training.corpus splits by chunk hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from queries.errors import InvalidInput
+from queries.ids import Module, check_atlas_name
+
+if TYPE_CHECKING:
+    from steering.model import LoadedModel
+    from training.settings import TrainingSettings
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+SPEC_VERSION = 1
+
+
+@dataclass
+class TrainSpec:
+    """Everything that determines a trained atlas (its hash names the cache entry)."""
+
+    atlas: str
+    model: str | None  # None → the offline SmolLM2 default
+    layers: list[int]
+    modules: list[str] = field(default_factory=lambda: ["res", "att", "mlp"])
+    d_sae: int = 2048
+    k: int = 32
+    lr: float = 2e-3
+    token_budget: int = 200_000
+    seq_len: int = 128
+    seqs_per_batch: int = 8
+    buffer_batches: int = 4
+    train_batch_tokens: int = 1024
+    heldout_tokens: int = 16_384
+    held_out_fraction: float = 0.05
+    corpus: str = "default"
+    text_field: str = "text"
+    dead_after_tokens: int = 50_000
+    n_contexts: int = 5
+    seed: int = 0
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        check_atlas_name(self.atlas)
+        self.modules = [Module.parse(m).value for m in self.modules]
+        if not self.layers:
+            raise InvalidInput("no layers chosen (give --layers, e.g. 4-9 or 3,5,7)")
+        if any(layer < 0 for layer in self.layers):
+            raise InvalidInput(f"layers {self.layers} are not valid (use layer indices ≥ 0)")
+        self.layers = sorted(set(self.layers))
+        for name in ("token_budget", "seq_len", "seqs_per_batch", "buffer_batches", "heldout_tokens", "train_batch_tokens"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"{name} = {getattr(self, name)} is not valid (use a positive integer)")
+        if self.seq_len < 8:
+            raise InvalidInput(f"seq_len = {self.seq_len} is too short (use ≥ 8; 128 is the default)")
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(json.dumps({"v": SPEC_VERSION, **asdict(self)}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_layers(text: str) -> list[int]:
+    """``"4-9"`` → [4..9]; ``"3,5,7"``; ``"all"`` is resolved by the caller."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            elif part:
+                out.append(int(part))
+    except ValueError:
+        raise InvalidInput(f"layers {text!r} are not valid (use e.g. '4-9', '3,5,7' or 'all')") from None
+    return out
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    manifest_path: Path
+    metrics: dict[str, Any]
+    cached: bool
+
+    @property
+    def saes(self) -> list[dict[str, Any]]:
+        return list(self.metrics["saes"])
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine_description() -> dict[str, Any]:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def load_cached(out_dir: Path, spec: TrainSpec) -> TrainResult | None:
+    mpath = out_dir / METRICS_FILE
+    if not mpath.is_file() or not (out_dir / "atlas.toml").is_file():
+        return None
+    try:
+        metrics = json.loads(mpath.read_text())
+    except json.JSONDecodeError:
+        return None
+    if metrics.get("spec_hash") != spec.spec_hash():
+        return None
+    return TrainResult(out_dir, out_dir / "atlas.toml", metrics, cached=True)
+
+
+def train_atlas(
+    spec: TrainSpec,
+    out_dir: Path,
+    *,
+    loaded: "LoadedModel | None" = None,
+    settings: "TrainingSettings | None" = None,
+    progress: bool = True,
+    resume: bool = True,
+    force: bool = False,
+) -> TrainResult:
+    """Train one TopK SAE per (layer, module) of ``spec`` and write an ingestable atlas into ``out_dir``."""
+    out_dir = Path(out_dir)
+    if not force:
+        cached = load_cached(out_dir, spec)
+        if cached is not None:
+            log.info("atlas %s is already trained in %s (spec %s)", spec.atlas, out_dir, spec.spec_hash())
+            return cached
+
+    import torch
+    from tqdm.auto import tqdm
+
+    from saes.manifest import AtlasManifest, SAEEntry
+    from saes.saelens_format import save_sae_dir
+    from saes.sources import SAEWeights
+    from saes.synthetic import HOOK_NAMES
+    from steering.hooks import HookPoint, validate_points
+    from steering.model import DEFAULT_MODEL, load_model
+    from training.activations import forward_batches, shuffled_training_batches
+    from training.corpus import load_split, resolve_corpus
+    from training.labels import LABELS_FILE, TopContexts, feature_rows, write_labels_file
+    from training.sae import BankTrainer, MetricsAccumulator, TopKBank, TopKConfig
+    from training.settings import TrainingSettings
+
+    settings = settings or TrainingSettings()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if loaded is None:
+        loaded = load_model(spec.model)
+    timings["model_load_s"] = round(time.perf_counter() - started, 2)
+    model_name = spec.model or loaded.name or DEFAULT_MODEL
+    points = validate_points(loaded, [HookPoint(layer, Module(m)) for layer in spec.layers for m in spec.modules])
+    # Keep the points in (layer, module-in-spec-order) order for stable SAE indices.
+    n = len(points)
+    cfg = TopKConfig(d_in=loaded.d_model, d_sae=spec.d_sae, k=spec.k, lr=spec.lr, dead_after_tokens=spec.dead_after_tokens, seed=spec.seed)
+
+    t = time.perf_counter()
+    corpus_path = resolve_corpus(spec.corpus, settings)
+    split = load_split(corpus_path, held_out_fraction=spec.held_out_fraction, text_field=spec.text_field)
+    timings["corpus_s"] = round(time.perf_counter() - t, 2)
+    log.info("corpus %s: %s", corpus_path, split.describe())
+
+    torch.manual_seed(spec.seed)
+    bank = TopKBank(n, cfg)
+    tokens_per_seq = spec.seq_len - 1
+    total_seqs = -(-spec.token_budget // tokens_per_seq)
+    total_steps = -(-spec.token_budget // spec.train_batch_tokens)
+    trainer = BankTrainer(bank, total_steps)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / CHECKPOINT_FILE
+    consumed_seqs, tokens_trained = 0, 0
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, weights_only=False)
+        if state.get("spec_hash") == spec.spec_hash():
+            trainer.load_state_dict(state["trainer"])
+            consumed_seqs, tokens_trained = int(state["consumed_seqs"]), int(state["tokens_trained"])
+            log.info("resuming %s from step %d (%d tokens trained)", spec.atlas, trainer.step_no, tokens_trained)
+        else:
+            log.warning("ignoring checkpoint %s: it was written for another spec", ckpt_path)
+
+    # --- training: one forward per batch for all points, streamed through a small shuffle buffer ---
+    t = time.perf_counter()
+    fwd_s = 0.0
+    fb = forward_batches(loaded, points, split.train, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
+                         shuffle_seed=spec.seed, skip_sequences=consumed_seqs, max_sequences=max(0, total_seqs - consumed_seqs))
+
+    def timed(it: Any) -> Any:
+        nonlocal fwd_s
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            fwd_s += time.perf_counter() - t0
+            yield item
+
+    bar = tqdm(total=spec.token_budget, initial=tokens_trained, unit="tok", desc=f"train {n} SAEs", disable=not progress)
+    last_stats: dict[str, Any] = {}
+    pending_seqs = 0
+    last_ckpt_step = trainer.step_no
+    for x, seqs_done in shuffled_training_batches(timed(fb), buffer_batches=spec.buffer_batches, seed=spec.seed + consumed_seqs):
+        # Split the mixed buffer slice into training batches of about train_batch_tokens.
+        for part in torch.split(x, spec.train_batch_tokens, dim=1):
+            if part.shape[1] < max(8, spec.train_batch_tokens // 8):
+                continue  # a sliver at the end carries too few tokens for a useful Adam step
+            last_stats = trainer.step(part)
+            tokens_trained += part.shape[1]
+            bar.update(part.shape[1])
+        pending_seqs += seqs_done
+        if seqs_done:
+            consumed_seqs += pending_seqs
+            pending_seqs = 0
+            bar.set_postfix(nmse=f"{float(last_stats['nmse'].mean()):.3f}", dead=f"{float(last_stats['dead'].mean()):.3f}")
+            if trainer.step_no - last_ckpt_step >= spec.checkpoint_every:
+                last_ckpt_step = trainer.step_no
+                torch.save({"spec_hash": spec.spec_hash(), "trainer": trainer.state_dict(), "consumed_seqs": consumed_seqs,
+                            "tokens_trained": tokens_trained}, ckpt_path)
+    bar.close()
+    train_s = time.perf_counter() - t
+    timings["train_total_s"] = round(train_s, 2)
+    timings["forward_s"] = round(fwd_s, 2)
+    timings["sae_step_s"] = round(train_s - fwd_s, 2)
+
+    # --- held-out: EV, L0, dead fraction, top contexts and frequencies, from one more streamed pass ---
+    t = time.perf_counter()
+    acc = MetricsAccumulator(n, spec.d_sae)
+    top = TopContexts(n, spec.d_sae, spec.n_contexts)
+    sequences: list[list[int]] = []
+    offset = 0
+    heldout_seqs = -(-spec.heldout_tokens // tokens_per_seq)
+    bar = tqdm(total=heldout_seqs * tokens_per_seq, unit="tok", desc="held-out eval", disable=not progress)
+    for b in forward_batches(loaded, points, split.held_out, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
+                             shuffle_seed=None, max_sequences=heldout_seqs):
+        recon, vals, idx = bank.reconstruct_raw(b.acts)
+        acc.update(b.acts, recon, vals, idx)
+        top.update(vals, idx, offset)
+        offset += b.acts.shape[1]
+        sequences.extend(b.token_ids.tolist())
+        bar.update(b.acts.shape[1])
+    bar.close()
+    results = acc.results()
+    freqs = acc.frequencies()
+    timings["heldout_s"] = round(time.perf_counter() - t, 2)
+
+    # --- write SAELens dirs, labels, atlas.toml, metrics.json ---
+    t = time.perf_counter()
+    entries: list[SAEEntry] = []
+    sae_metrics: list[dict[str, Any]] = []
+    for i, p in enumerate(points):
+        rel = f"saes/{p.layer}-{p.module.value}"
+        sae_dir = out_dir / rel
+        w = bank.export(i)
+        hook_name = HOOK_NAMES[p.module].format(L=p.layer)
+        save_sae_dir(sae_dir, SAEWeights(W_dec=w["W_dec"], W_enc=w["W_enc"], b_enc=w["b_enc"], b_dec=w["b_dec"], k=spec.k,
+                                         architecture="topk", hook_name=hook_name), model_name=model_name)
+        m = {"layer": p.layer, "module": p.module.value, "hook_name": hook_name, "d_sae": spec.d_sae, "k": spec.k,
+             **results[i], "train_tokens": tokens_trained}
+        _add_training_metadata(sae_dir, m, spec)
+        write_labels_file(sae_dir / LABELS_FILE, feature_rows(loaded.tokenizer, sequences, spec.seq_len, top, i, freqs[i]))
+        entries.append(SAEEntry(layer=p.layer, module=p.module, path=rel))
+        sae_metrics.append(m)
+    manifest = AtlasManifest(name=spec.atlas, model=model_name, d_model=loaded.d_model, saes=entries, base_dir=out_dir)
+    manifest_path = manifest.write(out_dir / "atlas.toml")
+    timings["write_s"] = round(time.perf_counter() - t, 2)
+    timings["total_s"] = round(time.perf_counter() - started, 2)
+    metrics = {
+        "spec_hash": spec.spec_hash(),
+        "spec": asdict(spec),
+        "model": model_name,
+        "corpus": str(corpus_path),
+        "saes": sae_metrics,
+        "summary": summarise(sae_metrics),
+        "tokens_trained": tokens_trained,
+        "timings": timings,
+        "forward_tokens_per_s": round((tokens_trained + offset) / max(1e-9, fwd_s + timings["heldout_s"]), 1),
+        "train_tokens_per_s_per_sae": round(tokens_trained * n / max(1e-9, train_s - fwd_s), 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "machine": machine_description(),
+    }
+    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    if ckpt_path.exists():
+        ckpt_path.unlink()
+    return TrainResult(out_dir, manifest_path, metrics, cached=False)
+
+
+def summarise(sae_metrics: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        "min_explained_variance": min(m["explained_variance"] for m in sae_metrics),
+        "mean_explained_variance": sum(m["explained_variance"] for m in sae_metrics) / len(sae_metrics),
+        "max_l0": max(m["l0"] for m in sae_metrics),
+        "max_dead_fraction": max(m["dead_fraction"] for m in sae_metrics),
+    }
+
+
+def _add_training_metadata(sae_dir: Path, m: dict[str, Any], spec: TrainSpec) -> None:
+    """Record the held-out metrics and the training recipe in cfg.json's metadata (SAELens keeps
+    unknown metadata keys), so the numbers travel with the SAE."""
+    cfg_path = sae_dir / "cfg.json"
+    cfg = json.loads(cfg_path.read_text())
+    meta = cfg.setdefault("metadata", {})
+    meta["training"] = {
+        "trainer": "feature-atlas TopK (AuxK)",
+        "explained_variance_heldout": m["explained_variance"],
+        "l0_heldout": m["l0"],
+        "dead_fraction_heldout": m["dead_fraction"],
+        "heldout_tokens": m["heldout_tokens"],
+        "train_tokens": m["train_tokens"],
+        "corpus": spec.corpus,
+        "lr": spec.lr,
+        "seq_len": spec.seq_len,
+    }
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def format_metrics_table(sae_metrics: list[dict[str, Any]]) -> str:
+    lines = [f"{'SAE':<10} {'d_sae':>6} {'EV(held-out)':>13} {'L0':>6} {'dead':>7}"]
+    for m in sae_metrics:
+        lines.append(f"{str(m['layer']) + '-' + m['module']:<10} {m['d_sae']:>6} {m['explained_variance']:>13.3f} {m['l0']:>6.1f} {m['dead_fraction']:>7.3f}")
+    return "\n".join(lines)
