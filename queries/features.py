@@ -58,10 +58,10 @@ SEARCH: LiteralString = (
 CIRCUIT_REACH: LiteralString = (
     "UNWIND $uids AS uid MATCH (a:Feature {uid: uid}) "
     "OPTIONAL MATCH p = (a)-[:FLOWS_TO*1..]->(x:Feature) "
-    "WHERE x.layer <= a.layer + $max_depth AND all(r IN relationships(p) WHERE r.similarity >= $min_sim) "
+    "WHERE all(n IN nodes(p) WHERE n.layer <= a.layer + $max_depth) AND all(r IN relationships(p) WHERE r.similarity >= $min_sim) "
     "WITH a, collect(DISTINCT x.uid) AS down "
     "OPTIONAL MATCH p = (a)<-[:FLOWS_TO*1..]-(y:Feature) "
-    "WHERE y.layer >= a.layer - $max_depth AND all(r IN relationships(p) WHERE r.similarity >= $min_sim) "
+    "WHERE all(n IN nodes(p) WHERE n.layer >= a.layer - $max_depth) AND all(r IN relationships(p) WHERE r.similarity >= $min_sim) "
     "RETURN a.uid AS uid, a.layer AS layer, down, collect(DISTINCT y.uid) AS up"
 )
 SUBGRAPH: LiteralString = (

@@ -241,9 +241,10 @@ UPSTREAM_STATEMENT: LiteralString = (
     "MATCH (seed:Feature {uid: uid}) "
     # The residual chain: predicates inline into a pruning var-length expand (bounded by layers).
     "OPTIONAL MATCH p = (seed)<-[:FLOWS_TO*1..]-(x:Feature) "
-    "WHERE seed.module = 'res' AND x.layer >= seed.layer - $depth "
+    "WHERE seed.module = 'res' "
     "AND all(r IN relationships(p) WHERE r.target_rank < $k AND r.similarity >= $min_sim) "
-    "AND all(n IN nodes(p) WHERE n.module = 'res') "
+    # The layer bound sits in the node predicate so the expansion itself stops at the depth.
+    "AND all(n IN nodes(p) WHERE n.module = 'res' AND n.layer >= seed.layer - $depth) "
     "WITH seed, collect(DISTINCT x) AS chain "
     "UNWIND [seed] + chain AS t "
     "OPTIONAL MATCH (s:Feature)-[r:FLOWS_TO]->(t) WHERE t.module = 'res' AND r.target_rank < $k "
@@ -260,8 +261,8 @@ DOWNSTREAM_STATEMENT: LiteralString = (
     "WITH seed, CASE WHEN seed.module = 'res' THEN [seed] ELSE collect(first) END AS starts "
     "UNWIND CASE WHEN size(starts) = 0 THEN [null] ELSE starts END AS st "
     "OPTIONAL MATCH p = (st)-[:FLOWS_TO*1..]->(x:Feature) "
-    "WHERE x.layer <= seed.layer + $depth "
-    "AND all(r IN relationships(p) WHERE r.source_rank < $k AND r.similarity >= $min_sim) "
+    "WHERE all(r IN relationships(p) WHERE r.source_rank < $k AND r.similarity >= $min_sim) "
+    "AND all(n IN nodes(p) WHERE n.layer <= seed.layer + $depth) "
     "WITH seed, starts, collect(DISTINCT x) AS down "
     "UNWIND [seed] + starts + down AS t "
     "WITH DISTINCT seed, t "
