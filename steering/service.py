@@ -50,6 +50,9 @@ class SteeringSettings(BaseSettings):
     model: str | None = None
     device: str = "cpu"
     store_runs: bool = True
+    # torch intra-op threads for this process (None: torch's default). On a busy shared CPU, 1 avoids
+    # OpenMP spin-waiting that can slow generation by more than 10×.
+    torch_threads: int | None = Field(default=None, ge=1)
 
 
 @dataclass
@@ -108,6 +111,10 @@ class Steerer:
         self.settings = settings or SteeringSettings()
         self._manifests: dict[str, Any] = {}
         self._lock = threading.Lock()
+        if self.settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.settings.torch_threads)
 
     # -- resolution ------------------------------------------------------------------------------
     def register_manifest(self, path: str | Path) -> Any:
