@@ -47,3 +47,33 @@ def category_shares(graph: Graph, atlas: str) -> dict[int, dict[str, float]]:
     for r in graph.read(CATEGORY_SHARES, {"atlas": atlas}):
         counts.setdefault(int(r["layer"]), {})[str(r["category"])] = int(r["n"])
     return {layer: {c: n / sum(cs.values()) for c, n in cs.items()} for layer, cs in counts.items()}
+
+
+# Per layer, which predecessor explains each res feature best by top-1 cosine (s_res / s_att / s_mlp).
+ORIGIN_SHARES: LiteralString = (
+    "MATCH (f:Feature {atlas: $atlas, module: 'res'}) "
+    "WITH f.layer AS layer, coalesce(f.s_res, -1.0) AS r, coalesce(f.s_att, -1.0) AS a, coalesce(f.s_mlp, -1.0) AS m "
+    "WHERE r > -1.0 OR a > -1.0 OR m > -1.0 "
+    "WITH layer, CASE WHEN r >= a AND r >= m THEN 'res' WHEN a >= m THEN 'att' ELSE 'mlp' END AS origin "
+    "RETURN layer, origin, count(*) AS n ORDER BY layer, origin"
+)
+
+# A res feature with a long residual lineage and a label: the demo's example seed.
+EXAMPLE_SEED: LiteralString = (
+    "MATCH (f:Feature {atlas: $atlas, module: 'res', layer: $layer}) "
+    "WHERE f.label IS NOT NULL AND f.label <> '' AND f.s_res IS NOT NULL "
+    "RETURN f.uid AS uid, f.label AS label ORDER BY f.s_res DESC, f.frequency DESC LIMIT 1"
+)
+
+
+def origin_shares(graph: Graph, atlas: str) -> dict[int, dict[str, float]]:
+    """``{layer: {res|att|mlp: share}}``: the best-matching predecessor module of each res feature."""
+    counts: dict[int, dict[str, int]] = {}
+    for r in graph.read(ORIGIN_SHARES, {"atlas": atlas}):
+        counts.setdefault(int(r["layer"]), {})[str(r["origin"])] = int(r["n"])
+    return {layer: {c: n / sum(cs.values()) for c, n in cs.items()} for layer, cs in counts.items()}
+
+
+def example_seed(graph: Graph, atlas: str, layer: int) -> dict[str, Any] | None:
+    rows = graph.read(EXAMPLE_SEED, {"atlas": atlas, "layer": layer})
+    return rows[0] if rows else None

