@@ -58,8 +58,26 @@ class AsyncGraph:
         await self.read("RETURN 1 AS ok", timeout=self.settings.connect_timeout_s)
 
     async def read(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
-        """Run a read statement (routed to readers, retried on transient failures); records as dicts."""
-        return await self._run(text, params, neo4j.RoutingControl.READ, timeout)
+        """Run a read statement in a read-mode auto-commit transaction; records as dicts.
+
+        Auto-commit needs one round trip (RUN+PULL) where a managed transaction needs two (BEGIN/RUN/PULL,
+        then COMMIT); reads are idempotent, so one retry on a dropped connection (e.g. a stale pooled
+        connection after a server restart) is safe.
+        """
+        query = Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
+        for attempt in (0, 1):
+            try:
+                async with self.driver.session(database=self.settings.database, default_access_mode=neo4j.READ_ACCESS) as session:
+                    result = await session.run(query, dict(params or {}))
+                    return [r.data() async for r in result]
+            except (SessionExpired, ServiceUnavailable, ConnectionError, OSError) as exc:
+                if attempt == 0:
+                    log.info("retrying a read after a dropped connection: %s", exc)
+                    continue
+                raise DatabaseUnavailable(unavailable_message(self.settings, exc)) from exc
+            except Exception as exc:  # noqa: BLE001 - mapped below, or re-raised unchanged
+                raise self._map(exc, query) from exc
+        raise AssertionError("unreachable")
 
     async def write(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
         """Run a write statement (mutations such as labels)."""
@@ -69,18 +87,22 @@ class AsyncGraph:
         query = Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
         try:
             records, _, _ = await self.driver.execute_query(query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database)
-        except AuthError as exc:
-            raise DatabaseUnavailable(f"Neo4j at {self.settings.uri} rejected the credentials (check NEO4J_USERNAME/NEO4J_PASSWORD)") from exc
-        except ClientError as exc:
+        except Exception as exc:  # noqa: BLE001 - mapped below, or re-raised unchanged
+            raise self._map(exc, query) from exc
+        return [r.data() for r in records]
+
+    def _map(self, exc: Exception, query: Query) -> Exception:
+        """The AtlasError for a driver failure, or the failure itself when it is not one we expect."""
+        if isinstance(exc, AuthError):
+            return DatabaseUnavailable(f"Neo4j at {self.settings.uri} rejected the credentials (check NEO4J_USERNAME/NEO4J_PASSWORD)")
+        if isinstance(exc, ClientError):
             code = str(getattr(exc, "code", "") or "")
-            if "TransactionTimedOut" in code or "Transaction.Terminated" in code or "TransactionTimedOutClientConfiguration" in code:
-                raise QueryTimeout(
+            if "TransactionTimedOut" in code or "Transaction.Terminated" in code:
+                return QueryTimeout(
                     f"the query ran past the server-side timeout of {query.timeout}s (narrow it: smaller depth, "
                     "fewer seeds, a higher minSimilarity, or a smaller page)"
-                ) from exc
-            raise
-        except _UNAVAILABLE as exc:
-            raise DatabaseUnavailable(unavailable_message(self.settings, exc)) from exc
-        except DriverError as exc:
-            raise DatabaseUnavailable(unavailable_message(self.settings, exc)) from exc
-        return [r.data() for r in records]
+                )
+            return exc
+        if isinstance(exc, (*_UNAVAILABLE, DriverError)):
+            return DatabaseUnavailable(unavailable_message(self.settings, exc))
+        return exc
