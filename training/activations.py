@@ -80,8 +80,8 @@ def shuffled_training_batches(batches: Iterator[SequenceBatch], *, buffer_batche
     """Mix tokens across ``buffer_batches`` forward batches before training on them.
 
     Tokens of one sequence are strongly correlated; shuffling within a small buffer decorrelates the
-    gradient steps at a memory cost of ``buffer_batches`` forward batches. Yields ``(acts, n_sequences)``
-    where ``n_sequences`` counts the sequences consumed up to this training batch (for resuming).
+    gradient steps at a memory cost of ``buffer_batches`` forward batches. Yields one shuffled buffer
+    ``[n, tokens, d]`` at a time with the number of sequences it consumed (for resuming).
     """
     g = torch.Generator().manual_seed(seed)
     while True:
@@ -91,11 +91,4 @@ def shuffled_training_batches(batches: Iterator[SequenceBatch], *, buffer_batche
         x = torch.cat([b.acts for b in group], dim=1)
         perm = torch.randperm(x.shape[1], generator=g)
         x = x[:, perm]
-        parts = len(group)
-        n_seqs = sum(b.token_ids.shape[0] for b in group)
-        size = -(-x.shape[1] // parts)
-        for i in range(parts):
-            part = x[:, i * size:(i + 1) * size]
-            if part.shape[1]:
-                # The consumed count only advances once the whole buffer is trained on.
-                yield part, (n_seqs if i == parts - 1 else 0)
+        yield x, sum(b.token_ids.shape[0] for b in group)

@@ -244,20 +244,17 @@ def train_atlas(
 
     bar = tqdm(total=spec.token_budget, initial=tokens_trained, unit="tok", desc=f"train {n} SAEs", disable=not progress)
     last_stats: dict[str, Any] = {}
-    pending_seqs = 0
     last_ckpt_step = trainer.step_no
     for x, seqs_done in shuffled_training_batches(timed(fb), buffer_batches=spec.buffer_batches, seed=spec.seed + consumed_seqs):
         # Split the mixed buffer slice into training batches of about train_batch_tokens.
-        for part in torch.split(x, spec.train_batch_tokens, dim=1):
-            if part.shape[1] < max(8, spec.train_batch_tokens // 8):
-                continue  # a sliver at the end carries too few tokens for a useful Adam step
+        for j, part in enumerate(torch.split(x, spec.train_batch_tokens, dim=1)):
+            if j > 0 and part.shape[1] < spec.train_batch_tokens // 4:
+                continue  # a sliver at the end of a buffer carries too few tokens for a useful Adam step
             last_stats = trainer.step(part.to(device, non_blocking=True))
             tokens_trained += part.shape[1]
             bar.update(part.shape[1])
-        pending_seqs += seqs_done
-        if seqs_done:
-            consumed_seqs += pending_seqs
-            pending_seqs = 0
+        consumed_seqs += seqs_done
+        if last_stats:
             bar.set_postfix(nmse=f"{float(last_stats['nmse'].mean()):.3f}", dead=f"{float(last_stats['dead'].mean()):.3f}")
             if trainer.step_no - last_ckpt_step >= spec.checkpoint_every:
                 last_ckpt_step = trainer.step_no

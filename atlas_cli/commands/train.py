@@ -23,6 +23,7 @@ def train(
     seq_len: int = typer.Option(128, help="Tokens per sequence."),
     batch_seqs: int = typer.Option(8, help="Sequences per forward pass."),
     heldout_tokens: int = typer.Option(16_384, help="Held-out tokens for EV / L0 / dead fraction and the labels."),
+    held_out_fraction: float = typer.Option(0.05, help="Share of corpus chunks kept out of training (chosen by a hash of each chunk)."),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
     seed: int = typer.Option(0, help="Random seed (data order and initialisation)."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from out/checkpoint.pt when its spec matches."),
@@ -47,7 +48,7 @@ def train(
         layer_list = parse_layers(layers)
     spec = TrainSpec(
         atlas=name, model=model, layers=layer_list, modules=[m for m in modules.split(",") if m.strip()], d_sae=width, k=k, lr=lr,
-        token_budget=tokens, seq_len=seq_len, seqs_per_batch=batch_seqs, heldout_tokens=heldout_tokens, corpus=corpus,
+        token_budget=tokens, seq_len=seq_len, seqs_per_batch=batch_seqs, heldout_tokens=heldout_tokens, held_out_fraction=held_out_fraction, corpus=corpus,
         text_field=text_field, seed=seed, device=spec_device,
     )
     if loaded is None:
