@@ -89,8 +89,12 @@ def ensure_neo4j(echo: Callable[[str], None]) -> str:
     return st.bolt_uri
 
 
-def run_demo(profile: str = "default", *, echo: Callable[[str], None] = print, progress: bool = True, device: str | None = None) -> DemoReport:
-    """Everything but serving. Idempotent: a second run reuses the trained atlas and the ingested graph."""
+def run_demo(
+    profile: str = "default", *, echo: Callable[[str], None] = print, progress: bool = True, device: str | None = None, atlas: str | None = None
+) -> DemoReport:
+    """Everything but serving. Idempotent: a second run reuses the trained atlas and the ingested graph.
+
+    ``atlas`` renames the profile's atlas (tests use their own names in the shared database)."""
     from queries.db import Graph
     from queries.sae_metrics import category_shares, example_seed, origin_shares
     from steering.model import load_model
@@ -100,6 +104,8 @@ def run_demo(profile: str = "default", *, echo: Callable[[str], None] = print, p
     spec = profile_spec(profile)
     if device:
         spec.device = device
+    if atlas:
+        spec = replace(spec, atlas=atlas)
     settings = TrainingSettings()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
