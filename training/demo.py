@@ -139,6 +139,11 @@ def run_demo(
         origins = origin_shares(graph, spec.atlas)
         seed = example_seed(graph, spec.atlas, spec.layers[-1]) or {}
     timings["total_s"] = round(time.perf_counter() - t0, 2)
+    if not result.cached:
+        import json
+
+        # The first (training) run's timings, for bench/bench_demo.py and the docs.
+        (result.out_dir / "demo_first_run.json").write_text(json.dumps({"profile": profile, **timings}, indent=2))
 
     echo("")
     echo(f"SAE quality on held-out tokens (atlas {spec.atlas}):")

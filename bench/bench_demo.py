@@ -1,0 +1,268 @@
+"""Benchmark of the embedded demo: activation collection, SAE training speed (ours vs sae-lens), the
+end-to-end demo per profile, peak memory, and the default atlas's quality — saved to
+bench/results/demo.json and demo.md.
+
+    python bench/bench_demo.py                      # micro-benchmarks + tiny profile end to end + default figures
+    python bench/bench_demo.py --default-log FILE   # take the default profile's end-to-end time from an
+                                                    # `atlas demo` log (its "… Ns this run" line)
+
+The default profile's quality and timings come from its cached atlas (``$ATLAS_CACHE_DIR/atlases/smollm2-demo``,
+i.e. the atlas `atlas demo` built), so the benchmark does not train it a second time. The tiny profile runs
+fresh (its own cache folder, atlas name ``bench-demo-tiny``, dropped afterwards). Timings on a machine
+shared with other jobs are pessimistic; the output says how loaded the machine was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def bench_activations(loaded: Any, layers: list[int], seqs: int = 8, seq_len: int = 128, reps: int = 3) -> dict[str, float]:
+    """Tokens/s of one forward with hooks on res/att/mlp of ``layers`` (stopping after the last), vs the whole model."""
+    import torch
+
+    from queries.ids import Module
+    from steering.hooks import HookPoint, run_capture
+
+    points = [HookPoint(layer, m) for layer in layers for m in (Module.RES, Module.ATT, Module.MLP)]
+    ids = torch.randint(100, 20_000, (seqs, seq_len), generator=torch.Generator().manual_seed(0))
+    run_capture(loaded, points, ids)  # warm-up
+    t = time.perf_counter()
+    for _ in range(reps):
+        run_capture(loaded, points, ids, stop_early=True)
+    early = seqs * seq_len * reps / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(reps):
+        run_capture(loaded, points, ids, stop_early=False)
+    full = seqs * seq_len * reps / (time.perf_counter() - t)
+    return {"points": len(points), "tokens_per_s_stop_after_last_layer": round(early, 1), "tokens_per_s_full_forward": round(full, 1)}
+
+
+def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024, steps: int = 3) -> dict[str, Any]:
+    """Training tokens/s per SAE: our stacked TopK bank (all SAEs in one batched step) vs sae-lens's
+    TopKTrainingSAE stepped once per SAE (its forward + backward + Adam), same shapes and batch."""
+    import torch
+
+    from training.sae import BankTrainer, TopKBank, TopKConfig
+
+    x = torch.randn(n_saes, batch, d_in, generator=torch.Generator().manual_seed(0))
+    bank = TopKBank(n_saes, TopKConfig(d_in=d_in, d_sae=d_sae, k=k))
+    tr = BankTrainer(bank, 100)
+    tr.step(x)
+    t = time.perf_counter()
+    for _ in range(steps):
+        tr.step(x)
+    ours = batch * steps * n_saes / (time.perf_counter() - t)
+
+    out: dict[str, Any] = {"n_saes": n_saes, "d_in": d_in, "d_sae": d_sae, "k": k, "batch_tokens": batch,
+                           "ours_tokens_per_s_per_sae": round(ours, 1)}
+    try:
+        from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
+        from sae_lens.saes.sae import TrainStepInput
+
+        saes = [TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=k)) for _ in range(n_saes)]
+        opts = [torch.optim.Adam(s.parameters(), lr=1e-3) for s in saes]
+
+        def step() -> None:
+            for i, (s, o) in enumerate(zip(saes, opts)):
+                res = s.training_forward_pass(TrainStepInput(sae_in=x[i], coefficients={}, dead_neuron_mask=torch.zeros(d_sae, dtype=torch.bool),
+                                                             n_training_steps=0, is_logging_step=False))
+                o.zero_grad()
+                res.loss.backward()
+                o.step()
+
+        step()
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        theirs = batch * steps * n_saes / (time.perf_counter() - t)
+        out["sae_lens_tokens_per_s_per_sae"] = round(theirs, 1)
+        out["speedup_vs_sae_lens"] = round(ours / theirs, 2)
+    except Exception as exc:  # noqa: BLE001 - the comparison is informative, not required
+        out["sae_lens_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return out
+
+
+def run_tiny_profile() -> dict[str, Any]:
+    """The tiny profile end to end in a fresh cache (models and corpus linked when present)."""
+    from queries.db import Graph
+    from training.demo import run_demo
+
+    real = Path(os.environ.get("ATLAS_CACHE_DIR") or Path.home() / ".cache" / "feature-atlas")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp)
+        for sub in ("models", "corpus"):
+            if (real / sub).is_dir():
+                (cache / sub).symlink_to(real / sub)
+        old = os.environ.get("ATLAS_CACHE_DIR")
+        os.environ["ATLAS_CACHE_DIR"] = str(cache)
+        try:
+            t = time.perf_counter()
+            rep = run_demo("tiny", echo=lambda _: None, progress=False, atlas="bench-demo-tiny")
+            first = time.perf_counter() - t
+            t = time.perf_counter()
+            run_demo("tiny", echo=lambda _: None, progress=False, atlas="bench-demo-tiny")
+            second = time.perf_counter() - t
+        finally:
+            if old is None:
+                os.environ.pop("ATLAS_CACHE_DIR", None)
+            else:
+                os.environ["ATLAS_CACHE_DIR"] = old
+            with Graph() as g:
+                g.write("MATCH (n) WHERE n.atlas = $a OR (n:Atlas AND n.name = $a) DETACH DELETE n", {"a": "bench-demo-tiny"}, timeout=300)
+    return {"first_run_s": round(first, 1), "second_run_s": round(second, 1), "summary": rep.metrics["summary"], "timings": rep.timings}
+
+
+def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
+    from training.demo import profile_spec
+    from training.settings import TrainingSettings
+
+    spec = profile_spec("default")
+    mpath = TrainingSettings().atlases_dir / spec.atlas / "metrics.json"
+    if not mpath.is_file():
+        return {"error": f"{mpath} does not exist: run `atlas demo` first"}
+    metrics = json.loads(mpath.read_text())
+    out: dict[str, Any] = {
+        "atlas": spec.atlas,
+        "layers": spec.layers,
+        "d_sae": spec.d_sae,
+        "k": spec.k,
+        "token_budget": spec.token_budget,
+        "summary": metrics["summary"],
+        "saes": [{k: m[k] for k in ("layer", "module", "explained_variance", "l0", "dead_fraction")} for m in metrics["saes"]],
+        "train_timings": metrics["timings"],
+        "forward_tokens_per_s": metrics.get("forward_tokens_per_s"),
+        "train_tokens_per_s_per_sae": metrics.get("train_tokens_per_s_per_sae"),
+        "train_peak_rss_mib": metrics.get("peak_rss_mib"),
+        "spec_hash": metrics["spec_hash"],
+    }
+    total = None
+    if default_log and default_log.is_file():
+        m = re.findall(r"· (\d+)s this run", default_log.read_text(errors="replace"))
+        if m:
+            total = float(m[-1])
+    first_run = TrainingSettings().atlases_dir / spec.atlas / "demo_first_run.json"
+    if total is None and first_run.is_file():
+        total = float(json.loads(first_run.read_text()).get("total_s", 0)) or None
+    out["end_to_end_first_run_s"] = total
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--default-log", type=Path, default=None, help="log of the `atlas demo` run that built the default atlas")
+    ap.add_argument("--skip-tiny", action="store_true", help="do not run the tiny profile end to end")
+    args = ap.parse_args()
+
+    import torch
+
+    from steering.model import load_model
+    from training.demo import profile_spec
+    from training.train import machine_description, peak_rss_mib
+
+    load_before = load_average()
+    machine = machine_description()
+    machine["load_average_at_start"] = load_before
+    machine["shared"] = "yes: 2-core machine shared with 4 other engineers' jobs; timings are pessimistic"
+    results: dict[str, Any] = {"machine": machine, "torch_threads": torch.get_num_threads()}
+
+    spec = profile_spec("default")
+    loaded = load_model(None)
+    print("activation collection …", flush=True)
+    results["activations"] = bench_activations(loaded, spec.layers)
+    print(json.dumps(results["activations"]), flush=True)
+    print("trainer step speed (ours vs sae-lens) …", flush=True)
+    results["trainers"] = bench_trainers(len(spec.layers) * 3, loaded.d_model, spec.d_sae, spec.k)
+    print(json.dumps(results["trainers"]), flush=True)
+    if not args.skip_tiny:
+        print("tiny profile end to end …", flush=True)
+        results["tiny_profile"] = run_tiny_profile()
+        print(json.dumps(results["tiny_profile"]), flush=True)
+    results["default_profile"] = default_profile_figures(args.default_log)
+    d = results["default_profile"]
+    summary = d.get("summary", {})
+    results["default_profile_s"] = d.get("end_to_end_first_run_s")
+    results["min_explained_variance"] = summary.get("min_explained_variance")
+    results["max_l0"] = summary.get("max_l0")
+    results["max_dead_fraction"] = summary.get("max_dead_fraction")
+    results["quality_bar_met"] = bool(summary) and summary["min_explained_variance"] >= 0.7 and summary["max_l0"] <= 64 and summary["max_dead_fraction"] <= 0.10
+    results["peak_rss_mib_bench"] = round(peak_rss_mib(), 1)
+    results["load_average_at_end"] = load_average()
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "demo.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "demo.md").write_text(render_md(results))
+    print(render_md(results))
+
+
+def render_md(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        "# Demo benchmark (bench/bench_demo.py)",
+        "",
+        f"Machine: {m['processor']}, {m['cpu_count']} cores, torch {m['torch']} ({r['torch_threads']} threads), CUDA {m['cuda']}; "
+        f"load average {m['load_average_at_start']} at start, {r['load_average_at_end']} at end. "
+        f"**Shared**: {m['shared']}.",
+        "",
+        "## Default profile (the `smollm2-demo` atlas)",
+        "",
+    ]
+    d = r.get("default_profile", {})
+    if "error" in d:
+        lines.append(d["error"])
+    else:
+        lines += [
+            f"Layers {d['layers'][0]}–{d['layers'][-1]} × res/att/mlp, {d['d_sae']} latents, TopK k={d['k']}, {d['token_budget']:,} training tokens.",
+            "",
+            f"- end-to-end first run: **{r['default_profile_s']} s**" + (" (budget 900 s on an unshared 2-core CPU)" if r["default_profile_s"] else ""),
+            f"- min held-out EV **{r['min_explained_variance']:.3f}**, max L0 **{r['max_l0']:.0f}**, max dead fraction **{r['max_dead_fraction']:.3f}** "
+            f"→ quality bar (EV ≥ 0.7, L0 ≤ 64, dead ≤ 10%) {'met' if r['quality_bar_met'] else 'NOT met'}",
+            f"- training timings: {d['train_timings']}",
+            f"- activation collection during training: {d['forward_tokens_per_s']} tok/s; SAE steps: {d['train_tokens_per_s_per_sae']} tok/s per SAE; "
+            f"peak RSS {d['train_peak_rss_mib']} MiB",
+            "",
+            "| SAE | EV (held-out) | L0 | dead |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {s['layer']}-{s['module']} | {s['explained_variance']:.3f} | {s['l0']:.1f} | {s['dead_fraction']:.3f} |" for s in d["saes"]]
+    a, t = r["activations"], r["trainers"]
+    lines += [
+        "",
+        "## Micro-benchmarks",
+        "",
+        f"- activation collection, {a['points']} hook points: {a['tokens_per_s_stop_after_last_layer']} tok/s stopping after the last layer needed, "
+        f"{a['tokens_per_s_full_forward']} tok/s through all layers",
+        f"- SAE training ({t['n_saes']} SAEs, {t['d_in']}→{t['d_sae']}, k={t['k']}, {t['batch_tokens']} tokens/step): ours "
+        f"{t['ours_tokens_per_s_per_sae']} tok/s per SAE"
+        + (f", sae-lens TopKTrainingSAE {t['sae_lens_tokens_per_s_per_sae']} tok/s per SAE (ours is {t['speedup_vs_sae_lens']}× as fast)" if "sae_lens_tokens_per_s_per_sae" in t else f" (sae-lens: {t.get('sae_lens_error')})"),
+    ]
+    if "tiny_profile" in r:
+        tp = r["tiny_profile"]
+        lines += [f"- tiny profile end to end: first run {tp['first_run_s']} s, second run {tp['second_run_s']} s "
+                  f"(min EV {tp['summary']['min_explained_variance']:.3f} — 8k tokens, a smoke test, not an atlas)"]
+    lines.append(f"- peak RSS of the benchmark process: {r['peak_rss_mib_bench']} MiB")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
