@@ -66,6 +66,18 @@ SET f.atlas = $atlas, f.layer = $layer, f.module = $module, f.index = $index[i],
     f.decoder_norm = $norm[i], f.s_res = $s_res[i], f.s_att = $s_att[i], f.s_mlp = $s_mlp[i], f.category = $category[i]
 """
 
+# The fast path for an SAE none of whose features exist yet (first ingest, or a layer a killed run never
+# reached): CREATE skips MERGE's lookup-then-lock per row; the uid constraint still guards duplicates.
+CREATE_FEATURES: LiteralString = """
+UNWIND range(0, size($index) - 1) AS i
+CREATE (:Feature {uid: $prefix + toString($index[i]), atlas: $atlas, layer: $layer, module: $module, index: $index[i], d_sae: $d_sae,
+                  decoder_norm: $norm[i], s_res: $s_res[i], s_att: $s_att[i], s_mlp: $s_mlp[i], category: $category[i]})
+"""
+
+COUNT_SAE_FEATURES: LiteralString = """
+MATCH (f:Feature {atlas: $atlas, layer: $layer, module: $module}) RETURN count(f) AS n
+"""
+
 # Deletes at most $limit edges into one res layer; the caller loops until it returns 0.
 DELETE_EDGES_INTO_LAYER: LiteralString = """
 MATCH (t:Feature {atlas: $atlas, layer: $layer, module: 'res'})<-[e:FLOWS_TO]-()
