@@ -26,6 +26,15 @@ _MODEL = typer.Option(None, "--model", help="Override the model named in the man
 _CORPUS = typer.Option(None, "--corpus", help="Text to sample from (file or folder); default: the held-out split of the default corpus.")
 _DEVICE = typer.Option("auto", "--device", help="cpu | cuda | auto (cuda when available).")
 _SEED = typer.Option(0, "--seed", help="Seed of every random choice (texts, tokens, targets, sampling).")
+_THREADS = typer.Option(1, "--threads", help="CPU threads for torch (0 = torch's default). 1 is the default because small batched ops with 2+ threads run ~10x slower when other processes share the cores.")
+
+
+def _threads(n: int) -> dict[str, Any]:
+    import torch
+
+    if n > 0:
+        torch.set_num_threads(n)
+    return {"torch_threads": torch.get_num_threads()}
 
 
 def _device(value: str) -> str:
@@ -66,16 +75,18 @@ def coactivation(
     window: int = typer.Option(128, help="Tokens of context per text."),
     seed: int = _SEED,
     device: str = _DEVICE,
+    threads: int = _THREADS,
 ) -> None:
     """Groups of active residual features by active predecessors, shares by layer, Mann–Whitney, matched vs random pairs (§4.1)."""
     from experiments import coactivation as exp
     from experiments.context import load_context
     from experiments.texts import held_out_windows
 
+    tmeta = _threads(threads)
     ctx = load_context(atlas, manifest=manifest, model=model, device=_device(device))
     windows = held_out_windows(ctx.model.tokenizer, texts, window, seed=seed, corpus=corpus)
     settings = exp.CoactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, seed=seed)
-    report = exp.run(ctx, windows, settings, meta=_meta({"corpus": corpus or "default (held-out split)"}))
+    report = exp.run(ctx, windows, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
     _done(report.write(out))
 
 
@@ -95,12 +106,14 @@ def deactivation(
     r: float = typer.Option(0.0, help="Rescaling factor of the removed predecessors (0 = remove)."),
     seed: int = _SEED,
     device: str = _DEVICE,
+    threads: int = _THREADS,
 ) -> None:
     """Remove matched predecessors at one token and measure whether the target switches off (§4.2, Table 1)."""
     from experiments import deactivation as exp
     from experiments.context import load_context
     from experiments.texts import held_out_windows
 
+    tmeta = _threads(threads)
     ctx = load_context(atlas, manifest=manifest, model=model, device=_device(device))
     layer_list = tuple(int(x) for x in _floats(layers, "--layers")) if layers else None
     all_windows = held_out_windows(ctx.model.tokenizer, texts + pearson_texts, window, seed=seed, corpus=corpus)
@@ -109,7 +122,7 @@ def deactivation(
     windows, calib = all_windows[:texts], all_windows[texts:]
     settings = exp.DeactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, layers=layer_list,
                                         max_targets=max_targets, r=r, pearson_texts=len(calib), seed=seed)
-    report = exp.run(ctx, windows, calib, settings, meta=_meta({"corpus": corpus or "default (held-out split)"}))
+    report = exp.run(ctx, windows, calib, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
     _done(report.write(out))
 
 
@@ -136,6 +149,7 @@ def steering(
     corpus: Optional[str] = _CORPUS,
     seed: int = _SEED,
     device: str = _DEVICE,
+    threads: int = _THREADS,
 ) -> None:
     """Steer a theme with flow graphs: strategies × schedules × strengths, promotion and suppression, scored offline (§5)."""
     from experiments import seeds as seed_mod
@@ -146,6 +160,7 @@ def steering(
     from queries.db import Graph
     from queries.flow_graph import Direction, build_flow_graph, normalise_seeds
 
+    tmeta = _threads(threads)
     dev = _device(device)
     dirs = tuple(d.strip() for d in directions.split(",") if d.strip())
     bad = [d for d in dirs if d not in ("promote", "suppress")]
@@ -175,5 +190,5 @@ def steering(
                                         strengths=_floats(strengths, "--strengths"), factors=_floats(factors, "--factors"),
                                         schedules=scheds, max_layers=max_layers, generations=generations,
                                         max_new_tokens=max_new_tokens, seed=seed, directions=dirs)
-    report = exp.run(ctx.model, bank, graphs, settings, atlas=atlas, seeds=chosen, meta=_meta())
+    report = exp.run(ctx.model, bank, graphs, settings, atlas=atlas, seeds=chosen, meta=_meta(tmeta))
     _done(report.write(out))
