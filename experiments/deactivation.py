@@ -56,7 +56,7 @@ class DeactivationSettings:
     n_texts: int = 12  # the paper: 35 FineWeb texts (see docs/experiments.md for the CPU budget)
     tokens_per_text: int = 5  # the paper: 5 random tokens per text
     window: int = 64
-    layers: tuple[int, ...] | None = None  # default: 3 layers at the paper's relative depths 6/26, 12/26, 18/26
+    layers: tuple[int, ...] | None = None  # default: 3 layers at the paper's relative depths 6/26, 12/26, 18/26 (all if ≤ 3)
     max_targets: int = 25  # the paper: up to 25 active targets per layer–token pair
     r: float = 0.0
     pearson_texts: int = 24  # calibration windows (all tokens) for Pearson matching
@@ -67,8 +67,8 @@ class DeactivationSettings:
 def default_layers(ctx: AtlasContext, count: int = 3) -> list[int]:
     """Target layers at the relative depths of the paper's 6, 12, 18 (of Gemma's 26), among usable layers."""
     usable = [L for L in ctx.target_layers() if ctx.has(L - 1, Module.RES)]
-    if not usable:
-        return []
+    if len(usable) <= count:
+        return usable
     picks = []
     for frac in (6 / 26, 12 / 26, 18 / 26)[:count]:
         picks.append(usable[min(len(usable) - 1, int(round(frac * (len(usable) - 1))))])
