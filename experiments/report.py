@@ -103,7 +103,7 @@ class Report:
             fig.savefig(out / filename, dpi=110, bbox_inches="tight")
             plt.close(fig)
         payload = {"experiment": self.name, "meta": self.meta, "results": self.data}
-        (out / f"{self.name}.json").write_text(json.dumps(_jsonable(payload), indent=1, sort_keys=False) + "\n")
+        (out / f"{self.name}.json").write_text(json.dumps(_jsonable(payload), separators=(",", ":")) + "\n")  # compact: per-target records are large
         md = [f"# {self.title}", "", self._header(), ""]
         md += [s + "\n" for s in self.sections]
         md.append(f"Machine-readable numbers: [`{self.name}.json`]({self.name}.json). Wall time {elapsed:.0f} s.")
