@@ -59,7 +59,7 @@ class DeactivationSettings:
     layers: tuple[int, ...] | None = None  # default: 3 layers at the paper's relative depths 6/26, 12/26, 18/26 (all if ≤ 3)
     max_targets: int = 25  # the paper: up to 25 active targets per layer–token pair
     r: float = 0.0
-    pearson_texts: int = 24  # calibration windows (all tokens) for Pearson matching
+    pearson_texts: int = 64  # calibration windows (all tokens) for Pearson matching
     seed: int = 0
     batch_size: int = 64
 

@@ -102,7 +102,7 @@ def deactivation(
     window: int = typer.Option(64, help="Tokens of context per text."),
     layers: Optional[str] = typer.Option(None, help="Target layers, e.g. '6,12,18' (default: 3 at the paper's relative depths)."),
     max_targets: int = typer.Option(25, help="Active targets per (layer, token) (the paper: 25)."),
-    pearson_texts: int = typer.Option(24, help="Calibration texts (all tokens) for Pearson matching."),
+    pearson_texts: int = typer.Option(64, help="Calibration texts (all tokens) for Pearson matching."),
     r: float = typer.Option(0.0, help="Rescaling factor of the removed predecessors (0 = remove)."),
     seed: int = _SEED,
     device: str = _DEVICE,
