@@ -8,7 +8,8 @@ Measures, in one run on the same data: matching time of one (res, mlp) SAE pair 
 matmul+topk and numpy (ratios); the online ingest end to end into the Neo4j at NEO4J_URI (nodes/s and
 relationships/s of the write phases, matching time, wall time); optionally (``--bulk``) the CSV export
 and ``neo4j-admin database import`` into a private temporary server; peak RSS; the machine.
-Saves ``bench/results/ingest[-<shape>].json`` and ``.md``.
+Saves ``bench/results/ingest-<shape>-<layers>.json|md`` and merges the run into ``bench/results/ingest.json|md``
+(top-level figures = the full Gemma-shaped run once it exists, else the SmolLM2-shaped one).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from ingest.matching import topk_search  # noqa: E402
 from ingest.pipeline import IngestOptions, drop_atlas, ingest_atlas  # noqa: E402
 from queries.db import Graph  # noqa: E402
+from queries.ingest_writes import COUNT_ATLAS  # noqa: E402
 from queries.ids import Module  # noqa: E402
 from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec  # noqa: E402
 from saes.sources import synthetic_sae  # noqa: E402
@@ -65,29 +67,41 @@ def manifest_for(shape: str, layers: int | None) -> AtlasManifest:
     return AtlasManifest(name=f"bench-{shape}-{n}", model=model, d_model=d_model, saes=entries)
 
 
-def bench_matching(d_sae: int, d_model: int, k: int) -> dict[str, float]:
+def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3) -> dict[str, float]:
+    """Median of ``repeats`` interleaved runs per backend on the same unit-normalised pair (same threads:
+    FAISS's OpenMP and torch's intra-op pools both use every core by default)."""
+    import faiss
+    import torch
+
     q = synthetic_sae(d_model, d_sae, 1).W_dec
     b = synthetic_sae(d_model, d_sae, 2).W_dec
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     b /= np.linalg.norm(b, axis=1, keepdims=True)
-    out: dict[str, float] = {}
-    ref = None
-    for backend in ("faiss", "torch", "numpy"):
+    backends = ("faiss", "torch", "numpy")
+    times: dict[str, list[float]] = {x: [] for x in backends}
+    idx_of: dict[str, np.ndarray] = {}
+    for backend in backends:
         topk_search(q[:256], b, k, backend=backend)  # warm-up (thread pools, imports)
-        t = time.perf_counter()
-        sims, idx = topk_search(q, b, k, backend=backend)
-        out[f"{backend}_s"] = round(time.perf_counter() - t, 3)
-        if ref is None:
-            ref = idx
-        out[f"{backend}_agrees_with_faiss"] = float((idx[:, 0] == ref[:, 0]).mean())
+    for _ in range(repeats):
+        for backend in backends:
+            t = time.perf_counter()
+            _, idx_of[backend] = topk_search(q, b, k, backend=backend)
+            times[backend].append(time.perf_counter() - t)
+    out: dict[str, float] = {"faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(), "repeats": repeats}
+    for backend in backends:
+        out[f"{backend}_s"] = round(float(np.median(times[backend])), 3)
+        out[f"{backend}_agrees_with_faiss"] = float((idx_of[backend][:, 0] == idx_of["faiss"][:, 0]).mean())
     out["faiss_vs_torch_speedup"] = round(out["torch_s"] / out["faiss_s"], 3)
     out["faiss_vs_numpy_speedup"] = round(out["numpy_s"] / out["faiss_s"], 3)
     return out
 
 
 def bench_bulk(manifest: AtlasManifest, opts: IngestOptions) -> dict[str, float]:
+    """CSV export, then ``neo4j-admin database import full`` into a private temporary server (started
+    afterwards and checked), the same way ``atlas ingest --bulk-csv DIR --bulk-import`` does it."""
     from atlas_cli import local_neo4j
-    from ingest.bulk import export_csv, import_into_local
+    from atlas_cli.commands.ingest import import_into_local_server
+    from ingest.bulk import export_csv
 
     with tempfile.TemporaryDirectory() as tmp:
         exp = export_csv(manifest, Path(tmp) / "csv", opts)
@@ -95,9 +109,88 @@ def bench_bulk(manifest: AtlasManifest, opts: IngestOptions) -> dict[str, float]
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         settings = local_neo4j.LocalNeo4jSettings(home=Path(tmp) / "neo4j", bolt_port=port, heap="1g", pagecache="512m")
-        import_s = import_into_local(exp, settings)
-        return {"export_s": round(exp.seconds, 2), "import_s": round(import_s, 2), "nodes": exp.n_features, "relationships": exp.n_edges,
-                "import_relationships_per_s": round(exp.n_edges / import_s), "import_nodes_per_s": round(exp.n_features / import_s)}
+        try:
+            import_s = import_into_local_server(exp.admin_args(), settings)
+            from queries.settings import Neo4jSettings
+
+            with Graph(Neo4jSettings(uri=settings.bolt_uri, password=settings.password)) as g:
+                got = g.read(COUNT_ATLAS, {"atlas": manifest.name}, timeout=600)[0]
+        finally:
+            local_neo4j.stop(settings)
+        if (got["features"], got["edges"]) != (exp.n_features, exp.n_edges):
+            raise SystemExit(f"bulk import check failed: {got} in Neo4j, {exp.n_features} features / {exp.n_edges} edges exported")
+        return {"export_s": round(exp.seconds, 2), "export_matching_s": round(exp.match_s, 2), "import_s": round(import_s, 2),
+                "nodes": exp.n_features, "relationships": exp.n_edges,
+                "import_relationships_per_s": round(exp.n_edges / import_s), "import_nodes_per_s": round(exp.n_features / import_s),
+                "end_to_end_s": round(exp.seconds + import_s, 1)}
+
+
+def _online(m: AtlasManifest, opts: IngestOptions, keep: bool, private: bool) -> tuple[object, float, dict[str, object]]:
+    """Online ingest end to end into NEO4J_URI, or into a private temporary server (heap and page cache
+    from ATLAS_NEO4J_HEAP / ATLAS_NEO4J_PAGECACHE) so other users' queries do not share its threads."""
+    from queries.settings import Neo4jSettings
+
+    info: dict[str, object] = {}
+    if not private:
+        settings = Neo4jSettings()
+        info["server"] = f"{settings.uri} (shared)"
+        with Graph(settings) as g:
+            drop_atlas(g, m.name)
+            t0 = time.perf_counter()
+            rep = ingest_atlas(m, g, options=opts)
+            end_to_end = time.perf_counter() - t0
+            if not keep:
+                drop_atlas(g, m.name)
+        return rep, end_to_end, info
+    from atlas_cli import local_neo4j
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        ls = local_neo4j.LocalNeo4jSettings(home=Path(tmp) / "neo4j", bolt_port=port)
+        info["server"] = f"private {ls.bolt_uri}, heap {ls.heap}, page cache {ls.pagecache}"
+        local_neo4j.start(ls)
+        try:
+            with Graph(Neo4jSettings(uri=ls.bolt_uri, password=ls.password)) as g:
+                t0 = time.perf_counter()
+                rep = ingest_atlas(m, g, options=opts)
+                end_to_end = time.perf_counter() - t0
+        finally:
+            local_neo4j.stop(ls)
+    return rep, end_to_end, info
+
+
+RUN_KEYS = ("faiss_vs_torch_speedup", "relationships_per_s", "nodes_per_s", "end_to_end_s", "matching_s", "write_s", "nodes",
+            "relationships", "peak_rss_mb", "projected_full_gemma_s")
+
+
+def _save_summary(results_dir: Path, run_id: str, result: dict[str, object]) -> Path:
+    """Merge this run into ``ingest.json``: every run under ``runs``; the top-level figures are the
+    headline run's — the full Gemma-shaped atlas once it has been run, else the SmolLM2-shaped one."""
+    path = results_dir / "ingest.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        summary = {}
+    runs = summary.get("runs", {}) if isinstance(summary.get("runs"), dict) else {}
+    runs[run_id] = result
+    headline = next((r for r in (f"gemma-{SHAPES['gemma'][0]}", f"smollm2-{SHAPES['smollm2'][0]}") if r in runs), run_id)
+    top = runs[headline]
+    summary = {"headline_run": headline, **{key: top[key] for key in (*RUN_KEYS, "machine") if key in top}, "runs": runs}
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    md = ["# Ingest benchmark", "", f"`python bench/bench_ingest.py --shape <shape> [--layers N]`; headline run: **{headline}**. "
+          "Targets (2 cores): FAISS ≥ 1.3× torch matmul+topk, online writes ≥ 50,000 relationships/s, full Gemma-shaped atlas "
+          "end to end ≤ 20 min.", "", "| run | " + " | ".join(RUN_KEYS) + " | bulk import nodes/s | bulk import rel/s | load at start |",
+          "|---" * (len(RUN_KEYS) + 4) + "|"]
+    for rid, r in runs.items():
+        bulk = r.get("bulk") or {}
+        load = (r.get("machine") or {}).get("loadavg_1_5_15")
+        md.append(f"| {rid} | " + " | ".join(str(r.get(k, "")) for k in RUN_KEYS)
+                  + f" | {bulk.get('import_nodes_per_s', '')} | {bulk.get('import_relationships_per_s', '')} | {load} |")
+    md += ["", "Per-run details (matching per backend, write server, bulk path, machine): `ingest-<run>.md`."]
+    path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    return path
 
 
 def main() -> None:
@@ -106,13 +199,16 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None, help="Use only the first N layers (reduced atlas).")
     ap.add_argument("-k", type=int, default=5)
     ap.add_argument("--bulk", action="store_true", help="Also time CSV export + neo4j-admin import into a private server.")
-    ap.add_argument("--keep", action="store_true", help="Keep the ingested atlas in Neo4j.")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--private-server", action="store_true",
+                    help="Write online into a private temporary Neo4j (ATLAS_NEO4J_HEAP/ATLAS_NEO4J_PAGECACHE) instead of NEO4J_URI.")
+    ap.add_argument("--keep", action="store_true", help="Keep the ingested atlas in Neo4j (NEO4J_URI only).")
+    ap.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("neo4j").setLevel(logging.ERROR)
     n_layers, d_sae, d_model, _ = SHAPES[args.shape]
     m = manifest_for(args.shape, args.layers)
+    run_id = f"{args.shape}-{m.n_layers}"
     result: dict[str, object] = {"shape": args.shape, "layers": m.n_layers, "d_sae": d_sae, "d_model": d_model, "k": args.k,
                                  "n_features": m.n_layers * 3 * d_sae, "machine": machine()}
     print(f"machine: {result['machine']}")
@@ -122,39 +218,34 @@ def main() -> None:
     result["faiss_vs_torch_speedup"] = match["faiss_vs_torch_speedup"]
     print(json.dumps(match), flush=True)
     opts = IngestOptions(k=args.k, progress=True)
-    t0 = time.perf_counter()
-    with Graph() as g:
-        drop_atlas(g, m.name)
-        rep = ingest_atlas(m, g, options=opts)
-        end_to_end = time.perf_counter() - t0
-        if not args.keep:
-            drop_atlas(g, m.name)
+    rep, end_to_end, info = _online(m, opts, args.keep, args.private_server)
+    result["online_server"] = info["server"]
     result.update({
         "end_to_end_s": round(end_to_end, 1), "matching_s": round(rep.match_s, 1), "write_s": round(rep.write_s, 1),
         "nodes": rep.nodes_written, "relationships": rep.edges_written,
         "nodes_per_s": round(rep.nodes_written / max(rep.node_write_s, 1e-9)),
         "relationships_per_s": round(rep.edges_written / max(rep.edge_write_s, 1e-9)),
     })
+    result["loadavg_after_online"] = [round(x, 2) for x in os.getloadavg()]
     if args.bulk:
         result["bulk"] = bench_bulk(m, opts)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if args.layers and args.shape == "gemma":
-        per_layer = end_to_end / m.n_layers
-        result["projected_full_gemma_s"] = round(per_layer * n_layers)
-    out = args.out or REPO / "bench" / "results" / ("ingest.json" if args.shape == "smollm2" and not args.layers else f"ingest-{args.shape}-{m.n_layers}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+        result["projected_full_gemma_s"] = round(end_to_end / m.n_layers * n_layers)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    out = args.results_dir / f"ingest-{run_id}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     md = [f"# Ingest benchmark ({args.shape}, {m.n_layers} layers × 3 × {d_sae}, d_model {d_model}, k={args.k})", "",
-          f"Machine: {result['machine']}", "", "| figure | value |", "|---|---|"]
-    for key in ("faiss_vs_torch_speedup", "end_to_end_s", "matching_s", "write_s", "nodes", "relationships", "nodes_per_s",
-                "relationships_per_s", "peak_rss_mb", "projected_full_gemma_s"):
-        if key in result:
-            md.append(f"| {key} | {result[key]} |")
-    md += ["", f"Matching one pair (s): {json.dumps(match)}"]
+          f"Machine: {result['machine']}", "", f"Online writes into: {result['online_server']}; load after the online ingest: "
+          f"{result['loadavg_after_online']}", "", "| figure | value |", "|---|---|"]
+    md += [f"| {key} | {result[key]} |" for key in RUN_KEYS if key in result]
+    md += ["", f"Matching one pair (median of {match['repeats']}, s): {json.dumps(match)}"]
     if "bulk" in result:
-        md += ["", f"Bulk path: {json.dumps(result['bulk'])}"]
+        md += ["", f"Bulk path (CSV export incl. matching, then neo4j-admin import into a private server): {json.dumps(result['bulk'])}"]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    summary = _save_summary(args.results_dir, run_id, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    print(f"saved {out} and {summary}")
 
 
 if __name__ == "__main__":

@@ -3,16 +3,27 @@
 Use it for atlases of tens of millions of edges, or when a whole database is dedicated to one atlas:
 the importer writes the store files directly (no transactions), but it needs the target database
 stopped and replaces it entirely (``--overwrite-destination``) — never point it at a shared database.
-The graph it produces follows ``queries.schema`` exactly like the online path (the Atlas is written
-``complete = true`` since the import is all-or-nothing); constraints and indexes are created by
-``queries.schema.ensure_schema`` on first connection (``atlas ingest`` and the API call it).
+
+This module only matches (exactly as the online path: :func:`ingest.pipeline.match_layer`) and writes
+CSVs, and says which ``neo4j-admin`` arguments import them (:meth:`BulkExport.admin_args`). Stopping,
+importing into and restarting a server is the caller's job (``atlas ingest --bulk-csv DIR --bulk-import``
+does it for the project's own server), which keeps ``ingest`` free of any server management.
+
+Invariant: the imported graph equals the online path's graph for the same manifest and options — the
+same ``Atlas`` (``complete = true``: the import is all-or-nothing), ``SAE``, ``IngestRun`` and
+``Feature`` nodes with the same properties and types, the same ``FLOWS_TO`` edges (tested in
+tests/integration/test_ingest.py). Constraints and indexes are not part of the import; they are
+created by ``queries.schema.ensure_schema`` after the server starts (the CLI does it; so does the API).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -24,35 +35,54 @@ from saes.manifest import AtlasManifest
 
 log = logging.getLogger(__name__)
 
-FEATURE_HEADER = "uid:ID(Feature),atlas,layer:int,module,index:int,d_sae:int,decoder_norm:float,s_res:float,s_att:float,s_mlp:float,category,:LABEL"
-EDGE_HEADER = ":START_ID(Feature),:END_ID(Feature),similarity:float,target_rank:int,source_rank:int,:TYPE"
+# Types follow what the online path stores: Python int → long, float → double.
+FEATURE_HEADER = ("uid:ID(Feature),atlas,layer:long,module,index:long,d_sae:long,decoder_norm:double,"
+                  "s_res:double,s_att:double,s_mlp:double,category,:LABEL")
+EDGE_HEADER = ":START_ID(Feature),:END_ID(Feature),similarity:double,target_rank:long,source_rank:long,:TYPE"
 
 
 @dataclass
 class BulkExport:
+    """The CSVs of one atlas and the ``neo4j-admin`` arguments that import them into ``database``."""
+
     folder: Path
     node_files: list[Path] = field(default_factory=list)
     edge_files: list[Path] = field(default_factory=list)
     n_features: int = 0
     n_edges: int = 0
     seconds: float = 0.0
+    match_s: float = 0.0
     database: str = "neo4j"
 
     def admin_args(self) -> list[str]:
-        f = self.folder
-        args = ["database", "import", "full", "--overwrite-destination=true", "--multiline-fields=false",
-                f"--nodes=Atlas={f / 'atlas.csv'}", f"--nodes=SAE={f / 'saes.csv'}", f"--relationships=HAS_SAE={f / 'has_sae.csv'}"]
-        args += [f"--nodes=Feature={f / 'feature_header.csv'},{p}" for p in self.node_files]
-        args += [f"--relationships=FLOWS_TO={f / 'edge_header.csv'},{p}" for p in self.edge_files]
-        return [*args, self.database]
+        """Arguments after ``neo4j-admin`` (the database must be stopped; it is replaced)."""
+        f = self.folder.resolve()
+        # The database name goes first: --nodes/--relationships take several values and would swallow it.
+        args = ["database", "import", "full", self.database, "--overwrite-destination=true", "--multiline-fields=false",
+                f"--report-file={f / 'import.report'}",
+                f"--nodes=Atlas={f / 'atlas.csv'}", f"--nodes=SAE={f / 'saes.csv'}", f"--nodes=IngestRun={f / 'run.csv'}",
+                f"--relationships=HAS_SAE={f / 'has_sae.csv'}", f"--relationships=BUILT={f / 'built.csv'}"]
+        args += [f"--nodes=Feature={f / 'feature_header.csv'},{p.resolve()}" for p in self.node_files]
+        args += [f"--relationships=FLOWS_TO={f / 'edge_header.csv'},{p.resolve()}" for p in self.edge_files]
+        return args
 
     @property
     def command(self) -> str:
         return "neo4j-admin " + " ".join(self.admin_args())
 
 
-def _fmt(v: float | None) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else repr(float(v))
+def _col(values: list[float] | list[str] | None, n: int) -> list[str]:
+    """A CSV column: ``repr`` keeps every double exact; an absent value is an empty field (no property)."""
+    if values is None:
+        return [""] * n
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else (repr(v) if isinstance(v, float) else str(v)) for v in values]
+
+
+def _rows(path: Path, header: str, rows: list[list[object]]) -> None:
+    buf = io.StringIO()
+    buf.write(header + "\n")
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path.write_text(buf.getvalue())
 
 
 def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions) -> BulkExport:
@@ -68,55 +98,62 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     (out.folder / "edge_header.csv").write_text(EDGE_HEADER + "\n")
     prev_res: Decoder | None = None
     for layer in tqdm(manifest.layers, desc=f"export {name}", unit="layer", disable=not opts.progress):
+        tm = time.perf_counter()
         dec = {m.value: load_unit_decoder(e, manifest.base_dir, d_model) for m in Module if (e := manifest.entry(layer, m)) is not None}
+        if prev_res is None and layer - 1 in manifest.layers:
+            prev_entry = manifest.entry(layer - 1, Module.RES)
+            assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
+            prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
         r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend)
-        lines = []
+        out.match_s += time.perf_counter() - tm
+        # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.
+        chunks = []
         for mod, c in r.features.items():
+            n = len(c["index"])
             prefix = feature_uid(name, layer, mod, 0)[:-1]
-            col = lambda key, i: _fmt(c[key][i]) if c[key] is not None else ""  # noqa: E731
-            for i in c["index"]:
-                cat = c["category"][i] if c["category"] is not None else ""
-                lines.append(f"{prefix}{i},{name},{layer},{mod},{i},{c['d_sae']},{_fmt(c['norm'][i])},{col('s_res', i)},{col('s_att', i)},{col('s_mlp', i)},{cat},Feature")
+            fixed = f",{name},{layer},{mod},"
+            cols = zip(c["index"], _col(c["norm"], n), _col(c["s_res"], n), _col(c["s_att"], n), _col(c["s_mlp"], n), _col(c["category"], n))
+            chunks.append("".join(f"{prefix}{i}{fixed}{i},{c['d_sae']},{nm},{sr},{sa},{sm},{cat},Feature\n" for i, nm, sr, sa, sm, cat in cols))
+            out.n_features += n
         p = out.folder / f"features_{layer}.csv"
-        p.write_text("\n".join(lines) + "\n")
+        p.write_text("".join(chunks))
         out.node_files.append(p)
-        out.n_features += len(lines)
-        elines = []
         dst_prefix = feature_uid(name, layer, "res", 0)[:-1]
+        echunks = []
         for es in r.edges:
             src_prefix = feature_uid(name, es.source_layer, es.source_module, 0)[:-1]
-            for s, t, sim, tr, sr in zip(es.src.tolist(), es.dst.tolist(), es.sim.tolist(), es.target_rank.tolist(), es.source_rank.tolist()):
-                elines.append(f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{'' if tr < 0 else tr},{'' if sr < 0 else sr},FLOWS_TO")
+            n = len(es)
+            tr = ["" if v < 0 else str(v) for v in es.target_rank.tolist()]
+            sr = ["" if v < 0 else str(v) for v in es.source_rank.tolist()]
+            echunks.append("".join(
+                f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{a},{b},FLOWS_TO\n"
+                for s, t, sim, a, b in zip(es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist(), tr, sr)
+            ))
+            out.n_edges += n
         p = out.folder / f"edges_{layer}.csv"
-        p.write_text("\n".join(elines) + "\n")
+        p.write_text("".join(echunks))
         out.edge_files.append(p)
-        out.n_edges += len(elines)
         prev_res = dec["res"]
-    layers = ";".join(map(str, manifest.layers))
-    (out.folder / "atlas.csv").write_text(
-        "name:ID(Atlas),model,d_model:int,n_layers:int,layers:int[],complete:boolean,manifest_sha256,k:int,threshold_res:float,threshold_module:float,n_features:int,n_edges:int,:LABEL\n"
-        f"{name},{manifest.model},{d_model},{manifest.n_layers},{layers},true,{manifest.sha256()},{opts.k},{opts.thresholds.res},{opts.thresholds.module},{out.n_features},{out.n_edges},Atlas\n"
-    )
-    sae_lines = ["key:ID(SAE),atlas,layer:int,module,d_sae:int,d_in:int,source,complete:boolean,:LABEL"]
-    has = [":START_ID(Atlas),:END_ID(SAE),:TYPE"]
+    now = datetime.now(timezone.utc).isoformat()
+    _rows(out.folder / "atlas.csv",
+          "name:ID(Atlas),model,d_model:long,n_layers:long,layers:long[],complete:boolean,manifest_sha256,k:long,"
+          "threshold_res:double,threshold_module:double,n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
+          [[name, manifest.model, d_model, manifest.n_layers, ";".join(map(str, manifest.layers)), "true", manifest.sha256(), opts.k,
+            repr(float(opts.thresholds.res)), repr(float(opts.thresholds.module)), out.n_features, out.n_edges, now, now, "Atlas"]])
+    saes, has = [], []
     for e in manifest.saes:
         key = sae_key(name, e.layer, e.module)
-        sae_lines.append(f'{key},{name},{e.layer},{e.module.value},{sizes[(e.layer, e.module.value)]},{d_model},"{e.describe()}",true,SAE')
-        has.append(f"{name},{key},HAS_SAE")
-    (out.folder / "saes.csv").write_text("\n".join(sae_lines) + "\n")
-    (out.folder / "has_sae.csv").write_text("\n".join(has) + "\n")
+        saes.append([key, name, e.layer, e.module.value, sizes[(e.layer, e.module.value)], d_model, e.describe(), "true", "SAE"])
+        has.append([name, key, "HAS_SAE"])
+    _rows(out.folder / "saes.csv", "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,complete:boolean,:LABEL", saes)
+    _rows(out.folder / "has_sae.csv", ":START_ID(Atlas),:END_ID(SAE),:TYPE", has)
+    # The same run id as the online path's, so a later online re-ingest updates this node in place.
+    run_id = f"{name}:{manifest.sha256()[:16]}"
     out.seconds = time.perf_counter() - t0
+    _rows(out.folder / "run.csv",
+          "id:ID(IngestRun),atlas,status,k:long,backend,resumed:long,n_features:long,n_edges:long,seconds:double,"
+          "started_at:datetime,finished_at:datetime,path,:LABEL",
+          [[run_id, name, "complete", opts.k, opts.backend, 0, out.n_features, out.n_edges, repr(out.seconds), now, now, "bulk", "IngestRun"]])
+    _rows(out.folder / "built.csv", ":START_ID(IngestRun),:END_ID(Atlas),:TYPE", [[run_id, name, "BUILT"]])
+    log.info("exported atlas %s: %d features, %d edges in %.1fs", name, out.n_features, out.n_edges, out.seconds)
     return out
-
-
-def import_into_local(export: BulkExport, settings: object) -> float:
-    """Run ``neo4j-admin database import full`` against a *stopped* project server (``LocalNeo4jSettings``);
-    returns seconds. Replaces that server's database."""
-    from atlas_cli import local_neo4j
-    from queries.errors import AtlasError
-
-    t0 = time.perf_counter()
-    proc = local_neo4j.admin(settings, *export.admin_args())  # type: ignore[arg-type]
-    if proc.returncode != 0:
-        raise AtlasError(f"neo4j-admin import failed (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}")
-    return time.perf_counter() - t0

@@ -45,9 +45,16 @@ def faiss_gpu_available() -> bool:
         return False
 
 
+FAISS_BLAS_DATABASE_BS = 4096
+
+
 def _faiss_index(base: np.ndarray, use_gpu: bool):  # type: ignore[no-untyped-def]
     import faiss
 
+    # FAISS computes exact IP search as sgemm over (4096 queries × database_bs rows) blocks, then a heap
+    # per query. The default 1024-row blocks make many small GEMMs; 4096 was ~10% faster at 16k × 576
+    # here (process-global setting; it changes speed only, never results).
+    faiss.cvar.distance_compute_blas_database_bs = max(faiss.cvar.distance_compute_blas_database_bs, FAISS_BLAS_DATABASE_BS)
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
     if use_gpu:

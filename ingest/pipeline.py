@@ -31,9 +31,9 @@ from ingest.matching import Backend, topk_both_ways, topk_search
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
 from queries import ingest_writes as W
 from queries.db import Graph
-from queries.errors import DatabaseUnavailable, InvalidInput
+from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import Module, feature_uid, sae_key
-from queries.schema import ensure_schema
+from queries.schema import CATEGORIES, ensure_schema
 from saes.manifest import AtlasManifest
 
 log = logging.getLogger(__name__)
@@ -276,3 +276,23 @@ def ingest_atlas(
         raise DatabaseUnavailable(
             f"{' '.join(str(exc).split()).rstrip('.')}. The atlas {manifest.name!r} is left marked incomplete; once Neo4j answers again, finish it with `atlas ingest <atlas.toml> --resume`"
         ) from exc
+
+
+def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, int]:
+    """Recompute every ``res`` feature's category of a complete atlas from its stored scores with other
+    thresholds (no matching, no decoders); the thresholds are stored on the ``Atlas`` node. Returns the
+    count per category."""
+    state = graph.read(W.ATLAS_STATE, {"atlas": atlas})
+    if not state:
+        raise AtlasNotFound(atlas, [r["name"] for r in graph.read(W.ATLAS_NAMES)])
+    if not state[0]["complete"]:
+        raise InvalidInput(
+            f"atlas {atlas!r} is not completely ingested; finish it with `atlas ingest <atlas.toml> --resume` before recategorizing"
+        )
+    counts = dict.fromkeys(CATEGORIES, 0)
+    params = {"atlas": atlas, "t_res": thresholds.res, "t_mod": thresholds.module}
+    for layer in state[0]["layers"]:
+        for row in graph.write(W.RECATEGORIZE_LAYER, {**params, "layer": layer}, timeout=600):
+            counts[row["category"]] += int(row["n"])
+    graph.write(W.SET_ATLAS_THRESHOLDS, params)
+    return counts

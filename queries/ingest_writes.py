@@ -33,7 +33,7 @@ UPSERT_RUN: LiteralString = """
 MATCH (a:Atlas {name: $atlas})
 MERGE (r:IngestRun {id: $id})
 SET r.atlas = $atlas, r.started_at = coalesce(r.started_at, datetime()), r.status = 'running',
-    r.k = $k, r.backend = $backend, r.resumed = coalesce(r.resumed, 0) + $resumed, r.finished_at = null
+    r.k = $k, r.backend = $backend, r.resumed = coalesce(r.resumed, 0) + $resumed, r.finished_at = null, r.path = 'online'
 MERGE (r)-[:BUILT]->(a)
 """
 
@@ -126,3 +126,23 @@ def delete_in_batches(graph: Graph, statement: LiteralString, params: dict[str, 
         total += n
         if n < limit:
             return total
+
+
+# Categories recomputed from the stored top-1 scores (same rule as ingest.scores.categorize: an absent
+# score counts as low). One layer per transaction keeps each transaction small on wide atlases.
+RECATEGORIZE_LAYER: LiteralString = """
+MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'})
+WITH f, coalesce(f.s_res >= $t_res, false) AS high_res,
+     coalesce(f.s_att >= $t_mod, false) OR coalesce(f.s_mlp >= $t_mod, false) AS high_mod
+SET f.category = CASE WHEN high_res AND NOT high_mod THEN 'translated' WHEN high_res THEN 'processed'
+                      WHEN high_mod THEN 'newborn' ELSE 'unexplained' END
+RETURN f.category AS category, count(*) AS n
+"""
+
+SET_ATLAS_THRESHOLDS: LiteralString = """
+MATCH (a:Atlas {name: $atlas}) SET a.threshold_res = $t_res, a.threshold_module = $t_mod, a.updated_at = datetime()
+"""
+
+ATLAS_STATE: LiteralString = "MATCH (a:Atlas {name: $atlas}) RETURN a.layers AS layers, a.complete AS complete"
+
+ATLAS_NAMES: LiteralString = "MATCH (a:Atlas) RETURN a.name AS name ORDER BY name"

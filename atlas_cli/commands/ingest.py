@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import typer
@@ -17,6 +18,14 @@ def ingest(
     backend: str = typer.Option("faiss", "--backend", help="Matching backend for att/mlp: faiss | torch | numpy (same results)."),
     bulk: Path | None = typer.Option(
         None, "--bulk-csv", help="Instead of writing online, write neo4j-admin import CSVs into this folder (see docs/ingest.md)."
+    ),
+    bulk_import: bool = typer.Option(
+        False, "--bulk-import", help="With --bulk-csv: stop the project's own Neo4j (ATLAS_NEO4J_*), import the CSVs into a fresh "
+        "database REPLACING its data, and start it again. Never use it on a shared server."
+    ),
+    recategorize: bool = typer.Option(
+        False, "--recategorize", help="Only recompute the categories of the already ingested atlas from its stored scores with "
+        "--t-res/--t-module (no matching, nothing else changes)."
     ),
     edge_batch: int = typer.Option(50_000, "--edge-batch", help="Edges per write transaction."),
     node_batch: int = typer.Option(20_000, "--node-batch", help="Features per write transaction."),
@@ -37,11 +46,29 @@ def ingest(
     m = load_manifest(manifest)
     opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, resume=resume, progress=progress,
                          edge_batch=edge_batch, node_batch=node_batch)  # type: ignore[arg-type]
+    if recategorize:
+        from ingest.pipeline import recategorize as recategorize_atlas
+
+        with Graph() as graph:
+            counts = recategorize_atlas(graph, m.name, opts.thresholds)
+        shares = ", ".join(f"{c} {n}" for c, n in counts.items())
+        typer.echo(f"atlas {m.name!r} recategorized with t_res={t_res}, t_module={t_module}: {shares}")
+        return
+    if bulk_import and bulk is None:
+        raise InvalidInput("--bulk-import needs --bulk-csv DIR (the folder the import CSVs are written to)")
     if bulk is not None:
         from ingest.bulk import export_csv
 
         out = export_csv(m, bulk, opts)
-        typer.echo(f"wrote import CSVs for atlas {m.name!r} to {bulk}; import with:\n  {out.command}")
+        typer.echo(f"wrote import CSVs for atlas {m.name!r} ({out.n_features} features, {out.n_edges} FLOWS_TO edges) to {bulk} in {out.seconds:.1f}s")
+        if not bulk_import:
+            typer.echo(f"import them into a stopped, dedicated database with:\n  {out.command}")
+            return
+        from atlas_cli import local_neo4j
+
+        settings = local_neo4j.LocalNeo4jSettings()
+        seconds = import_into_local_server(out.admin_args(), settings)
+        typer.echo(f"imported into the Neo4j at {settings.bolt_uri} (home {settings.home}) in {seconds:.1f}s; it is running again")
         return
     with Graph() as graph:
         report = ingest_atlas(m, graph, options=opts)
@@ -50,3 +77,30 @@ def ingest(
         f"(layers written {len(report.layers_written)}, skipped {len(report.layers_skipped)}; "
         f"matching {report.match_s:.1f}s, writing {report.write_s:.1f}s)"
     )
+
+
+def import_into_local_server(admin_args: list[str], settings: object) -> float:
+    """Stop the project's server described by ``settings`` (a ``LocalNeo4jSettings``), run
+    ``neo4j-admin`` with ``admin_args`` (from ``ingest.bulk.BulkExport.admin_args``), start it again and
+    create the schema. Returns the import's seconds. The server is restarted even when the import fails."""
+    from atlas_cli import local_neo4j
+    from queries.db import Graph
+    from queries.errors import AtlasError
+    from queries.schema import ensure_schema
+    from queries.settings import Neo4jSettings
+
+    s: local_neo4j.LocalNeo4jSettings = settings  # type: ignore[assignment]
+    was_running = local_neo4j.stop(s)
+    t0 = time.perf_counter()
+    proc = local_neo4j.admin(s, *admin_args)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        if was_running:
+            local_neo4j.start(s)
+        # The first lines name the cause; the rest is a Java stack trace.
+        detail = " ".join(line.strip() for line in (proc.stderr or proc.stdout).strip().splitlines()[:3])[:600]
+        raise AtlasError(f"neo4j-admin database import failed (exit {proc.returncode}) for the server at {s.home}: {detail}")
+    local_neo4j.start(s)
+    with Graph(Neo4jSettings(uri=s.bolt_uri, password=s.password)) as g:
+        ensure_schema(g)
+    return seconds

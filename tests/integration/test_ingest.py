@@ -191,3 +191,63 @@ def test_neo4j_stopping_mid_run_gives_one_clear_error(tmp_path: Path) -> None:
         assert lines[0].startswith("error: ") and "--resume" in lines[0] and "Traceback" not in err
     finally:
         local_neo4j.stop(s)
+
+
+def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    """CSV export → neo4j-admin import into our own stopped server → start: the same graph as online."""
+    from atlas_cli import local_neo4j
+    from atlas_cli.commands.ingest import import_into_local_server
+    from ingest.bulk import export_csv
+    from ingest.pipeline import IngestOptions
+
+    _, m = _planted(tmp_path, atlas_name)
+    ingest_atlas(m, graph, k=K)
+    online = _snapshot(graph, atlas_name)
+    exp = export_csv(m, tmp_path / "csv", IngestOptions(k=K))
+    assert (exp.n_features, exp.n_edges) == (len(online[0]), len(online[1]))
+    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=_free_port(), heap="512m", pagecache="256m")
+    local_neo4j.start(s)  # initialises the password and a database the import then replaces
+    try:
+        with Graph(Neo4jSettings(uri=s.bolt_uri)) as g:
+            g.write("CREATE (:Feature {uid: 'left-over', atlas: 'other'})")
+        import_into_local_server(exp.admin_args(), s)
+        with Graph(Neo4jSettings(uri=s.bolt_uri)) as g:
+            assert _snapshot(g, atlas_name) == online
+            assert g.read("MATCH (n) WHERE n.atlas = 'other' RETURN count(n) AS n") == [{"n": 0}]  # replaced, not merged
+            meta = "MATCH (r:IngestRun)-[:BUILT]->(a:Atlas {name: $a})-[:HAS_SAE]->(s:SAE) RETURN r.status AS run, count(s) AS saes, all(x IN collect(s.complete) WHERE x) AS done"
+            assert g.read(meta, {"a": atlas_name}) == [{"run": "complete", "saes": 9, "done": True}]
+            props = "MATCH (a:Atlas {name: $a}) RETURN a.layers AS layers, a.threshold_res AS tr, a.manifest_sha256 AS sha"
+            assert g.read(props, {"a": atlas_name}) == graph.read(props, {"a": atlas_name})
+            names = {r["name"] for r in g.read("SHOW CONSTRAINTS YIELD name RETURN name")}
+            assert "feature_uid" in names  # schema created after the import
+    finally:
+        local_neo4j.stop(s)
+
+
+def test_recategorize_from_stored_scores(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    from ingest.pipeline import recategorize
+    from ingest.scores import Thresholds, categorize
+    from queries.errors import AtlasNotFound
+
+    _, m = _planted(tmp_path, atlas_name, n_layers=2)
+    ingest_atlas(m, graph, k=K)
+    original = _snapshot(graph, atlas_name)
+    th = Thresholds(res=0.9, module=0.6)
+    counts = recategorize(graph, atlas_name, th)
+    feats = _snapshot(graph, atlas_name)[0]
+    res = [f for f in original[0] if f[2] == "res"]
+    col = lambda i: None if all(f[i] is None for f in res) else np.array([np.nan if f[i] is None else f[i] for f in res])  # noqa: E731
+    expected = categorize(col(6), col(7), col(8), len(res), th).tolist()
+    assert [f[9] for f in feats if f[2] == "res"] == expected
+    assert expected != [f[9] for f in res]  # the new thresholds do change some categories
+    assert counts == {c: expected.count(c) for c in ("translated", "processed", "newborn", "unexplained")}
+    stored = graph.read("MATCH (a:Atlas {name: $a}) RETURN a.threshold_res AS r, a.threshold_module AS m", {"a": atlas_name})
+    assert stored == [{"r": 0.9, "m": 0.6}]
+    # back to the ingest's thresholds through the CLI: exactly the ingested graph again
+    done = subprocess.run([sys.executable, "-m", "atlas_cli.main", "ingest", str(tmp_path / "atlas" / "atlas.toml"), "--recategorize",
+                           "--t-res", "0.5", "--t-module", "0.25"], env=_cli_env(), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "recategorized" in done.stdout
+    assert _snapshot(graph, atlas_name) == original
+    with pytest.raises(AtlasNotFound, match="does not exist"):
+        recategorize(graph, atlas_name + "-missing", th)
