@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -270,6 +271,7 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], settings: DeactivationSettings, *, meta: dict[str, Any] | None = None) -> Report:
+    started = time.time()
     result = measure(ctx, windows, calib, settings)
     m = result["metrics"]
     report = Report(
@@ -290,6 +292,7 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
             "seed": settings.seed,
             **(meta or {}),
         },
+        started=started,
     )
     report.data = result
     rows = []

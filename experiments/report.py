@@ -106,7 +106,7 @@ class Report:
         (out / f"{self.name}.json").write_text(json.dumps(_jsonable(payload), separators=(",", ":")) + "\n")  # compact: per-target records are large
         md = [f"# {self.title}", "", self._header(), ""]
         md += [s + "\n" for s in self.sections]
-        md.append(f"Machine-readable numbers: [`{self.name}.json`]({self.name}.json). Wall time {elapsed:.0f} s.")
+        md.append(f"Machine-readable numbers: [`{self.name}.json`]({self.name}.json). Wall time {elapsed:.0f} s (the experiment itself; loading the model and SAEs excluded).")
         path = out / f"{self.name}.md"
         path.write_text("\n".join(md) + "\n")
         log.info("wrote %s", path)

