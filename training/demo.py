@@ -45,7 +45,7 @@ PROFILES: dict[str, TrainSpec] = {
     ),
     "full": TrainSpec(
         atlas="smollm2-full", model=None, layers=list(range(30)), d_sae=8192, k=64, lr=1e-3, token_budget=20_000_000,
-        seq_len=256, seqs_per_batch=32, buffer_batches=8, train_batch_tokens=4096, heldout_tokens=131_072,
+        seq_len=256, seqs_per_batch=32, buffer_batches=8, train_batch_tokens=2048, heldout_tokens=131_072,
         dead_after_tokens=2_000_000, n_contexts=8, checkpoint_every=200, device="auto",
     ),
 }

@@ -38,14 +38,15 @@ class TopContexts:
     def update(self, vals: torch.Tensor, idx: torch.Tensor, offset: int) -> None:
         """``vals``/``idx``: ``[n_saes, B, k]`` TopK activations; ``offset``: global index of token 0."""
         n_saes, b, _ = vals.shape
-        z = torch.zeros(n_saes, b, self.values.shape[-1]).scatter(-1, idx, vals)
         m = min(self.n, b)
-        top_v, top_i = z.topk(m, dim=1)  # [n_saes, m, d_sae]
-        cat_v = torch.cat([self.values, top_v], dim=1)
-        cat_w = torch.cat([self.where, top_i + offset], dim=1)
-        best_v, best_i = cat_v.topk(self.n, dim=1)
-        self.values = best_v
-        self.where = cat_w.gather(1, best_i)
+        for i in range(n_saes):  # one SAE at a time: a dense [tokens, d_sae] block stays small
+            z = torch.zeros(b, self.values.shape[-1]).scatter(-1, idx[i], vals[i])
+            top_v, top_i = z.topk(m, dim=0)  # [m, d_sae]
+            cat_v = torch.cat([self.values[i], top_v], dim=0)
+            cat_w = torch.cat([self.where[i], top_i + offset], dim=0)
+            best_v, best_i = cat_v.topk(self.n, dim=0)
+            self.values[i] = best_v
+            self.where[i] = cat_w.gather(0, best_i)
 
 
 def _clean(text: str) -> str:

@@ -276,10 +276,12 @@ def train_atlas(
     bar = tqdm(total=heldout_seqs * tokens_per_seq, unit="tok", desc="held-out eval", disable=not progress)
     for b in forward_batches(loaded, points, split.held_out, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
                              shuffle_seed=None, max_sequences=heldout_seqs):
-        recon, vals, idx = (t.cpu() for t in bank.reconstruct_raw(b.acts.to(device)))
-        acc.update(b.acts, recon, vals, idx)
-        top.update(vals, idx, offset)
-        offset += b.acts.shape[1]
+        # In pieces of train_batch_tokens: dense pre-activations of every SAE must fit in memory.
+        for piece in torch.split(b.acts, spec.train_batch_tokens, dim=1):
+            recon, vals, idx = (t.cpu() for t in bank.reconstruct_raw(piece.to(device)))
+            acc.update(piece, recon, vals, idx)
+            top.update(vals, idx, offset)
+            offset += piece.shape[1]
         sequences.extend(b.token_ids.tolist())
         bar.update(b.acts.shape[1])
     bar.close()
