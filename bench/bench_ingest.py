@@ -231,7 +231,9 @@ def main() -> None:
         result["bulk"] = bench_bulk(m, opts)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if args.layers and args.shape == "gemma":
-        result["projected_full_gemma_s"] = round(end_to_end / m.n_layers * n_layers)
+        # Matching scales with SAE pairs (3 per layer, 2 at the first: 3n - 1), the rest with layers.
+        result["projected_full_gemma_s"] = round(rep.match_s / (3 * m.n_layers - 1) * (3 * n_layers - 1)
+                                                 + (end_to_end - rep.match_s) / m.n_layers * n_layers)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"ingest-{run_id}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
