@@ -136,9 +136,9 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
         prev_res = dec["res"]
     now = datetime.now(timezone.utc).isoformat()
     _rows(out.folder / "atlas.csv",
-          "name:ID(Atlas),model,d_model:long,n_layers:long,layers:long[],complete:boolean,manifest_sha256,k:long,"
+          "name:ID(Atlas),model,d_model:long,n_layers:long,layers:long[],complete:boolean,manifest_sha256,manifest_path,k:long,"
           "threshold_res:double,threshold_module:double,n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
-          [[name, manifest.model, d_model, manifest.n_layers, ";".join(map(str, manifest.layers)), "true", manifest.sha256(), opts.k,
+          [[name, manifest.model, d_model, manifest.n_layers, ";".join(map(str, manifest.layers)), "true", manifest.sha256(), str(manifest.base_dir), opts.k,
             repr(float(opts.thresholds.res)), repr(float(opts.thresholds.module)), out.n_features, out.n_edges, now, now, "Atlas"]])
     saes, has = [], []
     for e in manifest.saes:

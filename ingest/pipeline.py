@@ -197,7 +197,7 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
             drop_atlas(graph, name)
     graph.write(W.UPSERT_ATLAS, {
         "name": name, "model": manifest.model, "d_model": d_model, "n_layers": manifest.n_layers,
-        "layers": manifest.layers, "sha": sha, "k": opts.k, "t_res": opts.thresholds.res, "t_mod": opts.thresholds.module,
+        "layers": manifest.layers, "sha": sha, "manifest_path": str(manifest.base_dir), "k": opts.k, "t_res": opts.thresholds.res, "t_mod": opts.thresholds.module,
     })
     if not opts.resume:
         done = set()

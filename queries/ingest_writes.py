@@ -16,7 +16,7 @@ from queries.db import Graph
 UPSERT_ATLAS: LiteralString = """
 MERGE (a:Atlas {name: $name})
 SET a.model = $model, a.d_model = $d_model, a.n_layers = $n_layers, a.layers = $layers,
-    a.complete = false, a.manifest_sha256 = $sha, a.k = $k,
+    a.complete = false, a.manifest_sha256 = $sha, a.manifest_path = $manifest_path, a.k = $k,
     a.threshold_res = $t_res, a.threshold_module = $t_mod,
     a.created_at = coalesce(a.created_at, datetime()), a.updated_at = datetime()
 """

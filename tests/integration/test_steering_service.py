@@ -98,6 +98,10 @@ def test_bad_requests_are_typed(graph: Graph, planted, atlas_name: str) -> None:
         steerer.steer(_req(atlas_name, seeds=[("2/res/4", 1.0)], generation=GenerationConfig(max_new_tokens=100_000)))
     with pytest.raises(InvalidInput, match="layer 40 is out of range"):
         steerer.steer(_req(atlas_name, seeds=[("2/res/4", 1.0)], strategy=Strategy.SINGLE, layer=40))
+    # Without configured manifests the Atlas node's manifest_path (recorded by ingest) is enough ...
+    assert Steerer(graph, SteeringSettings()).steer(_req(atlas_name, seeds=[("2/res/4", 1.0)])).applied
+    # ... and once that atlas.toml is gone, the error says so.
+    manifest_path.rename(manifest_path.with_suffix(".moved"))
     with pytest.raises(InvalidInput, match="no atlas.toml"):
         Steerer(graph, SteeringSettings()).steer(_req(atlas_name, seeds=[("2/res/4", 1.0)]))
 
