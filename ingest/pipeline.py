@@ -30,6 +30,7 @@ from ingest.decoders import Decoder, load_unit_decoder, validate_atlas
 from ingest.matching import Backend, topk_both_ways, topk_search
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
 from queries import ingest_writes as W
+from queries import maintenance
 from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import Module, feature_uid, sae_key
@@ -209,10 +210,8 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
 
 
 def drop_atlas(graph: Graph, atlas: str) -> int:
-    """Delete an atlas with all its features, edges, SAE and run nodes (batched)."""
-    n = W.delete_in_batches(graph, W.DELETE_ATLAS_BATCH, {"atlas": atlas}, limit=20_000)
-    graph.write(W.DELETE_ATLAS_NODE, {"atlas": atlas})
-    return n
+    """Delete an atlas with all its features, edges, SAE and run nodes (batched); steering runs are kept."""
+    return maintenance.drop_atlas(graph, atlas, keep_steering_runs=True)
 
 
 def ingest_atlas(

@@ -100,15 +100,6 @@ WITH srcs[$src[i]] AS s, dsts[$dst[i]] AS t, i
 CREATE (s)-[:FLOWS_TO {similarity: $sim[i], target_rank: $target_rank[i], source_rank: $source_rank[i]}]->(t)
 """
 
-DELETE_ATLAS_BATCH: LiteralString = """
-MATCH (n) WHERE (n:Feature OR n:SAE OR n:IngestRun) AND n.atlas = $atlas
-WITH n LIMIT $limit
-DETACH DELETE n
-RETURN count(*) AS deleted
-"""
-
-DELETE_ATLAS_NODE: LiteralString = "MATCH (a:Atlas {name: $atlas}) DETACH DELETE a"
-
 COUNT_ATLAS: LiteralString = """
 MATCH (f:Feature {atlas: $atlas})
 WITH count(f) AS features

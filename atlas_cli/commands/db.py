@@ -36,3 +36,27 @@ def status() -> None:
     typer.echo(st.describe())
     if not st.running:
         raise typer.Exit(1)
+
+
+@app.command()
+def drop(
+    atlas: str = typer.Argument(..., help="Name of the atlas to delete."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    keep_steering_runs: bool = typer.Option(False, "--keep-steering-runs", help="Keep the atlas's SteeringRun history."),
+) -> None:
+    """Delete an atlas (features, edges, SAEs, runs) from the configured Neo4j, in batches."""
+    from queries.db import Graph
+    from queries.errors import AtlasNotFound
+    from queries.ids import check_atlas_name
+    from queries.maintenance import drop_atlas
+    from queries.settings import Neo4jSettings
+    from queries.steering_runs import atlas_info, known_atlases
+
+    check_atlas_name(atlas)
+    with Graph(Neo4jSettings()) as graph:
+        if atlas_info(graph, atlas) is None:
+            raise AtlasNotFound(atlas, known_atlases(graph))
+        if not yes:
+            typer.confirm(f"delete atlas {atlas!r} and everything in it?", abort=True)
+        n = drop_atlas(graph, atlas, keep_steering_runs=keep_steering_runs)
+    typer.echo(f"deleted atlas {atlas!r} ({n} nodes)")

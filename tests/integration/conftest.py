@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from queries.db import Graph
+from queries.maintenance import drop_atlas
 from queries.errors import DatabaseUnavailable
 from queries.schema import ensure_schema
 from queries.settings import Neo4jSettings
@@ -36,22 +37,6 @@ def graph(neo4j_settings: Neo4jSettings) -> Iterator[Graph]:
     ensure_schema(g)
     yield g
     g.close()
-
-
-def drop_atlas(g: Graph, atlas: str) -> None:
-    """Delete every node of an atlas (features, SAEs, runs) in batches."""
-    # CALL ... IN TRANSACTIONS only runs in an auto-commit transaction (session.run), not execute_query.
-    from neo4j import Query
-
-    with g.driver.session(database=g.settings.database) as session:
-        session.run(
-            Query(
-                "MATCH (n) WHERE n.atlas = $atlas OR (n:Atlas AND n.name = $atlas) "
-                "CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS",
-                timeout=600,
-            ),
-            {"atlas": atlas},
-        ).consume()
 
 
 @pytest.fixture

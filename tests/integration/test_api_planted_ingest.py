@@ -17,7 +17,7 @@ import pytest
 
 from api_server import gql, running_api
 from atlas_api.settings import ApiSettings
-from conftest import drop_atlas
+from queries.maintenance import drop_atlas
 from ingest.pipeline import ingest_atlas
 from queries.db import Graph
 from queries.flow_graph import Direction, build_flow_graph

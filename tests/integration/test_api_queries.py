@@ -18,7 +18,7 @@ from queries.db import Graph
 def hand(graph: Graph) -> Iterator[HandAtlas]:
     import uuid
 
-    from conftest import drop_atlas
+    from queries.maintenance import drop_atlas
 
     a = HandAtlas(f"test-api-{uuid.uuid4().hex[:8]}")
     a.write(graph)

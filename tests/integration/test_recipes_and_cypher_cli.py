@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from api_graph import HandAtlas
-from conftest import drop_atlas
+from queries.maintenance import drop_atlas
 from queries.db import Graph
 from queries.errors import InvalidInput
 from queries.recipes import RECIPES, get_recipe
