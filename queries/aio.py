@@ -41,6 +41,8 @@ class AsyncGraph:
                 connection_timeout=self.settings.connect_timeout_s,
                 connection_acquisition_timeout=self.settings.connect_timeout_s * 2,
                 max_transaction_retry_time=self.settings.connect_timeout_s,
+                # "property/label does not exist" notices are expected (optional properties, empty databases): don't log them.
+                notifications_disabled_classifications=[neo4j.NotificationDisabledClassification.UNRECOGNIZED],
                 max_connection_pool_size=max_pool_size,
                 # Stale pooled connections after a server restart are detected before use.
                 liveness_check_timeout=30.0,

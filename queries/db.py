@@ -42,6 +42,8 @@ class Graph:
                 auth=(self.settings.username, self.settings.password),
                 connection_timeout=self.settings.connect_timeout_s,
                 max_transaction_retry_time=self.settings.connect_timeout_s,
+                # "property/label does not exist" notices are expected (optional properties, empty databases): don't log them.
+                notifications_disabled_classifications=[neo4j.NotificationDisabledClassification.UNRECOGNIZED],
             )
         except (ValueError, DriverError) as exc:
             raise InvalidInput(f"NEO4J_URI {self.settings.uri!r} is not a valid Neo4j URI ({exc}); use e.g. bolt://127.0.0.1:7687") from exc
