@@ -136,7 +136,10 @@ class Steerer:
         with self._lock:
             if atlas in self._manifests:
                 return self._manifests[atlas]
-        candidates = _manifest_candidates(list(self.settings.manifests))
+        from steering.model import cache_dir
+
+        # Last resort: where `atlas train` / `atlas demo` put their atlases.
+        candidates = _manifest_candidates([*self.settings.manifests, str(cache_dir() / "atlases")])
         if info.get("manifest_path"):
             candidates.insert(0, Path(info["manifest_path"]))
         for c in candidates:
@@ -153,7 +156,8 @@ class Steerer:
                 return m
         raise InvalidInput(
             f"no atlas.toml for atlas {atlas!r} is known to the steering service (steering needs the atlas's SAEs): "
-            "pass --manifest path/to/atlas.toml, or list it in ATLAS_STEER_MANIFESTS (JSON list of files or folders)"
+            "pass --manifest path/to/atlas.toml, list it in ATLAS_STEER_MANIFESTS (JSON list of files or folders), "
+            "or re-run `atlas ingest` on it so the Atlas node records where it is"
         )
 
     # -- the request -----------------------------------------------------------------------------
