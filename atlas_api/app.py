@@ -8,6 +8,7 @@ DATABASE_UNAVAILABLE error and /readyz answers 503 until the driver reconnects b
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -53,6 +54,11 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
             await state["graph"].verify()
         except qerrors.DatabaseUnavailable as exc:
             log.warning("starting without Neo4j (requests will fail until it answers): %s", exc)
+        # The start-up heap (schema, strawberry/graphql-core types, driver) is ~100k long-lived objects that
+        # every full collection would rescan: a 50 ms pause on the event loop that shows up as p99 latency.
+        # Freezing moves them out of the collector's generations; later garbage is collected as usual.
+        gc.collect()
+        gc.freeze()
         yield
         await state["graph"].close()
 
