@@ -4,8 +4,9 @@
     python bench/bench_ingest.py --shape gemma --layers 3   # reduced Gemma-2-2B shape (16,384, d 2304)
     python bench/bench_ingest.py --shape gemma              # the full 26-layer atlas (≈1.28M features)
 
-Measures, in one run on the same data: matching time of one (res, mlp) SAE pair with FAISS, torch
-matmul+topk and numpy (ratios); the online ingest end to end into the Neo4j at NEO4J_URI (nodes/s and
+Measures, in one run on the same data: matching time of one (res, mlp) SAE pair with FAISS as ingest
+runs it (with the bf16 pre-filter where the CPU has bf16 instructions), FAISS IndexFlatIP alone, torch
+matmul+topk and numpy, and of the res-res pair both ways (ratios); the online ingest end to end into the Neo4j at NEO4J_URI (nodes/s and
 relationships/s of the write phases, matching time, wall time); optionally (``--bulk``) the CSV export
 and ``neo4j-admin database import`` into a private temporary server; peak RSS; the machine.
 Saves ``bench/results/ingest-<shape>-<layers>.json|md`` and merges the run into ``bench/results/ingest.json|md``
@@ -31,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ingest.matching import topk_search  # noqa: E402
+from ingest.matching import topk_both_ways, topk_search  # noqa: E402
 from ingest.pipeline import IngestOptions, drop_atlas, ingest_atlas  # noqa: E402
 from queries.db import Graph  # noqa: E402
 from queries.ingest_writes import COUNT_ATLAS  # noqa: E402
@@ -67,32 +68,53 @@ def manifest_for(shape: str, layers: int | None) -> AtlasManifest:
     return AtlasManifest(name=f"bench-{shape}-{n}", model=model, d_model=d_model, saes=entries)
 
 
-def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3) -> dict[str, float]:
-    """Median of ``repeats`` interleaved runs per backend on the same unit-normalised pair (same threads:
+MATCHERS = {
+    # name → (what it is, call); "faiss" is what `atlas ingest` runs (the bf16 pre-filter where the CPU has bf16)
+    "faiss": ("FAISS backend as ingest runs it (prefilter auto)", lambda q, b, k: topk_search(q, b, k, backend="faiss")),
+    "faiss_flat": ("FAISS IndexFlatIP alone (prefilter off)", lambda q, b, k: topk_search(q, b, k, backend="faiss", prefilter="off")),
+    "torch": ("torch fp32 matmul + topk, tiled", lambda q, b, k: topk_search(q, b, k, backend="torch")),
+    "numpy": ("numpy matmul + argpartition, tiled", lambda q, b, k: topk_search(q, b, k, backend="numpy")),
+    "both_ways": ("res(L-1)-res(L) both directions as ingest runs it", lambda q, b, k: topk_both_ways(q, b, k)),
+    "both_ways_torch": ("both directions, torch fp32 (prefilter off)", lambda q, b, k: topk_both_ways(q, b, k, prefilter="off")),
+}
+
+
+def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3) -> dict[str, object]:
+    """Median of ``repeats`` interleaved runs per matcher on the same unit-normalised pair (same threads:
     FAISS's OpenMP and torch's intra-op pools both use every core by default)."""
     import faiss
     import torch
+
+    from ingest.prefilter import cpu_has_fast_bf16, resolve_prefilter
 
     q = synthetic_sae(d_model, d_sae, 1).W_dec
     b = synthetic_sae(d_model, d_sae, 2).W_dec
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     b /= np.linalg.norm(b, axis=1, keepdims=True)
-    backends = ("faiss", "torch", "numpy")
-    times: dict[str, list[float]] = {x: [] for x in backends}
-    idx_of: dict[str, np.ndarray] = {}
-    for backend in backends:
-        topk_search(q[:256], b, k, backend=backend)  # warm-up (thread pools, imports)
+    times: dict[str, list[float]] = {x: [] for x in MATCHERS}
+    answer: dict[str, object] = {}
+    for _what, call in MATCHERS.values():
+        call(q[:256], b, k)  # warm-up (thread pools, imports)
     for _ in range(repeats):
-        for backend in backends:
+        for name, (_what, call) in MATCHERS.items():
             t = time.perf_counter()
-            _, idx_of[backend] = topk_search(q, b, k, backend=backend)
-            times[backend].append(time.perf_counter() - t)
-    out: dict[str, float] = {"faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(), "repeats": repeats}
-    for backend in backends:
-        out[f"{backend}_s"] = round(float(np.median(times[backend])), 3)
-        out[f"{backend}_agrees_with_faiss"] = float((idx_of[backend][:, 0] == idx_of["faiss"][:, 0]).mean())
-    out["faiss_vs_torch_speedup"] = round(out["torch_s"] / out["faiss_s"], 3)
-    out["faiss_vs_numpy_speedup"] = round(out["numpy_s"] / out["faiss_s"], 3)
+            answer[name] = call(q, b, k)
+            times[name].append(time.perf_counter() - t)
+    out: dict[str, object] = {"faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(), "repeats": repeats,
+                              "cpu_has_fast_bf16": cpu_has_fast_bf16(), "prefilter_active": resolve_prefilter("auto"),
+                              "matchers": {name: what for name, (what, _call) in MATCHERS.items()}}
+    for name in MATCHERS:
+        out[f"{name}_s"] = round(float(np.median(times[name])), 3)
+    # exactness: the full top-k lists must agree (up to fp32 near-ties); similarities to fp32 rounding
+    for name in ("faiss_flat", "torch", "numpy"):
+        out[f"{name}_same_topk_as_faiss"] = float((answer[name][1] == answer["faiss"][1]).mean())  # type: ignore[index]
+        out[f"{name}_max_sim_diff"] = float(np.abs(answer[name][0] - answer["faiss"][0]).max())  # type: ignore[index]
+    bw, bwt = answer["both_ways"], answer["both_ways_torch"]
+    out["both_ways_same_topk"] = float(np.mean([(bw[i][1] == bwt[i][1]).mean() for i in (0, 1)]))  # type: ignore[index]
+    out["faiss_vs_torch_speedup"] = round(out["torch_s"] / out["faiss_s"], 3)  # type: ignore[operator]
+    out["faiss_flat_vs_torch_speedup"] = round(out["torch_s"] / out["faiss_flat_s"], 3)  # type: ignore[operator]
+    out["faiss_vs_numpy_speedup"] = round(out["numpy_s"] / out["faiss_s"], 3)  # type: ignore[operator]
+    out["both_ways_vs_torch_speedup"] = round(out["both_ways_torch_s"] / out["both_ways_s"], 3)  # type: ignore[operator]
     return out
 
 
@@ -161,7 +183,8 @@ def _online(m: AtlasManifest, opts: IngestOptions, keep: bool, private: bool) ->
     return rep, end_to_end, info
 
 
-RUN_KEYS = ("faiss_vs_torch_speedup", "relationships_per_s", "nodes_per_s", "end_to_end_s", "matching_s", "write_s", "nodes",
+RUN_KEYS = ("faiss_vs_torch_speedup", "faiss_flat_vs_torch_speedup", "both_ways_vs_torch_speedup", "relationships_per_s", "nodes_per_s",
+            "end_to_end_s", "matching_s", "write_s", "nodes",
             "relationships", "peak_rss_mb", "projected_full_gemma_s")
 
 
@@ -201,6 +224,7 @@ def main() -> None:
     ap.add_argument("--bulk", action="store_true", help="Also time CSV export + neo4j-admin import into a private server.")
     ap.add_argument("--private-server", action="store_true",
                     help="Write online into a private temporary Neo4j (ATLAS_NEO4J_HEAP/ATLAS_NEO4J_PAGECACHE) instead of NEO4J_URI.")
+    ap.add_argument("--matching-only", action="store_true", help="Only time the matchers on one pair; save nothing.")
     ap.add_argument("--keep", action="store_true", help="Keep the ingested atlas in Neo4j (NEO4J_URI only).")
     ap.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args()
@@ -215,8 +239,12 @@ def main() -> None:
     print(f"matching one SAE pair {d_sae}×{d_sae}×{d_model}, top-{args.k} ...", flush=True)
     match = bench_matching(d_sae, d_model, args.k)
     result["matching_one_pair"] = match
-    result["faiss_vs_torch_speedup"] = match["faiss_vs_torch_speedup"]
+    for key in ("faiss_vs_torch_speedup", "faiss_flat_vs_torch_speedup", "both_ways_vs_torch_speedup"):
+        result[key] = match[key]
     print(json.dumps(match), flush=True)
+    if args.matching_only:
+        print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+        return
     opts = IngestOptions(k=args.k, progress=True)
     rep, end_to_end, info = _online(m, opts, args.keep, args.private_server)
     result["online_server"] = info["server"]

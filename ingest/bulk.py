@@ -104,7 +104,7 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
             prev_entry = manifest.entry(layer - 1, Module.RES)
             assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
             prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
-        r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend)
+        r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
         out.match_s += time.perf_counter() - tm
         # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.
         chunks = []

@@ -28,6 +28,7 @@ from neo4j.exceptions import TransientError
 
 from ingest.decoders import Decoder, load_unit_decoder, validate_atlas
 from ingest.matching import Backend, topk_both_ways, topk_search
+from ingest.prefilter import Prefilter
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
 from queries import ingest_writes as W
 from queries import maintenance
@@ -49,6 +50,7 @@ class IngestOptions:
     k: int = DEFAULT_K
     thresholds: Thresholds = field(default_factory=Thresholds)
     backend: Backend = "faiss"
+    prefilter: Prefilter = "auto"  # bf16 pre-filter for the CPU (ingest/prefilter.py); never changes results
     resume: bool = False
     progress: bool = False
     node_batch: int = NODE_BATCH
@@ -77,19 +79,21 @@ class LayerResult:
     edges: list[EdgeSet]
 
 
-def match_layer(layer: int, dec: dict[str, Decoder], prev_res: Decoder | None, k: int, th: Thresholds, backend: Backend) -> LayerResult:
+def match_layer(
+    layer: int, dec: dict[str, Decoder], prev_res: Decoder | None, k: int, th: Thresholds, backend: Backend, prefilter: Prefilter = "auto"
+) -> LayerResult:
     """All matching of one layer: scores, categories and edges into ``res(layer)``."""
     res = dec["res"]
     n = res.d_sae
     edges: list[EdgeSet] = []
     s: dict[str, np.ndarray | None] = {"res": None, "att": None, "mlp": None}
     if prev_res is not None:
-        bwd, fwd = topk_both_ways(res.unit, prev_res.unit, k)
+        bwd, fwd = topk_both_ways(res.unit, prev_res.unit, k, prefilter=prefilter)
         s["res"] = bwd[0][:, 0].copy()
         edges.append(residual_edges(layer - 1, bwd, fwd, prev_res.d_sae))
     for mod in ("att", "mlp"):
         if mod in dec:
-            sims, idx = topk_search(res.unit, dec[mod].unit, k, backend=backend)
+            sims, idx = topk_search(res.unit, dec[mod].unit, k, backend=backend, prefilter=prefilter)
             s[mod] = sims[:, 0].copy()
             edges.append(backward_edges(mod, layer, sims, idx))
     cats = categorize(s["res"], s["att"], s["mlp"], n, th)
@@ -257,7 +261,7 @@ def ingest_atlas(
                 prev_entry = manifest.entry(layer - 1, Module.RES)
                 assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
                 prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
-            result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend)
+            result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
             report.match_s += time.perf_counter() - tm
             tw = time.perf_counter()
             write_layer(graph, manifest.name, result, opts, report, bar)

@@ -16,6 +16,10 @@ def ingest(
     t_res: float = typer.Option(0.5, "--t-res", help="Category threshold for s_res (high residual predecessor)."),
     t_module: float = typer.Option(0.25, "--t-module", help="Category threshold for max(s_att, s_mlp)."),
     backend: str = typer.Option("faiss", "--backend", help="Matching backend for att/mlp: faiss | torch | numpy (same results)."),
+    prefilter: str = typer.Option(
+        "auto", "--prefilter", help="CPU matching: auto (bf16 pre-filter when the CPU has bf16 instructions) | bf16 | off. "
+        "Exact either way (docs/ingest.md)."
+    ),
     bulk: Path | None = typer.Option(
         None, "--bulk-csv", help="Instead of writing online, write neo4j-admin import CSVs into this folder (see docs/ingest.md)."
     ),
@@ -43,9 +47,11 @@ def ingest(
         logging.getLogger("neo4j").setLevel(logging.ERROR)
     if backend not in ("faiss", "torch", "numpy"):
         raise InvalidInput(f"--backend {backend!r} is not valid (use faiss, torch or numpy)")
+    if prefilter not in ("auto", "bf16", "off"):
+        raise InvalidInput(f"--prefilter {prefilter!r} is not valid (use auto, bf16 or off)")
     m = load_manifest(manifest)
-    opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, resume=resume, progress=progress,
-                         edge_batch=edge_batch, node_batch=node_batch)  # type: ignore[arg-type]
+    opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, prefilter=prefilter, resume=resume,
+                         progress=progress, edge_batch=edge_batch, node_batch=node_batch)  # type: ignore[arg-type]
     if recategorize:
         from ingest.pipeline import recategorize as recategorize_atlas
 

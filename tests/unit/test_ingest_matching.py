@@ -91,12 +91,13 @@ def _decoders(pa, layer: int) -> tuple[dict[str, Decoder], Decoder | None]:  # t
     return cur, prev
 
 
+@pytest.mark.parametrize("prefilter", ["off", "bf16"])
 @pytest.mark.parametrize("thresholds", [Thresholds(0.5, 0.25), Thresholds(0.3, 0.5), Thresholds(0.55, 0.21)])
-def test_categories_and_parents_on_planted_atlas(thresholds: Thresholds) -> None:
+def test_categories_and_parents_on_planted_atlas(thresholds: Thresholds, prefilter: str) -> None:
     pa = planted_atlas(n_layers=3, d_model=160, d_sae=48, seed=11)
     for layer in pa.layers:
         cur, prev = _decoders(pa, layer)
-        r = match_layer(layer, cur, prev, 3, thresholds, "faiss")
+        r = match_layer(layer, cur, prev, 3, thresholds, "faiss", prefilter)  # type: ignore[arg-type]
         assert r.features["res"]["category"] == pa.categories(layer)
         res_edges = [e for e in r.edges if e.source_module == "res"]
         for i in range(48):
