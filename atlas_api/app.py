@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 
 from atlas_api.context import Context
 from atlas_api.schema import build_schema
@@ -40,6 +41,18 @@ class _GraphQL(GraphQL):
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
         return Context(graph=self._state["graph"], settings=self._settings, request=request, response=response)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """The common request (POST application/json, one operation, no streaming Accept) without strawberry's
+        generic path, which parses Content-Type with the email package on every request; else as strawberry."""
+        accept = request.headers.get("accept", "")
+        if request.method == "POST" and request.content_type == "application/json" and "multipart" not in accept and "event-stream" not in accept:
+            data = self.parse_json(await request.get_body())
+            if (isinstance(data, dict) and isinstance(data.get("query"), str) and isinstance(data.get("variables") or {}, dict)
+                    and isinstance(data.get("extensions") or {}, dict)):
+                return GraphQLRequestData(query=data["query"], variables=data.get("variables"),
+                                          operation_name=data.get("operationName"), extensions=data.get("extensions"))
+        return await super().parse_http_body(request)  # the body is cached: it can be read again
 
 
 def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> Starlette:

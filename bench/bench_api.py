@@ -154,9 +154,10 @@ async def closed_loop(clients: int, seconds: float, make: Callable[[int], Awaita
             "mean_ms": round(statistics.fmean(lat) * 1000, 2), "rps": round(len(lat) / wall, 1)}
 
 
-def start_api(port: int) -> subprocess.Popen[bytes]:
+def start_api(port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ATLAS_API_MAX_COMPLEXITY": "1000000"}
-    proc = subprocess.Popen([sys.executable, "-m", "atlas_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+    proc = subprocess.Popen([sys.executable, "-m", "atlas_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                             "--workers", str(workers)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -181,7 +182,7 @@ async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    api = start_api(port)
+    api = start_api(port, args.workers)
     graph = AsyncGraph(Neo4jSettings(), max_pool_size=64)
     results: dict[str, Any] = {}
     try:
@@ -197,6 +198,8 @@ async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:
                                                                                  [{"s_res": "DESC"}], limit=20, offset=0))),
         }
         for name, (body, raw) in workloads.items():
+            if args.queries and name not in args.queries:
+                continue
             results[name] = {}
             for clients in args.clients:
                 # One connection per client: a worker takes an idle connection and gives it back (never shared).
@@ -269,6 +272,8 @@ def main() -> None:
     ap.add_argument("--atlas", default=None, help="An atlas already in Neo4j (e.g. bench-gemma-26 from bench_ingest.py --shape gemma --keep).")
     ap.add_argument("--quick", action="store_true", help="Ingest (once) and use a small 26-layer synthetic atlas; short cells.")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50])
+    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API (atlas serve --workers).")
+    ap.add_argument("--queries", nargs="+", default=None, help="Only these workloads (feature, lineage_depth6, lineage_depth25, features_filter); saves nothing.")
     ap.add_argument("--seconds", type=float, default=None, help="Duration of each measured cell (default 10, quick 4).")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -284,10 +289,12 @@ def main() -> None:
     mach = machine()
     print(f"machine: {mach}", flush=True)
     results = asyncio.run(run(args, atlas))
+    if args.queries:  # a partial run: printed above, nothing saved
+        return
     ref = 10 if 10 in args.clients else args.clients[0]
     ratios = [results[q][ref]["api_over_cypher_mean"] for q in results]
     out = {
-        "atlas": atlas, "quick": args.quick, "seconds": args.seconds, "clients": args.clients, "machine": mach,
+        "atlas": atlas, "quick": args.quick, "seconds": args.seconds, "clients": args.clients, "workers": args.workers, "machine": mach,
         "feature_p99_ms": results["feature"][ref]["api"]["p99_ms"],
         "lineage_depth6_p99_ms": results["lineage_depth6"][ref]["api"]["p99_ms"],
         "lineage_depth25_p99_ms": results["lineage_depth25"][ref]["api"]["p99_ms"],

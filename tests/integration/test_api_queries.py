@@ -268,3 +268,23 @@ def test_internal_errors_are_masked(api: str) -> None:
     # A malformed cursor is an expected error; an absurd offset type is a validation error; neither leaks internals.
     out = gql(api, '{ featuresConnection(first: 1, after: "!!!") { totalCount } }')
     assert out["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+def test_request_shapes_beyond_the_json_fast_path(api: str, hand: HandAtlas) -> None:
+    """The plain-JSON fast path and strawberry's generic path answer alike; odd bodies still get strawberry's 400s."""
+    q = "query($uid: String!) { feature(uid: $uid) { ... on Feature { uid layer } } }"
+    uid = hand.uid(2, "res", 1)
+    want = {"data": {"feature": {"uid": uid, "layer": 2}}}
+    body = {"query": q, "variables": {"uid": uid}}
+    assert httpx.post(f"{api}/graphql", json=body).json() == want  # fast path
+    charset = httpx.post(f"{api}/graphql", content=httpx.Request("POST", "http://x", json=body).content,
+                         headers={"content-type": "application/json; charset=utf-8"})
+    assert charset.json() == want  # generic path
+    get = httpx.get(f"{api}/graphql", params={"query": q, "variables": '{"uid": "%s"}' % uid})
+    assert get.json() == want
+    named = {"query": q + " query other { atlases { name } }", "variables": {"uid": uid}, "operationName": "other"}
+    assert "atlases" in httpx.post(f"{api}/graphql", json=named).json()["data"]
+    assert httpx.post(f"{api}/graphql", json={"query": q, "variables": [uid]}).status_code == 400
+    assert httpx.post(f"{api}/graphql", json={"query": 7}).status_code == 400
+    assert httpx.post(f"{api}/graphql", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    assert httpx.post(f"{api}/graphql", json=[body, body]).status_code == 400  # batching is off
