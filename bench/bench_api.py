@@ -242,10 +242,13 @@ async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:
 
 def write(out: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "api.json").write_text(json.dumps(out, indent=1) + "\n")
+    # the like-for-like run (one API process against one driver process) is api.json; others say their workers
+    stem = "api" if out["workers"] == 1 else f"api-workers{out['workers']}"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1) + "\n")
     lines = [
         "# API benchmark", "",
-        f"Atlas `{out['atlas']}`; {out['seconds']} s per cell; lineage with minSimilarity 0 (walks the full depth).",
+        f"Atlas `{out['atlas']}`; {out['seconds']} s per cell; lineage with minSimilarity 0 (walks the full depth); "
+        f"API served by {out['workers']} uvicorn worker process(es).",
         f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, load {out['machine']['loadavg_1_5_15']} — {out['machine']['note']}.", "",
         f"**Targets (2 cores):** feature p99 ≤ 20 ms and lineage(depth 6) p99 ≤ 100 ms at 10 clients; API/Cypher ≤ 1.5×.", "",
         f"- feature p99 at 10 clients: **{out['feature_p99_ms']} ms**",
@@ -264,7 +267,7 @@ def write(out: dict[str, Any]) -> None:
               "API clients are persistent keep-alive HTTP/1.1 connections, one per client (a minimal client, so the load",
               "generator's own CPU stays small next to the API's; a shared httpx pool made the generator the bottleneck at 50 clients).",
               "Load generator, API and Neo4j share the machine's cores, so absolute numbers depend on the machine."]
-    (RESULTS / "api.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ prove — at 2 layers, 512 latents, 8k tokens), ``default`` (2-core CPU, ≤ 15 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -74,27 +73,15 @@ class DemoReport:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def ensure_neo4j(echo: Callable[[str], None]) -> str:
-    """Start the project's own Neo4j unless NEO4J_URI names another server; returns the URI used."""
-    from queries.settings import Neo4jSettings
-
-    if os.environ.get("NEO4J_URI"):
-        uri = Neo4jSettings().uri
-        echo(f"Neo4j: using NEO4J_URI={uri}")
-        return uri
-    from atlas_cli import local_neo4j
-
-    st = local_neo4j.start(local_neo4j.LocalNeo4jSettings())
-    echo(f"Neo4j: {st.describe()}")
-    return st.bolt_uri
-
-
 def run_demo(
-    profile: str = "default", *, echo: Callable[[str], None] = print, progress: bool = True, device: str | None = None, atlas: str | None = None
+    profile: str = "default", *, echo: Callable[[str], None] = print, progress: bool = True, device: str | None = None, atlas: str | None = None,
+    start_database: Callable[[Callable[[str], None]], str] | None = None,
 ) -> DemoReport:
     """Everything but serving. Idempotent: a second run reuses the trained atlas and the ingested graph.
 
-    ``atlas`` renames the profile's atlas (tests use their own names in the shared database)."""
+    ``atlas`` renames the profile's atlas (tests use their own names in the shared database).
+    ``start_database(echo) -> uri`` starts Neo4j first (the CLI passes one that starts the project's own
+    server); without it the server of ``NEO4J_*`` must already be running."""
     from queries.db import Graph
     from queries.sae_metrics import category_shares, example_seed, origin_shares
     from steering.model import load_model
@@ -111,7 +98,13 @@ def run_demo(
     t0 = time.perf_counter()
 
     t = time.perf_counter()
-    uri = ensure_neo4j(echo)
+    if start_database is not None:
+        uri = start_database(echo)
+    else:
+        from queries.settings import Neo4jSettings
+
+        uri = Neo4jSettings().uri
+        echo(f"Neo4j: using {uri}")
     timings["neo4j_s"] = round(time.perf_counter() - t, 2)
 
     out_dir = settings.atlases_dir / spec.atlas

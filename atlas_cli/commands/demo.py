@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Optional
 
 import typer
+
+
+def ensure_neo4j(echo: Callable[[str], None]) -> str:
+    """Start the project's own Neo4j unless NEO4J_URI names another server; returns the URI used."""
+    from queries.settings import Neo4jSettings
+
+    if os.environ.get("NEO4J_URI"):
+        uri = Neo4jSettings().uri
+        echo(f"Neo4j: using NEO4J_URI={uri}")
+        return uri
+    from atlas_cli import local_neo4j
+
+    st = local_neo4j.start(local_neo4j.LocalNeo4jSettings())
+    echo(f"Neo4j: {st.describe()}")
+    return st.bolt_uri
 
 
 def demo(
@@ -17,7 +34,7 @@ def demo(
     """Build (first run) or reuse (later runs) a real SAE atlas of SmolLM2 and serve it."""
     from training.demo import example_queries, run_demo
 
-    rep = run_demo(profile, echo=typer.echo, device=device)
+    rep = run_demo(profile, echo=typer.echo, device=device, start_database=ensure_neo4j)
     from atlas_api.settings import ApiSettings
 
     api = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})

@@ -260,6 +260,8 @@ def test_health_ready_cors(api: str) -> None:
     assert pre.headers.get("access-control-allow-origin") == "https://dash.example"
     other = httpx.options(f"{api}/graphql", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert other.headers.get("access-control-allow-origin") is None
+    post = httpx.post(f"{api}/graphql", json={"query": "{ atlases { name } }"}, headers={"Origin": "https://dash.example"})
+    assert post.status_code == 200 and post.headers.get("access-control-allow-origin") == "https://dash.example"
     page = httpx.get(f"{api}/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
 
@@ -282,7 +284,7 @@ def test_request_shapes_beyond_the_json_fast_path(api: str, hand: HandAtlas) -> 
     assert charset.json() == want  # generic path
     get = httpx.get(f"{api}/graphql", params={"query": q, "variables": '{"uid": "%s"}' % uid})
     assert get.json() == want
-    named = {"query": q + " query other { atlases { name } }", "variables": {"uid": uid}, "operationName": "other"}
+    named = {"query": q.replace("query(", "query one(") + " query other { atlases { name } }", "variables": {"uid": uid}, "operationName": "other"}
     assert "atlases" in httpx.post(f"{api}/graphql", json=named).json()["data"]
     assert httpx.post(f"{api}/graphql", json={"query": q, "variables": [uid]}).status_code == 400
     assert httpx.post(f"{api}/graphql", json={"query": 7}).status_code == 400
