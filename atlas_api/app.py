@@ -149,7 +149,3 @@ class AtlasApp:
             await self.graphql(scope, receive, send)
         else:
             await self.site(scope, receive, send)
-
-    @property
-    def router(self) -> Any:  # lifespan_context for in-process harnesses
-        return self.site.router

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from ingest.prefilter import Prefilter, prefiltered_both_ways, prefiltered_topk, resolve_prefilter
+from ingest.prefilter import Prefilter, cpu_has_fast_bf16, prefilter_choice, prefiltered_both_ways, prefiltered_topk
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,11 @@ PREFILTER_MIN_WORK = 10**10
 
 
 def _use_prefilter(prefilter: Prefilter | None, n_q: int, n_b: int, d: int) -> bool:
-    if prefilter in (None, "auto") and n_q * n_b * d < PREFILTER_MIN_WORK:
-        resolve_prefilter(prefilter)  # still validates $ATLAS_MATCH_PREFILTER
-        return False
-    return resolve_prefilter(prefilter)
+    """``bf16`` (argument or environment) forces it; ``auto`` also needs a large enough pair."""
+    choice = prefilter_choice(prefilter)
+    if choice == "auto":
+        return cpu_has_fast_bf16() and n_q * n_b * d >= PREFILTER_MIN_WORK
+    return choice == "bf16"
 
 
 def _tile_rows(n_base: int, max_tile_bytes: int) -> int:

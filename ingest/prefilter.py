@@ -64,17 +64,20 @@ def cpu_has_fast_bf16() -> bool:
     return "bf16" in words  # aarch64 "Features" line
 
 
-def resolve_prefilter(prefilter: Prefilter | None = None) -> bool:
-    """Whether to pre-filter: explicit choice, else ``$ATLAS_MATCH_PREFILTER``, else ``auto`` (on when the CPU
-    has fast bf16)."""
-    choice = prefilter or os.environ.get(PREFILTER_ENV, "auto")  # type: ignore[assignment]
+def prefilter_choice(prefilter: Prefilter | None = None) -> Prefilter:
+    """The explicit choice, else ``$ATLAS_MATCH_PREFILTER``, else ``auto``; an unknown value is one clear error."""
+    choice = prefilter or os.environ.get(PREFILTER_ENV, "auto")
     if choice not in ("auto", "bf16", "off"):
         from queries.errors import InvalidInput
 
         raise InvalidInput(f"unknown matching pre-filter {choice!r}: use auto, bf16 or off (e.g. {PREFILTER_ENV}=off)")
-    if choice == "auto":
-        return cpu_has_fast_bf16()
-    return choice == "bf16"
+    return choice  # type: ignore[return-value]
+
+
+def resolve_prefilter(prefilter: Prefilter | None = None) -> bool:
+    """Whether to pre-filter at all: ``bf16`` yes, ``off`` no, ``auto`` when the CPU has fast bf16."""
+    choice = prefilter_choice(prefilter)
+    return cpu_has_fast_bf16() if choice == "auto" else choice == "bf16"
 
 
 @dataclass
