@@ -24,7 +24,6 @@ from strawberry.types.graphql import OperationType
 
 from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
-from queries.aio import QueryTimeout
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ _CODES: list[tuple[type[Exception], str]] = [
     (qerrors.FeatureNotFound, "FEATURE_NOT_FOUND"),
     (qerrors.AtlasNotFound, "ATLAS_NOT_FOUND"),
     (qerrors.NotFound, "NOT_FOUND"),
-    (QueryTimeout, "QUERY_TIMEOUT"),
+    (qerrors.QueryTimeout, "QUERY_TIMEOUT"),
     (qerrors.InvalidInput, "INVALID_INPUT"),
     (qerrors.DatabaseUnavailable, "DATABASE_UNAVAILABLE"),
     (qerrors.ModelUnavailable, "MODEL_UNAVAILABLE"),
@@ -115,7 +114,10 @@ class AtlasErrors(MaskErrors):
 
     @staticmethod
     def _should_mask(error: GraphQLError) -> bool:
-        return error.original_error is not None and not isinstance(error.original_error, (qerrors.AtlasError, GraphQLError))
+        return error.original_error is not None and (
+            isinstance(error.original_error, qerrors.QueryRejected)  # our own statement refused: a bug, not the user's input
+            or not isinstance(error.original_error, (qerrors.AtlasError, GraphQLError))
+        )
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         out: list[GraphQLError] = []
@@ -123,7 +125,7 @@ class AtlasErrors(MaskErrors):
             orig = error.original_error
             if orig is None or isinstance(orig, GraphQLError):
                 out.append(error)
-            elif isinstance(orig, qerrors.AtlasError):
+            elif isinstance(orig, qerrors.AtlasError) and not isinstance(orig, qerrors.QueryRejected):
                 out.append(GraphQLError(str(orig), error.nodes, error.source, error.positions, error.path, None,
                                         extensions={**(error.extensions or {}), "code": error_code(orig), **({"uid": orig.uid} if isinstance(orig, qerrors.FeatureNotFound) else {})}))
             else:

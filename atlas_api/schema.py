@@ -190,12 +190,8 @@ class Query:
             raise qerrors.InvalidInput("search text is empty (give words to look for, e.g. \"wedding\")")
         try:
             rows = await info.context.read(qf.SEARCH, {"text": text, "atlas": atlas, "limit": limit, "scan": limit * 10 if atlas else limit})
-        except Exception as exc:
-            from neo4j.exceptions import ClientError
-
-            if isinstance(exc, ClientError):
-                raise qerrors.InvalidInput(f"search text {text!r} is not a valid full-text query ({exc.message}); quote it or escape Lucene characters like : ( ) ~ *") from exc
-            raise
+        except qerrors.QueryRejected as exc:
+            raise qerrors.InvalidInput(f"search text {text!r} is not a valid full-text query ({exc.server_message}); quote it or escape Lucene characters like : ( ) ~ *") from exc
         return [SearchHit(feature=Feature.from_row(r["f"]), score=r["score"]) for r in rows]
 
     @strawberry.field(description="Atlases with their SAEs, layer range, sizes and whether each is complete.")

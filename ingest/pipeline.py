@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from neo4j.exceptions import TransientError
 
 from ingest.decoders import Decoder, load_unit_decoder, validate_atlas
 from ingest.matching import Backend, topk_both_ways, topk_search
@@ -199,7 +198,7 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
             done = set(ex["complete_layers"])
         elif stored != wanted:
             log.info("atlas %s exists with a different set of SAEs: dropping it first", name)
-            drop_atlas(graph, name)
+            maintenance.drop_atlas(graph, name, keep_steering_runs=True)  # a rebuild keeps the steering history
     graph.write(W.UPSERT_ATLAS, {
         "name": name, "model": manifest.model, "d_model": d_model, "n_layers": manifest.n_layers,
         "layers": manifest.layers, "sha": sha, "manifest_path": str(manifest.base_dir), "k": opts.k, "t_res": opts.thresholds.res, "t_mod": opts.thresholds.module,
@@ -211,11 +210,6 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
     for layer in sorted(done):
         graph.write(W.MARK_LAYER_COMPLETE, {"atlas": name, "layer": layer})
     return done
-
-
-def drop_atlas(graph: Graph, atlas: str) -> int:
-    """Delete an atlas with all its features, edges, SAE and run nodes (batched); steering runs are kept."""
-    return maintenance.drop_atlas(graph, atlas, keep_steering_runs=True)
 
 
 def ingest_atlas(
@@ -274,8 +268,7 @@ def ingest_atlas(
         graph.write(W.FINISH_RUN, {"id": run_id, "status": "complete", "n_features": report.n_features,
                                    "n_edges": report.n_edges, "seconds": time.perf_counter() - t_start})
         return report
-    except (DatabaseUnavailable, TransientError) as exc:
-        # A server that is shutting down answers with TransientError before the socket closes.
+    except DatabaseUnavailable as exc:
         raise DatabaseUnavailable(
             f"{' '.join(str(exc).split()).rstrip('.')}. The atlas {manifest.name!r} is left marked incomplete; once Neo4j answers again, finish it with `atlas ingest <atlas.toml> --resume`"
         ) from exc

@@ -14,19 +14,14 @@ from typing import Any, LiteralString
 
 import neo4j
 from neo4j import AsyncGraphDatabase, Query
-from neo4j.exceptions import AuthError, ClientError, DriverError, ServiceUnavailable, SessionExpired
 
-from queries.db import unavailable_message
-from queries.errors import DatabaseUnavailable, InvalidInput
+from queries.driver import UNAVAILABLE, make_driver, map_error
+from queries.errors import QueryTimeout
 from queries.settings import Neo4jSettings
 
+__all__ = ["AsyncGraph", "QueryTimeout"]  # QueryTimeout's home is queries.errors; re-exported for old imports
+
 log = logging.getLogger(__name__)
-
-_UNAVAILABLE = (ServiceUnavailable, SessionExpired, ConnectionError, OSError)
-
-
-class QueryTimeout(InvalidInput):
-    """A statement ran past its server-side timeout (usually a too-broad query)."""
 
 
 class AsyncGraph:
@@ -34,23 +29,7 @@ class AsyncGraph:
 
     def __init__(self, settings: Neo4jSettings | None = None, *, max_pool_size: int = 50) -> None:
         self.settings = settings or Neo4jSettings()
-        try:
-            self.driver = AsyncGraphDatabase.driver(
-                self.settings.uri,
-                auth=(self.settings.username, self.settings.password),
-                connection_timeout=self.settings.connect_timeout_s,
-                connection_acquisition_timeout=self.settings.connect_timeout_s * 2,
-                max_transaction_retry_time=self.settings.connect_timeout_s,
-                # "property/label does not exist" notices are expected (optional properties, empty databases): don't log them.
-                notifications_disabled_classifications=[neo4j.NotificationDisabledClassification.UNRECOGNIZED],
-                max_connection_pool_size=max_pool_size,
-                # Stale pooled connections after a server restart are detected before use.
-                liveness_check_timeout=30.0,
-                # Schema notifications (e.g. an optional property no feature has yet) are noise for a server.
-                notifications_min_severity="OFF",
-            )
-        except (ValueError, DriverError) as exc:
-            raise InvalidInput(f"NEO4J_URI {self.settings.uri!r} is not a valid Neo4j URI ({exc}); use e.g. bolt://127.0.0.1:7687") from exc
+        self.driver = make_driver(AsyncGraphDatabase.driver, self.settings, max_connection_pool_size=max_pool_size)
 
     async def close(self) -> None:
         await self.driver.close()
@@ -72,13 +51,13 @@ class AsyncGraph:
                 async with self.driver.session(database=self.settings.database, default_access_mode=neo4j.READ_ACCESS) as session:
                     result = await session.run(query, dict(params or {}))
                     return [r.data() async for r in result]
-            except (SessionExpired, ServiceUnavailable, ConnectionError, OSError) as exc:
+            except UNAVAILABLE as exc:
                 if attempt == 0:
                     log.info("retrying a read after a dropped connection: %s", exc)
                     continue
-                raise DatabaseUnavailable(unavailable_message(self.settings, exc)) from exc
-            except Exception as exc:  # noqa: BLE001 - mapped below, or re-raised unchanged
-                raise self._map(exc, query) from exc
+                raise map_error(exc, self.settings) from exc
+            except Exception as exc:  # noqa: BLE001 - mapped onto an AtlasError, or re-raised unchanged
+                raise map_error(exc, self.settings, query.timeout) from exc
         raise AssertionError("unreachable")
 
     async def write(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
@@ -89,22 +68,7 @@ class AsyncGraph:
         query = Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
         try:
             records, _, _ = await self.driver.execute_query(query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database)
-        except Exception as exc:  # noqa: BLE001 - mapped below, or re-raised unchanged
-            raise self._map(exc, query) from exc
+        except Exception as exc:  # noqa: BLE001 - mapped onto an AtlasError, or re-raised unchanged
+            raise map_error(exc, self.settings, query.timeout) from exc
         return [r.data() for r in records]
 
-    def _map(self, exc: Exception, query: Query) -> Exception:
-        """The AtlasError for a driver failure, or the failure itself when it is not one we expect."""
-        if isinstance(exc, AuthError):
-            return DatabaseUnavailable(f"Neo4j at {self.settings.uri} rejected the credentials (check NEO4J_USERNAME/NEO4J_PASSWORD)")
-        if isinstance(exc, ClientError):
-            code = str(getattr(exc, "code", "") or "")
-            if "TransactionTimedOut" in code or "Transaction.Terminated" in code:
-                return QueryTimeout(
-                    f"the query ran past the server-side timeout of {query.timeout}s (narrow it: smaller depth, "
-                    "fewer seeds, a higher minSimilarity, or a smaller page)"
-                )
-            return exc
-        if isinstance(exc, (*_UNAVAILABLE, DriverError)):
-            return DatabaseUnavailable(unavailable_message(self.settings, exc))
-        return exc

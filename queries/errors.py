@@ -17,6 +17,25 @@ class InvalidInput(AtlasError):
     """A value given by the user (argument, manifest entry, file) is not acceptable."""
 
 
+class QueryTimeout(InvalidInput):
+    """A statement ran past its server-side timeout (usually a too-broad query)."""
+
+
+class QueryRejected(AtlasError):
+    """Neo4j refused a statement (syntax, a write in a read transaction, a bad full-text query...).
+
+    ``code`` is the server's status code (e.g. ``Neo.ClientError.Statement.SyntaxError``), ``server_message``
+    its own words. Only a caller that passed user text (``atlas cypher``, full-text search) knows it is the
+    user's fault and re-raises it as InvalidInput naming the fix; anywhere else it is a bug in our own
+    statement, and the API masks it like any unexpected error.
+    """
+
+    def __init__(self, code: str, server_message: str) -> None:
+        self.code = code
+        self.server_message = server_message
+        super().__init__(f"Neo4j refused the statement: {server_message}")
+
+
 class ManifestError(InvalidInput):
     """``atlas.toml`` is malformed or inconsistent."""
 

@@ -75,15 +75,13 @@ def cypher(
 
 def run_read_only(graph: Any, text: str, params: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
     """Run ``text`` in a READ transaction: the server itself refuses any write."""
-    from neo4j.exceptions import ClientError
-
-    from queries.errors import InvalidInput
+    from queries.errors import InvalidInput, QueryRejected
 
     try:
         return graph.read(text, params, timeout=timeout)  # type: ignore[arg-type]  # user text, run read-only
-    except ClientError as exc:
-        code = str(exc.code or "")
+    except QueryRejected as exc:
+        code = exc.code
         if "AccessMode" in code or "ForbiddenDueToTransactionType" in code or "WriteOnReadOnlyAccessDbException" in code:
             raise InvalidInput("atlas cypher runs read-only statements; this one writes (CREATE/MERGE/SET/DELETE/index changes are refused). "
                                "Use the ingest or label commands to change the graph.") from None
-        raise InvalidInput(f"Neo4j refused the statement: {exc.message}") from None
+        raise InvalidInput(str(exc)) from None  # the user's own statement: their input to fix

@@ -152,7 +152,7 @@ def test_resume_after_sigkill_equals_uninterrupted(graph: Graph, atlas_name: str
         assert resumed[1] == strip(reference[1])
         assert len(resumed[1]) > 0
     finally:
-        from ingest.pipeline import drop_atlas
+        from queries.maintenance import drop_atlas
 
         drop_atlas(graph, ref_name)
 
