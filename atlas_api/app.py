@@ -26,6 +26,7 @@ from atlas_api.context import Context
 from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
+from queries import neuronpedia as qnp
 from queries.aio import AsyncGraph
 from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async
 from queries.settings import Neo4jSettings
@@ -111,7 +112,14 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
             return JSONResponse({"error": str(exc), "code": "DATABASE_UNAVAILABLE"}, status_code=503)
         except qerrors.AtlasError as exc:
             return JSONResponse({"error": str(exc), "code": "INVALID_INPUT"}, status_code=400)
-        body = g.to_circuit_tracer() if fmt == "circuit-tracer" else g.to_json()
+        if fmt == "circuit-tracer":
+            try:
+                rows = await state["graph"].read(qnp.NEURONPEDIA_IDS, {"keys": g.sae_keys()}, timeout=settings.query_timeout_s)
+            except qerrors.DatabaseUnavailable as exc:
+                return JSONResponse({"error": str(exc), "code": "DATABASE_UNAVAILABLE"}, status_code=503)
+            body = g.to_circuit_tracer(neuronpedia={r["key"]: r["neuronpedia_id"] for r in rows})
+        else:
+            body = g.to_json()
         name = g.seeds[0].replace("/", "_") + (".circuit-tracer" if fmt == "circuit-tracer" else "") + ".json"
         return JSONResponse(body, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 
 from atlas_api.settings import ApiSettings
 from queries import features as qf
+from queries import neuronpedia as qnp
 from queries.aio import AsyncGraph
 
 
@@ -26,9 +27,11 @@ class Context:
     response: Any = None
     _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(default_factory=dict)
     feature_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
+    neuronpedia_loader: DataLoader[str, str | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.feature_loader = DataLoader(load_fn=self._load_features)
+        self.neuronpedia_loader = DataLoader(load_fn=self._load_neuronpedia_ids)
 
     async def read(self, text: Any, params: Any = None) -> list[dict[str, Any]]:
         return await self.graph.read(text, params, timeout=self.settings.query_timeout_s)
@@ -37,6 +40,16 @@ class Context:
         rows = await self.read(qf.FEATURES_BY_UID, {"uids": list(uids)})
         found = {r["f"]["uid"]: r["f"] for r in rows}
         return [found.get(u) for u in uids]
+
+    async def _load_neuronpedia_ids(self, keys: list[str]) -> list[str | None]:
+        rows = await self.read(qnp.NEURONPEDIA_IDS, {"keys": list(keys)})
+        found = {r["key"]: r["neuronpedia_id"] or None for r in rows}
+        return [found.get(k) for k in keys]
+
+    async def neuronpedia_ids(self, keys: list[str]) -> dict[str, str | None]:
+        """Neuronpedia ids of SAEs by key (null where an SAE has none), batched per request."""
+        values = await self.neuronpedia_loader.load_many(keys)
+        return dict(zip(keys, values))
 
     async def neighbours(self, kind: str, uid: str, min_similarity: float, top_k: int | None) -> list[dict[str, Any]]:
         key = (kind, float(min_similarity), top_k)

@@ -28,7 +28,8 @@ from queries import errors as qerrors
 log = logging.getLogger(__name__)
 
 # Fields that build graphs cost more than a property read.
-_FIELD_COST = {"lineage": 50, "circuit": 100, "path": 100, "origin": 30, "search": 10, "featuresConnection": 5, "features": 2}
+_FIELD_COST = {"lineage": 50, "circuit": 100, "path": 100, "origin": 30, "search": 10, "featuresConnection": 5, "features": 2,
+               "attributionGraphsUsingLineage": 60, "featureOrigins": 100, "similar": 50}
 _PAGE_ARGS = ("limit", "first")
 _NEIGHBOUR_FANOUT = 10
 

@@ -206,7 +206,8 @@ class Query:
                 min_layer=layers[0] if layers else None, max_layer=layers[-1] if layers else None, n_layers=a.get("n_layers"),
                 n_saes=len(saes), n_features=sum(int(s.get("d_sae") or 0) for s in saes),
                 saes=[SAEInfo(key=s["key"], layer=s["layer"], module=Module(s["module"]), d_sae=s.get("d_sae"), d_in=s.get("d_in"),
-                              source=s.get("source"), hook_name=s.get("hook_name"), architecture=s.get("architecture"), complete=s.get("complete")) for s in saes],
+                              source=s.get("source"), hook_name=s.get("hook_name"), architecture=s.get("architecture"), complete=s.get("complete"),
+                              neuronpedia_id=s.get("neuronpedia_id") or None) for s in saes],
             ))
         return out
 

@@ -16,6 +16,8 @@ from strawberry.scalars import JSON
 from queries import errors as qerrors
 from queries.flow_graph import FlowGraph as QFlowGraph
 from queries.flow_graph import FlowNode
+from queries.ids import sae_key
+from queries.neuronpedia import parse_neuronpedia_id
 
 if TYPE_CHECKING:
     from atlas_api.context import Context
@@ -109,6 +111,12 @@ class Feature:
             s_res=n.s_res, s_att=n.s_att, s_mlp=n.s_mlp, label=n.label,
         )
 
+    @strawberry.field(description="The feature's page on Neuronpedia when its SAE has a Neuronpedia id (SAELens registry, manifest or cfg.json); else null.")
+    async def neuronpedia_url(self, info: strawberry.Info["Context", None]) -> Optional[str]:
+        key = sae_key(self.atlas, self.layer, self.module.value)
+        np_id = (await info.context.neuronpedia_ids([key]))[key]
+        return parse_neuronpedia_id(np_id).feature_url(self.index) if np_id else None
+
     @strawberry.field(description="Features flowing into this one (earlier modules), strongest first.")
     async def predecessors(self, info: strawberry.Info["Context", None], min_similarity: float = 0.0, top_k: Optional[int] = None) -> list["Link"]:
         rows = await info.context.neighbours("pred", self.uid, min_similarity, top_k)
@@ -162,9 +170,12 @@ class FlowGraph:
     def json(self) -> JSON:
         return self._graph.to_json()
 
-    @strawberry.field(description="The graph as circuit-tracer graph JSON (metadata/qParams/nodes/links) for its graph viewer.")
-    def circuit_tracer_json(self) -> JSON:
-        return self._graph.to_circuit_tracer()
+    @strawberry.field(description=(
+        "The graph as circuit-tracer graph JSON (metadata/qParams/nodes/links) for its graph viewer; metadata.scan is the "
+        "Neuronpedia model id when the SAEs have Neuronpedia ids."
+    ))
+    async def circuit_tracer_json(self, info: strawberry.Info["Context", None]) -> JSON:
+        return self._graph.to_circuit_tracer(neuronpedia=await info.context.neuronpedia_ids(self._graph.sae_keys()))
 
 
 @strawberry.type
@@ -209,6 +220,7 @@ class SAEInfo:
     hook_name: Optional[str]
     architecture: Optional[str]
     complete: Optional[bool]
+    neuronpedia_id: Optional[str] = strawberry.field(default=None, description="Neuronpedia id `{model}/{layer}-{set}` where known.")
 
 
 @strawberry.type

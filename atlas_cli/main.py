@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from atlas_cli.commands import cypher, db, demo, experiment, ingest, serve, steer, train
+from atlas_cli.commands import cypher, db, demo, experiment, export, ingest, labels, serve, steer, train
 from queries.errors import AtlasError
 
 app = typer.Typer(
@@ -38,12 +38,14 @@ def _main(
 
 app.add_typer(db.app, name="db")
 app.add_typer(experiment.app, name="experiment")
+app.add_typer(labels.app, name="labels")
 app.command("ingest")(ingest.ingest)
 app.command("serve")(serve.serve)
 app.command("cypher")(cypher.cypher)
 app.command("steer")(steer.steer)
 app.command("train")(train.train)
 app.command("demo")(demo.demo)
+app.command("export")(export.export)
 
 
 def run() -> None:

@@ -32,6 +32,7 @@ from ingest.decoders import Decoder, load_unit_decoder, validate_atlas
 from ingest.pipeline import IngestOptions, match_layer
 from queries.ids import Module, feature_uid, sae_key
 from saes.manifest import AtlasManifest
+from saes.sources import neuronpedia_id
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,10 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     saes, has = [], []
     for e in manifest.saes:
         key = sae_key(name, e.layer, e.module)
-        saes.append([key, name, e.layer, e.module.value, sizes[(e.layer, e.module.value)], d_model, e.describe(), "true", "SAE"])
+        saes.append([key, name, e.layer, e.module.value, sizes[(e.layer, e.module.value)], d_model, e.describe(),
+                     neuronpedia_id(e, manifest.base_dir) or "", "true", "SAE"])
         has.append([name, key, "HAS_SAE"])
-    _rows(out.folder / "saes.csv", "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,complete:boolean,:LABEL", saes)
+    _rows(out.folder / "saes.csv", "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,neuronpedia_id,complete:boolean,:LABEL", saes)
     _rows(out.folder / "has_sae.csv", ":START_ID(Atlas),:END_ID(SAE),:TYPE", has)
     # The same run id as the online path's, so a later online re-ingest updates this node in place.
     run_id = f"{name}:{manifest.sha256()[:16]}"

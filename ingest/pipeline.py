@@ -36,6 +36,7 @@ from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import Module, feature_uid, sae_key
 from queries.schema import CATEGORIES, ensure_schema
 from saes.manifest import AtlasManifest
+from saes.sources import neuronpedia_id
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def _sae_rows(manifest: AtlasManifest, d_model: int, sizes: dict[tuple[int, str]
         rows.append({
             "key": sae_key(manifest.name, e.layer, e.module), "layer": e.layer, "module": e.module.value,
             "d_sae": sizes[(e.layer, e.module.value)], "d_in": d_model, "source": e.describe(),
+            "neuronpedia_id": neuronpedia_id(e, manifest.base_dir),
         })
     return rows
 

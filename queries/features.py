@@ -43,7 +43,7 @@ ATLASES: LiteralString = (
     "OPTIONAL MATCH (a)-[:HAS_SAE]->(s:SAE) "
     "WITH a, s ORDER BY s.layer, s.module "
     "RETURN a {.name, .model, .d_model, .n_layers, .layers, .complete, .created_at, .updated_at} AS atlas, "
-    "collect(s {.key, .layer, .module, .d_sae, .d_in, .source, .hook_name, .architecture, .complete, .explained_variance, .l0, .dead_fraction}) AS saes "
+    "collect(s {.key, .layer, .module, .d_sae, .d_in, .source, .hook_name, .architecture, .complete, .explained_variance, .l0, .dead_fraction, .neuronpedia_id}) AS saes "
     "ORDER BY atlas.name"
 )
 ATLAS_NAMES: LiteralString = "MATCH (a:Atlas) RETURN a.name AS name ORDER BY name"

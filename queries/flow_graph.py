@@ -34,7 +34,8 @@ from typing import Any, LiteralString
 
 from queries.db import Graph
 from queries.errors import FeatureNotFound, InvalidInput
-from queries.ids import Module, parse_uid
+from queries.ids import Module, parse_uid, sae_key
+from queries.neuronpedia import NeuronpediaSource, cantor, parse_neuronpedia_id
 
 # Paper defaults (PAPER.md §3, App. B.2).
 DEFAULT_MIN_SIMILARITY = 0.5
@@ -175,13 +176,22 @@ class FlowGraph:
             "edges": [e.to_json() for e in self.edges],
         }
 
-    def to_circuit_tracer(self, slug: str | None = None) -> dict[str, Any]:
+    def to_circuit_tracer(self, slug: str | None = None, neuronpedia: Mapping[str, str | None] | None = None) -> dict[str, Any]:
         """circuit-tracer's graph JSON (metadata, qParams, nodes, links) so its graph viewer opens the graph.
 
         The viewer lays nodes out by layer (rows) and context position (columns); a flow graph has no
         tokens, so the three modules play the columns: ``ctx_idx`` 0 = att, 1 = mlp, 2 = res, and
         ``prompt_tokens`` names them. Node ids follow the viewer's ``{layer}_{feature}_{ctx}`` form.
+
+        ``neuronpedia`` maps SAE keys (``atlas/12-res``) to Neuronpedia ids. When every node's SAE has one
+        and they share a model, ``metadata.scan`` is that Neuronpedia model id (else the atlas name); when
+        they also share one source set, ``feature_details.neuronpedia_source_set`` names it and each
+        node's ``feature`` is Neuronpedia's cantor pairing of (layer, index), as its graphs use.
         """
+        sources = _neuronpedia_sources(self.nodes, neuronpedia or {})
+        models = {s.model for s in sources.values()} if len(sources) == len(self.nodes) else set()
+        sets = {s.set for s in sources.values()} if len(models) == 1 else set()
+
         def node_id(n: FlowNode) -> str:
             return f"{n.layer}_{n.index}_{_MODULE_ORDER[n.module]}"
 
@@ -192,8 +202,9 @@ class FlowGraph:
             nodes.append({
                 "node_id": ids[n.uid],
                 "jsNodeId": f"{n.layer}_{n.index}-{ctx}",
-                # The viewer keys feature detail look-ups on an integer; keep layer, module and index apart.
-                "feature": (n.layer * 3 + ctx) * 10_000_000 + n.index,
+                # The viewer keys feature detail look-ups on an integer: Neuronpedia's cantor pairing when its
+                # source set is named, else one that keeps layer, module and index apart.
+                "feature": cantor(n.layer, n.index) if len(sets) == 1 else (n.layer * 3 + ctx) * 10_000_000 + n.index,
                 "layer": str(n.layer),
                 "ctx_idx": ctx,
                 "feature_type": "cross layer transcoder",
@@ -206,20 +217,27 @@ class FlowGraph:
                 "activation": None,
             })
         seeds = [s for s in self.seeds if s in ids]
+        metadata: dict[str, Any] = {
+            "slug": slug or (seeds[0].replace("/", "_") if seeds else "flow-graph"),
+            "scan": next(iter(models)) if len(models) == 1 else (self.nodes[0].atlas if self.nodes else "feature-atlas"),
+            "transcoder_list": [],
+            "prompt_tokens": ["att", "mlp", "res"],
+            "prompt": "flow graph of " + ", ".join(seeds),
+            "node_threshold": self.options.module_min_similarity,
+            "schema_version": 1,
+        }
+        if len(sets) == 1:
+            metadata["feature_details"] = {"neuronpedia_source_set": next(iter(sets))}
         return {
-            "metadata": {
-                "slug": slug or (seeds[0].replace("/", "_") if seeds else "flow-graph"),
-                "scan": self.nodes[0].atlas if self.nodes else "feature-atlas",
-                "transcoder_list": [],
-                "prompt_tokens": ["att", "mlp", "res"],
-                "prompt": "flow graph of " + ", ".join(seeds),
-                "node_threshold": self.options.module_min_similarity,
-                "schema_version": 1,
-            },
+            "metadata": metadata,
             "qParams": {"pinnedIds": [ids[s] for s in seeds], "supernodes": [], "linkType": "both", "clickedId": ids[seeds[0]] if seeds else "", "sg_pos": ""},
             "nodes": nodes,
             "links": [{"source": ids[e.source], "target": ids[e.target], "weight": e.similarity} for e in self.edges],
         }
+
+    def sae_keys(self) -> list[str]:
+        """The SAE keys (``atlas/12-res``) of the graph's nodes, sorted."""
+        return sorted({sae_key(n.atlas, n.layer, n.module) for n in self.nodes})
 
     def dumps(self, fmt: str = "json") -> str:
         if fmt == "json":
@@ -227,6 +245,15 @@ class FlowGraph:
         if fmt in ("circuit-tracer", "circuit_tracer"):
             return json.dumps(self.to_circuit_tracer())
         raise InvalidInput(f"unknown export format {fmt!r} (valid: json, circuit-tracer)")
+
+
+def _neuronpedia_sources(nodes: Sequence[FlowNode], ids: Mapping[str, str | None]) -> dict[str, NeuronpediaSource]:
+    out: dict[str, NeuronpediaSource] = {}
+    for n in nodes:
+        np_id = ids.get(sae_key(n.atlas, n.layer, n.module))
+        if np_id:
+            out[n.uid] = parse_neuronpedia_id(np_id)
+    return out
 
 
 # -- Cypher ------------------------------------------------------------------------------------------

@@ -21,9 +21,10 @@ from typing import Any
 
 from queries.errors import InvalidInput, ManifestError
 from queries.ids import Module, check_atlas_name
+from queries.neuronpedia import parse_neuronpedia_id
 
 _TOP_KEYS = {"name", "model", "d_model", "sae"}
-_SAE_KEYS = {"layer", "module", "path", "release", "sae_id", "synthetic"}
+_SAE_KEYS = {"layer", "module", "path", "release", "sae_id", "synthetic", "neuronpedia"}
 _SYN_KEYS = {"d_sae", "seed", "d_in"}
 
 
@@ -46,6 +47,8 @@ class SAEEntry:
     release: str | None = None
     sae_id: str | None = None
     synthetic: SyntheticSpec | None = None
+    # Neuronpedia id ``{model}/{layer}-{set}`` when given in the manifest (else taken from the registry / cfg.json).
+    neuronpedia: str | None = None
 
     @property
     def source_kind(self) -> str:
@@ -80,6 +83,8 @@ class SAEEntry:
             if self.synthetic.d_in is not None:
                 syn["d_in"] = self.synthetic.d_in
             out["synthetic"] = syn
+        if self.neuronpedia is not None:
+            out["neuronpedia"] = self.neuronpedia
         return out
 
 
@@ -200,6 +205,14 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
     except InvalidInput:
         raise ManifestError(f"{where} (layer {layer}): unknown module {raw['module']!r} (valid: res, att, mlp)") from None
     where = f"[[sae]] layer {layer} module {module.value!r}"
+    np_id = raw.get("neuronpedia")
+    if np_id is not None:
+        if not isinstance(np_id, str):
+            raise ManifestError(f"{where}: neuronpedia = {np_id!r} is not valid (give the id as a string, e.g. \"gemma-2-2b/20-gemmascope-res-16k\")")
+        try:
+            parse_neuronpedia_id(np_id)
+        except InvalidInput as exc:
+            raise ManifestError(f"{where}: {exc}") from None
     sources = [k for k in ("path", "release", "synthetic") if k in raw]
     if len(sources) != 1:
         raise ManifestError(
@@ -211,11 +224,11 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
     if sources[0] == "path":
         if not isinstance(raw["path"], str) or not raw["path"]:
             raise ManifestError(f"{where}: path = {raw['path']!r} is not valid (give the SAELens directory as a string)")
-        return SAEEntry(layer, module, path=raw["path"])
+        return SAEEntry(layer, module, path=raw["path"], neuronpedia=np_id)
     if sources[0] == "release":
         if not isinstance(raw.get("sae_id"), str) or not isinstance(raw["release"], str):
             raise ManifestError(f"{where}: a registry entry needs release and sae_id as strings, e.g. sae_id = \"layer_12/width_16k/canonical\"")
-        return SAEEntry(layer, module, release=raw["release"], sae_id=raw["sae_id"])
+        return SAEEntry(layer, module, release=raw["release"], sae_id=raw["sae_id"], neuronpedia=np_id)
     syn = raw["synthetic"]
     if not isinstance(syn, dict) or set(syn) - _SYN_KEYS or "d_sae" not in syn:
         raise ManifestError(f"{where}: synthetic = {syn!r} is not valid (use {{ d_sae = 16384, seed = 7 }}, optionally d_in)")
@@ -226,7 +239,7 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
     d_in = vals.get("d_in", d_model)
     if d_in is None:
         raise ManifestError(f"{where}: a synthetic SAE needs its d_in (set d_model at the top of the manifest, or d_in in the synthetic table)")
-    return SAEEntry(layer, module, synthetic=SyntheticSpec(d_sae=vals["d_sae"], seed=vals.get("seed", 0), d_in=d_in))
+    return SAEEntry(layer, module, synthetic=SyntheticSpec(d_sae=vals["d_sae"], seed=vals.get("seed", 0), d_in=d_in), neuronpedia=np_id)
 
 
 def parse_manifest(data: dict[str, Any], base_dir: Path, where: str = "atlas.toml") -> AtlasManifest:

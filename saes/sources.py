@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,60 @@ def load_sae(entry: SAEEntry, base_dir: str | Path, *, decoder_only: bool = Fals
     if spec is None or spec.d_in is None:
         raise SAEFileError(f"SAE {entry.label}: a synthetic source needs d_in (set d_model in the manifest)")
     return synthetic_sae(spec.d_in, spec.d_sae, spec.seed)
+
+
+@lru_cache(maxsize=1)
+def _registry_neuronpedia_ids() -> dict[tuple[str, str], str]:
+    """``(release, sae_id) -> neuronpedia id`` from sae_lens's bundled ``pretrained_saes.yaml``.
+
+    Read straight from the file: importing sae_lens itself pulls in torch and TransformerLens (~10 s).
+    """
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.find_spec("sae_lens")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(list(spec.submodule_search_locations)[0]) / "pretrained_saes.yaml"
+    if not path.is_file():
+        return {}
+    with path.open() as fh:
+        data = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    out: dict[tuple[str, str], str] = {}
+    for release, value in (data or {}).items():
+        for sae in (value or {}).get("saes") or []:
+            if sae.get("neuronpedia"):
+                out[(str(release), str(sae.get("id")))] = str(sae["neuronpedia"])
+    return out
+
+
+def registry_neuronpedia_id(release: str, sae_id: str) -> str | None:
+    """The SAELens registry's ``neuronpedia`` field for one SAE (offline: sae_lens ships the registry)."""
+    return _registry_neuronpedia_ids().get((release, sae_id))
+
+
+def neuronpedia_id(entry: SAEEntry, base_dir: str | Path) -> str | None:
+    """The SAE's Neuronpedia id ``{model}/{layer}-{set}``, where one is known.
+
+    In order: the manifest's ``neuronpedia = ...``; for a registry entry, the registry's ``neuronpedia`` field;
+    for a SAELens directory, ``neuronpedia_id`` in its cfg.json (SAELens writes it into the config's metadata).
+    """
+    if entry.neuronpedia:
+        return entry.neuronpedia
+    if entry.release is not None and entry.sae_id is not None:
+        return registry_neuronpedia_id(entry.release, entry.sae_id)
+    if entry.path is not None:
+        import json
+
+        p = Path(entry.path)
+        cfg_path = (p if p.is_absolute() else Path(base_dir) / p) / "cfg.json"
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except (OSError, ValueError):
+            return None  # loading the SAE reports a missing or broken cfg.json with the fix
+        if isinstance(cfg, dict):
+            meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+            found = meta.get("neuronpedia_id") or cfg.get("neuronpedia_id")
+            return str(found) if found else None
+    return None
