@@ -28,7 +28,8 @@ from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
 from queries import neuronpedia as qnp
 from queries.aio import AsyncGraph
-from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async
+from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction
+from queries.flow_graph import FlowOptions, build_flow_graph_async
 from queries.settings import Neo4jSettings
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
                 opts = FlowOptions(
                     direction=Direction(q.get("direction", "upstream").lower()),
                     depth=int(q["depth"]) if q.get("depth") else None,
-                    min_similarity=float(q.get("minSimilarity", 0.5)),
-                    module_min_similarity=float(q.get("moduleMinSimilarity", 0.15)),
+                    min_similarity=float(q.get("minSimilarity", RESIDUAL_CUT)),
+                    module_min_similarity=float(q.get("moduleMinSimilarity", MODULE_CUT)),
                     top_k=int(q.get("topK", 1)), max_nodes=settings.max_flow_nodes,
                 )
             except ValueError as exc:

@@ -26,8 +26,8 @@ from atlas_api.types import (
 )
 from queries import errors as qerrors
 from queries import features as qf
-from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async, normalise_seeds
-from queries.ids import Module as QModule
+from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction
+from queries.flow_graph import FlowOptions, build_flow_graph_async, normalise_seeds
 from queries.ids import parse_uid
 
 log = logging.getLogger(__name__)
@@ -120,13 +120,13 @@ class Query:
     ))
     async def lineage(
         self, info: Info, uid: str, direction: LineageDirection = LineageDirection.UPSTREAM, depth: Optional[int] = None,
-        min_similarity: float = 0.5, module_min_similarity: float = 0.15, top_k: int = 1,
+        min_similarity: float = RESIDUAL_CUT, module_min_similarity: float = MODULE_CUT, top_k: int = 1,
         modules: Optional[list[Module]] = None, atlas: Optional[str] = None,
     ) -> FlowGraph:
         opts = FlowOptions(
-            direction=Direction(direction.value), depth=depth, min_similarity=min_similarity,
+            direction=direction, depth=depth, min_similarity=min_similarity,
             module_min_similarity=module_min_similarity, top_k=top_k,
-            modules=frozenset(QModule(m.value) for m in modules) if modules is not None else frozenset({QModule.ATT, QModule.MLP}),
+            modules=frozenset(modules) if modules is not None else frozenset({Module.ATT, Module.MLP}),
             max_nodes=info.context.settings.max_flow_nodes,
         )
         return FlowGraph.from_graph(await _flow(info, [uid], opts, atlas))

@@ -10,7 +10,6 @@ One :class:`Steerer` (sync Neo4j client + cached model/SAEs) is kept per process
 from __future__ import annotations
 
 import asyncio
-import enum
 import threading
 from typing import Annotated, Any, Optional, Union
 
@@ -18,32 +17,26 @@ import strawberry
 
 from atlas_api.types import FeatureNotFound, InvalidInput, Module
 from queries import errors as qerrors
+from queries.domain import MODULE_CUT, RESIDUAL_CUT
+from steering import interventions as iv  # torch-free at import: the enums and pure planning only
 
-
-@strawberry.enum(description="ADD: h += s·u·d at every position. RESCALE: h += (r−1)·a·d with a encoded on the fly (r = 0 removes the feature).")
-class SteerMode(enum.Enum):
-    ADD = "add"
-    RESCALE = "rescale"
-
-
-@strawberry.enum(description="PAPER.md §5.1: SEEDS = the seeds only; SINGLE = the flow graph's features at `layer`; CUMULATIVE = from l_start up to `layer`.")
-class SteerStrategy(enum.Enum):
-    SEEDS = "seeds"
-    SINGLE = "single"
-    CUMULATIVE = "cumulative"
-
-
-@strawberry.enum(description="Coefficient per layer for CUMULATIVE: constant s; exponential s·e^{α(l−l_start)}; linear from s at l_start to finalStrength at l_end.")
-class SteerSchedule(enum.Enum):
-    CONSTANT = "constant"
-    EXPONENTIAL = "exponential"
-    LINEAR = "linear"
-
-
-@strawberry.enum(description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored.")
-class StrengthUnits(enum.Enum):
-    ACTIVATION = "activation"
-    RAW = "raw"
+# The steering domain's own enums (steering.interventions), exposed as GraphQL enums.
+SteerMode = strawberry.enum(
+    iv.Mode, name="SteerMode",
+    description="ADD: h += s·u·d at every position. RESCALE: h += (r−1)·a·d with a encoded on the fly (r = 0 removes the feature).",
+)
+SteerStrategy = strawberry.enum(
+    iv.Strategy, name="SteerStrategy",
+    description="PAPER.md §5.1: SEEDS = the seeds only; SINGLE = the flow graph's features at `layer`; CUMULATIVE = from l_start up to `layer`.",
+)
+SteerSchedule = strawberry.enum(
+    iv.Schedule, name="SteerSchedule",
+    description="Coefficient per layer for CUMULATIVE: constant s; exponential s·e^{α(l−l_start)}; linear from s at l_start to finalStrength at l_end.",
+)
+StrengthUnits = strawberry.enum(
+    iv.Units, name="StrengthUnits",
+    description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored.",
+)
 
 
 @strawberry.input(description="A feature and its strength (ADD) or factor r (RESCALE).")
@@ -54,8 +47,8 @@ class SteerFeatureInput:
 
 @strawberry.input(description="Flow-graph cuts (PAPER.md §3): the residual chain stops below minSimilarity; att/mlp nodes below moduleMinSimilarity are dropped.")
 class SteerGraphInput:
-    min_similarity: float = 0.5
-    module_min_similarity: float = 0.15
+    min_similarity: float = RESIDUAL_CUT
+    module_min_similarity: float = MODULE_CUT
     top_k: int = 1
     depth: Optional[int] = None
 
@@ -151,7 +144,6 @@ def _steerer(info: strawberry.Info) -> Any:
 def to_request(inp: SteerInput) -> Any:
     """Translate the GraphQL input into a :class:`steering.service.SteerRequest` (no validation beyond shapes)."""
     from steering.generate import GenerationConfig
-    from steering.interventions import Mode, Schedule, Strategy, Units
     from steering.service import SteerRequest
 
     if inp.prompt is not None and inp.prompts is not None:
@@ -161,8 +153,8 @@ def to_request(inp: SteerInput) -> Any:
     return SteerRequest(
         atlas=inp.atlas, prompts=list(prompts),
         seeds=[(f.uid, f.strength) for f in inp.seeds], features=[(f.uid, f.strength) for f in inp.features],
-        mode=Mode(inp.mode.value), strategy=Strategy(inp.strategy.value), layer=inp.layer, schedule=Schedule(inp.schedule.value),
-        alpha=inp.alpha, final_strength=inp.final_strength, units=Units(inp.units.value),
+        mode=inp.mode, strategy=inp.strategy, layer=inp.layer, schedule=inp.schedule,
+        alpha=inp.alpha, final_strength=inp.final_strength, units=inp.units,
         min_similarity=g.min_similarity, module_min_similarity=g.module_min_similarity, top_k=g.top_k, depth=g.depth,
         generation=GenerationConfig(max_new_tokens=inp.max_new_tokens, temperature=inp.temperature, top_p=inp.top_p, seed=inp.seed, chat=inp.chat),
         store=inp.store,
@@ -171,8 +163,8 @@ def to_request(inp: SteerInput) -> Any:
 
 def to_success(res: Any) -> SteerSuccess:
     feats = [
-        SteeredFeature(uid=a.feature.uid, layer=a.feature.ref.layer, module=Module(a.feature.ref.module.value), index=a.feature.ref.index,
-                       coefficient=a.feature.coefficient, mode=SteerMode(a.feature.mode.value), unit=a.unit, vector_norm=a.vector_norm)
+        SteeredFeature(uid=a.feature.uid, layer=a.feature.ref.layer, module=a.feature.ref.module, index=a.feature.ref.index,
+                       coefficient=a.feature.coefficient, mode=a.feature.mode, unit=a.unit, vector_norm=a.vector_norm)
         for a in res.applied
     ]
     return SteerSuccess(

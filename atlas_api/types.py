@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import strawberry
 from strawberry.scalars import JSON
 
+from queries import domain
 from queries import errors as qerrors
 from queries.flow_graph import FlowGraph as QFlowGraph
 from queries.flow_graph import FlowNode
@@ -23,27 +24,12 @@ if TYPE_CHECKING:
     from atlas_api.context import Context
 
 
-# -- enums -------------------------------------------------------------------------------------------
-@strawberry.enum(description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output.")
-class Module(enum.Enum):
-    RES = "res"
-    ATT = "att"
-    MLP = "mlp"
-
-
-@strawberry.enum(description="The paper's semantic categories of a residual feature (PAPER.md §2.1).")
-class Category(enum.Enum):
-    TRANSLATED = "translated"
-    PROCESSED = "processed"
-    NEWBORN = "newborn"
-    UNEXPLAINED = "unexplained"
-
-
-@strawberry.enum
-class LineageDirection(enum.Enum):
-    UPSTREAM = "upstream"
-    DOWNSTREAM = "downstream"
-    BOTH = "both"
+# -- enums: the domain's own (queries.domain), exposed as GraphQL enums -------------------------------
+Module = strawberry.enum(
+    domain.Module, name="Module", description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output."
+)
+Category = strawberry.enum(domain.Category, name="Category", description="The paper's semantic categories of a residual feature (PAPER.md §2.1).")
+LineageDirection = strawberry.enum(domain.Direction, name="LineageDirection")
 
 
 @strawberry.enum
@@ -107,7 +93,7 @@ class Feature:
     @classmethod
     def from_flow_node(cls, n: FlowNode) -> "Feature":
         return cls(
-            uid=n.uid, atlas=n.atlas, layer=n.layer, module=Module(n.module.value), index=n.index, category=_cat(n.category),
+            uid=n.uid, atlas=n.atlas, layer=n.layer, module=n.module, index=n.index, category=_cat(n.category),
             s_res=n.s_res, s_att=n.s_att, s_mlp=n.s_mlp, label=n.label,
         )
 
@@ -296,6 +282,7 @@ class FeatureWhere:
     s_mlp: Optional[FloatFilter] = None
     label: Optional[StringFilter] = None
     frequency: Optional[FloatFilter] = None
+    decoder_norm: Optional[FloatFilter] = None
     AND: Optional[list["FeatureWhere"]] = None
     OR: Optional[list["FeatureWhere"]] = None
     NOT: Optional["FeatureWhere"] = None
@@ -320,7 +307,7 @@ def where_to_dict(w: FeatureWhere | None) -> dict[str, Any] | None:
     if w is None:
         return None
     out: dict[str, Any] = {}
-    for key in ("uid", "atlas", "layer", "module", "index", "category", "s_res", "s_att", "s_mlp", "label", "frequency"):
+    for key in domain.FILTERABLE_FIELDS:
         f = getattr(w, key)
         if f is None:
             continue
@@ -349,7 +336,7 @@ def where_to_dict(w: FeatureWhere | None) -> dict[str, Any] | None:
 def sort_to_list(sort: list[FeatureSort] | None) -> list[dict[str, str]]:
     out = []
     for s in sort or []:
-        for key in ("atlas", "layer", "module", "index", "category", "s_res", "s_att", "s_mlp", "frequency", "uid"):
+        for key in domain.SORTABLE_FIELDS:
             v = getattr(s, key)
             if v is not None:
                 out.append({key: v.value})
@@ -379,8 +366,10 @@ class FeaturesConnection:
 
 @strawberry.input
 class OriginThresholds:
-    residual: float = strawberry.field(default=0.5, description="Residual cut t_R: the chain stops below it (paper 0.5).")
-    module: float = strawberry.field(default=0.15, description="Module cut: an att/mlp predecessor explains the birth at or above it (paper 0.15).")
+    residual: float = strawberry.field(default=domain.RESIDUAL_CUT, description="Residual cut t_R: the chain stops below it (paper 0.5).")
+    module: float = strawberry.field(
+        default=domain.MODULE_CUT, description="Module cut: an att/mlp predecessor explains the birth at or above it (paper 0.15)."
+    )
 
 
 FeatureResult = Annotated[Feature | FeatureNotFound | InvalidInput, strawberry.union("FeatureResult")]

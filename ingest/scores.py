@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from queries.schema import CATEGORIES
+from queries.domain import CATEGORIES, CATEGORY_MODULE_CUT, RESIDUAL_CUT
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class Thresholds:
     """``res``: how similar the residual predecessor must be to count as 'high' (paper's t_R = 0.5);
     ``module``: the same for attention/MLP predecessors (paper's Table 5 MLP cut, 0.25)."""
 
-    res: float = 0.5
-    module: float = 0.25
+    res: float = RESIDUAL_CUT
+    module: float = CATEGORY_MODULE_CUT
 
 
 @dataclass

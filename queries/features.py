@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString, cast
 
+from queries.domain import FILTERABLE_FIELDS, SORTABLE_FIELDS
 from queries.errors import InvalidInput
 from queries.flow_graph import FlowEdge, FlowGraph, FlowNode, FlowOptions
 
@@ -72,16 +73,13 @@ SUBGRAPH: LiteralString = (
 
 # -- where / sort compilation ------------------------------------------------------------------------
 # GraphQL field name -> Cypher property (a whitelist: nothing else can reach the statement text).
-FILTERABLE: dict[str, LiteralString] = {
-    "uid": "f.uid", "atlas": "f.atlas", "layer": "f.layer", "module": "f.module", "index": "f.index",
-    "category": "f.category", "s_res": "f.s_res", "s_att": "f.s_att", "s_mlp": "f.s_mlp", "label": "f.label",
-    "frequency": "f.frequency", "decoder_norm": "f.decoder_norm",
-}
+# The names are fixed identifiers of queries.domain, so the fragments are literal in effect.
+FILTERABLE: dict[str, LiteralString] = {name: cast(LiteralString, "f." + name) for name in FILTERABLE_FIELDS}
 _OPS: dict[str, LiteralString] = {
     "eq": " = ", "ne": " <> ", "lt": " < ", "lte": " <= ", "gt": " > ", "gte": " >= ", "in": " IN ",
     "contains": " CONTAINS ", "starts_with": " STARTS WITH ", "ends_with": " ENDS WITH ",
 }
-SORTABLE = ("atlas", "layer", "module", "index", "s_res", "s_att", "s_mlp", "frequency", "uid", "category")
+SORTABLE = SORTABLE_FIELDS
 
 
 def compile_where(where: Mapping[str, Any] | None) -> tuple[LiteralString, dict[str, Any]]:

@@ -29,27 +29,18 @@ import json
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from typing import Any, LiteralString
 
 from queries.db import Graph
+from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction, Module
 from queries.errors import FeatureNotFound, InvalidInput
-from queries.ids import Module, parse_uid, sae_key
+from queries.ids import parse_uid, sae_key
 from queries.neuronpedia import NeuronpediaSource, cantor, parse_neuronpedia_id
 
-# Paper defaults (PAPER.md §3, App. B.2).
-DEFAULT_MIN_SIMILARITY = 0.5
-DEFAULT_MODULE_MIN_SIMILARITY = 0.15
 MAX_TOP_K = 8
 # "whole atlas" depth: larger than any model's layer count.
 UNBOUNDED_DEPTH = 1_000
 DEFAULT_MAX_NODES = 5_000
-
-
-class Direction(str, Enum):
-    UPSTREAM = "upstream"
-    DOWNSTREAM = "downstream"
-    BOTH = "both"
 
 
 @dataclass(frozen=True)
@@ -58,8 +49,8 @@ class FlowOptions:
 
     direction: Direction = Direction.UPSTREAM
     depth: int | None = None
-    min_similarity: float = DEFAULT_MIN_SIMILARITY
-    module_min_similarity: float = DEFAULT_MODULE_MIN_SIMILARITY
+    min_similarity: float = RESIDUAL_CUT
+    module_min_similarity: float = MODULE_CUT
     top_k: int = 1
     modules: frozenset[Module] = frozenset({Module.ATT, Module.MLP})
     max_nodes: int = DEFAULT_MAX_NODES

@@ -9,30 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
 
+from queries.domain import Module
 from queries.errors import InvalidInput
+
+__all__ = ["ATLAS_NAME_RE", "FeatureRef", "Module", "check_atlas_name", "feature_uid", "parse_uid", "sae_key"]
 
 ATLAS_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _FULL_UID_RE = re.compile(r"^(?P<atlas>[a-z0-9][a-z0-9-]*)/(?P<layer>\d+)-(?P<module>[a-z]+)/(?P<index>\d+)$")
 _SHORT_UID_RE = re.compile(r"^(?P<layer>\d+)/(?P<module>[a-z]+)/(?P<index>\d+)$")
-
-
-class Module(str, Enum):
-    """Where in layer L an SAE reads: residual stream after the block, attention output, MLP output."""
-
-    RES = "res"
-    ATT = "att"
-    MLP = "mlp"
-
-    @classmethod
-    def parse(cls, value: str) -> "Module":
-        try:
-            return cls(value.lower())
-        except ValueError:
-            raise InvalidInput(
-                f"unknown module {value!r} (valid: res, att, mlp)"
-            ) from None
 
 
 def check_atlas_name(name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
+from queries.domain import MODULE_CUT, RESIDUAL_CUT
 from queries.errors import InvalidInput
 
 
@@ -66,7 +67,7 @@ _add(Recipe(
         "RETURN f.uid AS feature, m.uid AS born_from, r.similarity AS similarity, f.s_res AS s_res, f.label AS label "
         "ORDER BY similarity DESC, feature LIMIT $limit"
     ),
-    defaults={"min_similarity": 0.5, "module_min_similarity": 0.15, "limit": 50},
+    defaults={"min_similarity": RESIDUAL_CUT, "module_min_similarity": MODULE_CUT, "limit": 50},
     required=("atlas", "layer"),
 ))
 
@@ -85,7 +86,7 @@ _add(Recipe(
         "reduce(s = 1.0, r IN relationships(p) | s * r.similarity) AS strength "
         "ORDER BY links DESC, strength DESC, feature LIMIT $limit"
     ),
-    defaults={"min_similarity": 0.5, "limit": 20},
+    defaults={"min_similarity": RESIDUAL_CUT, "limit": 20},
     required=("atlas", "layer"),
 ))
 
@@ -102,7 +103,7 @@ _add(Recipe(
         "RETURN h.uid AS feature, size([d IN ds WHERE d.layer <= h.layer + 1]) AS children, size(ds) AS descendants, h.label AS label "
         "ORDER BY descendants DESC, feature LIMIT $limit"
     ),
-    defaults={"module": "res", "layers": 6, "min_similarity": 0.5, "limit": 20},
+    defaults={"module": "res", "layers": 6, "min_similarity": RESIDUAL_CUT, "limit": 20},
     required=("atlas", "layer"),
 ))
 
@@ -118,7 +119,7 @@ _add(Recipe(
         "reduce(s = 1.0, r IN relationships(p) | s * r.similarity) AS strength "
         "ORDER BY strength DESC, source, target LIMIT $limit"
     ),
-    defaults={"min_similarity": 0.5, "limit": 50},
+    defaults={"min_similarity": RESIDUAL_CUT, "limit": 50},
     required=("atlas", "from_layer", "to_layer"),
 ))
 

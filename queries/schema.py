@@ -25,11 +25,12 @@ from __future__ import annotations
 from typing import LiteralString
 
 from queries.db import Graph
+from queries.domain import CATEGORIES
+
+__all__ = ["CATEGORIES", "FEATURE", "FLOWS_TO", "SCHEMA_STATEMENTS", "ensure_schema"]
 
 FEATURE = "Feature"
 FLOWS_TO = "FLOWS_TO"
-
-CATEGORIES: tuple[str, ...] = ("translated", "processed", "newborn", "unexplained")
 
 # Constraints and indexes are created before any write (idempotent: IF NOT EXISTS).
 SCHEMA_STATEMENTS: tuple[LiteralString, ...] = (

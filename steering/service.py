@@ -28,6 +28,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from queries.db import Graph
+from queries.domain import MODULE_CUT, RESIDUAL_CUT
 from queries.errors import AtlasNotFound, FeatureNotFound, InvalidInput
 from queries.ids import FeatureRef, check_atlas_name, parse_uid
 from steering.generate import GenerationConfig, check_prompts
@@ -68,8 +69,8 @@ class SteerRequest:
     alpha: float = DEFAULT_ALPHA
     final_strength: float = DEFAULT_FINAL_STRENGTH
     units: Units = Units.ACTIVATION
-    min_similarity: float = 0.5
-    module_min_similarity: float = 0.15
+    min_similarity: float = RESIDUAL_CUT
+    module_min_similarity: float = MODULE_CUT
     top_k: int = 1
     depth: int | None = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)

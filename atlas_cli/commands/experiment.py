@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import typer
 
+from queries.domain import MODULE_CUT, RESIDUAL_CUT
 from queries.errors import InvalidInput
 
 app = typer.Typer(help="Reproduce the paper's findings on an atlas (reports with figures and JSON).", no_args_is_help=True)
@@ -142,8 +143,8 @@ def steering(
     max_new_tokens: int = typer.Option(36, help="Tokens per generation (the paper: 36)."),
     promote_prompt: str = typer.Option("I think ", help="Prompt for promotion (the paper's)."),
     suppress_prompt: Optional[str] = typer.Option(None, help="Prompt for suppression (default: 'I think that {theme} ')."),
-    min_similarity: float = typer.Option(0.5, help="Residual cut t_R of the flow graphs (the paper: 0.5)."),
-    module_min_similarity: float = typer.Option(0.15, help="Module cut of the flow graphs (the paper: 0.15)."),
+    min_similarity: float = typer.Option(RESIDUAL_CUT, help="Residual cut t_R of the flow graphs (the paper: 0.5)."),
+    module_min_similarity: float = typer.Option(MODULE_CUT, help="Module cut of the flow graphs (the paper: 0.15)."),
     manifest: Optional[str] = _MANIFEST,
     model: Optional[str] = _MODEL,
     corpus: Optional[str] = _CORPUS,

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import typer
 
+from queries.domain import CATEGORY_MODULE_CUT, RESIDUAL_CUT
+
 
 def ingest(
     manifest: Path = typer.Argument(..., help="The atlas.toml (or the folder holding it)."),
     k: int = typer.Option(5, "--k", "-k", help="Candidates kept per feature and direction (the paper's top-1 is rank 0)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted ingest of the same manifest: skip completed layers."),
-    t_res: float = typer.Option(0.5, "--t-res", help="Category threshold for s_res (high residual predecessor)."),
-    t_module: float = typer.Option(0.25, "--t-module", help="Category threshold for max(s_att, s_mlp)."),
+    t_res: float = typer.Option(RESIDUAL_CUT, "--t-res", help="Category threshold for s_res (high residual predecessor)."),
+    t_module: float = typer.Option(CATEGORY_MODULE_CUT, "--t-module", help="Category threshold for max(s_att, s_mlp)."),
     backend: str = typer.Option("faiss", "--backend", help="Matching backend for att/mlp: faiss | torch | numpy (same results)."),
     prefilter: str = typer.Option(
         "auto", "--prefilter", help="CPU matching: auto (bf16 pre-filter when the CPU has bf16 instructions) | bf16 | off. "

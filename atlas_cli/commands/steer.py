@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from queries.domain import MODULE_CUT, RESIDUAL_CUT
 from queries.errors import InvalidInput
 
 
@@ -37,8 +38,8 @@ def steer(
     alpha: float = typer.Option(-0.05, help="α of the exponential schedule."),
     final_strength: float = typer.Option(1.0, help="s* of the linear schedule (coefficient at l_end)."),
     units: str = typer.Option("activation", help="activation: s × the feature's typical activation | raw: s × the decoder row."),
-    min_similarity: float = typer.Option(0.5, help="Residual cut of the flow graph (t_R)."),
-    module_min_similarity: float = typer.Option(0.15, help="Module cut of the flow graph (t_mod)."),
+    min_similarity: float = typer.Option(RESIDUAL_CUT, help="Residual cut of the flow graph (t_R)."),
+    module_min_similarity: float = typer.Option(MODULE_CUT, help="Module cut of the flow graph (t_mod)."),
     top_k: int = typer.Option(1, help="Top-k links followed per step of the flow graph."),
     max_new_tokens: int = typer.Option(36, help="Tokens to generate (1–256)."),
     temperature: float = typer.Option(1.0, help="Sampling temperature; 0 = greedy."),
