@@ -2,8 +2,9 @@
 
 Two jobs:
 - :func:`topk_search` — for every query row, its k most similar base rows (FAISS ``IndexFlatIP``,
-  exact; on the GPU when faiss-gpu sees one, else CPU; ``torch`` and ``numpy`` backends give the same
-  results and serve as baselines in ``bench/``). On CPUs with bf16 instructions the FAISS backend puts a
+  exact; on the GPU when faiss-gpu sees one; else, when torch sees a CUDA GPU, torch's fp32 GEMM + top-k
+  on that GPU (the same exact search: CUDA torch is the common install, faiss-gpu the rare one); else CPU.
+  ``torch`` and ``numpy`` backends give the same results and serve as baselines in ``bench/``). On CPUs with bf16 instructions the FAISS backend puts a
   certified bf16 pre-filter in front of FAISS's exact re-scoring (:mod:`ingest.prefilter`): same results,
   about half the GEMM time.
 - :func:`topk_both_ways` — the ``res(L-1)``–``res(L)`` pair needs top-k in both directions (backward:
@@ -26,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from ingest.prefilter import Prefilter, cpu_has_fast_bf16, prefilter_choice, prefiltered_both_ways, prefiltered_topk
+from queries.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,28 @@ def _use_prefilter(prefilter: Prefilter | None, n_q: int, n_b: int, d: int) -> b
 
 def _tile_rows(n_base: int, max_tile_bytes: int) -> int:
     return max(1, min(65_536, max_tile_bytes // max(1, 4 * n_base)))
+
+
+def torch_cuda_available() -> bool:
+    """True when torch is installed with CUDA and sees a GPU."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - any failure means: no usable GPU
+        return False
+
+
+def _exact_fp32_device(device: str) -> str:
+    """Matching must be exact fp32: refuse to run where torch would silently use TF32 for fp32 GEMMs."""
+    import torch
+
+    if device == "cuda" and (torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest"):
+        raise InvalidInput(
+            "torch is set to TF32 for float32 matrix products (torch.backends.cuda.matmul.allow_tf32 / "
+            "set_float32_matmul_precision): matching needs exact fp32; reset them to their defaults"
+        )
+    return device
 
 
 def faiss_gpu_available() -> bool:
@@ -119,6 +143,8 @@ def topk_search(
     step = _tile_rows(base.shape[0], max_tile_bytes)
     if backend == "faiss":
         on_gpu = faiss_gpu_available() if use_gpu is None else use_gpu
+        if not on_gpu and use_gpu is None and torch_cuda_available():
+            return topk_search(queries, base, k, backend="torch", max_tile_bytes=max_tile_bytes, progress=progress)
         if not on_gpu and _use_prefilter(prefilter, nq, base.shape[0], base.shape[1]):
             return prefiltered_topk(queries, base, k, tile_rows=step, progress=progress)
         index, _on_gpu = _faiss_index(base, on_gpu)
@@ -131,13 +157,16 @@ def topk_search(
     if backend == "torch":
         import torch
 
-        base_t = torch.from_numpy(base)
-        for a in range(0, nq, step):
-            b = min(nq, a + step)
-            vals, idx = torch.topk(torch.from_numpy(queries[a:b]) @ base_t.T, k, dim=1, largest=True, sorted=True)
-            out_s[a:b], out_i[a:b] = vals.numpy(), idx.numpy()
-            if progress:
-                progress(b - a)
+        device = _exact_fp32_device("cuda" if (use_gpu is not False and torch_cuda_available()) else "cpu")
+        base_t = torch.from_numpy(base).to(device)
+        with torch.no_grad():
+            for a in range(0, nq, step):
+                b = min(nq, a + step)
+                q = torch.from_numpy(queries[a:b]).to(device)
+                vals, idx = torch.topk(q @ base_t.T, k, dim=1, largest=True, sorted=True)
+                out_s[a:b], out_i[a:b] = vals.cpu().numpy(), idx.cpu().numpy()
+                if progress:
+                    progress(b - a)
         return out_s, out_i
     if backend == "numpy":
         for a in range(0, nq, step):
@@ -166,7 +195,7 @@ def topk_both_ways(
     """
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _exact_fp32_device("cuda" if torch.cuda.is_available() else "cpu")
     t_all = np.ascontiguousarray(targets, dtype=np.float32)
     if device == "cpu" and _use_prefilter(prefilter, len(t_all), len(sources), t_all.shape[1]):
         s_all = np.ascontiguousarray(sources, dtype=np.float32)

@@ -59,8 +59,12 @@ def forward_batches(
     shuffle_seed: int | None,
     skip_sequences: int = 0,
     max_sequences: int | None = None,
+    keep_on_device: bool = False,
 ) -> Iterator[SequenceBatch]:
-    """Run the model once per batch of packed sequences and yield every point's activations."""
+    """Run the model once per batch of packed sequences and yield every point's activations.
+
+    Activations come back on the CPU unless ``keep_on_device``: on a GPU, training keeps them there (a
+    full-profile batch is ~1.7 GB; copying it to the host and back costs more than the SAE steps)."""
     seqs = pack_sequences(loaded.tokenizer, chunks, seq_len, shuffle_seed=shuffle_seed)
     if skip_sequences:
         # Re-packing is cheap (tokeniser only); the model never sees the skipped sequences again.
@@ -72,7 +76,9 @@ def forward_batches(
         ids = torch.tensor([g[0] for g in group], dtype=torch.long, device=device)
         with loaded.lock:
             acts = run_capture(loaded, points, ids, stop_early=True)
-        stacked = torch.stack([acts[p][:, 1:, :].reshape(-1, acts[p].shape[-1]) for p in points]).float().cpu()
+        stacked = torch.stack([acts[p][:, 1:, :].reshape(-1, acts[p].shape[-1]) for p in points]).float()
+        if not keep_on_device:
+            stacked = stacked.cpu()
         yield SequenceBatch(ids.cpu(), stacked, [g[1] for g in group])
 
 
@@ -89,6 +95,6 @@ def shuffled_training_batches(batches: Iterator[SequenceBatch], *, buffer_batche
         if not group:
             return
         x = torch.cat([b.acts for b in group], dim=1)
-        perm = torch.randperm(x.shape[1], generator=g)
+        perm = torch.randperm(x.shape[1], generator=g).to(x.device)
         x = x[:, perm]
         yield x, sum(b.token_ids.shape[0] for b in group)

@@ -229,7 +229,8 @@ def train_atlas(
     t = time.perf_counter()
     fwd_s = 0.0
     fb = forward_batches(loaded, points, split.train, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
-                         shuffle_seed=spec.seed, skip_sequences=consumed_seqs, max_sequences=max(0, total_seqs - consumed_seqs))
+                         shuffle_seed=spec.seed, skip_sequences=consumed_seqs, max_sequences=max(0, total_seqs - consumed_seqs),
+                         keep_on_device=device != "cpu")
 
     def timed(it: Any) -> Any:
         nonlocal fwd_s

@@ -142,3 +142,20 @@ def test_validate_atlas_synthetic_d_in_mismatch() -> None:
     m = AtlasManifest("x", "m", 32, [SAEEntry(0, Module.RES, synthetic=SyntheticSpec(8, 0, 32)), SAEEntry(0, Module.MLP, synthetic=SyntheticSpec(8, 0, 16))])
     with pytest.raises(SAEFileError, match="d_in = 16 but the atlas's d_model = 32"):
         validate_atlas(m)
+
+
+def test_gpu_matching_refuses_tf32() -> None:
+    """Exact matching on a GPU must not run with TF32 products (they lose ~3 decimal digits of a cosine)."""
+    import torch
+
+    from ingest.matching import _exact_fp32_device
+    from queries.errors import InvalidInput
+
+    before = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        with pytest.raises(InvalidInput, match="TF32"):
+            _exact_fp32_device("cuda")
+        assert _exact_fp32_device("cpu") == "cpu"  # CPU GEMMs have no TF32 mode
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before

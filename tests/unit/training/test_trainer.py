@@ -131,3 +131,13 @@ def test_config_rejects_bad_k() -> None:
 
     with pytest.raises(InvalidInput, match="k=0"):
         TopKConfig(d_in=4, d_sae=8, k=0)
+
+
+def test_tf32_flag_is_restored_after_each_step() -> None:
+    """TF32 is switched on only inside a GPU step: exact-fp32 code in the same process must never see it."""
+    from training.sae import BankTrainer, TopKBank, TopKConfig
+
+    bank = TopKBank(2, TopKConfig(d_in=16, d_sae=64, k=4, lr=1e-3, dead_after_tokens=100, seed=0))
+    before = torch.backends.cuda.matmul.allow_tf32
+    BankTrainer(bank, 10, tf32=True).step(torch.randn(2, 32, 16))
+    assert torch.backends.cuda.matmul.allow_tf32 == before
