@@ -106,7 +106,7 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
 def run_tiny_profile() -> dict[str, Any]:
     """The tiny profile end to end in a fresh cache (models and corpus linked when present)."""
     from queries.db import Graph
-    from training.demo import run_demo
+    from atlas_cli.demo import run_demo
 
     real = Path(os.environ.get("ATLAS_CACHE_DIR") or Path.home() / ".cache" / "feature-atlas")
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,7 +174,7 @@ def robust_explained_variance(loaded: Any, atlas_dir: Path, layers: list[int], n
 
 
 def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
-    from training.demo import profile_spec
+    from atlas_cli.demo import profile_spec
     from training.settings import TrainingSettings
 
     spec = profile_spec("default")
@@ -217,7 +217,7 @@ def main() -> None:
     import torch
 
     from steering.model import load_model
-    from training.demo import profile_spec
+    from atlas_cli.demo import profile_spec
     from training.train import machine_description, peak_rss_mib
 
     load_before = load_average()

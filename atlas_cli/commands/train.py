@@ -62,7 +62,7 @@ def train(
     typer.echo(f"atlas manifest: {result.manifest_path}")
     if ingest:
         from queries.db import Graph
-        from training.demo import publish
+        from atlas_cli.demo import publish
 
         with Graph() as graph:
             graph.verify()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from api_server import gql, running_api
+from tests.servers import gql, running_api
 from atlas_api.settings import ApiSettings
 from queries.maintenance import drop_atlas
 from ingest.pipeline import ingest_atlas

@@ -1,4 +1,4 @@
-"""Every API query against the real Neo4j on the hand-planted atlas (tests/integration/api_graph.py), exact answers."""
+"""Every API query against the real Neo4j on the hand-planted atlas (tests/hand_atlas.py), exact answers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from api_graph import HandAtlas
-from api_server import gql, running_api
+from tests.hand_atlas import HandAtlas
+from tests.servers import gql, running_api
 from atlas_api.settings import ApiSettings
 from queries.db import Graph
 

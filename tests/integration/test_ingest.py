@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from queries.settings import Neo4jSettings
 from saes.manifest import load_manifest
 from saes.saelens_format import save_sae_dir
 from saes.synthetic import planted_atlas
+from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 K = 3
@@ -157,16 +157,10 @@ def test_resume_after_sigkill_equals_uninterrupted(graph: Graph, atlas_name: str
         drop_atlas(graph, ref_name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_neo4j_stopping_mid_run_gives_one_clear_error(tmp_path: Path) -> None:
     from atlas_cli import local_neo4j
 
-    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=_free_port(), heap="512m", pagecache="256m")
+    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=free_port(), heap="512m", pagecache="256m")
     local_neo4j.start(s)
     try:
         _, m = _planted(tmp_path, "stop-test", n_layers=8, d_model=256, d_sae=128)
@@ -205,7 +199,7 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
     online = _snapshot(graph, atlas_name)
     exp = export_csv(m, tmp_path / "csv", IngestOptions(k=K))
     assert (exp.n_features, exp.n_edges) == (len(online[0]), len(online[1]))
-    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=_free_port(), heap="512m", pagecache="256m")
+    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=free_port(), heap="512m", pagecache="256m")
     local_neo4j.start(s)  # initialises the password and a database the import then replaces
     try:
         with Graph(Neo4jSettings(uri=s.bolt_uri)) as g:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_server import gql, running_api
+from tests.servers import gql, running_api
 
 from ingest.pipeline import ingest_atlas
 from interop.neuronpedia import export_neuronpedia, import_labels

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api_graph import HandAtlas
+from tests.hand_atlas import HandAtlas
 from queries.maintenance import drop_atlas
 from queries.db import Graph
 from queries.errors import InvalidInput

@@ -13,7 +13,7 @@ from queries.steering_runs import get_run, runs_for_feature
 from saes.synthetic import planted_atlas
 from steering.generate import GenerationConfig
 from steering.interventions import Mode, Schedule, Strategy
-from steering.model import tiny_llama
+from tests.factories import tiny_llama
 from steering.service import SteeringSettings, Steerer, SteerRequest
 
 

@@ -4,33 +4,16 @@ label search through the real API; a second run is cached."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from pathlib import Path
 
 import pytest
 
+from atlas_cli.demo import run_demo
 from queries.db import Graph
 from queries.sae_metrics import get_sae_metrics
-from training.demo import run_demo
-
-_here = Path(__file__).parent
-
-
-def _load(name: str, path: Path):  # noqa: ANN202 - test helper
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_ic = _load("_atlas_integration_conftest_demo", _here.parent / "integration" / "conftest.py")
-_api = _load("_atlas_api_server_demo", _here.parent / "integration" / "api_server.py")
-neo4j_settings = _ic.neo4j_settings
-graph = _ic.graph
-atlas_name = _ic.atlas_name
+from tests.servers import gql, running_api
 
 
 @pytest.fixture
@@ -65,8 +48,8 @@ def test_tiny_demo_end_to_end_then_lineage_through_api(graph: Graph, atlas_name:
         assert row["l0"] <= 16 and 0.0 <= row["dead_fraction"] <= 1.0
 
     assert rep.seed_uid and rep.seed_uid.startswith(f"{atlas_name}/1-res/")
-    with _api.running_api() as base:
-        lin = _api.gql(base, "query($u: String!) { lineage(uid: $u, direction: UPSTREAM, minSimilarity: 0.0, moduleMinSimilarity: 0.0) { nodes { uid layer module label } edges { source target similarity } } }",
+    with running_api() as base:
+        lin = gql(base, "query($u: String!) { lineage(uid: $u, direction: UPSTREAM, minSimilarity: 0.0, moduleMinSimilarity: 0.0) { nodes { uid layer module label } edges { source target similarity } } }",
                        {"u": rep.seed_uid})
         assert "errors" not in lin, lin
         nodes = lin["data"]["lineage"]["nodes"]
@@ -81,7 +64,7 @@ def test_tiny_demo_end_to_end_then_lineage_through_api(graph: Graph, atlas_name:
 
         rows = read_labels_file(rep.manifest_path.parent / "saes" / "1-res" / "feature_labels.jsonl")
         word = next(w for r in rows for w in r["label"].split(" · ") if w.isalpha() and len(w) >= 4)
-        hits = _api.gql(base, "query($t: String!, $a: String!) { search(text: $t, atlas: $a, limit: 5) { score feature { uid label } } }",
+        hits = gql(base, "query($t: String!, $a: String!) { search(text: $t, atlas: $a, limit: 5) { score feature { uid label } } }",
                         {"t": '"' + word.replace('"', "") + '"', "a": atlas_name})
         assert "errors" not in hits, hits
         assert hits["data"]["search"], f"no search hit for {word!r}"

@@ -4,7 +4,6 @@ reproduces a generation exactly, and the mutation round-trips through the API.""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 
 from queries.db import Graph
 from queries.ids import Module
+from queries.maintenance import drop_atlas
 from saes.synthetic import PlantedAtlas, planted_atlas
 from steering.generate import GenerationConfig, generate
 from steering.hooks import HookPoint, run_capture
@@ -21,12 +21,6 @@ from steering.interventions import SteerFeature, compile_plan
 from steering.model import DEFAULT_MODEL, load_model
 from steering.saes import SAEBank
 
-_spec = importlib.util.spec_from_file_location("_atlas_integration_conftest", Path(__file__).parents[1] / "integration" / "conftest.py")
-assert _spec and _spec.loader
-_ic = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_ic)
-neo4j_settings = _ic.neo4j_settings
-graph = _ic.graph
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -49,7 +43,7 @@ def atlas(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     path = p.write(tmp_path_factory.mktemp("smol-atlas"))
     ingest_atlas(load_manifest(path), graph, k=1, backend="numpy")
     yield p, path
-    _ic.drop_atlas(graph, name)
+    drop_atlas(graph, name)
 
 
 def test_steering_raises_downstream_activation_and_changes_text(atlas) -> None:

@@ -4,7 +4,6 @@ thresholds are fitted to the model: short runs that check the real model, the re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 import uuid
@@ -17,13 +16,7 @@ from experiments.context import AtlasContext
 from experiments.synthetic import calibrate_thresholds, write_atlas
 from experiments.texts import windows_from_texts
 from queries.db import Graph
-
-_spec = importlib.util.spec_from_file_location("_atlas_integration_conftest", Path(__file__).parents[2] / "integration" / "conftest.py")
-assert _spec and _spec.loader
-_ic = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_ic)
-neo4j_settings = _ic.neo4j_settings
-graph = _ic.graph
+from queries.maintenance import drop_atlas
 
 
 def _doc_texts() -> list[str]:
@@ -115,4 +108,4 @@ def test_steering_eval_on_smollm2_with_real_flow_graphs(smol, graph: Graph, tmp_
         assert (tmp_path / "out" / "steering.md").exists()
         print(f"steering sweep, {len(rows)} settings on SmolLM2: {time.perf_counter() - started:.1f} s")
     finally:
-        _ic.drop_atlas(graph, ctx.name)
+        drop_atlas(graph, ctx.name)

@@ -16,7 +16,7 @@ def planted_ctx() -> Iterator[tuple[AtlasContext, object, list[list[int]]]]:
     import torch
 
     from saes.synthetic import planted_atlas
-    from steering.model import tiny_llama
+    from tests.factories import tiny_llama
 
     # One thread: tiny batched ops with 2+ threads crawl when other processes share the cores.
     threads = torch.get_num_threads()

@@ -22,7 +22,8 @@ from steering.hooks import HookPoint, capture, run_capture
 from steering.interventions import (
     Mode, Schedule, SteerFeature, Strategy, Units, compile_plan, merge_features, schedule_coefficient, select_from_graph,
 )
-from steering.model import LoadedModel, tiny_llama
+from steering.model import LoadedModel
+from tests.factories import tiny_llama
 from steering.saes import SAEBank
 
 D = 64

@@ -9,7 +9,8 @@ import torch
 from queries.errors import InvalidInput, ModelUnavailable
 from queries.ids import Module
 from steering.hooks import HookPoint, all_points, capture, edit, hook_target, run_capture, validate_points
-from steering.model import LoadedModel, load_model, tiny_llama
+from steering.model import LoadedModel, load_model
+from tests.factories import tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,8 @@ def test_missing_model_is_model_unavailable(tmp_path) -> None:
 def test_unsupported_architecture_is_clear(tmp_path) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from steering.model import UnsupportedArchitecture, byte_tokenizer
+    from steering.model import UnsupportedArchitecture
+    from tests.factories import byte_tokenizer
 
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=300)).save_pretrained(tmp_path / "gpt2")
     byte_tokenizer().save_pretrained(tmp_path / "gpt2")

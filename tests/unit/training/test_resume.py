@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from steering.model import tiny_llama
+from tests.factories import tiny_llama
 from training import sae as sae_mod
 from training.train import CHECKPOINT_FILE, TrainSpec, train_atlas
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from atlas_cli.main import app
 from saes.manifest import load_manifest
 from saes.saelens_format import load_sae_dir
-from steering.model import tiny_llama
+from tests.factories import tiny_llama
 
 
 @pytest.fixture(scope="module")
