@@ -28,10 +28,12 @@ class Context:
     _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(default_factory=dict)
     feature_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
     neuronpedia_loader: DataLoader[str, str | None] = field(init=False)
+    details_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.feature_loader = DataLoader(load_fn=self._load_features)
         self.neuronpedia_loader = DataLoader(load_fn=self._load_neuronpedia_ids)
+        self.details_loader = DataLoader(load_fn=self._load_details)
 
     async def read(self, text: Any, params: Any = None) -> list[dict[str, Any]]:
         return await self.graph.read(text, params, timeout=self.settings.query_timeout_s)
@@ -50,6 +52,11 @@ class Context:
         """Neuronpedia ids of SAEs by key (null where an SAE has none), batched per request."""
         values = await self.neuronpedia_loader.load_many(keys)
         return dict(zip(keys, values))
+
+    async def _load_details(self, uids: list[str]) -> list[dict[str, Any] | None]:
+        rows = await self.read(qf.FEATURE_DETAILS_BY_UID, {"uids": list(uids)})
+        found = {r["key"]: r for r in rows}
+        return [found.get(u) for u in uids]
 
     async def neighbours(self, kind: str, uid: str, min_similarity: float, top_k: int | None) -> list[dict[str, Any]]:
         key = (kind, float(min_similarity), top_k)

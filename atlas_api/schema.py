@@ -1,8 +1,7 @@
 """The GraphQL schema: Query and Mutation roots and :func:`build_schema`.
 
-Extending: the steering mutation lives in ``atlas_api/steer_mutation.py`` (owned by steering) and exposes
-``SteerMutation``, a strawberry type with the ``steer`` field; when that module exists it is merged into
-``Mutation`` here. Expected failures return typed union members (``FeatureNotFound``/``InvalidInput``);
+The steering mutation lives in ``atlas_api/steer_mutation.py`` (``SteerMutation``, the ``steer`` field) and is
+merged into ``Mutation`` here; the whole SDL is snapshotted in ``tests/unit/api/snapshots/schema.graphql``. Expected failures return typed union members (``FeatureNotFound``/``InvalidInput``);
 ``lineage`` returns its ``FlowGraph`` directly (so ``lineage { nodes ... }`` works) and reports expected
 failures as GraphQL errors with ``extensions.code`` (see atlas_api.limits).
 """
@@ -10,7 +9,6 @@ failures as GraphQL errors with ``extensions.code`` (see atlas_api.limits).
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
 from typing import Annotated, Any, Optional
 
@@ -19,16 +17,18 @@ from strawberry.tools import merge_types
 
 from atlas_api.context import Context
 from atlas_api.settings import ApiSettings
+from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
     AtlasInfo, CircuitResult, Feature, FeatureEdge, FeatureNotFound, FeatureResult, FeaturesConnection, FeatureSort,
     FeatureWhere, FlowGraph, InvalidInput, LineageDirection, Module, Origin, OriginResult, OriginStep, OriginThresholds,
-    PageInfo, Path, PathResult, SAEInfo, SearchHit, error_result, sort_to_list, where_to_dict,
+    PageInfo, Path, PathResult, SAEInfo, SearchHit, SteeringRun, error_result, sort_to_list, where_to_dict,
 )
 from queries import errors as qerrors
 from queries import features as qf
 from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction
 from queries.flow_graph import FlowOptions, build_flow_graph_async, normalise_seeds
 from queries.ids import parse_uid
+from queries.steering_runs import RUNS_FOR_ATLAS
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +207,16 @@ class Query:
                 n_saes=len(saes), n_features=sum(int(s.get("d_sae") or 0) for s in saes),
                 saes=[SAEInfo(key=s["key"], layer=s["layer"], module=Module(s["module"]), d_sae=s.get("d_sae"), d_in=s.get("d_in"),
                               source=s.get("source"), hook_name=s.get("hook_name"), architecture=s.get("architecture"), complete=s.get("complete"),
-                              neuronpedia_id=s.get("neuronpedia_id") or None) for s in saes],
+                              neuronpedia_id=s.get("neuronpedia_id") or None,
+                              explained_variance=s.get("explained_variance"), l0=s.get("l0"), dead_fraction=s.get("dead_fraction")) for s in saes],
             ))
         return out
+
+    @strawberry.field(description="Stored steer runs of an atlas (SteeringRun nodes), newest first, with the features each used.")
+    async def steering_runs(self, info: Info, atlas: str, limit: int = 20) -> list[SteeringRun]:
+        limit, _ = _page(info, limit, 0)
+        rows = await info.context.read(RUNS_FOR_ATLAS, {"atlas": atlas, "limit": limit})
+        return [SteeringRun.from_row({**r["run"], "used": r["used"]}) for r in rows]
 
 
 async def _connecting(info: Info, seeds: list[str], min_similarity: float, max_depth: int, pair: tuple[str, str] | None):
@@ -244,24 +251,9 @@ class LabelMutation:
         return Feature.from_row(rows[0]["f"])
 
 
-def steer_mutation_type() -> type | None:
-    """The steering engineer's ``SteerMutation`` when atlas_api/steer_mutation.py exists, else None."""
-    try:
-        mod = importlib.import_module("atlas_api.steer_mutation")
-    except ModuleNotFoundError as exc:
-        if exc.name == "atlas_api.steer_mutation":
-            return None
-        raise
-    return getattr(mod, "SteerMutation", None)
-
-
-def build_schema(settings: ApiSettings, *, include_steering: bool = True) -> strawberry.Schema:
+def build_schema(settings: ApiSettings) -> strawberry.Schema:
     """The schema with its limits and error handling (see atlas_api.limits)."""
     from atlas_api.limits import schema_extensions
 
-    parts: list[type] = [LabelMutation]
-    steer = steer_mutation_type() if include_steering else None
-    if steer is not None:
-        parts.append(steer)
-    mutation: Any = merge_types("Mutation", tuple(parts)) if len(parts) > 1 else strawberry.type(type("Mutation", (LabelMutation,), {}))
+    mutation: Any = merge_types("Mutation", (LabelMutation, SteerMutation))
     return strawberry.Schema(query=Query, mutation=mutation, extensions=schema_extensions(settings))

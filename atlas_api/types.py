@@ -15,6 +15,7 @@ from strawberry.scalars import JSON
 
 from queries import domain
 from queries import errors as qerrors
+from queries import stats as qstats
 from queries.flow_graph import FlowGraph as QFlowGraph
 from queries.flow_graph import FlowNode
 from queries.ids import sae_key
@@ -102,6 +103,16 @@ class Feature:
         key = sae_key(self.atlas, self.layer, self.module.value)
         np_id = (await info.context.neuronpedia_ids([key]))[key]
         return parse_neuronpedia_id(np_id).feature_url(self.index) if np_id else None
+
+    @strawberry.field(description="Top-activating contexts (from the labelling pass); the activating token is marked «like this».")
+    async def top_contexts(self, info: strawberry.Info["Context", None]) -> Optional[list[str]]:
+        row = await info.context.details_loader.load(self.uid)
+        return list(row["top_contexts"]) if row and row.get("top_contexts") is not None else None
+
+    @strawberry.field(description="The largest activation seen in the labelling pass.")
+    async def max_activation(self, info: strawberry.Info["Context", None]) -> Optional[float]:
+        row = await info.context.details_loader.load(self.uid)
+        return row.get("max_activation") if row else None
 
     @strawberry.field(description="Features flowing into this one (earlier modules), strongest first.")
     async def predecessors(self, info: strawberry.Info["Context", None], min_similarity: float = 0.0, top_k: Optional[int] = None) -> list["Link"]:
@@ -207,6 +218,9 @@ class SAEInfo:
     architecture: Optional[str]
     complete: Optional[bool]
     neuronpedia_id: Optional[str] = strawberry.field(default=None, description="Neuronpedia id `{model}/{layer}-{set}` where known.")
+    explained_variance: Optional[float] = None
+    l0: Optional[float] = None
+    dead_fraction: Optional[float] = None
 
 
 @strawberry.type
@@ -221,6 +235,68 @@ class AtlasInfo:
     n_saes: int
     n_features: int = strawberry.field(description="Sum of the SAEs' widths.")
     saes: list[SAEInfo]
+
+    @strawberry.field(description="Per layer, how many residual features are translated/processed/newborn/unexplained (the paper's Fig. 3).")
+    async def layer_categories(self, info: strawberry.Info["Context", None]) -> list["LayerCategories"]:
+        rows = await info.context.read(qstats.LAYER_CATEGORIES, {"atlas": self.name})
+        return [LayerCategories(**d) for d in qstats.layer_category_table(rows)]
+
+    @strawberry.field(description="Histograms of sRes, sAtt, sMlp over the atlas's residual features: `bins` equal bins over [0, 1] (a negative cosine counts in the first).")
+    async def score_histograms(self, info: strawberry.Info["Context", None], bins: int = 20) -> list["ScoreHistogram"]:
+        qstats.check_bins(bins)
+        rows = await info.context.read(qstats.SCORE_HISTOGRAMS, {"atlas": self.name, "bins": bins})
+        return [ScoreHistogram(**d) for d in qstats.histogram_table(rows, bins)]
+
+
+@strawberry.type(description="Residual features of one layer by category; `uncategorised` have no category (e.g. layer 0).")
+class LayerCategories:
+    layer: int
+    total: int
+    translated: int
+    processed: int
+    newborn: int
+    unexplained: int
+    uncategorised: int
+
+
+@strawberry.type
+class ScoreHistogram:
+    score: str = strawberry.field(description="sRes, sAtt or sMlp.")
+    bin_edges: list[float] = strawberry.field(description="bins + 1 edges over [0, 1].")
+    counts: list[int]
+
+
+@strawberry.type
+class SteeringRunFeature:
+    uid: str
+    coefficient: Optional[float]
+    mode: Optional[str]
+
+
+@strawberry.type(description="A stored steer run (SteeringRun node): its request, texts and the features it used with their coefficients.")
+class SteeringRun:
+    id: str
+    atlas: str
+    created_at: Optional[str]
+    model: Optional[str]
+    strategy: Optional[str]
+    schedule: Optional[str]
+    mode: Optional[str]
+    prompts: list[str]
+    baseline: list[str]
+    steered: list[str]
+    seeds: list[str]
+    seed_strengths: list[float]
+    features: list[SteeringRunFeature]
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> "SteeringRun":
+        return cls(
+            id=r["id"], atlas=r["atlas"], created_at=r.get("created_at"), model=r.get("model"), strategy=r.get("strategy"),
+            schedule=r.get("schedule"), mode=r.get("mode"), prompts=list(r.get("prompts") or []), baseline=list(r.get("baseline") or []),
+            steered=list(r.get("steered") or []), seeds=list(r.get("seeds") or []), seed_strengths=[float(x) for x in r.get("seed_strengths") or []],
+            features=[SteeringRunFeature(uid=u["uid"], coefficient=u.get("coefficient"), mode=u.get("mode")) for u in r.get("used") or []],
+        )
 
 
 # -- filters, sorting, pagination (Neo4j GraphQL library shapes) --------------------------------------

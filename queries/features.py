@@ -24,6 +24,10 @@ FEATURE_MAP: LiteralString = (
 _NODE_MAP: LiteralString = "{.uid, .atlas, .layer, .module, .index, .category, .s_res, .s_att, .s_mlp, .label}"
 
 FEATURES_BY_UID: LiteralString = "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN f " + FEATURE_MAP + " AS f"
+# Bulky per-feature text, read only when a query asks for it (not part of FEATURE_MAP, which every list uses).
+FEATURE_DETAILS_BY_UID: LiteralString = (
+    "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN uid AS key, f.top_contexts AS top_contexts, f.max_activation AS max_activation"
+)
 
 # Neighbours of many features at once (the API's DataLoaders batch on these).
 PREDECESSORS: LiteralString = (

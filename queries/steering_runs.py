@@ -82,3 +82,20 @@ def get_run(graph: Graph, run_id: str) -> dict[str, Any] | None:
 
 def runs_for_feature(graph: Graph, uid: str, limit: int = 20) -> list[dict[str, Any]]:
     return graph.read(RUNS_FOR_FEATURE, {"uid": uid, "limit": int(limit)})
+
+
+RUNS_FOR_ATLAS: LiteralString = """
+MATCH (r:SteeringRun {atlas: $atlas})
+WITH r ORDER BY r.created_at DESC LIMIT $limit
+OPTIONAL MATCH (r)-[u:USED]->(f:Feature)
+WITH r, u, f ORDER BY f.layer, f.module, f.index
+RETURN r {.id, .atlas, .model, .prompts, .baseline, .steered, .strategy, .schedule, .mode, .units, .seeds, .seed_strengths,
+          created_at: toString(r.created_at)} AS run,
+       [x IN collect({uid: f.uid, coefficient: u.coefficient, mode: u.mode}) WHERE x.uid IS NOT NULL] AS used
+ORDER BY run.created_at DESC
+"""
+
+
+def runs_for_atlas(graph: Graph, atlas: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The atlas's latest runs, newest first, each with the features it used (``used``)."""
+    return [{**r["run"], "used": r["used"]} for r in graph.read(RUNS_FOR_ATLAS, {"atlas": atlas, "limit": int(limit)})]

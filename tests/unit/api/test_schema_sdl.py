@@ -1,7 +1,8 @@
-"""Snapshot of the GraphQL SDL (the API's contract). Regenerate deliberately with ATLAS_UPDATE_SNAPSHOTS=1.
+"""Snapshot of the whole GraphQL SDL (the API's contract, steering included).
 
-The snapshot covers the schema without the optional steering mutation (its owner snapshots that part),
-so it does not change when atlas_api/steer_mutation.py lands; a second test checks the merge.
+The dashboard generates its TypeScript types from the snapshot (dashboard/codegen.ts reads this file), so a schema change
+shows up here first and then breaks the dashboard's build where it matters. Regenerate deliberately with
+``ATLAS_UPDATE_SNAPSHOTS=1``; a missing snapshot is a failure, never silently written.
 """
 
 from __future__ import annotations
@@ -9,35 +10,32 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from atlas_api.schema import build_schema, steer_mutation_type
+import pytest
+
+from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "schema.graphql"
 
 
 def test_sdl_matches_snapshot() -> None:
-    sdl = str(build_schema(ApiSettings(), include_steering=False)).strip() + "\n"
-    if os.environ.get("ATLAS_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+    sdl = str(build_schema(ApiSettings())).strip() + "\n"
+    if os.environ.get("ATLAS_UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(sdl)
+    if not SNAPSHOT.exists():
+        pytest.fail(f"{SNAPSHOT} is missing: write it with ATLAS_UPDATE_SNAPSHOTS=1 and commit it", pytrace=False)
     assert sdl == SNAPSHOT.read_text(), "the GraphQL schema changed: review the diff, then rerun with ATLAS_UPDATE_SNAPSHOTS=1"
 
 
 def test_contract_names_present() -> None:
-    sdl = str(build_schema(ApiSettings(), include_steering=False))
+    sdl = str(build_schema(ApiSettings()))
     for needle in (
         "feature(uid: String!", "features(where: FeatureWhere", "featuresConnection(first: Int", "totalCount: Int!", "pageInfo: PageInfo!",
         "lineage(uid: String!, direction: LineageDirection! = UPSTREAM", "minSimilarity: Float! = 0.5", "moduleMinSimilarity: Float! = 0.15",
         "topK: Int! = 1", "origin(uid: String!, thresholds: OriginThresholds", "circuit(uids: [String!]!", "path(from: String!, to: String!",
         "search(text: String!", "atlases(name: String", "union FeatureResult = Feature | FeatureNotFound | InvalidInput",
-        "circuitTracerJson: JSON!", "setLabel(",
+        "circuitTracerJson: JSON!", "setLabel(", "steer(input: SteerInput!): SteerResult!",
+        "union SteerResult = SteerSuccess | FeatureNotFound | InvalidInput | ModelUnavailable", "steeringRuns(atlas: String!",
+        "topContexts: [String!]", "layerCategories: [LayerCategories!]!", "scoreHistograms(bins: Int! = 20)",
     ):
         assert needle in sdl, needle
-
-
-def test_steering_mutation_is_merged_when_present() -> None:
-    steer = steer_mutation_type()
-    sdl = str(build_schema(ApiSettings()))
-    if steer is None:
-        assert "steer(" not in sdl
-    else:
-        assert "steer(" in sdl and "setLabel(" in sdl
