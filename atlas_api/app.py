@@ -1,4 +1,5 @@
-"""The ASGI app: GraphQL (+ GraphiQL) at /graphql, /healthz, /readyz, flow-graph export, CORS.
+"""The ASGI app: GraphQL (+ GraphiQL) at /graphql, /healthz, /readyz, flow-graph export, CORS, and the
+dashboard's built assets at / (atlas_api/dashboard_dist, built by deploy/install.sh from dashboard/).
 
 One :class:`queries.aio.AsyncGraph` (connection pool) per process, opened in the lifespan. If Neo4j is
 down at start-up or restarts later, the app keeps serving: requests that need the database get a
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,8 +19,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 
@@ -33,6 +36,15 @@ from queries.flow_graph import FlowOptions, build_flow_graph_async
 from queries.settings import Neo4jSettings
 
 log = logging.getLogger(__name__)
+
+# Built by `npm run build` in dashboard/ (deploy/install.sh does it); not committed.
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard_dist"
+_NO_DASHBOARD = (
+    "<!doctype html><meta charset=utf-8><title>Feature Atlas</title>"
+    "<h1>The dashboard is not built</h1><p>Build it with <code>bash deploy/install.sh</code> "
+    "(or <code>cd dashboard &amp;&amp; npm ci &amp;&amp; npm run build</code>), then reload. "
+    "The API itself works: <a href=/graphql>/graphql</a>.</p>"
+)
 
 
 class _GraphQL(GraphQL):
@@ -124,6 +136,12 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
         name = g.seeds[0].replace("/", "_") + (".circuit-tracer" if fmt == "circuit-tracer" else "") + ".json"
         return JSONResponse(body, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+    async def dashboard(_: Request) -> Response:
+        index = DASHBOARD_DIR / "index.html"
+        if not index.is_file():
+            return HTMLResponse(_NO_DASHBOARD, status_code=503)
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
     gql = _GraphQL(state, settings)
     middleware = []
     cors: dict[str, Any] = {}
@@ -135,6 +153,8 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
         routes=[
             Route("/graphql", gql, methods=["GET", "POST"]),
             Route("/healthz", healthz), Route("/readyz", readyz), Route("/export/lineage", export),
+            Route("/", dashboard),
+            Mount("/assets", app=StaticFiles(directory=DASHBOARD_DIR / "assets", check_dir=False), name="assets"),
         ],
         middleware=middleware, lifespan=lifespan,
     )

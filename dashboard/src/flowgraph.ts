@@ -1,0 +1,108 @@
+// Draws a FlowGraph (nodes + edges as the API returns them) with Cytoscape.js on a preset layered layout.
+// Cytoscape renders to canvas, so a 500-node graph stays interactive (pan, zoom, hover, click).
+import cytoscape from "cytoscape";
+import { h } from "./dom";
+import { CATEGORY_COLOURS, edgeStyle, layoutFlowGraph, MODULE_COLOURS } from "./layout";
+
+export interface GNode { uid: string; layer: number; module: string; index: number; category?: string | null; label?: string | null; sRes?: number | null; sAtt?: number | null; sMlp?: number | null }
+export interface GEdge { source: string; target: string; similarity: number }
+export interface GGraph { nodes: GNode[]; edges: GEdge[]; seeds?: string[] }
+
+export interface Drawn { cy: cytoscape.Core; ms: number; painted: Promise<number>; destroy: () => void }
+
+export function drawFlowGraph(container: HTMLElement, g: GGraph, onOpen: (uid: string) => void): Drawn {
+  const t0 = performance.now();
+  const pos = layoutFlowGraph(g.nodes, g.edges);
+  const seeds = new Set(g.seeds ?? []);
+  const elements: cytoscape.ElementDefinition[] = [
+    ...g.nodes.map((n) => ({
+      group: "nodes" as const,
+      data: { id: n.uid, short: `${n.layer}/${n.module.toLowerCase()}/${n.index}`, colour: n.module === "RES" ? CATEGORY_COLOURS[n.category ?? "NONE"] ?? CATEGORY_COLOURS.NONE : MODULE_COLOURS[n.module] ?? "#888", seed: seeds.has(n.uid) ? 1 : 0 },
+      position: pos.get(n.uid),
+    })),
+    ...g.edges.map((e) => {
+      const s = edgeStyle(e.similarity);
+      return { group: "edges" as const, data: { id: `${e.source}->${e.target}`, source: e.source, target: e.target, w: s.width, c: s.color, sim: e.similarity } };
+    }),
+  ];
+  // Row labels (layers) and column headers, as locked, unselectable nodes of class "axis".
+  const ys = new Map<number, number>();
+  const xs = new Map<string, number[]>();
+  for (const n of g.nodes) {
+    const p = pos.get(n.uid)!;
+    ys.set(n.layer, p.y);
+    (xs.get(n.module) ?? xs.set(n.module, []).get(n.module)!).push(p.x);
+  }
+  const left = Math.min(...[...pos.values()].map((p) => p.x)) - 90;
+  const top = Math.min(...[...pos.values()].map((p) => p.y)) - 60;
+  for (const [layer, y] of ys) elements.push({ group: "nodes", data: { id: `axis:layer:${layer}`, text: `layer ${layer}` }, position: { x: left, y }, classes: "axis", locked: true, selectable: false, grabbable: false });
+  for (const [m, list] of xs) elements.push({ group: "nodes", data: { id: `axis:module:${m}`, text: m.toLowerCase() }, position: { x: (Math.min(...list) + Math.max(...list)) / 2, y: top }, classes: "axis", locked: true, selectable: false, grabbable: false });
+  const cy = cytoscape({
+    container, elements, layout: { name: "preset", fit: true, padding: 30 }, minZoom: 0.05, maxZoom: 1.6, wheelSensitivity: 0.3,
+    style: [
+      { selector: "node", style: { "background-color": "data(colour)", label: "data(short)", "font-size": 9, "text-valign": "bottom", "text-margin-y": 2, width: 18, height: 18, color: "#333" } },
+      { selector: "node[seed = 1]", style: { "border-width": 3, "border-color": "#111", width: 26, height: 26 } },
+      { selector: "edge", style: { width: "data(w)", "line-color": "data(c)", "target-arrow-color": "data(c)", "target-arrow-shape": "triangle", "curve-style": "straight", "arrow-scale": 0.6, opacity: 0.85 } },
+      { selector: "node:active, node.hover", style: { "overlay-opacity": 0.15 } },
+      { selector: "node.axis", style: { "background-opacity": 0, label: "data(text)", "text-valign": "center", "font-size": 13, color: "#777", "font-weight": "bold", events: "no" } },
+    ],
+  });
+  cy.maxZoom(4);
+  const byUid = new Map(g.nodes.map((n) => [n.uid, n]));
+  const tip = h("div", { class: "tooltip", role: "tooltip", hidden: true });
+  container.append(tip);
+  cy.on("mouseover", "node[!text]", (ev) => {
+    const n = byUid.get(ev.target.id());
+    if (!n) return;
+    const s = (x?: number | null) => (x === null || x === undefined ? "–" : x.toFixed(2));
+    tip.replaceChildren(h("strong", null, n.uid), h("div", null, n.label || "(no label)"), h("div", null, `${n.category?.toLowerCase() ?? n.module.toLowerCase()} · sRes ${s(n.sRes)} sAtt ${s(n.sAtt)} sMlp ${s(n.sMlp)}`));
+    const p = ev.target.renderedPosition();
+    tip.style.left = `${p.x + 14}px`;
+    tip.style.top = `${p.y + 10}px`;
+    tip.hidden = false;
+  });
+  cy.on("mouseout", "node", () => (tip.hidden = true));
+  cy.on("mouseover", "edge", (ev) => {
+    const p = ev.renderedPosition;
+    tip.replaceChildren(h("div", null, `similarity ${Number(ev.target.data("sim")).toFixed(3)}`));
+    tip.style.left = `${p.x + 10}px`;
+    tip.style.top = `${p.y + 10}px`;
+    tip.hidden = false;
+  });
+  cy.on("mouseout", "edge", () => (tip.hidden = true));
+  cy.on("tap", "node[!text]", (ev) => onOpen(ev.target.id()));
+  const ms = performance.now() - t0;
+  // What was actually drawn, for the browser tests (and a reader's console): node ids and edge pairs.
+  (window as unknown as Record<string, unknown>).__atlasLastDrawn = {
+    nodes: cy.nodes(":not(.axis)").map((n) => n.id()), edges: cy.edges().map((e) => [e.source().id(), e.target().id()]),
+  };
+  container.dataset.nodes = String(g.nodes.length);
+  container.dataset.edges = String(g.edges.length);
+  // Resolves with the time from the start of the layout to the first painted frame.
+  const painted = new Promise<number>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t0))));
+  return { cy, ms, painted, destroy: () => cy.destroy() };
+}
+
+/** A synthetic flow graph of about n nodes (a residual chain per column with att/mlp leaves) for the render benchmark. */
+export function syntheticGraph(n: number, layers = 26): GGraph {
+  const nodes: GNode[] = [];
+  const edges: GEdge[] = [];
+  const chains = Math.max(1, Math.ceil(n / (layers * 3)));
+  let made = 0;
+  for (let c = 0; c < chains && made < n; c++) {
+    for (let l = 0; l < layers && made < n; l++) {
+      const r = `bench/${l}-res/${c}`;
+      nodes.push({ uid: r, layer: l, module: "RES", index: c, category: "TRANSLATED" });
+      made++;
+      if (l > 0) edges.push({ source: `bench/${l - 1}-res/${c}`, target: r, similarity: 0.5 + ((c * 7 + l) % 10) / 20 });
+      for (const m of ["ATT", "MLP"]) {
+        if (made >= n) break;
+        const u = `bench/${l}-${m.toLowerCase()}/${c}`;
+        nodes.push({ uid: u, layer: l, module: m, index: c });
+        edges.push({ source: u, target: r, similarity: 0.2 + ((c + l) % 5) / 10 });
+        made++;
+      }
+    }
+  }
+  return { nodes, edges, seeds: [] };
+}

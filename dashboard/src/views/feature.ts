@@ -1,0 +1,61 @@
+// Feature page: label, contexts (activating token highlighted), scores, neighbours, and where it was born.
+import { request } from "../api";
+import { fmt, featureLink, h, highlightContext, notice } from "../dom";
+import type { FeaturePageQuery } from "../gql/graphql";
+import { FeaturePage } from "../queries";
+import { formatHash } from "../router";
+import type { ViewContext } from "./types";
+
+type OriginT = Extract<FeaturePageQuery["origin"], { __typename?: "Origin" }>;
+
+const MODULE_NAMES: Record<string, string> = { RES: "the residual stream", ATT: "attention", MLP: "the MLP" };
+
+/** The API's `origin` told as one sentence. */
+export function originSentence(uid: string, o: OriginT): string {
+  const hops = o.chain.length - 1;
+  const carried = hops > 0 ? `, then was carried through ${hops} residual link${hops > 1 ? "s" : ""} to ${uid}` : "";
+  if (o.module === "RES") {
+    const why = o.layer === 0 || o.bornAs.category === null ? "" : " (no attention or MLP feature explains it)";
+    return `${uid} was born in the residual stream at layer ${o.layer} as ${o.bornAs.uid}${why}${carried}.`;
+  }
+  const src = o.source ? `${o.source.uid}${o.source.label ? ` “${o.source.label}”` : ""}` : "a feature";
+  return `${uid} was born at layer ${o.layer} in ${MODULE_NAMES[o.module]}: ${src} (similarity ${fmt(o.sourceSimilarity, 2)}) became ${o.bornAs.uid}${carried}.`;
+}
+
+export async function featureView(root: HTMLElement, ctx: ViewContext, uid: string): Promise<void> {
+  const data = await ctx.load(request(FeaturePage, { uid }));
+  const f = data.feature;
+  if (f.__typename === "FeatureNotFound" || f.__typename === "InvalidInput") {
+    root.append(notice("error", f.__typename === "FeatureNotFound" ? `No feature ${uid}.` : f.message,
+      f.__typename === "FeatureNotFound" ? "Check the uid (atlas/layer-module/index), or " : "Give a uid like smollm2-demo/11-res/119, or ",
+      h("a", { href: formatHash("search", null, { q: uid.split("/").pop() ?? "" }) }, "search for the feature"), "."));
+    return;
+  }
+  if (f.__typename !== "Feature") return;
+  const actions = h("p", { class: "actions" },
+    h("a", { class: "button", href: formatHash("graph", f.uid, { direction: "both" }) }, "Flow graph"), " ",
+    h("a", { class: "button", href: formatHash("path", null, { uids: f.uid }) }, "Path / circuit from here"), " ",
+    h("a", { class: "button", href: formatHash("steer", null, { atlas: f.atlas, seeds: `${f.uid}:4` }) }, "Steer with it"));
+  root.append(
+    h("h2", null, f.uid),
+    h("p", { class: "label" }, f.label ? h("q", null, f.label) : h("em", null, "no label (label with `atlas train` or the setLabel mutation)")),
+    actions,
+    h("dl", { class: "facts" },
+      ...([["layer", f.layer], ["module", f.module.toLowerCase()], ["index", f.index], ["category", f.category?.toLowerCase() ?? "– (att/mlp features have none)"],
+        ["sRes", fmt(f.sRes)], ["sAtt", fmt(f.sAtt)], ["sMlp", fmt(f.sMlp)], ["frequency", f.frequency === null || f.frequency === undefined ? "–" : f.frequency.toExponential(2)],
+        ["max activation", fmt(f.maxActivation, 2)], ["decoder norm", fmt(f.decoderNorm)], ["SAE width", f.dSae ?? "–"]] as [string, string | number][])
+        .flatMap(([k, v]) => [h("dt", null, k), h("dd", null, v)])),
+  );
+  const o = data.origin;
+  root.append(h("h3", null, "Origin"), o.__typename === "Origin"
+    ? h("p", { class: "origin", "data-testid": "origin" }, originSentence(f.uid, o))
+    : notice("info", "No origin.", o.__typename === "FeatureNotFound" || o.__typename === "InvalidInput" ? o.message : ""));
+  root.append(h("h3", null, "Top contexts"), f.topContexts?.length
+    ? h("ol", { class: "contexts" }, ...f.topContexts.map((c) => h("li", null, highlightContext(c))))
+    : notice("empty", "No contexts stored for this feature.", "Contexts come from the labelling pass (`atlas train` labels every feature)."));
+  const links = (title: string, list: typeof f.predecessors, rank: "targetRank" | "sourceRank") => h("div", { class: "links" }, h("h3", null, title),
+    list.length ? h("table", null, h("thead", null, h("tr", null, h("th", null, "feature"), h("th", null, "label"), h("th", null, "similarity"), h("th", null, "rank"))),
+      h("tbody", null, ...list.map((l) => h("tr", null, h("td", null, featureLink(l.feature.uid)), h("td", null, l.feature.label ?? ""), h("td", null, fmt(l.similarity)), h("td", null, (l as Record<string, unknown>)[rank] as number ?? "–")))))
+      : h("p", null, h("em", null, "none stored")));
+  root.append(h("div", { class: "neighbours" }, links("Predecessors (flow in)", f.predecessors, "targetRank"), links("Successors (flow out)", f.successors, "sourceRank")));
+}

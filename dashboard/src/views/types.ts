@@ -1,0 +1,12 @@
+import type { Chart } from "chart.js";
+
+export interface ViewContext {
+  /** Awaits a request; the caller renders errors (views just throw). */
+  load<T>(p: Promise<T>): Promise<T>;
+  charts: Chart[];
+  cleanups: (() => void)[];
+  navigate(hash: string): void;
+  signal: AbortSignal;
+  /** Render an error (typed API error → message + what to do) into an element. */
+  showError(into: HTMLElement, e: unknown): void;
+}
