@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from api_server import gql, running_api
 from atlas_api.app import DASHBOARD_DIR
 from atlas_api.settings import ApiSettings
-from browser import console_errors, start_chromium
 from queries.db import Graph
 from queries.ids import feature_uid
 from queries.labels import SET_FEATURE_LABELS
 from queries.maintenance import drop_atlas
+from tests.browser import console_errors, start_chromium
+from tests.servers import gql, running_api
 
 KEY = "dash-sekret"
 WORDS = ["river", "music", "python", "garden", "winter", "number", "question", "city", "colour", "money", "travel", "science"]
@@ -47,7 +47,7 @@ def site(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     from ingest.pipeline import ingest_atlas
     from saes.manifest import load_manifest
     from saes.synthetic import planted_atlas
-    from steering.model import tiny_llama
+    from tests.factories import tiny_llama
 
     model_dir = tmp_path_factory.mktemp("tiny-model")
     lm = tiny_llama(seed=0, d_model=128)
