@@ -11,9 +11,9 @@ Job
   ones with ``tests/factories.py``).
 
 Invariants
-- Only Llama-family decoders (``SUPPORTED_ARCHITECTURES``) are accepted, because the hook points of
-  DESIGN.md (res/att/mlp) are defined by their block structure: ``h = h + attn(norm(h)); h = h + mlp(norm(h))``.
-  Anything else fails with :class:`UnsupportedArchitecture` naming the supported ones.
+- Only architectures with a hook mapping (``steering.architectures.SUPPORTED_ARCHITECTURES``: Llama family,
+  Gemma 2/3, GPT-2, GPT-NeoX, Phi) are accepted; anything else fails with :class:`UnsupportedArchitecture`
+  naming the supported ones and how to add one.
 - Loads are memoised per (name, device, dtype): the model loads once per process. Each
   :class:`LoadedModel` carries a re-entrant ``lock``; code that installs hooks holds it for the whole
   forward/generation so concurrent requests never see each other's hooks.
@@ -33,6 +33,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from queries.errors import InvalidInput, ModelUnavailable
+from steering.architectures import HOW_TO_ADD, SUPPORTED_ARCHITECTURES, UnsupportedArchitecture
+
+__all__ = ["SUPPORTED_ARCHITECTURES", "UnsupportedArchitecture", "LoadedModel", "load_model", "wrap_model"]
 
 if TYPE_CHECKING:  # heavy imports stay out of module import time
     import torch
@@ -47,9 +50,6 @@ _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SMOLLM2_CACHE_NAME = "SmolLM2-135M-Instruct"
 _CACHE_MARKER = ".complete"
 
-# model_type values whose decoder layers are `h + attn(norm h)` then `h + mlp(norm h)` with modules
-# named `self_attn` and `mlp` under `model.model.layers` (no post-sublayer norms as in Gemma 2).
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "mistral", "qwen2", "qwen3")
 
 # The SmolLM2 chat template, used when a tokenizer arrives without one (e.g. older GGUF metadata).
 CHATML_TEMPLATE = (
@@ -58,10 +58,6 @@ CHATML_TEMPLATE = (
     "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-class UnsupportedArchitecture(InvalidInput):
-    """The model's architecture has no known res/att/mlp hook points."""
 
 
 @dataclass(eq=False)
@@ -122,7 +118,7 @@ def load_model(name_or_path: str | None = None, *, device: str = "cpu", dtype: "
 
     ``name_or_path``: None or :data:`DEFAULT_MODEL` for the offline SmolLM2; otherwise a local directory
     or a Hugging Face id. Raises :class:`ModelUnavailable` when the weights cannot be found and
-    :class:`UnsupportedArchitecture` for non-Llama-family models.
+    :class:`UnsupportedArchitecture` for architectures without a hook mapping.
     """
     import torch
 
@@ -153,8 +149,8 @@ def wrap_model(model: Any, tokenizer: Any, *, name: str, source: str, device: st
     arch = str(getattr(model.config, "model_type", "unknown"))
     if arch not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedArchitecture(
-            f"model {name!r} has architecture {arch!r}, which has no res/att/mlp hook points here "
-            f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)}); use a Llama-family model such as {DEFAULT_MODEL}"
+            f"model {name!r} has architecture {arch!r}, which has no known hook mapping "
+            f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)}; {HOW_TO_ADD})"
         )
     model.eval()
     model.requires_grad_(False)

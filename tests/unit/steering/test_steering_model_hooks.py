@@ -120,12 +120,13 @@ def test_missing_model_is_model_unavailable(tmp_path) -> None:
 
 
 def test_unsupported_architecture_is_clear(tmp_path) -> None:
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import OPTConfig, OPTForCausalLM
 
     from steering.model import UnsupportedArchitecture
     from tests.factories import byte_tokenizer
 
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=300)).save_pretrained(tmp_path / "gpt2")
+    OPTForCausalLM(OPTConfig(num_hidden_layers=1, hidden_size=16, ffn_dim=32, num_attention_heads=2, vocab_size=300,
+                             word_embed_proj_dim=16)).save_pretrained(tmp_path / "gpt2")
     byte_tokenizer().save_pretrained(tmp_path / "gpt2")
-    with pytest.raises(UnsupportedArchitecture, match=r"'gpt2'.*supported: llama"):
+    with pytest.raises(UnsupportedArchitecture, match=r"'opt'.*supported: llama.*gpt2"):
         load_model(str(tmp_path / "gpt2"))
