@@ -16,6 +16,7 @@ import strawberry
 from strawberry.tools import merge_types
 
 from atlas_api.context import Context
+from atlas_api.interop_query import InteropQuery
 from atlas_api.settings import ApiSettings
 from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
@@ -256,4 +257,5 @@ def build_schema(settings: ApiSettings) -> strawberry.Schema:
     from atlas_api.limits import schema_extensions
 
     mutation: Any = merge_types("Mutation", (LabelMutation, SteerMutation))
-    return strawberry.Schema(query=Query, mutation=mutation, extensions=schema_extensions(settings))
+    query: Any = merge_types("Query", (Query, InteropQuery))
+    return strawberry.Schema(query=query, mutation=mutation, extensions=schema_extensions(settings))

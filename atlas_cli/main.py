@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from atlas_cli.commands import cypher, db, demo, experiment, export, ingest, labels, serve, steer, train
+from atlas_cli.commands import cypher, db, demo, experiment, export, graphs, ingest, labels, serve, steer, train
 from queries.errors import AtlasError
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def _main(
 app.add_typer(db.app, name="db")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(labels.app, name="labels")
+app.add_typer(graphs.app, name="graphs")
 app.command("ingest")(ingest.ingest)
 app.command("serve")(serve.serve)
 app.command("cypher")(cypher.cypher)

@@ -124,6 +124,60 @@ _add(Recipe(
 ))
 
 
+# -- attribution graphs (queries/attribution_graphs.py; imported with `atlas graphs import`) ----------
+_add(Recipe(
+    name="graphs-using-lineage",
+    question="Which stored attribution graphs use a feature of the upstream lineage of feature X, and which features?",
+    statement=(
+        # The upstream flow graph (queries/flow_graph.py, top-1): X's residual chain while links are >= min_similarity,
+        # plus the att/mlp predecessors >= module_min_similarity of every residual node on it.
+        "MATCH (x:Feature {uid: $uid}) "
+        "OPTIONAL MATCH p = (x)<-[:FLOWS_TO*1..]-(r:Feature) "
+        "WHERE x.module = 'res' AND all(e IN relationships(p) WHERE e.target_rank = 0 AND e.similarity >= $min_similarity) "
+        "AND all(n IN nodes(p) WHERE n.module = 'res' AND n.layer >= x.layer - $depth) "
+        "WITH x, collect(DISTINCT r) AS up WITH [x] + up AS chain "
+        "UNWIND chain AS c "
+        "OPTIONAL MATCH (m:Feature)-[e:FLOWS_TO]->(c) "
+        "WHERE c.module = 'res' AND m.module <> 'res' AND e.target_rank = 0 AND e.similarity >= $module_min_similarity "
+        "WITH chain, collect(DISTINCT m) AS mods "
+        "UNWIND chain + mods AS f "
+        "WITH DISTINCT f "
+        "MATCH (f)<-[:IS_FEATURE]-(n:GraphNode) "
+        "MATCH (g:AttributionGraph {key: n.graph}) WHERE g.complete "
+        "WITH g, collect(DISTINCT f.uid) AS features, collect(DISTINCT n.node_id) AS nodes "
+        "RETURN g.id AS graph, g.prompt AS prompt, features, nodes ORDER BY size(features) DESC, graph"
+    ),
+    defaults={"min_similarity": 0.5, "module_min_similarity": 0.15, "depth": 1000},
+    required=("uid",),
+))
+
+_add(Recipe(
+    name="graph-feature-origins",
+    question="For a stored attribution graph (one prompt), where was each of its atlas features born?",
+    statement=(
+        # As the API's origin: follow top-1 residual links back while >= min_similarity; the feature is born at the
+        # chain's start, in its strongest att/mlp predecessor >= module_min_similarity, else in the residual stream.
+        "MATCH (g:AttributionGraph {id: $graph}) WHERE g.complete "
+        "MATCH (:GraphNode {graph: g.key})-[:IS_FEATURE]->(f:Feature) "
+        "WITH DISTINCT f "
+        "OPTIONAL MATCH p = (f)<-[:FLOWS_TO*0..]-(:Feature) "
+        "WHERE f.module = 'res' AND all(e IN relationships(p) WHERE e.target_rank = 0 AND e.similarity >= $min_similarity) "
+        "AND all(x IN nodes(p) WHERE x.module = 'res') "
+        "WITH f, p ORDER BY length(p) DESC "
+        "WITH f, head(collect(p)) AS p "
+        "WITH f, CASE WHEN p IS NULL THEN f ELSE last(nodes(p)) END AS born "
+        "OPTIONAL MATCH (m:Feature)-[e:FLOWS_TO]->(born) "
+        "WHERE born.module = 'res' AND m.module <> 'res' AND e.target_rank = 0 AND e.similarity >= $module_min_similarity "
+        "WITH f, born, m, e ORDER BY e.similarity DESC "
+        "WITH f, born, collect(m)[0] AS m, collect(e.similarity)[0] AS s "
+        "RETURN f.uid AS feature, born.layer AS layer, coalesce(m.module, born.module) AS module, born.uid AS born_as, "
+        "m.uid AS source, s AS source_similarity ORDER BY layer, module, feature"
+    ),
+    defaults={"min_similarity": 0.5, "module_min_similarity": 0.15},
+    required=("graph",),
+))
+
+
 def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]

@@ -1,0 +1,150 @@
+"""Query fields for the field's tools: stored attribution graphs and on-demand decoder neighbours.
+
+Merged into ``Query`` by :func:`atlas_api.schema.build_schema`. Attribution graphs are imported with
+``atlas graphs import`` (interop.attribution_graphs); every statement filters on ``AttributionGraph.complete``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import strawberry
+from strawberry.scalars import JSON
+
+from atlas_api.context import Context
+from atlas_api.types import Feature, Module, Origin, OriginStep, OriginThresholds
+from queries import attribution_graphs as QG
+from queries import errors as qerrors
+from queries import features as qf
+from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async, normalise_seeds
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type(description="A stored attribution graph (circuit-tracer / Neuronpedia graph JSON), imported with `atlas graphs import`.")
+class AttributionGraph:
+    id: str = strawberry.field(description="`{scan}/{slug}` unless given at import.")
+    slug: str
+    scan: str = strawberry.field(description="metadata.scan: the Neuronpedia model id of the graph.")
+    prompt: str
+    prompt_tokens: list[str]
+    source_set: str | None = strawberry.field(description="metadata.feature_details.neuronpedia_source_set, when given.")
+    n_nodes: int
+    n_links: int
+    n_linked: int = strawberry.field(description="Graph nodes linked to an atlas feature (see docs/api.md for the id mapping).")
+    imported_at: str | None
+
+    @classmethod
+    def from_row(cls, g: dict) -> AttributionGraph:
+        return cls(
+            id=g["id"], slug=g["slug"], scan=g["scan"], prompt=g["prompt"], prompt_tokens=list(g.get("prompt_tokens") or []),
+            source_set=g.get("source_set"), n_nodes=int(g.get("n_nodes") or 0), n_links=int(g.get("n_links") or 0),
+            n_linked=int(g.get("n_linked") or 0), imported_at=g.get("imported_at"),
+        )
+
+    @strawberry.field(description="The atlas features the graph's nodes name, with the ids of those nodes.")
+    async def features(self, info: Info) -> list[GraphFeature]:
+        rows = await info.context.read(QG.GRAPH_FEATURES, {"id": self.id})
+        feats = await info.context.feature_loader.load_many([r["uid"] for r in rows])
+        return [GraphFeature(node_ids=r["node_ids"], feature=Feature.from_row(f)) for r, f in zip(rows, feats) if f is not None]
+
+    @strawberry.field(description=(
+        "Where this prompt's features were born: the origin (as `origin`) of every atlas feature the graph uses, "
+        "and a census of birth places by (layer, module)."
+    ))
+    async def feature_origins(self, info: Info, thresholds: OriginThresholds | None = None) -> GraphOrigins:
+        t = thresholds or OriginThresholds()
+        rows = await info.context.read(QG.GRAPH_FEATURES, {"id": self.id})
+        uids = [r["uid"] for r in rows]
+        out: list[GraphFeatureOrigin] = []
+        if uids:
+            opts = FlowOptions(direction=Direction.UPSTREAM, min_similarity=t.residual, module_min_similarity=t.module,
+                               max_nodes=max(info.context.settings.max_flow_nodes, 4 * len(uids)))
+            # One upstream graph for all features: with top-1 links a node's incoming edges do not depend on the seed.
+            g = await build_flow_graph_async(info.context.read, uids, opts)
+            for r in rows:
+                o = qf.origin_from_flow_graph(g, r["uid"])
+                out.append(GraphFeatureOrigin(node_ids=r["node_ids"], origin=_origin(o)))
+        census = Counter((o.origin.layer, o.origin.module) for o in out)
+        return GraphOrigins(
+            features=out,
+            census=[BirthCount(layer=layer, module=mod, count=n) for (layer, mod), n in sorted(census.items(), key=lambda x: (x[0][0], x[0][1].value))],
+        )
+
+    @strawberry.field(description="metadata and qParams of the graph as imported (nodes and links: `atlas graphs export`).")
+    async def metadata(self, info: Info) -> JSON:
+        rows = await info.context.read(QG.GRAPH_BY_ID, {"id": self.id})
+        if not rows:
+            return None
+        return {"metadata": json.loads(rows[0]["g"]["metadata_json"]), "qParams": json.loads(rows[0]["g"]["qparams_json"])}
+
+
+def _origin(o: qf.Origin) -> Origin:
+    return Origin(
+        feature=Feature.from_flow_node(o.seed), layer=o.layer, module=Module(o.module), born_as=Feature.from_flow_node(o.born_as),
+        source=Feature.from_flow_node(o.source) if o.source else None, source_similarity=o.source_similarity,
+        chain=[OriginStep(feature=Feature.from_flow_node(s.feature), similarity=s.similarity, category=Feature.from_flow_node(s.feature).category) for s in o.chain],
+    )
+
+
+@strawberry.type
+class GraphFeature:
+    node_ids: list[str]
+    feature: Feature
+
+
+@strawberry.type
+class GraphFeatureOrigin:
+    node_ids: list[str]
+    origin: Origin
+
+
+@strawberry.type
+class BirthCount:
+    layer: int
+    module: Module
+    count: int
+
+
+@strawberry.type
+class GraphOrigins:
+    features: list[GraphFeatureOrigin]
+    census: list[BirthCount] = strawberry.field(description="How many of the graph's features were born at each (layer, module).")
+
+
+@strawberry.type(description="A stored graph that uses features of a lineage, and which ones.")
+class AttributionGraphUse:
+    graph: AttributionGraph
+    features: list[str] = strawberry.field(description="uids of the lineage's features the graph uses.")
+    node_ids: list[str]
+
+
+@strawberry.type
+class InteropQuery:
+    @strawberry.field(description="Stored attribution graphs (complete imports only), by id.")
+    async def attribution_graphs(self, info: Info, scan: str | None = None, limit: int = 50) -> list[AttributionGraph]:
+        if not 0 <= limit <= info.context.settings.max_page_size:
+            raise qerrors.InvalidInput(f"limit {limit} is out of range (valid: 0–{info.context.settings.max_page_size})")
+        rows = await info.context.read(QG.LIST_GRAPHS, {"scan": scan, "limit": limit})
+        return [AttributionGraph.from_row(r["g"]) for r in rows]
+
+    @strawberry.field(description="One stored attribution graph by id (null when none is stored under it).")
+    async def attribution_graph(self, info: Info, id: str) -> AttributionGraph | None:
+        rows = await info.context.read(QG.GRAPHS_BY_IDS, {"ids": [id]})
+        return AttributionGraph.from_row(rows[0]["g"]) if rows else None
+
+    @strawberry.field(description=(
+        "Which stored attribution graphs use a feature of the upstream lineage of `uid` (the flow graph `lineage` "
+        "returns with these options, the feature itself included), most features first."
+    ))
+    async def attribution_graphs_using_lineage(
+        self, info: Info, uid: str, depth: int | None = None, min_similarity: float = 0.5,
+        module_min_similarity: float = 0.15, atlas: str | None = None,
+    ) -> list[AttributionGraphUse]:
+        seeds = normalise_seeds(uid, atlas)
+        opts = FlowOptions(direction=Direction.UPSTREAM, depth=depth, min_similarity=min_similarity,
+                           module_min_similarity=module_min_similarity, max_nodes=info.context.settings.max_flow_nodes)
+        g = await build_flow_graph_async(info.context.read, seeds, opts)
+        rows = await info.context.read(QG.GRAPHS_USING_FEATURES, {"uids": [n.uid for n in g.nodes]})
+        return [AttributionGraphUse(graph=AttributionGraph.from_row(r["g"]), features=r["uids"], node_ids=r["node_ids"]) for r in rows]
