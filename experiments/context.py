@@ -1,8 +1,8 @@
 """What an experiment runs on: an atlas (its SAEs, with encoders) and the model they were trained on.
 
 ``AtlasContext`` is built from a manifest (``atlas.toml``) or directly from weights (tests). An atlas
-named on the command line is found as ``--manifest`` if given, else at the training package's output
-``$ATLAS_CACHE_DIR/atlases/{name}/atlas.toml`` (where ``atlas train``/``atlas demo`` put it).
+named on the command line is found by :func:`saes.locate.find_manifest` (``--manifest`` if given, else
+ATLAS_STEER_MANIFESTS, else ``$ATLAS_CACHE_DIR/atlases/{name}/atlas.toml``), the same look-up as steering's.
 
 Invariants: every SAE's ``d_in`` equals the model's ``d_model``; SAEs carry encoders (the experiments
 read activations, so decoder-only sources are rejected with the reason).
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from queries.errors import InvalidInput, NotFound
+from queries.errors import InvalidInput
 from queries.ids import Module
 
 if TYPE_CHECKING:
@@ -66,37 +66,15 @@ class AtlasContext:
         return [L for L in self.layers if self.has(L, Module.RES) and self.predecessor_modules(L)]
 
 
-def default_manifest_path(atlas: str) -> Path:
-    from training.settings import TrainingSettings
-
-    return TrainingSettings().atlases_dir / atlas / "atlas.toml"
-
-
-def resolve_manifest(atlas: str, manifest: str | Path | None = None) -> Path:
-    """The atlas.toml of ``atlas``: the given path, or where ``atlas train``/``atlas demo`` wrote it."""
-    if manifest is not None:
-        p = Path(manifest).expanduser()
-        if not p.exists():
-            raise InvalidInput(f"manifest {str(manifest)!r} does not exist (give the atlas.toml the atlas was ingested from)")
-        return p
-    p = default_manifest_path(atlas)
-    if not p.exists():
-        raise NotFound(
-            f"no manifest for atlas {atlas!r} at {p} (build the demo atlas with `atlas demo`, or pass --manifest path/to/atlas.toml)"
-        )
-    return p
-
-
 def load_context(atlas: str, *, manifest: str | Path | None = None, model: str | None = None, device: str = "cpu") -> AtlasContext:
     """Load the SAEs of an atlas (with encoders) and its model (``model`` overrides the manifest's)."""
-    from saes.manifest import load_manifest
+    from saes.locate import find_manifest
     from saes.sources import load_sae
     from steering.model import load_model
+    from steering.service import SteeringSettings
 
-    path = resolve_manifest(atlas, manifest)
-    man: AtlasManifest = load_manifest(path)
-    if man.name != atlas:
-        raise InvalidInput(f"manifest {path} describes atlas {man.name!r}, not {atlas!r} (use --atlas {man.name})")
+    # The same look-up as steering's, so `atlas experiment --atlas X` works wherever `atlas steer X` does.
+    man: AtlasManifest = find_manifest(atlas, explicit=manifest, search=SteeringSettings().manifests)
     saes = {(e.layer, e.module): load_sae(e, man.base_dir) for e in man.saes}
     loaded = load_model(model or man.model, device=device)
-    return AtlasContext(name=atlas, model=loaded, saes=saes, manifest_path=path)
+    return AtlasContext(name=atlas, model=loaded, saes=saes, manifest_path=Path(manifest).expanduser() if manifest else man.base_dir / "atlas.toml")

@@ -30,9 +30,7 @@ def calibrate_thresholds(ctx: AtlasContext, windows: list[list[int]], *, rate: f
     new = {}
     for key, w in ctx.saes.items():
         h = acts[points[key]][:, 1:].reshape(-1, w.d_in).float().cpu().numpy()
-        x = h - w.b_dec if w.b_dec is not None and w.apply_b_dec_to_input else h
-        w_enc = w.W_enc if w.W_enc is not None else w.W_dec.T
-        pre = x @ w_enc + (w.b_enc if w.b_enc is not None else 0.0)
+        pre = w.pre_activations(h)
         thr = np.quantile(pre, 1.0 - rate, axis=0).astype(np.float32)
         new[key] = replace(w, architecture="jumprelu", threshold=np.maximum(thr, 1e-6), k=None)
     return AtlasContext(name=ctx.name, model=ctx.model, saes=new, manifest_path=ctx.manifest_path, extra=dict(ctx.extra))

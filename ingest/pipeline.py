@@ -31,6 +31,7 @@ from ingest.prefilter import Prefilter
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
 from queries import ingest_writes as W
 from queries import maintenance
+from queries.atlases import known_atlases
 from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import Module, feature_uid, sae_key
@@ -282,7 +283,7 @@ def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, 
     count per category."""
     state = graph.read(W.ATLAS_STATE, {"atlas": atlas})
     if not state:
-        raise AtlasNotFound(atlas, [r["name"] for r in graph.read(W.ATLAS_NAMES)])
+        raise AtlasNotFound(atlas, known_atlases(graph))
     if not state[0]["complete"]:
         raise InvalidInput(
             f"atlas {atlas!r} is not completely ingested; finish it with `atlas ingest <atlas.toml> --resume` before recategorizing"

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from queries import neuronpedia as qnp
+from queries.atlases import known_atlases
 from queries.db import Graph
 from queries.errors import AtlasNotFound, InvalidInput
-from queries.features import ATLAS_NAMES
 from queries.ids import feature_uid
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,6 @@ class ExportReport:
 
 def _sources(graph: Graph, atlases: list[str] | None) -> list[dict[str, Any]]:
     return graph.read(qnp.SAE_SOURCES, {"atlases": atlases})
-
-
-def _known_atlases(graph: Graph) -> list[str]:
-    return [r["name"] for r in graph.read(ATLAS_NAMES)]
 
 
 class _BatchWriter:
@@ -94,7 +90,7 @@ def export_neuronpedia(graph: Graph, atlas: str, folder: str | Path, *, batch_si
         raise InvalidInput(f"batch size {batch_size} must be at least 1")
     saes = _sources(graph, [atlas])
     if not saes:
-        raise AtlasNotFound(atlas, _known_atlases(graph))
+        raise AtlasNotFound(atlas, known_atlases(graph))
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise InvalidInput(f"export folder {str(out)!r} is a file (give a folder; it is created if missing)")
@@ -223,7 +219,7 @@ def import_labels(graph: Graph, folder: str | Path, *, atlas: str | None = None,
     files = explanation_files(folder)
     saes = _sources(graph, [atlas] if atlas else None)
     if atlas and not saes:
-        raise AtlasNotFound(atlas, _known_atlases(graph))
+        raise AtlasNotFound(atlas, known_atlases(graph))
     by_source: dict[tuple[str, str], dict[str, Any]] = {}
     for sae in saes:
         src = qnp.effective_source(sae, sae["atlas_model"])

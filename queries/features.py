@@ -51,7 +51,6 @@ ATLASES: LiteralString = (
     "collect(s {.key, .layer, .module, .d_sae, .d_in, .source, .hook_name, .architecture, .complete, .explained_variance, .l0, .dead_fraction, .neuronpedia_id}) AS saes "
     "ORDER BY atlas.name"
 )
-ATLAS_NAMES: LiteralString = "MATCH (a:Atlas) RETURN a.name AS name ORDER BY name"
 
 SEARCH: LiteralString = (
     "CALL db.index.fulltext.queryNodes('feature_text', $text, {limit: $scan}) YIELD node, score "

@@ -135,5 +135,3 @@ MATCH (a:Atlas {name: $atlas}) SET a.threshold_res = $t_res, a.threshold_module 
 """
 
 ATLAS_STATE: LiteralString = "MATCH (a:Atlas {name: $atlas}) RETURN a.layers AS layers, a.complete AS complete"
-
-ATLAS_NAMES: LiteralString = "MATCH (a:Atlas) RETURN a.name AS name ORDER BY name"

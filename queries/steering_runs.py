@@ -13,14 +13,6 @@ from typing import Any, LiteralString
 
 from queries.db import Graph
 
-ATLAS_INFO: LiteralString = """
-MATCH (a:Atlas {name: $atlas})
-RETURN a.name AS name, a.model AS model, a.d_model AS d_model, a.n_layers AS n_layers, a.layers AS layers,
-       a.complete AS complete, a.manifest_sha256 AS manifest_sha256, a.manifest_path AS manifest_path
-"""
-
-KNOWN_ATLASES: LiteralString = "MATCH (a:Atlas) RETURN a.name AS name ORDER BY name LIMIT 100"
-
 FETCH_FEATURES: LiteralString = """
 UNWIND $uids AS uid
 MATCH (f:Feature {uid: uid})
@@ -51,15 +43,6 @@ RETURN r.id AS id, toString(r.created_at) AS created_at, u.coefficient AS coeffi
        r.prompts AS prompts, r.baseline AS baseline, r.steered AS steered, r.strategy AS strategy
 ORDER BY r.created_at DESC LIMIT $limit
 """
-
-
-def atlas_info(graph: Graph, atlas: str) -> dict[str, Any] | None:
-    rows = graph.read(ATLAS_INFO, {"atlas": atlas})
-    return rows[0] if rows else None
-
-
-def known_atlases(graph: Graph) -> list[str]:
-    return [r["name"] for r in graph.read(KNOWN_ATLASES)]
 
 
 def fetch_features(graph: Graph, uids: Sequence[str]) -> dict[str, dict[str, Any]]:

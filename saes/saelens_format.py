@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from queries.errors import SAEFileError
-from saes.sources import ARCHITECTURES, SAEWeights
+from saes.weights import ARCHITECTURES, SAEWeights
 
 log = logging.getLogger(__name__)
 

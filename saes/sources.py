@@ -1,8 +1,4 @@
-"""SAE weights in numpy, and loading them from any manifest source.
-
-``SAEWeights`` follows SAELens's layout: ``W_dec`` is ``[d_sae, d_in]`` (one row per feature),
-``W_enc`` is ``[d_in, d_sae]``. ``encode`` mirrors SAELens's forward for the architectures we read
-(standard, jumprelu, topk), in numpy, so the API and experiments need no torch for it.
+"""Loading SAE weights (:class:`saes.weights.SAEWeights`) from any manifest source.
 
 Sources: a SAELens directory (``saes.saelens_format``), a SAELens registry entry (via ``sae_lens``,
 imported lazily; needs the Hugging Face hub or its cache), or a synthetic random SAE.
@@ -11,7 +7,6 @@ imported lazily; needs the Hugging Face hub or its cache), or a synthetic random
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,62 +14,13 @@ from typing import Any
 import numpy as np
 
 from queries.errors import SAEFileError
-
 from saes.manifest import SAEEntry
+from saes.saelens_format import load_sae_dir
+from saes.weights import ARCHITECTURES, SAEWeights
+
+__all__ = ["ARCHITECTURES", "SAEWeights", "load_sae", "synthetic_sae"]  # SAEWeights's home is saes.weights
 
 log = logging.getLogger(__name__)
-
-ARCHITECTURES = ("standard", "jumprelu", "topk")
-
-
-@dataclass
-class SAEWeights:
-    W_dec: np.ndarray  # float32 [d_sae, d_in]
-    W_enc: np.ndarray | None = None  # float32 [d_in, d_sae]
-    b_enc: np.ndarray | None = None  # [d_sae]
-    b_dec: np.ndarray | None = None  # [d_in]
-    threshold: np.ndarray | None = None  # [d_sae], JumpReLU only
-    k: int | None = None  # TopK only
-    architecture: str = "standard"
-    hook_name: str | None = None
-    cfg: dict[str, Any] = field(default_factory=dict)
-    apply_b_dec_to_input: bool = True
-
-    @property
-    def d_sae(self) -> int:
-        return int(self.W_dec.shape[0])
-
-    @property
-    def d_in(self) -> int:
-        return int(self.W_dec.shape[1])
-
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        """Feature activations ``[..., d_sae]`` for inputs ``[..., d_in]`` (SAELens semantics).
-
-        Without ``W_enc`` (decoder-only sources) the encoder is tied: ``W_dec.T``.
-        """
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape[-1] != self.d_in:
-            raise SAEFileError(f"input has last dimension {x.shape[-1]}, but this SAE reads d_in = {self.d_in}")
-        if self.b_dec is not None and self.apply_b_dec_to_input:
-            x = x - self.b_dec
-        w_enc = self.W_enc if self.W_enc is not None else self.W_dec.T
-        pre = x @ w_enc
-        if self.b_enc is not None:
-            pre = pre + self.b_enc
-        if self.architecture == "jumprelu":
-            thr = self.threshold if self.threshold is not None else 0.0
-            return np.where(pre > thr, np.maximum(pre, 0.0), 0.0).astype(np.float32)
-        if self.architecture == "topk":
-            k = int(self.k or 1)
-            acts = np.maximum(pre, 0.0)
-            if k < acts.shape[-1]:
-                # zero all but the k largest pre-activations (ties resolved by argpartition)
-                drop = np.argpartition(-pre, k, axis=-1)[..., k:]
-                np.put_along_axis(acts, drop, 0.0, axis=-1)
-            return acts.astype(np.float32)
-        return np.maximum(pre, 0.0).astype(np.float32)
-
 
 def synthetic_sae(d_in: int, d_sae: int, seed: int) -> SAEWeights:
     """A random decoder (Gaussian rows, norms not 1) with a tied encoder; deterministic in ``seed``."""
@@ -128,8 +74,6 @@ def _load_registry(entry: SAEEntry, decoder_only: bool) -> SAEWeights:
 def load_sae(entry: SAEEntry, base_dir: str | Path, *, decoder_only: bool = False) -> SAEWeights:
     """Load the SAE an ``[[sae]]`` entry names. ``decoder_only`` skips the encoder (all ingest needs)."""
     if entry.path is not None:
-        from saes.saelens_format import load_sae_dir
-
         p = Path(entry.path)
         if not p.is_absolute():
             p = Path(base_dir) / p

@@ -27,7 +27,7 @@ import numpy as np
 
 from queries.ids import Module
 from saes.manifest import AtlasManifest, SAEEntry
-from saes.sources import SAEWeights
+from saes.weights import SAEWeights
 
 LOW = 0.2
 HIGH = 0.6

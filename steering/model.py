@@ -90,8 +90,10 @@ class LoadedModel:
 
 
 def cache_dir() -> Path:
-    """Root of the project's caches: ``$ATLAS_CACHE_DIR`` or ``~/.cache/feature-atlas``."""
-    return Path(os.environ.get("ATLAS_CACHE_DIR") or Path.home() / ".cache" / "feature-atlas").expanduser()
+    """Root of the project's caches (saes.cache: ``$ATLAS_CACHE_DIR`` or ``~/.cache/feature-atlas``)."""
+    from saes.cache import CacheSettings
+
+    return CacheSettings().cache_dir
 
 
 def smollm2_gguf_path() -> Path | None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from queries.errors import InvalidInput
+from saes.weights import encoder_input, pre_activation
 from steering.hooks import HookPoint, run_capture, validate_points
 
 if TYPE_CHECKING:
@@ -99,10 +100,8 @@ def encode_selected(h: "torch.Tensor", enc: dict[str, Any]) -> "torch.Tensor":
     """SAE activations of the selected features for hidden states ``h`` ``[..., d]`` → ``[..., n]``."""
     import torch
 
-    x = h - enc["b_dec"] if enc["b_dec"] is not None else h
-    pre = x @ enc["W_enc"]
-    if enc["b_enc"] is not None:
-        pre = pre + enc["b_enc"]
+    # The input and pre-activation rules are saes.weights's (one definition for numpy and torch).
+    pre = pre_activation(encoder_input(h, enc["b_dec"], True), enc["W_enc"], enc["b_enc"])
     arch = enc["arch"]
     if arch == "topk":
         k = int(enc["k"] or 1)

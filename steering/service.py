@@ -93,17 +93,6 @@ class SteerResult:
     steered_tokens_per_s: float
 
 
-def _manifest_candidates(paths: list[str]) -> list[Path]:
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.is_file():
-            out.append(p)
-        elif p.is_dir():
-            out.extend(sorted([p / "atlas.toml"] if (p / "atlas.toml").is_file() else p.glob("*/atlas.toml")))
-    return out
-
-
 class Steerer:
     """Runs steering requests against one Neo4j database. Thread-safe; reuse one per process."""
 
@@ -127,39 +116,19 @@ class Steerer:
         return m
 
     def manifest_for(self, atlas: str, info: dict[str, Any], explicit: str | None = None) -> Any:
-        from saes.manifest import load_manifest
+        """The atlas's manifest (saes.locate.find_manifest), remembered once found or registered."""
+        from saes.locate import find_manifest
 
         if explicit:
-            m = load_manifest(explicit)
-            if m.name != atlas:
-                raise InvalidInput(f"manifest {explicit!r} describes atlas {m.name!r}, not {atlas!r} (pass the atlas.toml of {atlas!r})")
-            return m
+            return find_manifest(atlas, explicit=explicit)
         with self._lock:
             if atlas in self._manifests:
                 return self._manifests[atlas]
-        from steering.model import cache_dir
-
-        # Last resort: where `atlas train` / `atlas demo` put their atlases.
-        candidates = _manifest_candidates([*self.settings.manifests, str(cache_dir() / "atlases")])
-        if info.get("manifest_path"):
-            candidates.insert(0, Path(info["manifest_path"]))
-        for c in candidates:
-            try:
-                m = load_manifest(c)
-            except InvalidInput as exc:
-                log.warning("skipping manifest %s: %s", c, exc)
-                continue
-            if m.name == atlas:
-                if info.get("manifest_sha256") and info["manifest_sha256"] != m.sha256():
-                    log.warning("manifest %s differs from the one atlas %s was ingested from", c, atlas)
-                with self._lock:
-                    self._manifests[atlas] = m
-                return m
-        raise InvalidInput(
-            f"no atlas.toml for atlas {atlas!r} is known to the steering service (steering needs the atlas's SAEs): "
-            "pass --manifest path/to/atlas.toml, list it in ATLAS_STEER_MANIFESTS (JSON list of files or folders), "
-            "or re-run `atlas ingest` on it so the Atlas node records where it is"
-        )
+        m = find_manifest(atlas, recorded=info.get("manifest_path"), search=self.settings.manifests,
+                          expected_sha256=info.get("manifest_sha256"))
+        with self._lock:
+            self._manifests[atlas] = m
+        return m
 
     # -- the request -----------------------------------------------------------------------------
     def validate(self, req: SteerRequest) -> tuple[list[str], list[tuple[FeatureRef, float]], list[tuple[FeatureRef, float]]]:
@@ -180,7 +149,8 @@ class Steerer:
 
     def steer(self, req: SteerRequest) -> SteerResult:
         from queries.flow_graph import Direction, build_flow_graph
-        from queries.steering_runs import atlas_info, fetch_features, known_atlases
+        from queries.atlases import atlas_info, known_atlases
+        from queries.steering_runs import fetch_features
         from steering.generate import generate
         from steering.interventions import compile_plan, select_from_graph
         from steering.model import load_model

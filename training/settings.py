@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pydantic_settings import SettingsConfigDict
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from saes.cache import CacheSettings
 
 
-class TrainingSettings(BaseSettings):
+class TrainingSettings(CacheSettings):
     """Where downloads, corpora, activations caches and trained SAEs live.
 
     ``ATLAS_CACHE_DIR`` (default ``~/.cache/feature-atlas``) is shared with the rest of the project; this
@@ -16,13 +15,3 @@ class TrainingSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="ATLAS_", extra="ignore")
-
-    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "feature-atlas")
-
-    @property
-    def corpus_dir(self) -> Path:
-        return self.cache_dir / "corpus"
-
-    @property
-    def atlases_dir(self) -> Path:
-        return self.cache_dir / "atlases"

@@ -50,7 +50,7 @@ def drop(
     from queries.ids import check_atlas_name
     from queries.maintenance import drop_atlas
     from queries.settings import Neo4jSettings
-    from queries.steering_runs import atlas_info, known_atlases
+    from queries.atlases import atlas_info, known_atlases
 
     check_atlas_name(atlas)
     with Graph(Neo4jSettings()) as graph:

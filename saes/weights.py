@@ -1,0 +1,86 @@
+"""SAE weights in numpy (``SAEWeights``) and the SAE encode rules, defined once for every layer that encodes.
+
+Layout follows SAELens: ``W_dec`` is ``[d_sae, d_in]`` (one row per feature), ``W_enc`` is ``[d_in, d_sae]``.
+The encode rules mirror SAELens's forward for the architectures we read (standard, jumprelu, topk):
+
+- input: ``x - b_dec`` when ``apply_b_dec_to_input`` (and ``b_dec`` exists), else ``x``;
+- pre-activation: ``x @ W_enc + b_enc``; without ``W_enc`` (decoder-only sources) the encoder is tied, ``W_dec.T``;
+- activation: standard ``relu(pre)``; jumprelu ``relu(pre)`` where ``pre > threshold`` else 0; topk ``relu`` of the
+  ``k`` largest pre-activations, 0 elsewhere.
+
+:meth:`SAEWeights.encode` applies them in numpy (the API and experiments need no torch for it);
+``steering.saes`` applies the same functions to torch tensors (:func:`encoder_input` and :func:`pre_activation`
+work on either, only the non-linearity is written per library).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from queries.errors import SAEFileError
+
+A = TypeVar("A")  # a numpy array or a torch tensor: the rules below use only operators both support
+
+
+def encoder_input(x: A, b_dec: A | None, apply_b_dec_to_input: bool) -> A:
+    return x - b_dec if (b_dec is not None and apply_b_dec_to_input) else x  # type: ignore[operator]  # ndarray or Tensor
+
+
+def pre_activation(x: A, w_enc: A, b_enc: A | None) -> A:
+    pre = x @ w_enc  # type: ignore[operator]  # ndarray or Tensor
+    return pre + b_enc if b_enc is not None else pre
+
+
+ARCHITECTURES = ("standard", "jumprelu", "topk")
+
+
+@dataclass
+class SAEWeights:
+    W_dec: np.ndarray  # float32 [d_sae, d_in]
+    W_enc: np.ndarray | None = None  # float32 [d_in, d_sae]
+    b_enc: np.ndarray | None = None  # [d_sae]
+    b_dec: np.ndarray | None = None  # [d_in]
+    threshold: np.ndarray | None = None  # [d_sae], JumpReLU only
+    k: int | None = None  # TopK only
+    architecture: str = "standard"
+    hook_name: str | None = None
+    cfg: dict[str, Any] = field(default_factory=dict)
+    apply_b_dec_to_input: bool = True
+
+    @property
+    def d_sae(self) -> int:
+        return int(self.W_dec.shape[0])
+
+    @property
+    def d_in(self) -> int:
+        return int(self.W_dec.shape[1])
+
+    def pre_activations(self, x: np.ndarray) -> np.ndarray:
+        """``x @ W_enc + b_enc`` after the input rule (see the module docstring), ``[..., d_sae]``."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.d_in:
+            raise SAEFileError(f"input has last dimension {x.shape[-1]}, but this SAE reads d_in = {self.d_in}")
+        w_enc = self.W_enc if self.W_enc is not None else self.W_dec.T
+        return pre_activation(encoder_input(x, self.b_dec, self.apply_b_dec_to_input), w_enc, self.b_enc)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Feature activations ``[..., d_sae]`` for inputs ``[..., d_in]`` (SAELens semantics).
+
+        Without ``W_enc`` (decoder-only sources) the encoder is tied: ``W_dec.T``.
+        """
+        pre = self.pre_activations(x)
+        if self.architecture == "jumprelu":
+            thr = self.threshold if self.threshold is not None else 0.0
+            return np.where(pre > thr, np.maximum(pre, 0.0), 0.0).astype(np.float32)
+        if self.architecture == "topk":
+            k = int(self.k or 1)
+            acts = np.maximum(pre, 0.0)
+            if k < acts.shape[-1]:
+                # zero all but the k largest pre-activations (ties resolved by argpartition)
+                drop = np.argpartition(-pre, k, axis=-1)[..., k:]
+                np.put_along_axis(acts, drop, 0.0, axis=-1)
+            return acts.astype(np.float32)
+        return np.maximum(pre, 0.0).astype(np.float32)
