@@ -256,3 +256,19 @@ def test_performance_figures(browser: Any, site: dict[str, Any]) -> None:
             "graph500_render_ms": round(statistics.median(r["ms"] for r in renders), 1), "graph500_render_ms_runs": [round(r["ms"], 1) for r in renders],
             "graph500_layout_and_init_ms": round(statistics.median(r["layoutMs"] for r in renders), 1),
         }, indent=2))
+
+
+def test_database_down_is_explained(browser: Any, site: dict[str, Any]) -> None:
+    """An API whose Neo4j does not answer: the page shows the API's message and the command that fixes it."""
+    from selenium.webdriver.common.by import By
+
+    from queries.settings import Neo4jSettings
+    from tests.servers import free_port
+
+    with running_api(neo4j=Neo4jSettings(uri=f"bolt://127.0.0.1:{free_port()}")) as down:
+        load(browser, f"{down}/#/atlases")
+        box = browser.find_element(By.CSS_SELECTOR, ".notice.error")
+        assert "atlas db start" in box.text
+        goto(browser, "#/feature/x%2F1-res%2F2")
+        assert "atlas db start" in browser.find_element(By.CSS_SELECTOR, ".notice.error").text
+    no_console_errors(browser)
