@@ -1,0 +1,93 @@
+"""Screenshots of every dashboard view for docs/dashboard/, from a running `atlas serve` and a real atlas.
+
+    atlas serve &                                   # with the dashboard built and an atlas ingested
+    python dashboard/screenshots.py --base http://127.0.0.1:8000 --atlas smollm2-demo --word the [--steer]
+
+Drives Debian's headless Chromium (packages chromium + chromium-driver) with Selenium, offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "dashboard"
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000", "--hide-scrollbars")
+
+
+def chromium() -> Any:
+    os.environ.setdefault("SE_OFFLINE", "true")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for f in FLAGS:
+        opts.add_argument(f)
+    return webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+
+
+def ready(d: Any, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if d.execute_script("const m = document.querySelector('main'); return !!(m && m.dataset.ready && !m.hasAttribute('aria-busy')) "
+                            "&& !document.querySelector('[aria-busy]')"):
+            time.sleep(0.4)  # let charts and Cytoscape paint
+            return
+        time.sleep(0.1)
+    raise TimeoutError(d.current_url)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", default="http://127.0.0.1:8000")
+    ap.add_argument("--atlas", required=True)
+    ap.add_argument("--word", default="the", help="a word to search for")
+    ap.add_argument("--uid", default=None, help="the feature to show (default: the first search hit)")
+    ap.add_argument("--min-similarity", type=float, default=0.3)
+    ap.add_argument("--steer", action="store_true", help="run one steer request for the steering screenshot")
+    a = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    d = chromium()
+    try:
+        def shot(hash_: str, name: str) -> None:
+            d.get("about:blank")
+            d.get(f"{a.base}/{hash_}")
+            ready(d)
+            d.save_screenshot(str(OUT / f"{name}.png"))
+
+        shot("#/atlases", "atlases")
+        shot(f"#/search?q={quote(a.word)}&atlas={quote(a.atlas)}&module=res", "search")
+        uid = a.uid or d.execute_script("const x = document.querySelector('table.results a.uid'); return x && x.textContent")
+        if not uid:
+            raise SystemExit(f"no feature found for {a.word!r}: pass --uid")
+        shot(f"#/feature/{quote(uid, safe='')}", "feature")
+        shot(f"#/graph/{quote(uid, safe='')}?direction=both&minSimilarity={a.min_similarity}", "flow-graph")
+        nodes = d.execute_script("return (window.__atlasLastDrawn || {nodes: []}).nodes")
+        earliest = min((n for n in nodes if "-res/" in n), key=lambda u: int(u.split("/")[-2].split("-")[0]), default=uid)
+        shot(f"#/path?uids={quote(earliest)},{quote(uid)}&minSimilarity={a.min_similarity}", "path-circuit")
+        if a.steer:
+            d.get(f"{a.base}/#/steer?atlas={quote(a.atlas)}&seeds={quote(uid)}:8&tokens=24&minSimilarity={a.min_similarity}")
+            ready(d)
+            d.find_element("css selector", "form.steer button").click()
+            end = time.monotonic() + 600
+            while time.monotonic() < end and not d.find_elements("css selector", ".gen.steered, .steer-result .notice.error"):
+                time.sleep(0.5)
+            time.sleep(1.0)
+        else:
+            d.get(f"{a.base}/#/steer?atlas={quote(a.atlas)}&seeds={quote(uid)}:8")
+            ready(d)
+        d.save_screenshot(str(OUT / "steering.png"))
+    finally:
+        d.quit()
+    print(f"saved {sorted(p.name for p in OUT.glob('*.png'))} in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
