@@ -137,7 +137,8 @@ def _smollm2_shaped_random() -> object:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from steering.model import _finish, byte_tokenizer
+    from steering.model import wrap_model
+    from tests.factories import byte_tokenizer  # the unit tests' tokenizer: real weights cannot reach the GPU machine
 
     tok = byte_tokenizer()
     # SmolLM2-135M's architecture (its config.json): 30 layers, d 576, 9 heads / 3 KV heads, MLP 1,536.
@@ -147,7 +148,7 @@ def _smollm2_shaped_random() -> object:
                       pad_token_id=tok.pad_token_id)
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).to(torch.float32)
-    return _finish(model, tok, name="smollm2-135m-shaped-random", source="random", device=DEV)
+    return wrap_model(model, tok, name="smollm2-135m-shaped-random", source="random", device=DEV)
 
 
 def _corpus(path: Path, n_bytes: int) -> Path:
@@ -175,7 +176,7 @@ def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
     from steering.hooks import HookPoint
     from training.activations import forward_batches
     from training.corpus import load_split
-    from training.demo import profile_spec
+    from atlas_cli.demo import profile_spec
     from training.sae import BankTrainer, TopKBank, TopKConfig
     from training.train import train_atlas
 
@@ -259,7 +260,7 @@ def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
 
 
 def spec_budget() -> int:
-    from training.demo import profile_spec
+    from atlas_cli.demo import profile_spec
 
     return profile_spec("full").token_budget
 
