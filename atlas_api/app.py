@@ -30,9 +30,9 @@ from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
 from queries import neuronpedia as qnp
-from queries.aio import AsyncGraph
 from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction
 from queries.flow_graph import FlowOptions, build_flow_graph_async
+from queries.replicas import ReplicatedAsyncGraph, open_async_graph
 from queries.settings import Neo4jSettings
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        state["graph"] = AsyncGraph(neo, max_pool_size=settings.neo4j_pool_size)
+        state["graph"] = open_async_graph(neo, max_pool_size=settings.neo4j_pool_size)
         try:
             await state["graph"].verify()
         except qerrors.DatabaseUnavailable as exc:
@@ -93,11 +93,13 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
+        graph = state["graph"]
+        extra = {"read_servers": graph.status()} if isinstance(graph, ReplicatedAsyncGraph) else {}
         try:
-            await state["graph"].read("RETURN 1 AS ok", timeout=2.0)
+            await graph.read("RETURN 1 AS ok", timeout=2.0)
         except qerrors.AtlasError as exc:
-            return JSONResponse({"status": "unavailable", "neo4j": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ready", "neo4j": neo.uri})
+            return JSONResponse({"status": "unavailable", "neo4j": str(exc), **extra}, status_code=503)
+        return JSONResponse({"status": "ready", "neo4j": neo.uri, **extra})
 
     async def export(request: Request) -> Response:
         """GET /export/lineage?uid=...&format=json|circuit-tracer[&direction=&depth=&minSimilarity=...]"""

@@ -17,11 +17,12 @@ from atlas_api.settings import ApiSettings
 from queries import features as qf
 from queries import neuronpedia as qnp
 from queries.aio import AsyncGraph
+from queries.replicas import ReplicatedAsyncGraph
 
 
 @dataclass
 class Context:
-    graph: AsyncGraph
+    graph: AsyncGraph | ReplicatedAsyncGraph
     settings: ApiSettings
     request: Request | None = None
     response: Any = None

@@ -245,3 +245,66 @@ def stop(s: LocalNeo4jSettings) -> bool:
         os.kill(pid, signal.SIGKILL)
     s.pid_file.unlink(missing_ok=True)
     return True
+
+
+# -- dump / load: the one neo4j-admin wrapper for copying a database between servers ---------------------------------
+DUMP_META = "atlas-dump.json"
+
+
+def neo4j_version() -> str:
+    """The assembled Neo4j's version, read from the kernel jar's name (e.g. ``5.26.19``)."""
+    for jar in sorted(assemble().glob("neo4j-kernel-[0-9]*.jar")):
+        return jar.stem.removeprefix("neo4j-kernel-")
+    raise AtlasError(f"no neo4j-kernel jar in {lib_dir()}; re-assemble Neo4j (delete {lib_dir()} and run `atlas db start`)")
+
+
+def dump(s: LocalNeo4jSettings, to_dir: Path, database: str = "neo4j") -> Path:
+    """``neo4j-admin database dump`` of a stopped server into ``to_dir/<database>.dump`` (+ the Neo4j version beside it).
+
+    Community Edition dumps offline only: stop the server first (`atlas db stop`)."""
+    import json
+
+    if status(s).running:
+        raise AtlasError(f"the Neo4j server at {s.bolt_uri} is running; Community Edition dumps a stopped database: run `atlas db stop` first")
+    if not (s.data_dir / "databases" / database).exists():
+        raise AtlasError(f"there is no database {database!r} under {s.data_dir} (is ATLAS_NEO4J_HOME={s.home} the server you meant?)")
+    to_dir.mkdir(parents=True, exist_ok=True)
+    target = to_dir / f"{database}.dump"
+    proc = admin(s, "database", "dump", database, f"--to-path={to_dir}", "--overwrite-destination=true")
+    if proc.returncode != 0 or not target.exists():
+        raise AtlasError(f"neo4j-admin could not dump {database!r} (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}")
+    (to_dir / DUMP_META).write_text(json.dumps({"neo4j_version": neo4j_version(), "database": database}))
+    return target
+
+
+def load(s: LocalNeo4jSettings, from_dir: Path, database: str = "neo4j") -> None:
+    """``neo4j-admin database load`` of ``from_dir/<database>.dump`` into a stopped server, replacing its database.
+
+    A dump from another Neo4j major version is refused before anything is touched."""
+    import json
+
+    source = from_dir / f"{database}.dump"
+    if not source.exists():
+        raise AtlasError(f"no dump {source} (make one with `atlas db dump {from_dir}` on the source server)")
+    if status(s).running:
+        raise AtlasError(f"the Neo4j server at {s.bolt_uri} is running; stop it (`atlas db stop`) before loading a dump into it")
+    mine = neo4j_version()
+    try:
+        theirs = str(json.loads((from_dir / DUMP_META).read_text())["neo4j_version"])
+    except (OSError, ValueError, KeyError):
+        theirs = None
+    if theirs is None:
+        log.warning("%s has no %s: cannot check the Neo4j version it was made with", from_dir, DUMP_META)
+    elif theirs.split(".")[0] != mine.split(".")[0]:
+        raise AtlasError(
+            f"the dump in {from_dir} was made by Neo4j {theirs}, this server is Neo4j {mine}: a store from another major version "
+            f"cannot be loaded; dump it again from a Neo4j {mine.split('.')[0]}.x server, or migrate it with that version's neo4j-admin"
+        )
+    _write_config(s)
+    if not (s.data_dir / "dbms").exists():  # a fresh home: initialise its auth like `start` does
+        proc = admin(s, "dbms", "set-initial-password", s.password)
+        if proc.returncode != 0:
+            raise AtlasError(f"could not set Neo4j's initial password: {(proc.stdout + proc.stderr).strip()[-500:]}")
+    proc = admin(s, "database", "load", database, f"--from-path={from_dir}", "--overwrite-destination=true")
+    if proc.returncode != 0:
+        raise AtlasError(f"neo4j-admin could not load {source} (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}")

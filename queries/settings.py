@@ -23,3 +23,9 @@ class Neo4jSettings(BaseSettings):
     query_timeout_s: float = Field(default=30.0, gt=0)
     # How long to keep retrying a connection before declaring the database unavailable.
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    # Read scale-out (queries/replicas.py): comma-separated bolt:// URIs of servers holding the same atlases.
+    read_uris: str = ""
+
+    @property
+    def read_uri_list(self) -> list[str]:
+        return [u.strip() for u in self.read_uris.split(",") if u.strip()]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Start, stop and inspect the project's own Neo4j server.", no_args_is_help=True)
@@ -36,6 +38,30 @@ def status() -> None:
     typer.echo(st.describe())
     if not st.running:
         raise typer.Exit(1)
+
+
+@app.command("dump")
+def dump_cmd(
+    to_dir: Path = typer.Argument(..., help="Folder to write neo4j.dump (and atlas-dump.json) into."),
+    database: str = typer.Option("neo4j", help="Database to dump."),
+) -> None:
+    """Dump the (stopped) local server's database with neo4j-admin, e.g. to load read servers from it."""
+    from atlas_cli import local_neo4j
+
+    path = local_neo4j.dump(local_neo4j.LocalNeo4jSettings(), to_dir, database)
+    typer.echo(f"dumped {database!r} to {path} ({path.stat().st_size / 1e6:.1f} MB); load it elsewhere with `atlas db load {to_dir}`")
+
+
+@app.command("load")
+def load_cmd(
+    from_dir: Path = typer.Argument(..., help="Folder holding neo4j.dump from `atlas db dump`."),
+    database: str = typer.Option("neo4j", help="Database to replace."),
+) -> None:
+    """Replace the (stopped) local server's database with a dump (refuses one from another Neo4j major version)."""
+    from atlas_cli import local_neo4j
+
+    local_neo4j.load(local_neo4j.LocalNeo4jSettings(), from_dir, database)
+    typer.echo(f"loaded {from_dir / (database + '.dump')}; start the server with `atlas db start`")
 
 
 @app.command()
