@@ -56,6 +56,10 @@ class IngestOptions:
     progress: bool = False
     node_batch: int = NODE_BATCH
     edge_batch: int = EDGE_BATCH
+    # Match on a Ray cluster (ingest/ray_matching.py): its address, or "auto" for a local one; None = in this process.
+    ray: str | None = None
+    gpu: bool = False  # with ray: one GPU per matching task (an error when the cluster has none)
+    ray_num_cpus: int | None = None  # with ray="auto": CPUs of the local cluster (None: all)
 
 
 @dataclass
@@ -234,10 +238,17 @@ def ingest_atlas(
 
     d_model, sizes = validate_atlas(manifest, progress=opts.progress)
     graph.verify()
+    ray_run = None
+    if opts.ray:  # connect before anything is written: an unreachable cluster leaves the graph untouched
+        from ingest import ray_matching
+
+        ray_run = ray_matching.RayMatching(started_ray=ray_matching.connect(opts.ray, opts.gpu, opts.ray_num_cpus))
     t_start = time.perf_counter()
     try:
         ensure_schema(graph)
         done = _prepare(graph, manifest, opts, d_model, sizes)
+        if ray_run is not None:
+            ray_matching.submit(ray_run, manifest, [x for x in manifest.layers if x not in done], d_model, opts)
         run_id = f"{manifest.name}:{manifest.sha256()[:16]}"
         graph.write(W.UPSERT_RUN, {"atlas": manifest.name, "id": run_id, "k": opts.k, "backend": opts.backend, "resumed": int(bool(opts.resume))})
         report = IngestReport(manifest.name, [], [], 0, 0)
@@ -249,22 +260,26 @@ def ingest_atlas(
                 prev_res = None  # reloaded below if the next layer needs it
                 continue
             tm = time.perf_counter()
-            dec: dict[str, Decoder] = {}
-            for mod in Module:
-                entry = manifest.entry(layer, mod)
-                if entry is not None:
-                    dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model)
-            if prev_res is None and layer - 1 in manifest.layers:
-                prev_entry = manifest.entry(layer - 1, Module.RES)
-                assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
-                prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
-            result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
-            report.match_s += time.perf_counter() - tm
+            if ray_run is not None:
+                result = ray_run.result(layer)
+                report.match_s += time.perf_counter() - tm  # the wait for this layer's task
+            else:
+                dec: dict[str, Decoder] = {}
+                for mod in Module:
+                    entry = manifest.entry(layer, mod)
+                    if entry is not None:
+                        dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model)
+                if prev_res is None and layer - 1 in manifest.layers:
+                    prev_entry = manifest.entry(layer - 1, Module.RES)
+                    assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
+                    prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
+                result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
+                report.match_s += time.perf_counter() - tm
+                prev_res = dec["res"]
             tw = time.perf_counter()
             write_layer(graph, manifest.name, result, opts, report, bar)
             report.write_s += time.perf_counter() - tw
             report.layers_written.append(layer)
-            prev_res = dec["res"]
         counts = graph.read(W.COUNT_ATLAS, {"atlas": manifest.name}, timeout=600)[0]
         report.n_features, report.n_edges = int(counts["features"]), int(counts["edges"])
         graph.write(W.MARK_ATLAS_COMPLETE, {"atlas": manifest.name, "n_features": report.n_features, "n_edges": report.n_edges})
@@ -275,6 +290,9 @@ def ingest_atlas(
         raise DatabaseUnavailable(
             f"{' '.join(str(exc).split()).rstrip('.')}. The atlas {manifest.name!r} is left marked incomplete; once Neo4j answers again, finish it with `atlas ingest <atlas.toml> --resume`"
         ) from exc
+    finally:
+        if ray_run is not None:
+            ray_run.close()
 
 
 def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, int]:

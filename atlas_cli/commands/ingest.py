@@ -33,6 +33,11 @@ def ingest(
         False, "--recategorize", help="Only recompute the categories of the already ingested atlas from its stored scores with "
         "--t-res/--t-module (no matching, nothing else changes)."
     ),
+    ray: str | None = typer.Option(
+        None, "--ray", help="Run each layer's matching as a Ray task on the cluster at ADDRESS (HOST:PORT or ray://HOST:10001), "
+        "or `auto` (a running local cluster, else a new one on this machine). Same graph as without it."
+    ),
+    gpu: bool = typer.Option(False, "--gpu", help="With --ray: one GPU per matching task (an error if the cluster has none)."),
     edge_batch: int = typer.Option(50_000, "--edge-batch", help="Edges per write transaction."),
     node_batch: int = typer.Option(20_000, "--node-batch", help="Features per write transaction."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -51,9 +56,13 @@ def ingest(
         raise InvalidInput(f"--backend {backend!r} is not valid (use faiss, torch or numpy)")
     if prefilter not in ("auto", "bf16", "off"):
         raise InvalidInput(f"--prefilter {prefilter!r} is not valid (use auto, bf16 or off)")
+    if gpu and not ray:
+        raise InvalidInput("--gpu applies to --ray (GPU per Ray task); without --ray the ingest uses a local GPU by itself when there is one")
+    if ray and bulk is not None:
+        raise InvalidInput("--ray and --bulk-csv cannot be combined yet: the Ray path writes online (drop one of them)")
     m = load_manifest(manifest)
     opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, prefilter=prefilter, resume=resume,
-                         progress=progress, edge_batch=edge_batch, node_batch=node_batch)  # type: ignore[arg-type]
+                         progress=progress, edge_batch=edge_batch, node_batch=node_batch, ray=ray, gpu=gpu)  # type: ignore[arg-type]
     if recategorize:
         from ingest.pipeline import recategorize as recategorize_atlas
 
