@@ -42,6 +42,7 @@ def test_images_are_multi_stage_non_root_with_healthchecks_and_install_sh() -> N
     assert "RUN bash deploy/install.sh &&" in text and "RUN bash deploy/install.sh --gpu &&" in text
     # Base pinned to an exact version (not a floating tag).
     assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+", text, re.M)
+    assert re.search(r"^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-", text, re.M)  # the dashboard's Node, pinned too
     for stage in ("api", "worker-gpu"):
         body = text.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
         assert "USER 10001:10001" in body and "HEALTHCHECK" in body, stage
