@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_graph import HandAtlas
-from api_server import free_port, running_api
+from tests.hand_atlas import HandAtlas
+from tests.servers import free_port, running_api
 from atlas_api.settings import ApiSettings
 from atlas_cli import local_neo4j
 from queries.db import Graph

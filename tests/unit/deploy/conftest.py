@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from deploy_tools import REPO, missing
+from tests.unit.deploy.deploy_tools import REPO, missing
 
 
 @pytest.fixture(scope="session")

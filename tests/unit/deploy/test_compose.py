@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from deploy_tools import REPO, venv_tool
+from tests.unit.deploy.deploy_tools import REPO, venv_tool
 
 COMPOSE = REPO / "deploy/compose.yaml"
 

@@ -12,7 +12,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_tools import REPO
+from tests.unit.deploy.deploy_tools import REPO
 
 CHART = REPO / "deploy/helm/feature-atlas"
 KUBE_VERSION = "1.31.0"

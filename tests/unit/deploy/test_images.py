@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from deploy_tools import REPO, venv_tool
+from tests.unit.deploy.deploy_tools import REPO, venv_tool
 
 DOCKERFILE = REPO / "deploy/docker/Dockerfile"
 
