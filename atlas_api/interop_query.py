@@ -6,6 +6,8 @@ Merged into ``Query`` by :func:`atlas_api.schema.build_schema`. Attribution grap
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import json
 from collections import Counter
 
@@ -14,12 +16,33 @@ from strawberry.scalars import JSON
 
 from atlas_api.context import Context
 from atlas_api.types import Feature, Module, Origin, OriginStep, OriginThresholds
+from interop.semantic import query_vector
 from queries import attribution_graphs as QG
 from queries import errors as qerrors
 from queries import features as qf
+from queries import semantic as QS
 from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async, normalise_seeds
 
 Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum(description="FULLTEXT: Lucene over labels and top contexts. SEMANTIC: nearest label embeddings (all-MiniLM-L6-v2).")
+class SearchMode(enum.Enum):
+    FULLTEXT = "FULLTEXT"
+    SEMANTIC = "SEMANTIC"
+
+
+async def semantic_rows(info: Info, text: str, atlas: str | None, limit: int) -> list[dict]:
+    """Rows {f, score} of the features whose label embedding is nearest to ``text`` (cosine), best first."""
+    vector = await asyncio.to_thread(query_vector, text)  # the first call loads the model (about a second)
+    fix = f"run `atlas labels embed {atlas or 'ATLAS'}` first"
+    try:
+        rows = await info.context.read(QS.SEMANTIC_SEARCH, {"vector": vector, "atlas": atlas, "limit": limit, "scan": limit * 20 if atlas else limit})
+    except qerrors.QueryRejected as exc:
+        raise qerrors.InvalidInput(f"semantic search is not set up ({exc.server_message}); {fix}") from exc
+    if not rows and not await info.context.read(QS.ANY_EMBEDDED, {"atlas": atlas}):
+        raise qerrors.InvalidInput(f"no feature{' of atlas ' + repr(atlas) if atlas else ''} has a label embedding yet; {fix}")
+    return rows
 
 
 @strawberry.type(description="A stored attribution graph (circuit-tracer / Neuronpedia graph JSON), imported with `atlas graphs import`.")

@@ -16,7 +16,7 @@ import strawberry
 from strawberry.tools import merge_types
 
 from atlas_api.context import Context
-from atlas_api.interop_query import InteropQuery
+from atlas_api.interop_query import InteropQuery, SearchMode, semantic_rows
 from atlas_api.settings import ApiSettings
 from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
@@ -184,11 +184,17 @@ class Query:
             return error_result(exc, "from")
         return Path(score=best.score, weakest_link=best.min_similarity, graph=FlowGraph.from_graph(best.graph))
 
-    @strawberry.field(description="Full-text search over feature labels and top contexts (Lucene syntax), best first.")
-    async def search(self, info: Info, text: str, atlas: Optional[str] = None, limit: int = 20) -> list[SearchHit]:
+    @strawberry.field(description=(
+        "Search over feature labels and top contexts, best first: FULLTEXT (default, Lucene syntax) or SEMANTIC "
+        "(nearest label embeddings; needs `atlas labels embed`)."
+    ))
+    async def search(self, info: Info, text: str, atlas: Optional[str] = None, limit: int = 20, mode: SearchMode = SearchMode.FULLTEXT) -> list[SearchHit]:
         limit, _ = _page(info, limit, 0)
         if not text.strip():
             raise qerrors.InvalidInput("search text is empty (give words to look for, e.g. \"wedding\")")
+        if mode is SearchMode.SEMANTIC:
+            rows = await semantic_rows(info, text, atlas, limit)
+            return [SearchHit(feature=Feature.from_row(r["f"]), score=r["score"]) for r in rows]
         try:
             rows = await info.context.read(qf.SEARCH, {"text": text, "atlas": atlas, "limit": limit, "scan": limit * 10 if atlas else limit})
         except qerrors.QueryRejected as exc:

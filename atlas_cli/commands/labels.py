@@ -23,3 +23,18 @@ def import_(
     typer.echo(r.summary())
     for src, n in sorted(r.by_source.items()):
         typer.echo(f"  {src}: {n}")
+
+
+@app.command("embed")
+def embed(
+    atlas: str = typer.Argument(..., help="The atlas whose feature labels to embed."),
+    force: bool = typer.Option(False, help="Re-embed every feature, not only those whose text changed."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+) -> None:
+    """Embed feature labels and top contexts (all-MiniLM-L6-v2, offline) for search(mode: SEMANTIC)."""
+    from interop.semantic import embed_atlas
+    from queries.db import Graph
+
+    with Graph() as g:
+        r = embed_atlas(g, atlas, device=device, force=force)
+    typer.echo(f"{atlas}: embedded {r.embedded} of {r.features} labelled features ({r.unchanged} unchanged)")
