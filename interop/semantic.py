@@ -14,7 +14,7 @@ from typing import Any
 from queries import semantic as S
 from queries.db import Graph
 from queries.errors import AtlasNotFound
-from queries.features import ATLAS_NAMES
+from queries.atlases import known_atlases
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ def embed_atlas(graph: Graph, atlas: str, *, batch_size: int = 256, device: str 
     """Embed the label text of every feature of ``atlas`` that has one (changed texts only unless ``force``)."""
     from interop.embeddings import text_embedder
 
-    if atlas not in {r["name"] for r in graph.read(ATLAS_NAMES)}:
-        raise AtlasNotFound(atlas, [r["name"] for r in graph.read(ATLAS_NAMES)])
+    known = known_atlases(graph)
+    if atlas not in known:
+        raise AtlasNotFound(atlas, known)
     embedder = text_embedder(device)  # fails early, with the fix, when the model is missing
     ensure_vector_index(graph)
     report = EmbedReport(atlas=atlas)
