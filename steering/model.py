@@ -82,6 +82,12 @@ class LoadedModel:
     def dtype(self) -> "torch.dtype":
         return next(self.model.parameters()).dtype
 
+    @property
+    def max_positions(self) -> int:
+        """The longest sequence the model's position embeddings cover (GPT-2's learned table ends there)."""
+        cfg = self.model.config
+        return int(getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or 1 << 20)
+
     def format_prompt(self, prompt: str, *, chat: bool = False) -> str:
         """The text fed to the model: the prompt itself, or wrapped as one user turn of the chat template."""
         if not chat:

@@ -176,6 +176,7 @@ class SAEBank:
                 return self._typical[point]
             sae = self.get(point)
             ids = self.lm.tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids.to(self.lm.device)
+            ids = ids[:, : self.lm.max_positions]  # learned position tables (GPT-2) end there
             with self.lm.lock:
                 h = run_capture(self.lm, [point], ids)[point][0]  # [T, d]
             acts = sae.encode(h)  # [T, d_sae]

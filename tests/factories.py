@@ -108,5 +108,7 @@ def tiny_hf(arch: str, seed: int = 0, *, d: int = 32, layers: int = 2, spread: f
                 else:  # norms and biases: move them off their init (1 / 0) so gains and biases matter
                     p.add_(0.3 * torch.randn_like(p))
     model.config.architectures = [type(model).__name__]
+    gen = model.generation_config  # built from the config's defaults (GPT-2: 50256) before the ids above were set
+    gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
     model.eval()
     return model, tok
