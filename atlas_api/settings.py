@@ -29,3 +29,7 @@ class ApiSettings(BaseSettings):
     # Server-side timeout of every Neo4j statement the API runs (seconds).
     query_timeout_s: float = Field(default=10.0, gt=0)
     neo4j_pool_size: int = Field(default=50, ge=1)
+    # Steering off the API replicas: the URL of an `atlas steer-worker` (e.g. http://steer-worker:8100). Unset: the
+    # steer mutation runs the model in this process (the default).
+    steer_worker_url: str | None = None
+    steer_worker_timeout_s: float = Field(default=180.0, gt=0)

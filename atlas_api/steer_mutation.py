@@ -128,6 +128,15 @@ def _steerer(info: strawberry.Info) -> Any:
     given = getattr(ctx, "steerer", None)
     if given is not None:
         return given
+    api = getattr(ctx, "settings", None)
+    if api is not None and api.steer_worker_url:
+        from steering.remote import RemoteSteerer
+
+        with _STEERERS_LOCK:
+            key = "remote:" + api.steer_worker_url
+            if key not in _STEERERS:
+                _STEERERS[key] = RemoteSteerer(api.steer_worker_url, api.steer_worker_timeout_s)
+            return _STEERERS[key]
     from queries.db import Graph
     from queries.settings import Neo4jSettings
     from steering.service import Steerer, SteeringSettings
@@ -187,8 +196,8 @@ class SteerMutation:
             return FeatureNotFound(uid=exc.uid, message=str(exc))
         except qerrors.ModelUnavailable as exc:
             return ModelUnavailable(message=str(exc))
-        except qerrors.DatabaseUnavailable:
-            raise  # masked with its code by the API's error handling
+        except (qerrors.DatabaseUnavailable, qerrors.SteerBusy):
+            raise  # an error with its code (the API's error handling), not a result: retry later
         except qerrors.AtlasError as exc:
             return InvalidInput(message=str(exc))
         return to_success(res)

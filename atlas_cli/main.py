@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from atlas_cli.commands import cypher, db, demo, experiment, export, graphs, ingest, labels, serve, steer, train
+from atlas_cli.commands import cypher, db, demo, experiment, export, graphs, ingest, labels, serve, steer, steer_worker, train
 from queries.errors import AtlasError
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.command("ingest")(ingest.ingest)
 app.command("serve")(serve.serve)
 app.command("cypher")(cypher.cypher)
 app.command("steer")(steer.steer)
+app.command("steer-worker")(steer_worker.steer_worker)
 app.command("train")(train.train)
 app.command("demo")(demo.demo)
 app.command("export")(export.export)

@@ -67,3 +67,15 @@ class DatabaseUnavailable(AtlasError):
 
 class ModelUnavailable(AtlasError):
     """The language model needed for steering/training cannot be loaded."""
+
+
+class RateLimited(AtlasError):
+    """Too many requests for this key (or, for steering, too many waiting): retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = max(1, round(retry_after + 0.5))
+        super().__init__(f"{message}; retry after {self.retry_after} s")
+
+
+class SteerBusy(RateLimited):
+    """Every steering slot is busy and the queue is full (or the wait timed out)."""
