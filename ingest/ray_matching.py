@@ -84,7 +84,7 @@ class RayMatching:
     refs: dict[int, Any] = field(default_factory=dict)
     started_ray: bool = False
 
-    def result(self, layer: int) -> "LayerResult":
+    def result(self, layer: int) -> LayerResult:
         import ray
         from ray.exceptions import RayTaskError
 
@@ -131,7 +131,7 @@ def connect(address: str, gpu: bool, num_cpus: int | None = None) -> bool:
     return started
 
 
-def submit(handle: RayMatching, manifest: "AtlasManifest", layers: Iterable[int], d_model: int, opts: "IngestOptions") -> None:
+def submit(handle: RayMatching, manifest: AtlasManifest, layers: Iterable[int], d_model: int, opts: IngestOptions) -> None:
     """Submit one matching task per layer to the connected cluster, into ``handle``."""
     import ray
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 
 def steer_worker(
-    host: Optional[str] = typer.Option(None, help="Interface to bind (default ATLAS_STEER_WORKER_HOST or 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="Port (default ATLAS_STEER_WORKER_PORT or 8100)."),
-    queue_size: Optional[int] = typer.Option(None, help="Requests that may wait beyond the running one (default 8); more get SteerBusy."),
-    timeout_s: Optional[float] = typer.Option(None, help="Per-request timeout in seconds, waiting included (default 120)."),
+    host: str | None = typer.Option(None, help="Interface to bind (default ATLAS_STEER_WORKER_HOST or 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default ATLAS_STEER_WORKER_PORT or 8100)."),
+    queue_size: int | None = typer.Option(None, help="Requests that may wait beyond the running one (default 8); more get SteerBusy."),
+    timeout_s: float | None = typer.Option(None, help="Per-request timeout in seconds, waiting included (default 120)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the steering model in this process for API replicas configured with ATLAS_API_STEER_WORKER_URL.

@@ -20,8 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hand_atlas import HandAtlas
-from tests.servers import free_port, running_api
 from atlas_api.settings import ApiSettings
 from atlas_cli import local_neo4j
 from queries.db import Graph
@@ -29,6 +27,8 @@ from queries.errors import AtlasError
 from queries.replicas import ReplicatedAsyncGraph
 from queries.schema import ensure_schema
 from queries.settings import Neo4jSettings
+from tests.hand_atlas import HandAtlas
+from tests.servers import free_port, running_api
 
 FEATURE = '{ feature(uid: "%s") { __typename ... on Feature { uid category sRes } } }'
 LINEAGE = '{ lineage(uid: "%s", depth: 4, minSimilarity: 0.3) { nodes { uid } edges { source target similarity } } }'

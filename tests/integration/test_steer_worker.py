@@ -21,7 +21,7 @@ from queries.db import Graph
 from saes.synthetic import planted_atlas
 from steering.generate import GenerationConfig
 from steering.remote import RemoteSteerer
-from steering.service import SteeringSettings, Steerer, SteerRequest
+from steering.service import Steerer, SteeringSettings, SteerRequest
 from steering.wire import SteerTimeout
 from steering.worker import WorkerSettings, create_worker_app
 from tests.factories import tiny_llama

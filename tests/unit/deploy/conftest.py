@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.unit.deploy.deploy_tools import REPO, missing
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+
 from tests.unit.deploy.deploy_tools import REPO
 
 CHART = REPO / "deploy/helm/feature-atlas"

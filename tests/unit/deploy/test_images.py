@@ -35,14 +35,14 @@ def test_hadolint_catches_a_regression(tmp_path) -> None:
 
 def test_images_are_multi_stage_non_root_with_healthchecks_and_install_sh() -> None:
     text = DOCKERFILE.read_text()
-    stages = re.findall(r"^FROM \S+ AS (\S+)", text, re.M)
+    stages = re.findall(r"^FROM \S+ AS (\S+)", text, re.MULTILINE)
     assert {"build-cpu", "build-gpu", "api", "worker-gpu"} <= set(stages)
     assert stages[-1] == "api", "the default target (last stage) must be the API image"
     # The install steps are the project's own script, CPU and GPU flavours.
     assert "RUN bash deploy/install.sh &&" in text and "RUN bash deploy/install.sh --gpu &&" in text
     # Base pinned to an exact version (not a floating tag).
-    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+", text, re.M)
-    assert re.search(r"^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-", text, re.M)  # the dashboard's Node, pinned too
+    assert re.search(r"^ARG PYTHON_IMAGE=python:\d+\.\d+\.\d+-slim-\w+", text, re.MULTILINE)
+    assert re.search(r"^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-", text, re.MULTILINE)  # the dashboard's Node, pinned too
     for stage in ("api", "worker-gpu"):
         body = text.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
         assert "USER 10001:10001" in body and "HEALTHCHECK" in body, stage
