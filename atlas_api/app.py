@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -148,8 +148,8 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
     middleware = []
     cors: dict[str, Any] = {}
     if settings.cors_origins:
-        cors = dict(allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "OPTIONS"],
-                    allow_headers=["content-type", "authorization", "x-api-key"], max_age=600)
+        cors = {"allow_origins": settings.cors_origins, "allow_methods": ["GET", "POST", "OPTIONS"],
+                "allow_headers": ["content-type", "authorization", "x-api-key"], "max_age": 600}
         middleware.append(Middleware(CORSMiddleware, **cors))
     site = Starlette(
         routes=[

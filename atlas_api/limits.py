@@ -17,7 +17,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import ExecutionResult, FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, IntValueNode, OperationDefinitionNode, SelectionSetNode
+from graphql import (
+    ExecutionResult, FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, IntValueNode,
+    OperationDefinitionNode, SelectionSetNode,
+)
 from graphql.validation import ValidationContext, ValidationRule
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType

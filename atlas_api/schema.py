@@ -21,8 +21,8 @@ from atlas_api.settings import ApiSettings
 from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
     AtlasInfo, CircuitResult, Feature, FeatureEdge, FeatureNotFound, FeatureResult, FeaturesConnection, FeatureSort,
-    FeatureWhere, FlowGraph, InvalidInput, LineageDirection, Module, Origin, OriginResult, OriginStep, OriginThresholds,
-    PageInfo, Path, PathResult, SAEInfo, SearchHit, SteeringRun, error_result, sort_to_list, where_to_dict,
+    FeatureWhere, FlowGraph, LineageDirection, Module, Origin, OriginResult, OriginStep, OriginThresholds, PageInfo,
+    Path, PathResult, SAEInfo, SearchHit, SteeringRun, error_result, sort_to_list, where_to_dict,
 )
 from queries import errors as qerrors
 from queries import features as qf

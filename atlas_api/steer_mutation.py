@@ -18,23 +18,26 @@ import strawberry
 from atlas_api.types import FeatureNotFound, InvalidInput, Module
 from queries import errors as qerrors
 from queries.domain import MODULE_CUT, RESIDUAL_CUT
-from steering import interventions as iv  # torch-free at import: the enums and pure planning only
+from steering.interventions import Mode as SteerMode  # torch-free at import: the enums and pure planning only
+from steering.interventions import Schedule as SteerSchedule
+from steering.interventions import Strategy as SteerStrategy
+from steering.interventions import Units as StrengthUnits
 
-# The steering domain's own enums (steering.interventions), exposed as GraphQL enums.
-SteerMode = strawberry.enum(
-    iv.Mode, name="SteerMode",
+# The steering domain's own enums, exposed as GraphQL enums (strawberry.enum marks the classes themselves).
+strawberry.enum(
+    SteerMode, name="SteerMode",
     description="ADD: h += s·u·d at every position. RESCALE: h += (r−1)·a·d with a encoded on the fly (r = 0 removes the feature).",
 )
-SteerStrategy = strawberry.enum(
-    iv.Strategy, name="SteerStrategy",
+strawberry.enum(
+    SteerStrategy, name="SteerStrategy",
     description="PAPER.md §5.1: SEEDS = the seeds only; SINGLE = the flow graph's features at `layer`; CUMULATIVE = from l_start up to `layer`.",
 )
-SteerSchedule = strawberry.enum(
-    iv.Schedule, name="SteerSchedule",
+strawberry.enum(
+    SteerSchedule, name="SteerSchedule",
     description="Coefficient per layer for CUMULATIVE: constant s; exponential s·e^{α(l−l_start)}; linear from s at l_start to finalStrength at l_end.",
 )
-StrengthUnits = strawberry.enum(
-    iv.Units, name="StrengthUnits",
+strawberry.enum(
+    StrengthUnits, name="StrengthUnits",
     description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored.",
 )
 

@@ -8,7 +8,7 @@ one of them. Field names follow Neo4j's GraphQL library (``where``/``sort``/``..
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -16,6 +16,8 @@ from strawberry.scalars import JSON
 from queries import domain
 from queries import errors as qerrors
 from queries import stats as qstats
+from queries.domain import Category, Module
+from queries.domain import Direction as LineageDirection
 from queries.flow_graph import FlowGraph as QFlowGraph
 from queries.flow_graph import FlowNode
 from queries.ids import sae_key
@@ -26,11 +28,10 @@ if TYPE_CHECKING:
 
 
 # -- enums: the domain's own (queries.domain), exposed as GraphQL enums -------------------------------
-Module = strawberry.enum(
-    domain.Module, name="Module", description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output."
-)
-Category = strawberry.enum(domain.Category, name="Category", description="The paper's semantic categories of a residual feature (PAPER.md §2.1).")
-LineageDirection = strawberry.enum(domain.Direction, name="LineageDirection")
+# strawberry.enum marks the class itself (and returns it), so the domain classes ARE the GraphQL enums.
+strawberry.enum(Module, name="Module", description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output.")
+strawberry.enum(Category, name="Category", description="The paper's semantic categories of a residual feature (PAPER.md §2.1).")
+strawberry.enum(LineageDirection, name="LineageDirection")
 
 
 @strawberry.enum
@@ -165,14 +166,14 @@ class FlowGraph:
 
     @strawberry.field(description="The graph as plain JSON (format feature-atlas/flow-graph@1).")
     def json(self) -> JSON:
-        return self._graph.to_json()
+        return cast(JSON, self._graph.to_json())  # JSON is strawberry's NewType over object
 
     @strawberry.field(description=(
         "The graph as circuit-tracer graph JSON (metadata/qParams/nodes/links) for its graph viewer; metadata.scan is the "
         "Neuronpedia model id when the SAEs have Neuronpedia ids."
     ))
     async def circuit_tracer_json(self, info: strawberry.Info["Context", None]) -> JSON:
-        return self._graph.to_circuit_tracer(neuronpedia=await info.context.neuronpedia_ids(self._graph.sae_keys()))
+        return cast(JSON, self._graph.to_circuit_tracer(neuronpedia=await info.context.neuronpedia_ids(self._graph.sae_keys())))
 
 
 @strawberry.type

@@ -221,12 +221,12 @@ def start(s: LocalNeo4jSettings) -> ServerStatus:
         proc = admin(s, "dbms", "set-initial-password", s.password)
         if proc.returncode != 0:
             raise AtlasError(f"could not set Neo4j's initial password: {(proc.stdout + proc.stderr).strip()[-500:]}")
-    console = open(s.logs_dir / "console.log", "ab")
+    console = open(s.logs_dir / "console.log", "ab")  # noqa: SIM115 - handed to the server process, which outlives this call
     heap_flags = [f"-Xms{s.heap}", f"-Xmx{s.heap}"]
     cmd = [_java(), *heap_flags, "-XX:+UseG1GC", "-cp", f"{lib_dir()}/*", ENTRY_POINT, f"--home-dir={s.home}", f"--config-dir={s.conf_dir}"]
-    proc = subprocess.Popen(cmd, env=_env(s), stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    s.pid_file.write_text(str(proc.pid))
-    _wait_ready(s, proc.pid)
+    server = subprocess.Popen(cmd, env=_env(s), stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    s.pid_file.write_text(str(server.pid))
+    _wait_ready(s, server.pid)
     return status(s)
 
 

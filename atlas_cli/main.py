@@ -57,10 +57,10 @@ def run() -> None:
     except AtlasError as exc:
         if _state["debug"]:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one error line
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted", file=sys.stderr)  # noqa: T201 - the CLI's one error line
         sys.exit(130)
     except SystemExit:
         raise

@@ -250,7 +250,7 @@ def write(out: dict[str, Any]) -> None:
         f"Atlas `{out['atlas']}`; {out['seconds']} s per cell; lineage with minSimilarity 0 (walks the full depth); "
         f"API served by {out['workers']} uvicorn worker process(es).",
         f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, load {out['machine']['loadavg_1_5_15']} — {out['machine']['note']}.", "",
-        f"**Targets (2 cores):** feature p99 ≤ 20 ms and lineage(depth 6) p99 ≤ 100 ms at 10 clients; API/Cypher ≤ 1.5×.", "",
+        "**Targets (2 cores):** feature p99 ≤ 20 ms and lineage(depth 6) p99 ≤ 100 ms at 10 clients; API/Cypher ≤ 1.5×.", "",
         f"- feature p99 at 10 clients: **{out['feature_p99_ms']} ms**",
         f"- lineage depth 6 p99 at 10 clients: **{out['lineage_depth6_p99_ms']} ms**",
         f"- lineage depth 25 p99 at 10 clients: **{out['lineage_depth25_p99_ms']} ms**",

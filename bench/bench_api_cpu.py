@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import bench_api as B  # noqa: E402
+
 from queries import features as qf  # noqa: E402
 from queries.aio import AsyncGraph  # noqa: E402
 from queries.settings import Neo4jSettings  # noqa: E402

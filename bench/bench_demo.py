@@ -105,8 +105,8 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
 
 def run_tiny_profile() -> dict[str, Any]:
     """The tiny profile end to end in a fresh cache (models and corpus linked when present)."""
-    from queries.db import Graph
     from atlas_cli.demo import run_demo
+    from queries.db import Graph
 
     real = Path(os.environ.get("ATLAS_CACHE_DIR") or Path.home() / ".cache" / "feature-atlas")
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,7 +168,7 @@ def robust_explained_variance(loaded: Any, atlas_dir: Path, layers: list[int], n
         xk = x[keep]
         ev_all = 1 - ((x - recon) ** 2).sum() / (c ** 2).sum()
         ev_keep = 1 - ((xk - recon[keep]) ** 2).sum() / ((xk - xk.mean(0)) ** 2).sum()
-        out.append({"sae": str(p), "tokens": int(len(x)), "ev": round(float(ev_all), 4), "ev_without_top1pct_tokens": round(float(ev_keep), 4),
+        out.append({"sae": str(p), "tokens": len(x), "ev": round(float(ev_all), 4), "ev_without_top1pct_tokens": round(float(ev_keep), 4),
                     "variance_share_of_top1pct_tokens": round(float(norms[~keep].sum() / norms.sum()), 4)})
     return out
 
@@ -216,8 +216,8 @@ def main() -> None:
 
     import torch
 
-    from steering.model import load_model
     from atlas_cli.demo import profile_spec
+    from steering.model import load_model
     from training.train import machine_description, peak_rss_mib
 
     load_before = load_average()

@@ -127,7 +127,7 @@ def bench_matching(n_layers: int, d_sae: int, d_model: int, k: int) -> dict[str,
         # res–res pairs do both directions from one GEMM, so the floor is one GEMM per pair either way.
         "gemm_floor_all_pairs_s": round(gemm_pair_s * n_pairs, 3),
         "matching_over_gemm_floor": round(matching_s / (gemm_pair_s * n_pairs), 2),
-        "exactness_rows": int(len(rows)),
+        "exactness_rows": len(rows),
         "max_abs_sim_error_vs_float64": max_sim_err,
         "topk_index_agreement_vs_float64": idx_agree,
     }

@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from interop.synthetic_graph import SyntheticGraphSpec, write_synthetic_graph  # noqa: E402
-from queries.db import Graph  # noqa: E402
-from queries.settings import Neo4jSettings  # noqa: E402
+from interop.synthetic_graph import SyntheticGraphSpec, write_synthetic_graph
+from queries.db import Graph
+from queries.settings import Neo4jSettings
 
 
 def machine() -> dict[str, object]:

@@ -34,10 +34,10 @@ sys.path.insert(0, str(REPO))
 
 from ingest.matching import topk_both_ways, topk_search  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest_atlas  # noqa: E402
-from queries.maintenance import drop_atlas  # noqa: E402
 from queries.db import Graph  # noqa: E402
-from queries.ingest_writes import COUNT_ATLAS  # noqa: E402
 from queries.ids import Module  # noqa: E402
+from queries.ingest_writes import COUNT_ATLAS  # noqa: E402
+from queries.maintenance import drop_atlas  # noqa: E402
 from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec  # noqa: E402
 from saes.sources import synthetic_sae  # noqa: E402
 

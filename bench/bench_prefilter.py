@@ -22,9 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench_ingest import machine  # noqa: E402
+
 from ingest import prefilter as pf  # noqa: E402
 from ingest.decoders import load_unit_decoder, validate_atlas  # noqa: E402
-from ingest.matching import _tile_rows, DEFAULT_TILE_BYTES, topk_search  # noqa: E402
+from ingest.matching import DEFAULT_TILE_BYTES, _tile_rows, topk_search  # noqa: E402
 from saes.manifest import load_manifest  # noqa: E402
 
 

@@ -23,7 +23,9 @@ from experiments.activations import Samples, encode_windows, sample_positions
 from experiments.context import AtlasContext
 from experiments.matching import cosine_matches, cosine_of_pairs
 from experiments.report import Report, md_table, new_figure
-from experiments.stats import GROUP_MODULES, GROUPS, SHORT_GROUPS, group_ids, mann_whitney_matrix, mean_interval, shares, spearman
+from experiments.stats import (
+    GROUP_MODULES, GROUPS, SHORT_GROUPS, group_ids, mann_whitney_matrix, mean_interval, shares, spearman,
+)
 from queries.ids import Module
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
             {
                 "layer": layer,
                 "predecessors": [s for s, _, _ in ctx.predecessor_modules(layer)],
-                "n_active": int(len(rows)),
+                "n_active": len(rows),
                 "counts": counts_g.tolist(),
                 "shares": shares(gids).tolist(),
                 "mwu_p": {p: v.tolist() for p, v in mwu.items()},
@@ -135,7 +137,8 @@ def _mwu_summary(layers: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
             sig += ok & (mat < alpha)
         share = np.where(n > 0, sig / np.maximum(n, 1), np.nan)
         # The paper: groups differ in s^(P) when module P is active in only one of the two groups.
-        differs, same = [], []
+        differs: list[float] = []
+        same: list[float] = []
         for i in range(k):
             for j in range(i + 1, k):
                 if not np.isfinite(share[i, j]):

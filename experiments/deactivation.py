@@ -70,7 +70,7 @@ def default_layers(ctx: AtlasContext, count: int = 3) -> list[int]:
         return usable
     picks = []
     for frac in (6 / 26, 12 / 26, 18 / 26)[:count]:
-        picks.append(usable[min(len(usable) - 1, int(round(frac * (len(usable) - 1))))])
+        picks.append(usable[min(len(usable) - 1, round(frac * (len(usable) - 1)))])
     return sorted(set(picks))
 
 
@@ -185,7 +185,7 @@ def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]],
             targets = feats[cand]
             sets = [_method_sets(int(f), active, cos, pear, rng) for f in targets]
             singles = [frozenset({(p, int(j))}) for p in active for j in np.nonzero(active[p])[0]]
-            rows = sorted({s for d in sets for s in d.values()} | set(singles) | {frozenset()}, key=lambda s: sorted(s))
+            rows = sorted({s for d in sets for s in d.values()} | set(singles) | {frozenset()}, key=sorted)
             row_of = {s: k for k, s in enumerate(rows)}
             cache = runner.prefix_cache(windows[w], int(t))
             z_new = runner.run(cache, windows[w][int(t)], rows)

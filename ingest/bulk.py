@@ -23,7 +23,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -135,13 +135,14 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
         p.write_text("".join(echunks))
         out.edge_files.append(p)
         prev_res = dec["res"]
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     _rows(out.folder / "atlas.csv",
           "name:ID(Atlas),model,d_model:long,n_layers:long,layers:long[],complete:boolean,manifest_sha256,manifest_path,k:long,"
           "threshold_res:double,threshold_module:double,n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
           [[name, manifest.model, d_model, manifest.n_layers, ";".join(map(str, manifest.layers)), "true", manifest.sha256(), str(manifest.base_dir), opts.k,
             repr(float(opts.thresholds.res)), repr(float(opts.thresholds.module)), out.n_features, out.n_edges, now, now, "Atlas"]])
-    saes, has = [], []
+    saes: list[list[object]] = []
+    has: list[list[object]] = []
     for e in manifest.saes:
         key = sae_key(name, e.layer, e.module)
         saes.append([key, name, e.layer, e.module.value, sizes[(e.layer, e.module.value)], d_model, e.describe(),

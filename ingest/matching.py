@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 Backend = Literal["faiss", "torch", "numpy"]
 DEFAULT_TILE_BYTES = 256 * 2**20
 
-_gpu_state: dict[str, object] = {}
+_gpu_state: dict[str, Any] = {}  # faiss.StandardGpuResources, made once per process
 
 
 # Below ~1e10 multiply-adds the pre-filter's fixed costs (bf16 copies, re-ranking) outweigh its GEMM saving.
@@ -88,7 +88,7 @@ def faiss_gpu_available() -> bool:
 FAISS_BLAS_DATABASE_BS = 4096
 
 
-def _faiss_index(base: np.ndarray, use_gpu: bool):  # type: ignore[no-untyped-def]
+def _faiss_index(base: np.ndarray, use_gpu: bool) -> tuple[Any, bool]:
     import faiss
 
     # FAISS computes exact IP search as sgemm over (4096 queries × database_bs rows) blocks, then a heap

@@ -137,7 +137,7 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
         statement = W.CREATE_FEATURES if existing == 0 else W.UPSERT_FEATURES
         for a in range(0, n, opts.node_batch):
             b = min(n, a + opts.node_batch)
-            cut = lambda v: v[a:b] if isinstance(v, list) else v  # noqa: E731
+            cut = lambda v, a=a, b=b: v[a:b] if isinstance(v, list) else v  # noqa: E731
             graph.write(statement, {
                 "prefix": prefix, "atlas": atlas, "layer": r.layer, "module": mod, "d_sae": cols["d_sae"],
                 "index": cut(cols["index"]), "norm": cut(cols["norm"]), "s_res": cut(cols["s_res"]),

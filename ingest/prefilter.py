@@ -143,7 +143,7 @@ def rerank_exact(queries: np.ndarray, base: np.ndarray, candidates: np.ndarray, 
     ids = np.empty((nq, k), dtype=np.int64)
     if nq:
         # ld_ids must be given: FAISS's default stride is the base size, not n_candidates.
-        faiss.knn_inner_products_by_idx(
+        faiss.knn_inner_products_by_idx(  # type: ignore[attr-defined]  # in faiss's SWIG module, absent from its type stubs
             faiss.swig_ptr(queries), faiss.swig_ptr(base), faiss.swig_ptr(candidates), base.shape[1], nq, base.shape[0],
             n_cand, k, faiss.swig_ptr(vals), faiss.swig_ptr(ids), n_cand,
         )

@@ -183,7 +183,7 @@ def explanation_files(folder: str | Path) -> list[Path]:
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8") as fh:
             for i, line in enumerate(fh, 1):
                 if line.strip():
                     yield i, line
@@ -233,18 +233,18 @@ def import_labels(graph: Graph, folder: str | Path, *, atlas: str | None = None,
             model, source, index, description, score = _record(path, lineno, line)
             report.records += 1
             seen_models.add(model)
-            sae = by_source.get((model, source))
-            if sae is None:
+            matched = by_source.get((model, source))
+            if matched is None:
                 report.unmatched_source += 1
                 continue
-            if not 0 <= index < int(sae["d_sae"] or 0):
+            if not 0 <= index < int(matched["d_sae"] or 0):
                 report.out_of_range += 1
                 continue
             if not description:
                 report.empty += 1
                 continue
             report.matched += 1
-            uid = feature_uid(sae["atlas"], sae["layer"], sae["module"], index)
+            uid = feature_uid(matched["atlas"], matched["layer"], matched["module"], index)
             if uid not in best or score > best[uid][0]:
                 best[uid] = (score, description, f"neuronpedia:{model}/{source}")
     report.models = sorted(seen_models)
@@ -259,7 +259,7 @@ def import_labels(graph: Graph, folder: str | Path, *, atlas: str | None = None,
     for a in range(0, len(rows), batch_size):
         res = graph.write(qnp.SET_IMPORTED_LABELS, {"rows": rows[a:a + batch_size]})
         report.labelled += int(res[0]["n"]) if res else 0
-    for _, _, src in best.values():
-        report.by_source[src] = report.by_source.get(src, 0) + 1
+    for _, _, origin in best.values():
+        report.by_source[origin] = report.by_source.get(origin, 0) + 1
     log.info("labels import: %s", report.summary())
     return report

@@ -56,7 +56,7 @@ class AsyncGraph:
                     log.info("retrying a read after a dropped connection: %s", exc)
                     continue
                 raise map_error(exc, self.settings) from exc
-            except Exception as exc:  # noqa: BLE001 - mapped onto an AtlasError, or re-raised unchanged
+            except Exception as exc:
                 raise map_error(exc, self.settings, query.timeout) from exc
         raise AssertionError("unreachable")
 
@@ -68,7 +68,7 @@ class AsyncGraph:
         query = Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
         try:
             records, _, _ = await self.driver.execute_query(query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database)
-        except Exception as exc:  # noqa: BLE001 - mapped onto an AtlasError, or re-raised unchanged
+        except Exception as exc:
             raise map_error(exc, self.settings, query.timeout) from exc
         return [r.data() for r in records]
 

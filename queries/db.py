@@ -41,7 +41,7 @@ class Graph:
         """Raise DatabaseUnavailable unless the server answers and the credentials work."""
         try:
             self.driver.verify_connectivity()
-        except Exception as exc:  # noqa: BLE001 - mapped onto an AtlasError, or re-raised unchanged
+        except Exception as exc:
             raise map_error(exc, self.settings) from exc
 
     # -- running statements --------------------------------------------------------------------
@@ -60,7 +60,7 @@ class Graph:
         query = self._query(text, timeout)
         try:
             records, _, _ = self.driver.execute_query(query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database)
-        except Exception as exc:  # noqa: BLE001 - mapped onto an AtlasError, or re-raised unchanged
+        except Exception as exc:
             raise map_error(exc, self.settings, query.timeout) from exc
         return [r.data() for r in records]
 

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import neo4j
-from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired, TransientError
+from neo4j.exceptions import (
+    AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired, TransientError,
+)
 
 from queries.errors import DatabaseUnavailable, InvalidInput, QueryRejected, QueryTimeout
 from queries.settings import Neo4jSettings

@@ -8,6 +8,7 @@ circuit assembly) is pure Python so the sync CLI and the async API share it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -311,7 +312,7 @@ def strongest_path(fg: FlowGraph, source: str, target: str) -> StrongestPath | N
         path.append(prev)
     path.reverse()
     sims = {(e.source, e.target): e.similarity for e in fg.edges}
-    edges = [FlowEdge(a, b, sims[(a, b)]) for a, b in zip(path, path[1:])]
+    edges = [FlowEdge(a, b, sims[(a, b)]) for a, b in itertools.pairwise(path)]
     g = FlowGraph(seeds=[source, target], nodes=[nodes[u] for u in path], edges=edges, options=fg.options)
     return StrongestPath(g, math.exp(best[target][0]), min(e.similarity for e in edges))
 

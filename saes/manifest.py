@@ -232,7 +232,7 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
     syn = raw["synthetic"]
     if not isinstance(syn, dict) or set(syn) - _SYN_KEYS or "d_sae" not in syn:
         raise ManifestError(f"{where}: synthetic = {syn!r} is not valid (use {{ d_sae = 16384, seed = 7 }}, optionally d_in)")
-    vals = {k: syn.get(k) for k in _SYN_KEYS if k in syn}
+    vals: dict[str, int] = {k: syn[k] for k in _SYN_KEYS if k in syn}
     for k, v in vals.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1):
             raise ManifestError(f"{where}: synthetic {k} = {v!r} is not valid (use a {'non-negative' if k == 'seed' else 'positive'} integer)")

@@ -89,7 +89,7 @@ def _read_tensors(wpath: Path, names: list[str], label: str) -> dict[str, np.nda
 
     out: dict[str, np.ndarray] = {}
     try:
-        with safe_open(str(wpath), framework="numpy") as f:  # type: ignore[no-untyped-call]
+        with safe_open(str(wpath), framework="numpy") as f:
             keys = set(f.keys())
             for name in names:
                 if name in keys:
@@ -105,7 +105,7 @@ def _read_tensors_torch(wpath: Path, names: list[str], label: str) -> dict[str, 
     from safetensors import safe_open
 
     try:
-        with safe_open(str(wpath), framework="pt") as f:  # type: ignore[no-untyped-call]
+        with safe_open(str(wpath), framework="pt") as f:
             keys = set(f.keys())
             return {n: f.get_tensor(n).float().numpy() for n in names if n in keys}
     except Exception as exc:  # noqa: BLE001

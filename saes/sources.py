@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -99,7 +98,7 @@ def _registry_neuronpedia_ids() -> dict[tuple[str, str], str]:
     spec = importlib.util.find_spec("sae_lens")
     if spec is None or not spec.submodule_search_locations:
         return {}
-    path = Path(list(spec.submodule_search_locations)[0]) / "pretrained_saes.yaml"
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained_saes.yaml"
     if not path.is_file():
         return {}
     with path.open() as fh:
@@ -137,7 +136,7 @@ def neuronpedia_id(entry: SAEEntry, base_dir: str | Path) -> str | None:
         except (OSError, ValueError):
             return None  # loading the SAE reports a missing or broken cfg.json with the fix
         if isinstance(cfg, dict):
-            meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+            meta = cfg["metadata"] if isinstance(cfg.get("metadata"), dict) else {}
             found = meta.get("neuronpedia_id") or cfg.get("neuronpedia_id")
             return str(found) if found else None
     return None

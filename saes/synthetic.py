@@ -125,7 +125,7 @@ def planted_atlas(
         cats.append("unexplained")
         res_parents = rng.permutation(prev_res.shape[0]) if prev_res is not None else None
         free_mod = {m: list(rng.permutation(d_sae)) for m in side}
-        rows = []
+        rows: list[np.ndarray] = []
         for i in range(d_sae):
             cat = cats[i % len(cats)]
             res_parent: int | None = None
@@ -156,15 +156,15 @@ def planted_atlas(
             unit_rows[(layer, m)] = mod_rows[m]
         prev_res = res_rows
     weights: dict[tuple[int, Module], SAEWeights] = {}
-    for (layer, mod), rows in unit_rows.items():
-        norms = rng.uniform(0.5, 2.0, size=(rows.shape[0], 1))
-        w_dec = (rows * norms).astype(np.float32)
+    for (layer, mod), unit in unit_rows.items():
+        norms = rng.uniform(0.5, 2.0, size=(unit.shape[0], 1))
+        w_dec = (unit * norms).astype(np.float32)
         w = SAEWeights(
             W_dec=w_dec,
-            W_enc=np.ascontiguousarray(rows.T, dtype=np.float32),
-            b_enc=np.zeros(rows.shape[0], dtype=np.float32),
+            W_enc=np.ascontiguousarray(unit.T, dtype=np.float32),
+            b_enc=np.zeros(unit.shape[0], dtype=np.float32),
             b_dec=np.zeros(d_model, dtype=np.float32),
-            threshold=np.full(rows.shape[0], 0.1, dtype=np.float32) if architecture == "jumprelu" else None,
+            threshold=np.full(unit.shape[0], 0.1, dtype=np.float32) if architecture == "jumprelu" else None,
             k=8 if architecture == "topk" else None,
             architecture=architecture,
             hook_name=HOOK_NAMES[mod].format(L=layer),

@@ -268,15 +268,16 @@ EditFn = Callable[["torch.Tensor"], "torch.Tensor | None"]
 
 
 @contextlib.contextmanager
-def edit(model: "LoadedModel | nn.Module", edits: Mapping[HookRef, EditFn]) -> Iterator[None]:
+def edit(model: "LoadedModel | nn.Module", edits: Mapping[HookPoint, EditFn] | Mapping[str, EditFn] | Mapping[HookRef, EditFn]) -> Iterator[None]:
     """Install edits: at each point, ``fn(h)`` returns the replacement activation (or None to keep ``h``,
     e.g. after an in-place change). ``attn.hook_z`` is given as ``[..., heads, d_head]`` like TransformerLens.
     Hooks are removed on exit, also on error."""
-    names = _resolve(model, edits.keys())
+    by_ref: dict[HookRef, EditFn] = dict(edits.items())  # one key type whichever mapping was given
+    names = _resolve(model, by_ref.keys())
     handles: list[Any] = []
     try:
         for ref, name in names.items():
-            handles.extend(_install(model, name, edits[ref], editing=True))
+            handles.extend(_install(model, name, by_ref[ref], editing=True))
         yield
     finally:
         for h in handles:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from queries.errors import InvalidInput, ModelUnavailable
 from steering.architectures import HOW_TO_ADD, SUPPORTED_ARCHITECTURES, UnsupportedArchitecture
 
-__all__ = ["SUPPORTED_ARCHITECTURES", "UnsupportedArchitecture", "LoadedModel", "load_model", "wrap_model"]
+__all__ = ["SUPPORTED_ARCHITECTURES", "LoadedModel", "UnsupportedArchitecture", "load_model", "wrap_model"]
 
 if TYPE_CHECKING:  # heavy imports stay out of module import time
     import torch
@@ -247,7 +247,7 @@ def _load_generic(name: str, dtype: "torch.dtype") -> tuple[Any, Any, str]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(target)
         model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         raise ModelUnavailable(
             f"model {name!r} could not be loaded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
             f"give a local directory with config.json and weights, a Hugging Face id reachable from here, "

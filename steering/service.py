@@ -148,8 +148,8 @@ class Steerer:
         return prompts, seeds, feats
 
     def steer(self, req: SteerRequest) -> SteerResult:
-        from queries.flow_graph import Direction, build_flow_graph
         from queries.atlases import atlas_info, known_atlases
+        from queries.flow_graph import Direction, build_flow_graph
         from queries.steering_runs import fetch_features
         from steering.generate import generate
         from steering.interventions import compile_plan, select_from_graph

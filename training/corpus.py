@@ -208,9 +208,10 @@ def iter_documents(path: Path, *, text_field: str = "text") -> Iterator[tuple[st
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
                         raise InvalidInput(f"{f}:{i + 1} is not valid JSON ({exc}); each line must be an object with a {text_field!r} field") from None
-                    text = obj.get(text_field) if isinstance(obj, dict) else None
-                    if not isinstance(text, str):
+                    field = obj.get(text_field) if isinstance(obj, dict) else None
+                    if not isinstance(field, str):
                         raise InvalidInput(f"{f}:{i + 1} has no string field {text_field!r} (fields: {sorted(obj) if isinstance(obj, dict) else type(obj).__name__}); use --text-field")
+                    text = field
                     if text.strip():
                         yield f"{rel}:{i + 1}", text
         else:  # parquet

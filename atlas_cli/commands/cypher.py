@@ -55,10 +55,11 @@ def cypher(
 
     if list_recipes:
         for r in RECIPES.values():
-            params = ", ".join([*r.required, *(f"{k}={v}" for k, v in r.defaults.items())])
-            typer.echo(f"{r.name}: {r.question}\n    params: {params}")
+            shown = ", ".join([*r.required, *(f"{k}={v}" for k, v in r.defaults.items())])
+            typer.echo(f"{r.name}: {r.question}\n    params: {shown}")
         return
-    params = dict(_parse_param(p) for p in param)
+    params: dict[str, Any] = dict(_parse_param(p) for p in param)
+    text: str
     if recipe:
         rec = get_recipe(recipe)
         text, params = rec.statement, rec.params(params)
@@ -78,7 +79,7 @@ def run_read_only(graph: Any, text: str, params: dict[str, Any], timeout: float)
     from queries.errors import InvalidInput, QueryRejected
 
     try:
-        return graph.read(text, params, timeout=timeout)  # type: ignore[arg-type]  # user text, run read-only
+        return graph.read(text, params, timeout=timeout)  # user text (not a LiteralString), run read-only
     except QueryRejected as exc:
         code = exc.code
         if "AccessMode" in code or "ForbiddenDueToTransactionType" in code or "WriteOnReadOnlyAccessDbException" in code:

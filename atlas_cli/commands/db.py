@@ -71,12 +71,12 @@ def drop(
     keep_steering_runs: bool = typer.Option(False, "--keep-steering-runs", help="Keep the atlas's SteeringRun history."),
 ) -> None:
     """Delete an atlas (features, edges, SAEs, runs) from the configured Neo4j, in batches."""
+    from queries.atlases import atlas_info, known_atlases
     from queries.db import Graph
     from queries.errors import AtlasNotFound
     from queries.ids import check_atlas_name
     from queries.maintenance import drop_atlas
     from queries.settings import Neo4jSettings
-    from queries.atlases import atlas_info, known_atlases
 
     check_atlas_name(atlas)
     with Graph(Neo4jSettings()) as graph:

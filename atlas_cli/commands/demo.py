@@ -37,7 +37,7 @@ def demo(
     rep = run_demo(profile, echo=typer.echo, device=device, start_database=ensure_neo4j)
     from atlas_api.settings import ApiSettings
 
-    api = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    api = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the types
     base = f"http://{api.host}:{api.port}"
     typer.echo("")
     typer.echo(f"atlas {rep.atlas}: {rep.manifest_path} · Neo4j {rep.neo4j_uri} · {rep.timings.get('total_s', 0):.0f}s this run")

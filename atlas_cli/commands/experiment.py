@@ -184,7 +184,7 @@ def steering(
             chosen = seed_mod.describe(found)
             if not chosen:
                 raise InvalidInput(f"no feature of atlas {atlas!r} matches theme {theme!r} (give seeds with --seeds)")
-        graphs = [build_flow_graph(graph, [d["uid"]], atlas=atlas, direction=Direction.BOTH, min_similarity=min_similarity,
+        graphs = [build_flow_graph(graph, [str(d["uid"])], atlas=atlas, direction=Direction.BOTH, min_similarity=min_similarity,
                                    module_min_similarity=module_min_similarity) for d in chosen]
     bank = exp.load_bank(ctx.manifest_path, ctx.model)  # type: ignore[arg-type]  # load_context always sets it
     settings = exp.SteeringEvalSettings(theme=theme, promote_prompt=promote_prompt, suppress_prompt=suppress_prompt,

@@ -61,8 +61,8 @@ def ingest(
     if ray and bulk is not None:
         raise InvalidInput("--ray and --bulk-csv cannot be combined yet: the Ray path writes online (drop one of them)")
     m = load_manifest(manifest)
-    opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, prefilter=prefilter, resume=resume,
-                         progress=progress, edge_batch=edge_batch, node_batch=node_batch, ray=ray, gpu=gpu)  # type: ignore[arg-type]
+    opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, prefilter=prefilter, resume=resume,  # type: ignore[arg-type]  # checked above
+                         progress=progress, edge_batch=edge_batch, node_batch=node_batch, ray=ray, gpu=gpu)
     if recategorize:
         from ingest.pipeline import recategorize as recategorize_atlas
 

@@ -21,7 +21,7 @@ def serve(
 
     from atlas_api.settings import ApiSettings
 
-    settings = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    settings = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the types
     typer.echo(f"GraphQL API on http://{settings.host}:{settings.port}/graphql (GraphiQL in a browser)")
     if workers > 1:
         # Each worker builds its own app (and Neo4j pool) from the environment.

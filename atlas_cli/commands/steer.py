@@ -6,7 +6,8 @@ Heavy imports (torch, transformers) happen inside the handler so ``atlas --help`
 from __future__ import annotations
 
 import json
-from typing import Optional
+from enum import Enum
+from typing import Any, Optional
 
 import typer
 
@@ -54,9 +55,9 @@ def steer(
     from queries.db import Graph
     from steering.generate import GenerationConfig
     from steering.interventions import Mode, Schedule, Strategy, Units
-    from steering.service import SteeringSettings, Steerer, SteerRequest
+    from steering.service import Steerer, SteeringSettings, SteerRequest
 
-    def enum(cls: type, value: str, what: str):  # noqa: ANN202
+    def enum(cls: type[Enum], value: str, what: str) -> Any:
         try:
             return cls(value.lower())
         except ValueError:

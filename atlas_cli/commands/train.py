@@ -40,7 +40,7 @@ def train(
     spec_device = device
     loaded = None
     if layers.strip() == "all":
-        import torch  # noqa: F401  (load_model needs it; imported here to keep `atlas --help` fast)
+        import torch
 
         loaded = load_model(model, device="cuda" if device == "auto" and torch.cuda.is_available() else (device if device != "auto" else "cpu"))
         layer_list = list(range(loaded.n_layers))
@@ -61,8 +61,8 @@ def train(
     typer.echo(f"min EV {s['min_explained_variance']:.3f} · max L0 {s['max_l0']:.1f} · max dead {s['max_dead_fraction']:.3f}")
     typer.echo(f"atlas manifest: {result.manifest_path}")
     if ingest:
-        from queries.db import Graph
         from atlas_cli.demo import publish
+        from queries.db import Graph
 
         with Graph() as graph:
             graph.verify()

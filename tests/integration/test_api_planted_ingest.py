@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from tests.servers import gql, running_api
 from atlas_api.settings import ApiSettings
-from queries.maintenance import drop_atlas
 from ingest.pipeline import ingest_atlas
 from queries.db import Graph
 from queries.flow_graph import Direction, build_flow_graph
 from queries.ids import feature_uid
+from queries.maintenance import drop_atlas
 from queries.recipes import get_recipe
 from saes.manifest import load_manifest
 from saes.synthetic import PlantedAtlas, planted_atlas
+from tests.servers import gql, running_api
 
 N_LAYERS, D_SAE = 5, 24
 MOD_CUT = 0.3
@@ -124,5 +124,5 @@ def test_recipes_on_planted_atlas(graph: Graph, planted: PlantedAtlas) -> None:
         r = get_recipe("born-in-mlp")
         rows = graph.read(r.statement, r.params({"atlas": planted.name, "layer": layer, "module_min_similarity": MOD_CUT}))
         expected = {(feature_uid(planted.name, layer, "res", i), feature_uid(planted.name, layer, "mlp", t.module_parent[1]))
-                    for (L, i), t in planted.truth.items() if L == layer and t.category == "newborn" and t.module_parent and t.module_parent[0].value == "mlp"}
+                    for (L, i), t in planted.truth.items() if layer == L and t.category == "newborn" and t.module_parent and t.module_parent[0].value == "mlp"}
         assert {(x["feature"], x["born_from"]) for x in rows} == expected

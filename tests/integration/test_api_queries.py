@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.hand_atlas import HandAtlas
-from tests.servers import gql, running_api
 from atlas_api.settings import ApiSettings
 from queries.db import Graph
+from tests.hand_atlas import HandAtlas
+from tests.servers import gql, running_api
 
 
 @pytest.fixture(scope="module")

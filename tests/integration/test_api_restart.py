@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.hand_atlas import HandAtlas
-from tests.servers import free_port, gql, running_api
 from atlas_api.settings import ApiSettings
 from atlas_cli import local_neo4j
 from queries.db import Graph
 from queries.schema import ensure_schema
 from queries.settings import Neo4jSettings
+from tests.hand_atlas import HandAtlas
+from tests.servers import free_port, gql, running_api
 
 Q = '{ feature(uid: "%s") { __typename ... on Feature { uid category } } }'
 

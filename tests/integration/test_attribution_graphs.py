@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from tests.servers import gql, running_api
 from ingest.pipeline import ingest_atlas
 from interop import attribution_graphs as ag
 from interop.graph_schema import GraphSchemaError, validate_graph
@@ -30,6 +29,7 @@ from queries.maintenance import drop_atlas
 from queries.recipes import get_recipe
 from saes.manifest import load_manifest
 from saes.synthetic import PlantedAtlas, planted_atlas
+from tests.servers import gql, running_api
 
 N_LAYERS, D_SAE = 3, 16
 NP_MODEL, NP_SET = "planted-model", "plantedscope-res-16"

@@ -15,7 +15,7 @@ import pytest
 
 from ingest.pipeline import ingest_atlas
 from queries.db import Graph
-from queries.errors import DatabaseUnavailable, SAEFileError
+from queries.errors import SAEFileError
 from queries.ids import Module
 from queries.settings import Neo4jSettings
 from saes.manifest import load_manifest

@@ -1,8 +1,8 @@
+import pytest
+
 from queries.db import Graph
 from queries.errors import DatabaseUnavailable
 from queries.settings import Neo4jSettings
-
-import pytest
 
 
 def test_schema_constraints_exist(graph: Graph) -> None:

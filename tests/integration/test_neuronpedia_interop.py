@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.servers import gql, running_api
 
 from ingest.pipeline import ingest_atlas
 from interop.neuronpedia import export_neuronpedia, import_labels
@@ -26,6 +25,7 @@ from queries.ids import Module, feature_uid
 from queries.maintenance import drop_atlas
 from saes.manifest import load_manifest
 from saes.synthetic import PlantedAtlas, planted_atlas
+from tests.servers import gql, running_api
 
 N_LAYERS, D_SAE = 3, 16
 NP_MODEL, NP_SET = "planted-model", "plantedscope-res-16"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.hand_atlas import HandAtlas
-from queries.maintenance import drop_atlas
 from queries.db import Graph
 from queries.errors import InvalidInput
+from queries.maintenance import drop_atlas
 from queries.recipes import RECIPES, get_recipe
+from tests.hand_atlas import HandAtlas
 
 ATLAS_BIN = str(Path(sys.executable).parent / "atlas")
 

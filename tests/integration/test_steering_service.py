@@ -13,8 +13,8 @@ from queries.steering_runs import get_run, runs_for_feature
 from saes.synthetic import planted_atlas
 from steering.generate import GenerationConfig
 from steering.interventions import Mode, Schedule, Strategy
+from steering.service import Steerer, SteeringSettings, SteerRequest
 from tests.factories import tiny_llama
-from steering.service import SteeringSettings, Steerer, SteerRequest
 
 
 @pytest.fixture(scope="module")

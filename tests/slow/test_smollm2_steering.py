@@ -22,7 +22,6 @@ from steering.model import DEFAULT_MODEL, load_model
 from steering.saes import SAEBank
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """On a shared 2-core machine torch's spinning OpenMP threads slow generation >10× when other

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingest.decoders import check_decoder, validate_atlas
+from ingest.decoders import Decoder, check_decoder, validate_atlas
 from ingest.matching import topk_both_ways, topk_search
 from ingest.pipeline import match_layer
-from ingest.decoders import Decoder
 from ingest.scores import Thresholds, categorize, residual_edges
 from queries.errors import SAEFileError
 from queries.ids import Module

@@ -127,8 +127,8 @@ def test_encode_matches_sae_lens(tmp_path: Path, arch: str) -> None:
         architecture=arch, k=3 if arch == "topk" else None,
     )
     d = save_sae_dir(tmp_path / arch, w)
-    from sae_lens import SAE
     import torch
+    from sae_lens import SAE
 
     x = rng.standard_normal((4, 6)).astype(np.float32)
     ref = SAE.load_from_disk(str(d)).encode(torch.from_numpy(x)).detach().numpy()

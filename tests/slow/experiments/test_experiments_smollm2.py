@@ -83,11 +83,10 @@ def test_deactivation_on_smollm2(smol, tmp_path: Path) -> None:
 
 
 def test_steering_eval_on_smollm2_with_real_flow_graphs(smol, graph: Graph, tmp_path: Path) -> None:
+    from experiments.steering_eval import SteeringEvalSettings, load_bank, run
     from ingest.pipeline import ingest_atlas
     from queries.flow_graph import Direction, build_flow_graph
     from saes.manifest import load_manifest
-
-    from experiments.steering_eval import SteeringEvalSettings, load_bank, run
 
     ctx, planted, _ = smol
     manifest = write_atlas(ctx, tmp_path / "atlas")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from experiments.coactivation import CoactivationSettings, run
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.steering_eval import SteeringEvalSettings, best_per_layer, evaluate, load_bank, plan_settings, run
+from experiments.steering_eval import SteeringEvalSettings, best_per_layer, load_bank, plan_settings, run
 from experiments.synthetic import write_atlas
 from queries.flow_graph import FlowEdge, FlowGraph, FlowNode
 from queries.ids import Module, feature_uid

@@ -20,11 +20,12 @@ from saes.sources import SAEWeights
 from steering.generate import GenerationConfig, generate
 from steering.hooks import HookPoint, capture, run_capture
 from steering.interventions import (
-    Mode, Schedule, SteerFeature, Strategy, Units, compile_plan, merge_features, schedule_coefficient, select_from_graph,
+    Mode, Schedule, SteerFeature, Strategy, Units, compile_plan, merge_features, schedule_coefficient,
+    select_from_graph,
 )
 from steering.model import LoadedModel
-from tests.factories import tiny_llama
 from steering.saes import SAEBank
+from tests.factories import tiny_llama
 
 D = 64
 D_SAE = 32

@@ -16,7 +16,7 @@ from training.train import CHECKPOINT_FILE, TrainSpec, train_atlas
 
 def _corpus(d: Path) -> Path:
     rng = np.random.default_rng(1)
-    words = "alpha beta gamma delta epsilon zeta eta theta".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
     for i in range(30):
         (d / f"{i}.txt").write_text("\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(8)))
     return d

@@ -30,7 +30,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
-    words = "river stone moon garden lamp window bread silver horse letter".split()
+    words = ["river", "stone", "moon", "garden", "lamp", "window", "bread", "silver", "horse", "letter"]
     lines = [json.dumps({"text": "\n\n".join(" ".join(rng.choice(words, 40)) for _ in range(6))}) for _ in range(40)]
     (d / "docs.jsonl").write_text("\n".join(lines))
     return d
