@@ -22,7 +22,7 @@ STEER = """mutation($input: SteerInput!) { steer(input: $input) {
 def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("corpus")
     rng = np.random.default_rng(0)
-    words = "river stone moon garden lamp window bread silver horse letter".split()
+    words = ["river", "stone", "moon", "garden", "lamp", "window", "bread", "silver", "horse", "letter"]
     lines = [json.dumps({"text": "\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(4))}) for _ in range(24)]
     (d / "docs.jsonl").write_text("\n".join(lines))
     return d
