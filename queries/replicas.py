@@ -49,7 +49,7 @@ def describe_mismatch(uri: str, got: Fingerprint, ref_uri: str, ref: Fingerprint
     for name in sorted(set(mine) | set(theirs)):
         a, b = mine.get(name), theirs.get(name)
         if a != b:
-            fmt = lambda v: "absent" if v is None else f"sha256 {str(v[0])[:12]}{'' if v[1] else ', incomplete'}"
+            fmt = lambda v: "absent" if v is None else f"sha256 {str(v[0])[:12]}{'' if v[1] else ', incomplete'}"  # noqa: E731
             diffs.append(f"{name}: {fmt(a)} vs {fmt(b)}")
     return (
         f"read server {uri} holds different atlases than {ref_uri} ({'; '.join(diffs[:5])}); it is not used for reads. "

@@ -24,7 +24,7 @@ def steer_worker(
     from steering.worker import WorkerSettings, create_worker_app
 
     given = {"host": host, "port": port, "queue_size": queue_size, "timeout_s": timeout_s}
-    settings = WorkerSettings(**{k: v for k, v in given.items() if v is not None})
+    settings = WorkerSettings(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the types
     steerer = Steerer(Graph(Neo4jSettings()), SteeringSettings())
     typer.echo(f"steering worker on http://{settings.host}:{settings.port}/steer (queue {settings.queue_size}, timeout {settings.timeout_s:g} s)")
     uvicorn.run(create_worker_app(steerer, settings), host=settings.host, port=settings.port, log_level=log_level)
