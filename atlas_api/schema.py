@@ -115,7 +115,7 @@ class Query:
         )
 
     @strawberry.field(description=(
-        "The flow graph of a feature (PAPER.md §3): UPSTREAM follows top-k residual predecessors and attaches "
+        "The flow graph of a feature (paper §3): UPSTREAM follows top-k residual predecessors and attaches "
         "att/mlp predecessors ≥ moduleMinSimilarity as leaves, stopping below minSimilarity; DOWNSTREAM follows "
         "top-k residual successors; BOTH does both. depth counts layers (null = whole atlas)."
     ))

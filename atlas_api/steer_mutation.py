@@ -30,7 +30,7 @@ strawberry.enum(
 )
 strawberry.enum(
     SteerStrategy, name="SteerStrategy",
-    description="PAPER.md §5.1: SEEDS = the seeds only; SINGLE = the flow graph's features at `layer`; CUMULATIVE = from l_start up to `layer`.",
+    description="paper §5.1: SEEDS = the seeds only; SINGLE = the flow graph's features at `layer`; CUMULATIVE = from l_start up to `layer`.",
 )
 strawberry.enum(
     SteerSchedule, name="SteerSchedule",
@@ -48,7 +48,7 @@ class SteerFeatureInput:
     strength: float
 
 
-@strawberry.input(description="Flow-graph cuts (PAPER.md §3): the residual chain stops below minSimilarity; att/mlp nodes below moduleMinSimilarity are dropped.")
+@strawberry.input(description="Flow-graph cuts (paper §3): the residual chain stops below minSimilarity; att/mlp nodes below moduleMinSimilarity are dropped.")
 class SteerGraphInput:
     min_similarity: float = RESIDUAL_CUT
     module_min_similarity: float = MODULE_CUT
@@ -189,7 +189,7 @@ def to_success(res: Any) -> SteerSuccess:
 
 @strawberry.type
 class SteerMutation:
-    @strawberry.mutation(description="Generate baseline and steered text with flow-graph interventions (PAPER.md §5). Needs the API key when one is configured.")
+    @strawberry.mutation(description="Generate baseline and steered text with flow-graph interventions (paper §5). Needs the API key when one is configured.")
     async def steer(self, info: strawberry.Info, input: SteerInput) -> SteerResult:
         try:
             req = to_request(input)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # -- enums: the domain's own (queries.domain), exposed as GraphQL enums -------------------------------
 # strawberry.enum marks the class itself (and returns it), so the domain classes ARE the GraphQL enums.
 strawberry.enum(Module, name="Module", description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output.")
-strawberry.enum(Category, name="Category", description="The paper's semantic categories of a residual feature (PAPER.md §2.1).")
+strawberry.enum(Category, name="Category", description="The paper's semantic categories of a residual feature (paper §2.1).")
 strawberry.enum(LineageDirection, name="LineageDirection")
 
 

@@ -232,7 +232,7 @@ def _update_matching(results_dir: Path, run_id: str, fresh: dict[str, object]) -
     md = path.with_suffix(".md").read_text().split("\n\nMatching one pair")[0]
     match = saved["matching_one_pair"]
     md += (f"\n\nMatching one pair (median of {match['repeats']}, s; re-measured with --matching-only on "  # type: ignore[index]
-           f"{fresh['machine']}): {json.dumps(match)}\n\nDESIGN.md's reference pair, top-8 16k × 16k × 576: "
+           f"{fresh['machine']}): {json.dumps(match)}\n\nthe design's reference pair, top-8 16k × 16k × 576: "
            f"{json.dumps(saved['matching_design_pair'])}\n")
     path.with_suffix(".md").write_text(md)
     _save_summary(results_dir, run_id, saved)
@@ -262,7 +262,7 @@ def main() -> None:
     print(f"matching one SAE pair {d_sae}×{d_sae}×{d_model}, top-{args.k} ...", flush=True)
     match = bench_matching(d_sae, d_model, args.k)
     result["matching_one_pair"] = match
-    # DESIGN.md's reference pair (top-8, 16k × 16k × 576: FAISS 1.69 s, torch 2.33 s on its machine)
+    # the design's reference pair (top-8, 16k × 16k × 576: FAISS 1.69 s, torch 2.33 s on its machine)
     result["matching_design_pair"] = bench_matching(16384, 576, 8)
     print(json.dumps({k: v for k, v in result["matching_design_pair"].items() if k != "matchers"}), flush=True)
     for key in ("faiss_vs_torch_speedup", "faiss_flat_vs_torch_speedup", "both_ways_vs_torch_speedup"):
@@ -296,7 +296,7 @@ def main() -> None:
           f"{result['loadavg_after_online']}", "", "| figure | value |", "|---|---|"]
     md += [f"| {key} | {result[key]} |" for key in RUN_KEYS if key in result]
     md += ["", f"Matching one pair (median of {match['repeats']}, s): {json.dumps(match)}",
-           "", f"DESIGN.md's reference pair, top-8 16k × 16k × 576: {json.dumps(result['matching_design_pair'])}"]
+           "", f"the design's reference pair, top-8 16k × 16k × 576: {json.dumps(result['matching_design_pair'])}"]
     if "bulk" in result:
         md += ["", f"Bulk path (CSV export incl. matching, then neo4j-admin import into a private server): {json.dumps(result['bulk'])}"]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")

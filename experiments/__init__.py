@@ -1,4 +1,4 @@
-"""Reproductions of the paper's findings (PAPER.md §4–5) on any atlas.
+"""Reproductions of the paper's findings (paper §4–5) on any atlas.
 
 One module per job:
 - ``stats``: groups, shares, Mann–Whitney matrices, confidence intervals (numpy/scipy only).

@@ -1,4 +1,4 @@
-"""Experiment 1 (PAPER.md §4.1): does decoder cosine predict co-activation?
+"""Experiment 1 (paper §4.1): does decoder cosine predict co-activation?
 
 On held-out text, at random non-first tokens, every active residual feature of every layer is put in
 one of the paper's 8 groups by which of its three cosine top-1 predecessors (res(L-1), mlp(L), att(L))

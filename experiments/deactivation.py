@@ -1,4 +1,4 @@
-"""Experiment 2 (PAPER.md §4.2): does removing a matched predecessor switch the target feature off?
+"""Experiment 2 (paper §4.2): does removing a matched predecessor switch the target feature off?
 
 Protocol (the paper's, sizes configurable): random held-out windows × random non-first tokens × chosen
 layers L; at each (window, token t, L), up to ``max_targets`` active res(L) features that are not "From

@@ -1,6 +1,6 @@
 """Predecessor matching for the experiments: cosine top-k from decoders, Pearson top-1 from activations.
 
-Cosine matching is the paper's data-free rule (PAPER.md §2.1) and the same rule ingest applies: unit-
+Cosine matching is the paper's data-free rule (paper §2.1) and the same rule ingest applies: unit-
 normalised decoder rows, inner product, top-k. It is recomputed here from the SAE weights (a few GEMMs)
 so the experiments do not need Neo4j. Pearson matching (the paper's data-driven baseline) picks, for
 each target feature, the predecessor feature whose activations correlate most with it over tokens.

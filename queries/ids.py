@@ -1,4 +1,4 @@
-"""Feature identity (DESIGN.md contract).
+"""Feature identity (the graph contract, docs/architecture.md).
 
 A feature's ``uid`` is ``"{atlas}/{layer}-{module}/{index}"`` (e.g. ``smollm2-demo/12-res/77``).
 Inputs may also use the paper's short form ``12/res/77`` when the atlas is known.

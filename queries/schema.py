@@ -1,4 +1,4 @@
-"""The graph contract (DESIGN.md), in one place.
+"""The graph contract (docs/architecture.md), in one place.
 
 Nodes
 - ``(:Atlas {name, model, d_model, n_layers, layers, complete, created_at, updated_at, manifest_sha256})``

@@ -1,4 +1,4 @@
-"""The atlas manifest (``atlas.toml``, DESIGN.md): what an atlas is made of.
+"""The atlas manifest (``atlas.toml``, docs/ingest.md): what an atlas is made of.
 
 Invariants once :func:`load_manifest` returns (or an :class:`AtlasManifest` is built):
 - the atlas name is valid (``queries.ids.check_atlas_name``);

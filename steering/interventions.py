@@ -1,4 +1,4 @@
-"""Interventions (PAPER.md §5.1) compiled into one tensor operation per hook point.
+"""Interventions (paper §5.1) compiled into one tensor operation per hook point.
 
 - **Additive** ``h += s·u·d`` at every position, where ``d`` is the feature's decoder row and ``u`` its
   strength unit: the feature's typical activation (``units="activation"``, default) or 1 (``"raw"``).

@@ -158,7 +158,7 @@ class SAEBank:
             if w.d_in != self.lm.d_model:
                 raise InvalidInput(
                     f"SAE {self.atlas}/{point} reads d_in = {w.d_in}, but model {self.lm.name} has d_model {self.lm.d_model} "
-                    "(only SAEs on res/att/mlp outputs in d_model space can steer; see DESIGN.md hook points)"
+                    "(only SAEs on res/att/mlp outputs in d_model space can steer; see docs/steering.md, hook points)"
                 )
             sae = _to_torch(point, w, self.lm)
             self._saes[point] = sae

@@ -33,7 +33,7 @@ def steer(
     feature: list[str] = typer.Option([], "--feature", "-f", help="Feature UID[=STRENGTH] steered exactly as given (no graph). Repeatable."),
     strength: float = typer.Option(4.0, help="Strength (ADD) or factor r (RESCALE) for features given without =STRENGTH."),
     mode: str = typer.Option("add", help="add: h += s·u·d at every position | rescale: h += (r−1)·a·d."),
-    strategy: str = typer.Option("seeds", help="seeds | single | cumulative (PAPER.md §5.1)."),
+    strategy: str = typer.Option("seeds", help="seeds | single | cumulative (paper §5.1)."),
     layer: Optional[int] = typer.Option(None, help="The paper's l: SINGLE's layer / CUMULATIVE's last layer."),
     schedule: str = typer.Option("constant", help="constant | exponential | linear (CUMULATIVE)."),
     alpha: float = typer.Option(-0.05, help="α of the exponential schedule."),
