@@ -38,7 +38,7 @@ strawberry.enum(
 )
 strawberry.enum(
     StrengthUnits, name="StrengthUnits",
-    description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored.",
+    description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored. THRESHOLD (JumpReLU SAEs): s × θ × the decoder row, the paper's folded decoder.",
 )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from queries.errors import SAEFileError
-from saes.weights import ARCHITECTURES, SAEWeights
+from saes.weights import ARCHITECTURES, NORMALIZATIONS, SAEWeights
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def save_sae_dir(path: str | Path, weights: SAEWeights, *, model_name: str | Non
         "dtype": "float32",
         "device": "cpu",
         "apply_b_dec_to_input": weights.apply_b_dec_to_input,
-        "normalize_activations": "none",
+        "normalize_activations": weights.normalize_activations,
         "reshape_activations": "none",
         "metadata": metadata,
         "architecture": arch,
@@ -149,4 +149,15 @@ def load_sae_dir(path: str | Path, *, decoder_only: bool = False, label: str | N
         hook_name=hook_name,
         cfg=cfg,
         apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
+        normalize_activations=_normalization(cfg, label),
     )
+
+
+def _normalization(cfg: dict[str, Any], label: str) -> str:
+    norm = str(cfg.get("normalize_activations") or "none")
+    if norm not in NORMALIZATIONS:
+        raise SAEFileError(
+            f"SAE {label}: normalize_activations = {norm!r} is not supported (supported: {', '.join(NORMALIZATIONS)}); "
+            "fold the normalisation into the weights with SAELens and save the SAE again"
+        )
+    return norm

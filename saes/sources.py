@@ -67,6 +67,8 @@ def _load_registry(entry: SAEEntry, decoder_only: bool) -> SAEWeights:
         hook_name=(cfg.get("metadata") or {}).get("hook_name"),
         cfg={k: v for k, v in cfg.items() if isinstance(v, (str, int, float, bool, dict, type(None)))},
         apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
+        # from_pretrained has folded expected_average_only_in's registry factor into the weights when it knows one
+        normalize_activations=str(cfg.get("normalize_activations") or "none"),
     )
 
 

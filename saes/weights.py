@@ -3,6 +3,11 @@
 Layout follows SAELens: ``W_dec`` is ``[d_sae, d_in]`` (one row per feature), ``W_enc`` is ``[d_in, d_sae]``.
 The encode rules mirror SAELens's forward for the architectures we read (standard, jumprelu, topk):
 
+- normalisation (SAELens ``normalize_activations``): ``constant_norm_rescale`` scales each input to norm
+  ``sqrt(d_in)``; ``layer_norm`` centres it and divides by its (unbiased) std + 1e-5; ``none`` and
+  ``expected_average_only_in`` leave it as is (SAELens folds the latter's dataset-wide factor into the weights
+  when it loads a registry SAE that has one, and so do we through ``SAE.from_pretrained``); decoding divides
+  by the same per-token factor (:func:`output_scale`);
 - input: ``x - b_dec`` when ``apply_b_dec_to_input`` (and ``b_dec`` exists), else ``x``;
 - pre-activation: ``x @ W_enc + b_enc``; without ``W_enc`` (decoder-only sources) the encoder is tied, ``W_dec.T``;
 - activation: standard ``relu(pre)``; jumprelu ``relu(pre)`` where ``pre > threshold`` else 0; topk ``relu`` of the
@@ -25,7 +30,42 @@ from queries.errors import SAEFileError
 A = TypeVar("A")  # a numpy array or a torch tensor: the rules below use only operators both support
 
 
-def encoder_input(x: A, b_dec: A | None, apply_b_dec_to_input: bool) -> A:
+NORMALIZATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm")
+_LN_EPS = 1e-5  # SAELens's run-time layer_norm epsilon
+
+
+def _stats(x: Any) -> tuple[Any, Any, Any]:
+    """Per-row L2 norm, mean and unbiased std of ``x`` (numpy or torch), keeping the last dim."""
+    if isinstance(x, np.ndarray):
+        return (np.linalg.norm(x, axis=-1, keepdims=True), x.mean(-1, keepdims=True), x.std(-1, ddof=1, keepdims=True))
+    return x.norm(dim=-1, keepdim=True), x.mean(-1, keepdim=True), x.std(-1, keepdim=True)
+
+
+def normalize_input(x: A, normalize: str, d_in: int) -> A:
+    """SAELens's run-time input normalisation (``normalize_activations``), before ``b_dec`` is subtracted."""
+    if normalize == "constant_norm_rescale":
+        norm, _, _ = _stats(x)
+        return x * (d_in**0.5 / norm)  # type: ignore[operator]
+    if normalize == "layer_norm":
+        _, mu, std = _stats(x)
+        return (x - mu) / (std + _LN_EPS)  # type: ignore[operator]
+    return x
+
+
+def output_scale(x: Any, normalize: str, d_in: int) -> Any:
+    """Per-token factor ``[..., 1]`` that turns SAE-space vectors back into input units (1.0 without normalisation):
+    a feature with activation ``a`` contributes ``a · d · output_scale`` to the reconstruction of ``x``."""
+    if normalize == "constant_norm_rescale":
+        norm, _, _ = _stats(x)
+        return norm / d_in**0.5
+    if normalize == "layer_norm":
+        _, _, std = _stats(x)
+        return std
+    return 1.0
+
+
+def encoder_input(x: A, b_dec: A | None, apply_b_dec_to_input: bool, normalize: str = "none", d_in: int = 0) -> A:
+    x = normalize_input(x, normalize, d_in)
     return x - b_dec if (b_dec is not None and apply_b_dec_to_input) else x  # type: ignore[operator]  # ndarray or Tensor
 
 
@@ -49,6 +89,7 @@ class SAEWeights:
     hook_name: str | None = None
     cfg: dict[str, Any] = field(default_factory=dict)
     apply_b_dec_to_input: bool = True
+    normalize_activations: str = "none"
 
     @property
     def d_sae(self) -> int:
@@ -64,7 +105,8 @@ class SAEWeights:
         if x.shape[-1] != self.d_in:
             raise SAEFileError(f"input has last dimension {x.shape[-1]}, but this SAE reads d_in = {self.d_in}")
         w_enc = self.W_enc if self.W_enc is not None else self.W_dec.T
-        return pre_activation(encoder_input(x, self.b_dec, self.apply_b_dec_to_input), w_enc, self.b_enc)
+        x_in = encoder_input(x, self.b_dec, self.apply_b_dec_to_input, self.normalize_activations, self.d_in)
+        return pre_activation(x_in, w_enc, self.b_enc)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Feature activations ``[..., d_sae]`` for inputs ``[..., d_in]`` (SAELens semantics).

@@ -60,6 +60,7 @@ class Schedule(str, Enum):
 class Units(str, Enum):
     ACTIVATION = "activation"  # s = multiples of the feature's typical activation (default)
     RAW = "raw"  # s multiplies the decoder row as stored (SAE activation units)
+    THRESHOLD = "threshold"  # s = multiples of the feature's JumpReLU threshold θ (the paper's folded decoder V = θ·d)
 
 
 DEFAULT_ALPHA = -0.05
@@ -167,12 +168,14 @@ class PointOp:
     dec: "torch.Tensor | None" = None  # [n, d]
 
     def __call__(self, h: "torch.Tensor") -> "torch.Tensor":
+        from saes.weights import output_scale
         from steering.saes import encode_selected
 
         out = h
         if self.enc is not None:
             a = encode_selected(h, self.enc)  # [..., n]
-            out = out + (a * self.factor) @ self.dec
+            # a feature's term in the reconstruction is a·d in SAE space, times the per-token normalisation factor
+            out = out + (a * self.factor) @ self.dec * output_scale(h, self.enc.get("normalize", "none"), h.shape[-1])
         if self.add is not None:
             out = out + self.add
         return out
@@ -226,7 +229,17 @@ def compile_plan(features: Sequence[SteerFeature], bank: "SAEBank", *, units: Un
         if adds:
             idx = torch.tensor([f.ref.index for f in adds], device=sae.W_dec.device)
             coef = torch.tensor([f.coefficient for f in adds], dtype=sae.W_dec.dtype, device=sae.W_dec.device)
-            unit = bank.typical_activation(point)[idx] if units is Units.ACTIVATION else torch.ones_like(coef)
+            if units is Units.ACTIVATION:
+                unit = bank.typical_activation(point)[idx]
+            elif units is Units.THRESHOLD:
+                if sae.threshold is None:
+                    raise InvalidInput(
+                        f"units THRESHOLD need a JumpReLU SAE, but SAE {bank.atlas}/{point} is {sae.architecture!r} "
+                        "without a threshold θ (use units ACTIVATION or RAW)"
+                    )
+                unit = sae.threshold[idx]
+            else:
+                unit = torch.ones_like(coef)
             rows = sae.W_dec[idx] * (coef * unit)[:, None]  # [n, d]: each feature's added vector
             op.add = rows.sum(0)
             norms = rows.norm(dim=-1)

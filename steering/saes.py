@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from queries.errors import InvalidInput
-from saes.weights import encoder_input, pre_activation
+from saes.weights import encoder_input, output_scale, pre_activation
 from steering.hooks import HookPoint, run_capture, validate_points
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class HookSAE:
     k: int | None
     architecture: str
     apply_b_dec_to_input: bool
+    normalize: str = "none"  # SAELens normalize_activations (saes.weights)
 
     @property
     def d_sae(self) -> int:
@@ -77,9 +78,11 @@ class HookSAE:
     def encoder_slice(self, idx: "torch.Tensor") -> dict[str, Any]:
         """What :func:`encode_selected` needs to encode only the features ``idx`` (all of them for TopK)."""
         if self.architecture == "topk":
-            return {"arch": "topk", "W_enc": self.W_enc, "b_enc": self.b_enc, "b_dec": self._bdec_in(), "k": self.k, "idx": idx}
+            return {"arch": "topk", "W_enc": self.W_enc, "b_enc": self.b_enc, "b_dec": self._bdec_in(), "k": self.k, "idx": idx,
+                    "normalize": self.normalize}
         return {
             "arch": self.architecture,
+            "normalize": self.normalize,
             "W_enc": self.W_enc[:, idx].contiguous(),
             "b_enc": None if self.b_enc is None else self.b_enc[idx].contiguous(),
             "b_dec": self._bdec_in(),
@@ -101,7 +104,7 @@ def encode_selected(h: "torch.Tensor", enc: dict[str, Any]) -> "torch.Tensor":
     import torch
 
     # The input and pre-activation rules are saes.weights's (one definition for numpy and torch).
-    pre = pre_activation(encoder_input(h, enc["b_dec"], True), enc["W_enc"], enc["b_enc"])
+    pre = pre_activation(encoder_input(h, enc["b_dec"], True, enc.get("normalize", "none"), h.shape[-1]), enc["W_enc"], enc["b_enc"])
     arch = enc["arch"]
     if arch == "topk":
         k = int(enc["k"] or 1)
@@ -186,6 +189,8 @@ class SAEBank:
             fired = mean[count > 0]
             if fired.numel():
                 typical = torch.where(count > 0, mean, fired.median())
+                if sae.normalize != "none":  # SAE units -> hidden-state units (the decode side of the normalisation)
+                    typical = typical * torch.as_tensor(output_scale(h, sae.normalize, h.shape[-1])).mean()
             else:
                 ref = h.norm(dim=-1).median() / 10
                 typical = ref / sae.W_dec.norm(dim=-1).clamp(min=1e-8)
@@ -208,6 +213,7 @@ def _to_torch(point: HookPoint, w: Any, lm: "LoadedModel") -> HookSAE:
     return HookSAE(
         point=point, W_dec=w_dec, W_enc=w_enc, b_enc=t(w.b_enc), b_dec=t(w.b_dec), threshold=t(w.threshold),
         k=w.k, architecture=str(w.architecture), apply_b_dec_to_input=bool(getattr(w, "apply_b_dec_to_input", True)),
+        normalize=str(getattr(w, "normalize_activations", "none")),
     )
 
 
