@@ -45,10 +45,10 @@ def normalize_input(x: A, normalize: str, d_in: int) -> A:
     """SAELens's run-time input normalisation (``normalize_activations``), before ``b_dec`` is subtracted."""
     if normalize == "constant_norm_rescale":
         norm, _, _ = _stats(x)
-        return x * (d_in**0.5 / norm)  # type: ignore[operator]
+        return x * (d_in**0.5 / norm)
     if normalize == "layer_norm":
         _, mu, std = _stats(x)
-        return (x - mu) / (std + _LN_EPS)  # type: ignore[operator]
+        return (x - mu) / (std + _LN_EPS)
     return x
 
 
