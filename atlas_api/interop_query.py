@@ -17,7 +17,9 @@ from strawberry.scalars import JSON
 
 from atlas_api.context import Context
 from atlas_api.types import Feature, Module, Origin, OriginStep, OriginThresholds
+from interop import neighbours
 from interop.semantic import query_vector
+from queries import atlases as qatlases
 from queries import attribution_graphs as QG
 from queries import errors as qerrors
 from queries import features as qf
@@ -144,8 +146,44 @@ class AttributionGraphUse:
     node_ids: list[str]
 
 
+@strawberry.type(description="A feature of the target SAE and the cosine of its decoder direction with the query feature's.")
+class SimilarHit:
+    uid: str
+    index: int
+    cosine: float
+    feature: Feature | None = strawberry.field(description="The feature's node (null if the target SAE's features are not in the graph).")
+
+
+@strawberry.type(description="Nearest decoder directions of one feature in one SAE, computed from the SAE files (FAISS, exact).")
+class SimilarResult:
+    uid: str
+    sae: str
+    d_in: int
+    neighbours: list[SimilarHit]
+    millis: float = strawberry.field(description="Time spent loading (first use of an SAE in this process) and searching.")
+    cold: bool = strawberry.field(description="True when the target SAE was read from its files for this request.")
+
+
 @strawberry.type
 class InteropQuery:
+    @strawberry.field(description=(
+        "The top-k features of any SAE (`atlas/{layer}-{module}`, of this atlas or another atlas of the same model) "
+        "whose decoder directions are nearest (cosine) to this feature's — computed from the SAE files, not the stored edges."
+    ))
+    async def similar(self, info: Info, uid: str, sae: str, k: int = 10, atlas: str | None = None) -> SimilarResult:
+        names = neighbours.atlases_of(uid, sae, atlas)
+        infos = {n: (await info.context.read(qatlases.ATLAS_INFO, {"atlas": n}) or [None])[0] for n in set(names)}
+        known = None
+        if any(v is None for v in infos.values()):
+            known = [r["name"] for r in await info.context.read(qatlases.ATLAS_NAMES)]
+        r = await asyncio.to_thread(neighbours.similar_from, infos, uid, sae, k, atlas=atlas, known=known)
+        feats = await info.context.feature_loader.load_many([n.uid for n in r.neighbours])
+        return SimilarResult(
+            uid=r.uid, sae=r.sae, d_in=r.d_in, millis=round(r.seconds * 1000, 2), cold=r.cold,
+            neighbours=[SimilarHit(uid=n.uid, index=n.index, cosine=n.cosine, feature=Feature.from_row(f) if f else None)
+                        for n, f in zip(r.neighbours, feats)],
+        )
+
     @strawberry.field(description="Stored attribution graphs (complete imports only), by id.")
     async def attribution_graphs(self, info: Info, scan: str | None = None, limit: int = 50) -> list[AttributionGraph]:
         if not 0 <= limit <= info.context.settings.max_page_size:
