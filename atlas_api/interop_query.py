@@ -10,6 +10,7 @@ import asyncio
 import enum
 import json
 from collections import Counter
+from typing import Any
 from typing import cast
 
 import strawberry
@@ -172,7 +173,10 @@ class InteropQuery:
     ))
     async def similar(self, info: Info, uid: str, sae: str, k: int = 10, atlas: str | None = None) -> SimilarResult:
         names = neighbours.atlases_of(uid, sae, atlas)
-        infos = {n: (await info.context.read(qatlases.ATLAS_INFO, {"atlas": n}) or [None])[0] for n in set(names)}
+        infos: dict[str, dict[str, Any] | None] = {}
+        for n in set(names):
+            rows = await info.context.read(qatlases.ATLAS_INFO, {"atlas": n})
+            infos[n] = rows[0] if rows else None
         known = None
         if any(v is None for v in infos.values()):
             known = [r["name"] for r in await info.context.read(qatlases.ATLAS_NAMES)]
