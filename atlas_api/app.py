@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hmac
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 
 from atlas_api.context import Context
+from atlas_api.keys import KeyStore
 from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
@@ -49,12 +52,13 @@ _NO_DASHBOARD = (
 
 class _GraphQL(GraphQL):
     def __init__(self, app_state: dict[str, Any], settings: ApiSettings, **kw: Any) -> None:
-        super().__init__(build_schema(settings), graphql_ide="graphiql" if settings.graphiql else None, **kw)
+        ide = "graphiql" if settings.graphiql and settings.introspection else None  # GraphiQL needs introspection
+        super().__init__(build_schema(settings), graphql_ide=ide, **kw)
         self._state = app_state
         self._settings = settings
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(graph=self._state["graph"], settings=self._settings, request=request, response=response)
+        return Context(graph=self._state["graph"], settings=self._settings, request=request, response=response, steerer=self._state.get("steerer"))
 
     async def parse_http_body(self, request: Any) -> Any:
         """The common request (POST application/json, one operation, no streaming Accept) without strawberry's
@@ -69,10 +73,11 @@ class _GraphQL(GraphQL):
         return await super().parse_http_body(request)  # the body is cached: it can be read again
 
 
-def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None) -> "AtlasApp":
+def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None, *, steerer: Any = None) -> "AtlasApp":
+    """``steerer``: what runs ``steer`` (anything with ``steer(SteerRequest)``); None = the process-wide Steerer."""
     settings = settings or ApiSettings()
     neo = (neo4j_settings or Neo4jSettings()).model_copy(update={"query_timeout_s": settings.query_timeout_s})
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {"steerer": steerer}
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -101,9 +106,15 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
             return JSONResponse({"status": "unavailable", "neo4j": str(exc), **extra}, status_code=503)
         return JSONResponse({"status": "ready", "neo4j": neo.uri, **extra})
 
+    store = KeyStore(settings.keys_file)
+
     async def export(request: Request) -> Response:
         """GET /export/lineage?uid=...&format=json|circuit-tracer[&direction=&depth=&minSimilarity=...]"""
         q = request.query_params
+        if settings.reads == "keyed":
+            token = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not token or (store.verify(token) is None and not (settings.api_key and hmac.compare_digest(token, settings.api_key))):
+                return JSONResponse({"error": "reads need a valid API key: send header 'X-API-Key: <key>'", "code": "UNAUTHENTICATED"}, status_code=401)
         try:
             fmt = q.get("format", "json")
             if fmt not in ("json", "circuit-tracer"):
@@ -160,7 +171,7 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
         ],
         middleware=middleware, lifespan=lifespan,
     )
-    return AtlasApp(site, CORSMiddleware(gql, **cors) if cors else gql)
+    return AtlasApp(site, CORSMiddleware(gql, **cors) if cors else gql, settings.max_body_bytes)
 
 
 class AtlasApp:
@@ -171,12 +182,49 @@ class AtlasApp:
     and add nothing for it: the view answers its own HTTP errors, and uvicorn turns a crash into a 500.
     """
 
-    def __init__(self, site: Starlette, graphql: Any) -> None:
+    def __init__(self, site: Starlette, graphql: Any, max_body_bytes: int = 1_000_000) -> None:
         self.site = site
         self.graphql = graphql
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            receive = await self._bounded(scope, receive, send)
+            if receive is None:
+                return
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/graphql":
             await self.graphql(scope, receive, send)
         else:
             await self.site(scope, receive, send)
+
+    async def _bounded(self, scope: Any, receive: Any, send: Any) -> Any:
+        """``receive`` if the body fits ``max_body_bytes`` (else answer 413 and return None). A declared
+        Content-Length is checked up front (the server enforces it); a chunked body is read and replayed."""
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None:
+            if not length.isdigit() or int(length) <= self.max_body_bytes:
+                return receive
+        else:
+            chunks, size = [], 0
+            while True:
+                msg = await receive()
+                if msg["type"] != "http.request":
+                    return receive  # disconnect: let the app see it
+                chunks.append(msg)
+                size += len(msg.get("body", b""))
+                if size > self.max_body_bytes or not msg.get("more_body"):
+                    break
+            if size <= self.max_body_bytes:
+                replay = iter(chunks)
+
+                async def replayed() -> Any:
+                    return next(replay, None) or await receive()
+
+                return replayed
+        body = json.dumps({"errors": [{"message": f"request body is larger than {self.max_body_bytes} bytes "
+                                       "(ATLAS_API_MAX_BODY_BYTES); send a smaller query or fewer prompts",
+                                       "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+        return None

@@ -26,6 +26,8 @@ class Context:
     settings: ApiSettings
     request: Request | None = None
     response: Any = None
+    # What runs `steer` (a steering.service.Steerer or a client of a steering worker); None: the process-wide one.
+    steerer: Any = None
     _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(default_factory=dict)
     feature_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
     neuronpedia_loader: DataLoader[str, str | None] = field(init=False)

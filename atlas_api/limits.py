@@ -3,8 +3,9 @@
 - depth, aliases and tokens: strawberry's limiters; complexity: :class:`complexity_rule` estimates the
   work of a query before it runs (each field costs 1, graph-building fields cost more, list fields
   multiply their children by their page size) and refuses it above ``max_complexity``.
-- mutations need the API key when ``ApiSettings.api_key`` is set (header ``X-API-Key`` or
-  ``Authorization: Bearer``); the check runs before any resolver.
+- keys and roles (atlas_api.keys): mutations need a key with their role (unless mutations are open),
+  reads too when ``reads = "keyed"``; per-key rate limits and the steering gate (atlas_api.guard). All
+  of it runs before any resolver; refusals are typed errors with an HTTP status (401/403/429).
 - errors: an expected failure (``queries.errors.AtlasError``) keeps its message and gets
   ``extensions.code`` (FEATURE_NOT_FOUND, INVALID_INPUT, DATABASE_UNAVAILABLE, ...); anything else is
   logged with its traceback and masked as "Unexpected error." (code INTERNAL).
@@ -14,17 +15,19 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
-    ExecutionResult, FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, IntValueNode,
+    ExecutionResult, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, IntValueNode,
     OperationDefinitionNode, SelectionSetNode,
 )
 from graphql.validation import ValidationContext, ValidationRule
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from atlas_api.guard import RateLimiter, SteerGate
+from atlas_api.keys import MUTATION_ROLES, ApiKey, KeyStore, Role
 from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
 
@@ -91,6 +94,62 @@ def _request_key(context: Any) -> str | None:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
+def _client(context: Any) -> str:
+    request = getattr(context, "request", None)
+    client = getattr(request, "client", None)
+    return client.host if client else "unknown"
+
+
+_LEGACY = ApiKey(id="env", name="ATLAS_API_API_KEY", roles=frozenset({Role.ADMIN}), sha256="")
+_HTTP_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "RATE_LIMITED": 429, "STEER_BUSY": 429}
+
+
+_ROOT_FIELDS: dict[tuple[str, str | None], tuple[str, ...]] = {}
+
+
+def _root_fields(ec: Any) -> tuple[str, ...]:
+    """Names of the operation's top-level fields (through fragments), e.g. ("setLabel",); cached per query text."""
+    cache_key = (ec.query or "", ec.operation_name)
+    found = _ROOT_FIELDS.get(cache_key)
+    if found is not None:
+        return found
+    doc = ec.graphql_document
+    frags = {d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)} if doc else {}
+    ops = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)] if doc else []
+    op = next((o for o in ops if ec.operation_name is None or (o.name and o.name.value == ec.operation_name)), None)
+    out: list[str] = []
+
+    def walk(sel: SelectionSetNode, seen: frozenset[str]) -> None:
+        for s in sel.selections:
+            if isinstance(s, FieldNode):
+                out.append(s.name.value)
+            elif isinstance(s, InlineFragmentNode):
+                walk(s.selection_set, seen)
+            elif isinstance(s, FragmentSpreadNode) and s.name.value in frags and s.name.value not in seen:
+                walk(frags[s.name.value].selection_set, seen | {s.name.value})
+
+    if op is not None:
+        walk(op.selection_set, frozenset())
+    if len(_ROOT_FIELDS) > 4096:
+        _ROOT_FIELDS.clear()
+    _ROOT_FIELDS[cache_key] = found = tuple(out)
+    return found
+
+
+def _refuse(ec: Any, exc: qerrors.AtlasError) -> None:
+    """Answer the request with ``exc`` as a typed error (and its HTTP status) without executing it."""
+    code = error_code(exc)
+    ext: dict[str, Any] = {"code": code}
+    response = getattr(ec.context, "response", None)
+    if isinstance(exc, qerrors.RateLimited):
+        ext["retryAfter"] = exc.retry_after
+        if response is not None:
+            response.headers["retry-after"] = str(exc.retry_after)
+    if response is not None and code in _HTTP_STATUS:
+        response.status_code = _HTTP_STATUS[code]
+    ec.result = ExecutionResult(data=None, errors=[GraphQLError(str(exc), extensions=ext)])
+
+
 _CODES: list[tuple[type[Exception], str]] = [
     (qerrors.FeatureNotFound, "FEATURE_NOT_FOUND"),
     (qerrors.AtlasNotFound, "ATLAS_NOT_FOUND"),
@@ -99,6 +158,10 @@ _CODES: list[tuple[type[Exception], str]] = [
     (qerrors.InvalidInput, "INVALID_INPUT"),
     (qerrors.DatabaseUnavailable, "DATABASE_UNAVAILABLE"),
     (qerrors.ModelUnavailable, "MODEL_UNAVAILABLE"),
+    (qerrors.Unauthenticated, "UNAUTHENTICATED"),
+    (qerrors.Forbidden, "FORBIDDEN"),
+    (qerrors.SteerBusy, "STEER_BUSY"),
+    (qerrors.RateLimited, "RATE_LIMITED"),
     (qerrors.AtlasError, "ATLAS_ERROR"),
 ]
 
@@ -147,18 +210,27 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
       dashboards repeat the same documents with new variables, and every rule reads only the document,
       so the errors of a query text never change. Rule classes are built once; the LRUs are bounded so
       unique query texts cannot grow memory without limit;
-    - mutations need the API key when one is configured, checked before any resolver runs;
+    - keys, roles, rate limits and the steering gate, checked before any resolver runs;
     - error masking (:class:`AtlasErrors`).
     """
     from collections import OrderedDict
     from functools import lru_cache
-
+    
     from graphql import parse
     from strawberry.extensions.max_aliases import create_validator as alias_rule
     from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
     from strawberry.schema.schema import validate_document
 
-    rules = (depth_rule(settings.max_query_depth, None), alias_rule(settings.max_aliases), complexity_rule(settings))
+    from graphql.validation import NoSchemaIntrospectionCustomRule
+
+    rules: tuple[type[ValidationRule], ...] = (depth_rule(settings.max_query_depth, None), alias_rule(settings.max_aliases), complexity_rule(settings))
+    if not settings.introspection:
+        rules = (*rules, NoSchemaIntrospectionCustomRule)
+    store = KeyStore(settings.keys_file)
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    anon_limiter = RateLimiter(settings.anon_rate_limit_per_minute)
+    steer_limiter = RateLimiter(settings.steer_rate_limit_per_minute, "steering requests")
+    gate = SteerGate(settings.steer_concurrency, settings.steer_queue, settings.steer_queue_timeout_s)
     parse_cached = lru_cache(maxsize=1024)(parse)
     validated: OrderedDict[tuple[int, str], list[GraphQLError]] = OrderedDict()
     maxsize = 1024
@@ -189,16 +261,67 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
             ec.pre_execution_errors = list(errors)
             yield
 
-        def on_execute(self) -> Iterator[None]:
+        async def on_execute(self) -> AsyncIterator[None]:
             ec = self.execution_context
-            if settings.api_key and ec.operation_type == OperationType.MUTATION:
-                given = _request_key(ec.context)
-                if not given or not hmac.compare_digest(given, settings.api_key):
-                    ec.result = ExecutionResult(data=None, errors=[GraphQLError(
-                        "mutations need the API key: send header 'X-API-Key: <key>' (or 'Authorization: Bearer <key>')",
-                        extensions={"code": "UNAUTHENTICATED"},
-                    )])
-            yield
+            try:
+                fields = _root_fields(ec)
+                mutation = ec.operation_type == OperationType.MUTATION
+                key = _authorise(ec.context, fields, mutation)
+                principal = key.id if key else None
+                if principal and limiter.rate > 0:
+                    limiter.check(f"key {principal}")
+                elif principal is None and anon_limiter.rate > 0:
+                    anon_limiter.check(f"address {_client(ec.context)}")
+                steers = sum(1 for f in fields if f == "steer") if mutation else 0
+                if steers > 1:
+                    raise qerrors.InvalidInput(f"one steer per request, got {steers} (send them as separate requests)")
+            except qerrors.AtlasError as exc:
+                _refuse(ec, exc)
+                yield
+                return
+            if not steers:
+                yield
+                return
+            try:
+                if steer_limiter.rate > 0:
+                    steer_limiter.check(f"key {principal}" if principal else f"address {_client(ec.context)}")
+                started = await gate.acquire()
+            except qerrors.AtlasError as exc:
+                _refuse(ec, exc)
+                yield
+                return
+            try:
+                yield
+            finally:
+                gate.release(started)
+
+    def _authorise(context: Any, fields: tuple[str, ...], mutation: bool) -> ApiKey | None:
+        """The caller's key (None when anonymous) after checking it may run these root fields."""
+        token = _request_key(context)
+        key = None
+        if token:
+            key = store.verify(token)
+            if key is None and settings.api_key and hmac.compare_digest(token, settings.api_key):
+                key = _LEGACY
+            if key is None:
+                raise qerrors.Unauthenticated("the API key is not valid or was revoked (ask an admin for a key: `atlas keys create NAME --role ...`)")
+        if mutation:
+            if settings.mutations == "open" and key is None:
+                return None
+            needed = {MUTATION_ROLES.get(f, Role.ADMIN) for f in fields if f != "__typename"}
+        else:
+            if settings.reads == "open" or key is not None:
+                return key
+            needed = {Role.READ}
+        if key is None:
+            what = "mutations need" if mutation else "reads need"
+            raise qerrors.Unauthenticated(f"{what} an API key with role {'/'.join(sorted(r.value for r in needed))}: "
+                                          "send header 'X-API-Key: <key>' (or 'Authorization: Bearer <key>')")
+        missing = sorted(r.value for r in needed if not key.allows(r))
+        if missing:
+            raise qerrors.Forbidden(f"API key {key.id} ({key.name}) lacks role {', '.join(missing)} "
+                                    f"(it has {', '.join(sorted(r.value for r in key.roles))}; an admin can create a key with that role)")
+        return key
 
     return AtlasExtension
 

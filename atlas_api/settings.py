@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from atlas_api.keys import default_keys_file
 
 
 class ApiSettings(BaseSettings):
@@ -11,10 +16,30 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    # Origins allowed to call the API from a browser (dashboards); comma-separated in the env as JSON list.
+    # Origins allowed to call the API from a browser (dashboards), as a JSON list in the env. Empty: CORS closed.
     cors_origins: list[str] = Field(default_factory=list)
-    # When set, mutations (steer, setLabel) need header `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+    # Keys and roles (docs/api.md "Keys and roles"): keys live hashed in keys_file, managed with `atlas keys`.
+    # Keys travel as header `X-API-Key: <key>` or `Authorization: Bearer <key>`.
+    keys_file: Path = Field(default_factory=default_keys_file)
+    reads: Literal["open", "keyed"] = "open"
+    # "open" lets anyone who reaches the port mutate; `atlas serve` refuses it on a non-loopback address
+    # unless --allow-open-mutations is given.
+    mutations: Literal["keyed", "open"] = "keyed"
+    # Legacy single shared key: acts as a key with every role (prefer `atlas keys create`).
     api_key: str | None = None
+    # Per-key token buckets (0 = off); anonymous callers are limited per client address when anon_* > 0.
+    rate_limit_per_minute: int = Field(default=1_200, ge=0)
+    anon_rate_limit_per_minute: int = Field(default=0, ge=0)
+    steer_rate_limit_per_minute: int = Field(default=30, ge=0)
+    # Steering runs at most steer_concurrency at once per process; steer_queue more wait up to
+    # steer_queue_timeout_s; beyond that STEER_BUSY with a retry hint.
+    steer_concurrency: int = Field(default=1, ge=1)
+    steer_queue: int = Field(default=4, ge=0)
+    steer_queue_timeout_s: float = Field(default=60.0, gt=0)
+    # Largest request body accepted (bytes); larger ones get 413 before anything is parsed.
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    # Schema introspection (__schema/__type) and GraphiQL; turn off in production if the schema is private.
+    introspection: bool = True
     graphiql: bool = True
     # Limits (per request).
     max_query_depth: int = Field(default=10, ge=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,11 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from queries.errors import AtlasError, DatabaseUnavailable
-from queries.settings import LOCAL_DEFAULT_PASSWORD
+from queries.settings import DEFAULT_LOCAL_HOME, PASSWORD_FILE, local_password
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +39,25 @@ class LocalNeo4jSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ATLAS_NEO4J_", extra="ignore")
 
-    home: Path = REPO_ROOT / ".atlas" / "neo4j"
+    home: Path = DEFAULT_LOCAL_HOME
     listen_address: str = "127.0.0.1"
     bolt_port: int = Field(default=7687, ge=1, le=65535)
     heap: str = "1g"
     pagecache: str = "1g"
-    password: str = LOCAL_DEFAULT_PASSWORD
+    # None: the home's password file (generated on first start); set it to choose the initial password.
+    password: str | None = None
     start_timeout_s: float = 180.0
     stop_timeout_s: float = 90.0
+
+    @model_validator(mode="after")
+    def _home_password(self) -> "LocalNeo4jSettings":
+        if self.password is None:
+            self.password = local_password(self.home)
+        return self
+
+    @property
+    def password_file(self) -> Path:
+        return self.home / PASSWORD_FILE
 
     @property
     def conf_dir(self) -> Path:
@@ -133,6 +145,26 @@ def _write_config(s: LocalNeo4jSettings) -> None:
     )
 
 
+def _write_password_file(path: Path, password: str) -> None:
+    """Write the password readable by its owner only (0600 from creation, replaced atomically)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    tmp.replace(path)
+
+
+def _initialise_auth(s: LocalNeo4jSettings) -> None:
+    """A fresh home's password: random unless the user chose one (ATLAS_NEO4J_PASSWORD), kept in the home (0600)."""
+    password = s.password or secrets.token_urlsafe(24)
+    proc = admin(s, "dbms", "set-initial-password", password)
+    if proc.returncode != 0:
+        raise AtlasError(f"could not set Neo4j's initial password: {(proc.stdout + proc.stderr).strip()[-500:]}")
+    _write_password_file(s.password_file, password)
+    s.password = password
+
+
 def _env(s: LocalNeo4jSettings) -> dict[str, str]:
     return {**os.environ, "NEO4J_HOME": str(s.home), "NEO4J_CONF": str(s.conf_dir)}
 
@@ -188,7 +220,7 @@ def _wait_ready(s: LocalNeo4jSettings, pid: int) -> None:
             raise DatabaseUnavailable(f"Neo4j exited during start-up; see {s.logs_dir / 'console.log'}: {_tail(s.logs_dir / 'console.log')}")
         if _port_open(s.listen_address, s.bolt_port):
             try:
-                with GraphDatabase.driver(s.bolt_uri, auth=("neo4j", s.password), connection_timeout=2) as driver:
+                with GraphDatabase.driver(s.bolt_uri, auth=("neo4j", s.password or ""), connection_timeout=2) as driver:
                     driver.execute_query("RETURN 1", database_="neo4j")
                 return
             except Exception as exc:  # noqa: BLE001 - any failure here means "not ready yet"
@@ -216,11 +248,8 @@ def start(s: LocalNeo4jSettings) -> ServerStatus:
         )
     assemble()
     _write_config(s)
-    fresh = not (s.data_dir / "dbms").exists()
-    if fresh:
-        proc = admin(s, "dbms", "set-initial-password", s.password)
-        if proc.returncode != 0:
-            raise AtlasError(f"could not set Neo4j's initial password: {(proc.stdout + proc.stderr).strip()[-500:]}")
+    if not (s.data_dir / "dbms").exists():
+        _initialise_auth(s)
     console = open(s.logs_dir / "console.log", "ab")  # noqa: SIM115 - handed to the server process, which outlives this call
     heap_flags = [f"-Xms{s.heap}", f"-Xmx{s.heap}"]
     cmd = [_java(), *heap_flags, "-XX:+UseG1GC", "-cp", f"{lib_dir()}/*", ENTRY_POINT, f"--home-dir={s.home}", f"--config-dir={s.conf_dir}"]
@@ -302,9 +331,29 @@ def load(s: LocalNeo4jSettings, from_dir: Path, database: str = "neo4j") -> None
         )
     _write_config(s)
     if not (s.data_dir / "dbms").exists():  # a fresh home: initialise its auth like `start` does
-        proc = admin(s, "dbms", "set-initial-password", s.password)
-        if proc.returncode != 0:
-            raise AtlasError(f"could not set Neo4j's initial password: {(proc.stdout + proc.stderr).strip()[-500:]}")
+        _initialise_auth(s)
     proc = admin(s, "database", "load", database, f"--from-path={from_dir}", "--overwrite-destination=true")
     if proc.returncode != 0:
         raise AtlasError(f"neo4j-admin could not load {source} (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}")
+
+
+def backup(s: LocalNeo4jSettings, to_dir: Path, database: str = "neo4j") -> Path:
+    """``atlas db backup``: :func:`dump` into ``to_dir``, stopping the server for it (Community dumps offline)
+    and starting it again when it was running, even when the dump fails."""
+    was_running = stop(s)
+    try:
+        return dump(s, Path(to_dir).expanduser(), database)
+    finally:
+        if was_running:
+            start(s)
+
+
+def restore(s: LocalNeo4jSettings, from_dir: Path, database: str = "neo4j") -> None:
+    """``atlas db restore``: :func:`load` a backup, stopping the server for it and starting it again when it was
+    running. Users and passwords (the system database) are not part of a dump and stay as they are."""
+    was_running = stop(s)
+    try:
+        load(s, Path(from_dir).expanduser(), database)
+    finally:
+        if was_running:
+            start(s)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from atlas_cli.commands import cypher, db, demo, experiment, export, graphs, ingest, labels, serve, steer, steer_worker, train
+from atlas_cli.commands import cypher, db, demo, experiment, export, graphs, ingest, keys, labels, serve, steer, steer_worker, train
 from queries.errors import AtlasError
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(experiment.app, name="experiment")
 app.add_typer(labels.app, name="labels")
 app.add_typer(graphs.app, name="graphs")
+app.add_typer(keys.app, name="keys")
 app.command("ingest")(ingest.ingest)
 app.command("serve")(serve.serve)
 app.command("cypher")(cypher.cypher)
@@ -48,6 +49,7 @@ app.command("steer-worker")(steer_worker.steer_worker)
 app.command("train")(train.train)
 app.command("demo")(demo.demo)
 app.command("export")(export.export)
+app.command("import")(export.import_)
 
 
 def run() -> None:

@@ -39,7 +39,7 @@ def make_driver(factory: Callable[..., D], settings: Neo4jSettings, **extra: Any
     try:
         return factory(
             settings.uri,
-            auth=(settings.username, settings.password),
+            auth=settings.auth,
             connection_timeout=settings.connect_timeout_s,
             # Bounded, so a dead server is one quick DatabaseUnavailable rather than a hang.
             connection_acquisition_timeout=settings.connect_timeout_s * 2,
@@ -60,7 +60,7 @@ def map_error(exc: BaseException, settings: Neo4jSettings, timeout: float | None
     if isinstance(exc, AuthError):
         return DatabaseUnavailable(
             f"Neo4j at {settings.uri} rejected user {settings.username!r} "
-            "(check NEO4J_USERNAME/NEO4J_PASSWORD; the project's own server uses neo4j/feature-atlas)"
+            "(check NEO4J_USERNAME/NEO4J_PASSWORD; the project's own server keeps its password in $ATLAS_NEO4J_HOME/password)"
         )
     if isinstance(exc, Neo4jError) and str(exc.code or "").startswith("Neo.ClientError"):
         code = str(exc.code)

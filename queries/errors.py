@@ -69,6 +69,14 @@ class ModelUnavailable(AtlasError):
     """The language model needed for steering/training cannot be loaded."""
 
 
+class Unauthenticated(AtlasError):
+    """A request that needs an API key came without a valid one."""
+
+
+class Forbidden(AtlasError):
+    """The API key is valid but lacks the role the request needs."""
+
+
 class RateLimited(AtlasError):
     """Too many requests for this key (or, for steering, too many waiting): retry after ``retry_after`` seconds."""
 

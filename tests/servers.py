@@ -35,7 +35,7 @@ def private_neo4j(home: Path, *, heap: str = "512m", pagecache: str = "256m", st
 
 
 @contextmanager
-def running_api(settings: Any = None, neo4j: Neo4jSettings | None = None) -> Iterator[str]:
+def running_api(settings: Any = None, neo4j: Neo4jSettings | None = None, **app_kw: Any) -> Iterator[str]:
     """The real API app on uvicorn in a background thread (127.0.0.1, a free port); yields its base URL."""
     import uvicorn
 
@@ -44,7 +44,7 @@ def running_api(settings: Any = None, neo4j: Neo4jSettings | None = None) -> Ite
 
     port = free_port()
     settings = (settings or ApiSettings()).model_copy(update={"host": "127.0.0.1", "port": port})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, neo4j), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, neo4j, **app_kw), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

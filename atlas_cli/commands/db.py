@@ -17,7 +17,9 @@ def start() -> None:
     s = local_neo4j.LocalNeo4jSettings()
     st = local_neo4j.start(s)
     typer.echo(st.describe())
-    typer.echo(f"connect with NEO4J_URI={st.bolt_uri} NEO4J_USERNAME=neo4j NEO4J_PASSWORD=<ATLAS_NEO4J_PASSWORD, default feature-atlas>")
+    where = s.password_file if s.password_file.exists() else "the legacy default, set before password files existed"
+    typer.echo(f"connect with NEO4J_URI={st.bolt_uri} NEO4J_USERNAME=neo4j; the password is in {where} "
+               "(atlas, the API and the tests read it from there when NEO4J_PASSWORD is unset)")
 
 
 @app.command()
@@ -62,6 +64,30 @@ def load_cmd(
 
     local_neo4j.load(local_neo4j.LocalNeo4jSettings(), from_dir, database)
     typer.echo(f"loaded {from_dir / (database + '.dump')}; start the server with `atlas db start`")
+
+
+@app.command()
+def backup(path: Path = typer.Argument(..., help="Folder to write the backup into (neo4j.dump + atlas-dump.json), e.g. backups/2026-01-31.")) -> None:
+    """Back up the database with neo4j-admin: the server is stopped for the dump and started again."""
+    from atlas_cli import local_neo4j
+
+    dump = local_neo4j.backup(local_neo4j.LocalNeo4jSettings(), path)
+    typer.echo(f"backup written to {dump} ({dump.stat().st_size / 1e6:.1f} MB); restore it with `atlas db restore {path}`")
+
+
+@app.command()
+def restore(
+    path: Path = typer.Argument(..., help="A folder written by `atlas db backup` (or `atlas db dump`)."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the database with a backup: the server is stopped, loaded and started again."""
+    from atlas_cli import local_neo4j
+
+    s = local_neo4j.LocalNeo4jSettings()
+    if not yes:
+        typer.confirm(f"replace the whole database of the server at {s.home} with the backup in {path}?", abort=True)
+    local_neo4j.restore(s, path)
+    typer.echo(f"database restored from {path}")
 
 
 @app.command()

@@ -35,7 +35,8 @@ LINEAGE = '{ lineage(uid: "%s", depth: 4, minSimilarity: 0.3) { nodes { uid } ed
 
 
 def _server(root: Path, name: str) -> local_neo4j.LocalNeo4jSettings:
-    return local_neo4j.LocalNeo4jSettings(home=root / name, bolt_port=free_port(), heap="384m", pagecache="32m")
+    # Replicas share credentials (the API reads every server with the primary's password), so both get one chosen here.
+    return local_neo4j.LocalNeo4jSettings(home=root / name, bolt_port=free_port(), heap="384m", pagecache="32m", password="replica-test")
 
 
 @pytest.fixture(scope="module")
