@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from queries.errors import AtlasError, DatabaseUnavailable
-from queries.settings import DEFAULT_LOCAL_HOME, PASSWORD_FILE, local_password
+from queries.settings import DEFAULT_LOCAL_HOME, PASSWORD_FILE, local_password, port_password_file
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ def _write_config(s: LocalNeo4jSettings) -> None:
 
 def _write_password_file(path: Path, password: str) -> None:
     """Write the password readable by its owner only (0600 from creation, replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -240,6 +241,8 @@ def start(s: LocalNeo4jSettings) -> ServerStatus:
     """Start the server unless it is already running; returns once Bolt answers a query."""
     current = status(s)
     if current.running:
+        if s.password:
+            _write_password_file(port_password_file(s.bolt_port), s.password)
         return current
     if _port_open(s.listen_address, s.bolt_port):
         raise DatabaseUnavailable(
@@ -256,6 +259,8 @@ def start(s: LocalNeo4jSettings) -> ServerStatus:
     server = subprocess.Popen(cmd, env=_env(s), stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     s.pid_file.write_text(str(server.pid))
     _wait_ready(s, server.pid)
+    if s.password:  # clients that know only this server's URI find its password by port (queries.settings)
+        _write_password_file(port_password_file(s.bolt_port), s.password)
     return status(s)
 
 

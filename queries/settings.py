@@ -4,8 +4,10 @@ Built once at an entry point and passed down (no module-level singleton).
 
 Password: ``NEO4J_PASSWORD`` when set. Otherwise, for a loopback URI, the password of the project's own
 server (``atlas db start``), which generates a random one on first start and keeps it in
-``$ATLAS_NEO4J_HOME/password`` (mode 0600). A home initialised before that (no password file, but data)
-still uses the old constant :data:`LEGACY_LOCAL_PASSWORD`.
+``$ATLAS_NEO4J_HOME/password`` (mode 0600). Every start also records it per Bolt port
+(:func:`port_password_file`), so a client that knows only the URI of a server started elsewhere (a test's
+private server in a temporary home, a subprocess) finds it too. A home initialised before password files
+existed (data, no password file) still uses the old constant :data:`LEGACY_LOCAL_PASSWORD`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def local_home() -> Path:
     """The project's own server's home: ``ATLAS_NEO4J_HOME`` or ``<repo>/.atlas/neo4j``."""
     return Path(os.environ.get("ATLAS_NEO4J_HOME") or DEFAULT_LOCAL_HOME).expanduser()
+
+
+def port_password_file(port: int) -> Path:
+    """Where ``atlas db start`` records the password of the local server it started on ``port`` (0600, dir 0700)."""
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "feature-atlas" / "neo4j" / f"bolt-{port}.password"
 
 
 def local_password(home: Path) -> str | None:
@@ -64,6 +72,10 @@ class Neo4jSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _local_password(self) -> "Neo4jSettings":
-        if self.password is None and (urlparse(self.uri).hostname or "") in _LOOPBACK:
-            self.password = local_password(local_home())
+        url = urlparse(self.uri)
+        if self.password is None and (url.hostname or "") in _LOOPBACK:
+            try:
+                self.password = port_password_file(url.port or 7687).read_text().strip()
+            except (FileNotFoundError, ValueError):
+                self.password = local_password(local_home())
         return self

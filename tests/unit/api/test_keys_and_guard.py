@@ -13,7 +13,7 @@ from atlas_api.keys import KeyStore, Role, parse_roles
 from atlas_api.settings import ApiSettings
 from atlas_cli.commands.serve import check_exposure
 from queries.errors import InvalidInput, NotFound, RateLimited, SteerBusy
-from queries.settings import LEGACY_LOCAL_PASSWORD, Neo4jSettings
+from queries.settings import LEGACY_LOCAL_PASSWORD, Neo4jSettings, port_password_file
 
 
 def test_keys_are_stored_hashed_0600_and_verified(tmp_path: Path) -> None:
@@ -100,11 +100,16 @@ def test_serve_refuses_open_mutations_beyond_loopback(tmp_path: Path) -> None:
 def test_neo4j_password_comes_from_the_local_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEO4J_PASSWORD", raising=False)
     monkeypatch.setenv("ATLAS_NEO4J_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     assert Neo4jSettings(uri="bolt://127.0.0.1:7999").password is None  # never started
     (tmp_path / "data" / "dbms").mkdir(parents=True)
     assert Neo4jSettings(uri="bolt://127.0.0.1:7999").password == LEGACY_LOCAL_PASSWORD  # initialised before password files
     (tmp_path / "password").write_text("s3cret-from-file\n")
     assert Neo4jSettings(uri="bolt://localhost:7999").password == "s3cret-from-file"
     assert Neo4jSettings(uri="neo4j+s://db.example.com:7687").password is None  # never sent to a remote server
+    port_password_file(7998).parent.mkdir(parents=True)
+    port_password_file(7998).write_text("per-port\n")  # what `atlas db start` records for a server started elsewhere
+    assert Neo4jSettings(uri="bolt://127.0.0.1:7998").password == "per-port"
+    assert Neo4jSettings(uri="bolt://127.0.0.1:7999").password == "s3cret-from-file"
     monkeypatch.setenv("NEO4J_PASSWORD", "given")
     assert Neo4jSettings(uri="bolt://127.0.0.1:7999").password == "given"
