@@ -139,7 +139,7 @@ def edge_checksum(graph: Graph, atlas: str) -> tuple[int, int, str]:
 # -- export -------------------------------------------------------------------------------------
 def export_atlas(graph: Graph, atlas: str, path: Path) -> ArchiveSummary:
     """Write ``atlas`` to the archive ``path`` (written next to it, then renamed: never half an archive)."""
-    from queries.steering_runs import known_atlases
+    from queries.atlases import known_atlases
 
     rows = graph.read(GET_ATLAS_NODE, {"atlas": atlas})
     if not rows:
