@@ -194,7 +194,8 @@ class AtlasErrors(MaskErrors):
                 out.append(error)
             elif isinstance(orig, qerrors.AtlasError) and not isinstance(orig, qerrors.QueryRejected):
                 out.append(GraphQLError(str(orig), error.nodes, error.source, error.positions, error.path, None,
-                                        extensions={**(error.extensions or {}), "code": error_code(orig), **({"uid": orig.uid} if isinstance(orig, qerrors.FeatureNotFound) else {})}))
+                                        extensions={**(error.extensions or {}), "code": error_code(orig), **({"uid": orig.uid} if isinstance(orig, qerrors.FeatureNotFound) else {}),
+                                                    **({"retryAfter": orig.retry_after} if isinstance(orig, qerrors.RateLimited) else {})}))
             else:
                 log.error("unexpected error in %s", ".".join(map(str, error.path or [])), exc_info=orig)
                 out.append(GraphQLError("Unexpected error.", error.nodes, error.source, error.positions, error.path, None, extensions={"code": "INTERNAL"}))

@@ -92,7 +92,7 @@ def test_worker_gives_the_in_process_result_directly_and_through_the_api(graph: 
             RemoteSteerer(url).steer(SteerRequest(atlas=atlas, prompts=["x"], seeds=[(f"{atlas}/2-res/47000", 1.0)]))
         mutation = ('mutation { steer(input: {atlas: "%s", prompt: "I think ", maxNewTokens: 6, temperature: 0, store: false, '
                     'seeds: [{uid: "%s/2-res/5", strength: 3.0}]}) { __typename ... on SteerSuccess { steered } } }') % (atlas, atlas)
-        with running_api(ApiSettings(steer_worker_url=url), graph.settings) as api:
+        with running_api(ApiSettings(steer_worker_url=url, mutations="open"), graph.settings) as api:
             body = httpx.post(f"{api}/graphql", json={"query": mutation}, timeout=60).json()
         assert body["data"]["steer"] == {"__typename": "SteerSuccess", "steered": local.steered}
 
