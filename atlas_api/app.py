@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -52,7 +52,7 @@ _NO_DASHBOARD = (
 
 class _GraphQL(GraphQL):
     def __init__(self, app_state: dict[str, Any], settings: ApiSettings, **kw: Any) -> None:
-        ide = "graphiql" if settings.graphiql and settings.introspection else None  # GraphiQL needs introspection
+        ide: Literal["graphiql"] | None = "graphiql" if settings.graphiql and settings.introspection else None  # GraphiQL needs introspection
         super().__init__(build_schema(settings), graphql_ide=ide, **kw)
         self._state = app_state
         self._settings = settings

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from queries.errors import InvalidInput, NotFound
 
@@ -80,9 +81,10 @@ class ApiKey:
         return d
 
     @staticmethod
-    def from_json(d: dict[str, object]) -> "ApiKey":
-        return ApiKey(id=str(d["id"]), name=str(d["name"]), roles=frozenset(Role(r) for r in d["roles"]),  # type: ignore[union-attr]
-                      sha256=str(d["sha256"]), created=str(d.get("created") or ""), revoked=d.get("revoked"))  # type: ignore[arg-type]
+    def from_json(d: dict[str, Any]) -> "ApiKey":
+        revoked = d.get("revoked")
+        return ApiKey(id=str(d["id"]), name=str(d["name"]), roles=frozenset(Role(r) for r in d["roles"]),
+                      sha256=str(d["sha256"]), created=str(d.get("created") or ""), revoked=str(revoked) if revoked else None)
 
 
 def _digest(token: str) -> str:
@@ -129,12 +131,12 @@ class KeyStore:
             self._keys = self._load()
             self._stamp = stamp
 
-    def keys(self) -> list[ApiKey]:
+    def all_keys(self) -> list[ApiKey]:
         self._refresh()
         return sorted(self._keys.values(), key=lambda k: (k.created, k.id))
 
     def active(self) -> list[ApiKey]:
-        return [k for k in self.keys() if k.revoked is None]
+        return [k for k in self.all_keys() if k.revoked is None]
 
     def verify(self, token: str) -> ApiKey | None:
         """The active key ``token`` belongs to, or None (constant-time comparison of the hashes)."""
@@ -175,7 +177,7 @@ class KeyStore:
                 kid = secrets.token_hex(4)
             token = f"{_PREFIX}{kid}_{secrets.token_urlsafe(32)}"
             key = ApiKey(id=kid, name=name.strip(), roles=roles, sha256=_digest(token),
-                         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
             keys[kid] = key
         return key, token
 
@@ -184,7 +186,7 @@ class KeyStore:
             hits = [k for k in keys.values() if k.revoked is None and kid_or_name in (k.id, k.name)]
             if not hits:
                 raise NotFound(f"no active API key with id or name {kid_or_name!r} (see `atlas keys list`)")
-            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             for k in hits:
                 keys[k.id] = ApiKey(id=k.id, name=k.name, roles=k.roles, sha256=k.sha256, created=k.created, revoked=now)
         return hits

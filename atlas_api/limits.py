@@ -216,7 +216,7 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
     """
     from collections import OrderedDict
     from functools import lru_cache
-    
+
     from graphql import parse
     from strawberry.extensions.max_aliases import create_validator as alias_rule
     from strawberry.extensions.query_depth_limiter import create_validator as depth_rule

@@ -90,10 +90,10 @@ def _decode(v: Any) -> Any:
         from neo4j.time import Date, DateTime, Time
 
         kind, iso = v["$neo4j"], v["iso"]
-        cls = {"datetime": DateTime, "date": Date, "time": Time}.get(kind)
-        if cls is None:
+        parsers: dict[str, Any] = {"datetime": DateTime.from_iso_format, "date": Date.from_iso_format, "time": Time.from_iso_format}
+        if kind not in parsers:
             raise InvalidInput(f"archive value of type {kind!r} is not supported (valid: datetime, date, time)")
-        return cls.from_iso_format(iso)
+        return parsers[kind](iso)
     if isinstance(v, list):
         return [_decode(x) for x in v]
     return v

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from atlas_api.keys import KeyStore
 
 app = typer.Typer(help="Create, list and revoke API keys (roles: read, label, steer, admin).", no_args_is_help=True)
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> KeyStore:
     from atlas_api.keys import KeyStore
     from atlas_api.settings import ApiSettings
 
@@ -37,7 +42,7 @@ def list_(
     output: str = typer.Option("table", "--format", "-f", help="table | json"),
 ) -> None:
     """List keys (id, name, roles, created, revoked); never the secrets."""
-    keys = [k for k in _store().keys() if all_ or k.revoked is None]
+    keys = [k for k in _store().all_keys() if all_ or k.revoked is None]
     if output == "json":
         typer.echo(json.dumps([{k: v for k, v in key.to_json().items() if k != "sha256"} for key in keys], indent=1))
         return

@@ -44,7 +44,7 @@ def test_bad_roles_names_and_damaged_file(tmp_path: Path) -> None:
         store.create(" ", frozenset({Role.READ}))
     store.path.write_text("{not json")
     with pytest.raises(InvalidInput, match="damaged"):
-        store.keys()
+        store.all_keys()
 
 
 def test_rate_limiter_bursts_then_refuses_with_retry_hint() -> None:
