@@ -52,6 +52,9 @@ def main() -> None:
     ap.add_argument("--uid", default=None, help="the feature to show (default: the first search hit)")
     ap.add_argument("--min-similarity", type=float, default=0.3)
     ap.add_argument("--steer", action="store_true", help="run one steer request for the steering screenshot")
+    ap.add_argument("--steer-atlas", default=None, help="atlas for the steering screenshot (default --atlas)")
+    ap.add_argument("--steer-uid", default=None, help="seed for the steering screenshot (default the feature shown)")
+    ap.add_argument("--steer-min-similarity", type=float, default=None)
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     d = chromium()
@@ -62,7 +65,7 @@ def main() -> None:
             ready(d)
             d.save_screenshot(str(OUT / f"{name}.png"))
 
-        shot("#/atlases", "atlases")
+        shot(f"#/atlases?atlas={quote(a.atlas)}", "atlases")
         shot(f"#/search?q={quote(a.word)}&atlas={quote(a.atlas)}&module=res", "search")
         uid = a.uid or d.execute_script("const x = document.querySelector('table.results a.uid'); return x && x.textContent")
         if not uid:
@@ -72,8 +75,10 @@ def main() -> None:
         nodes = d.execute_script("return (window.__atlasLastDrawn || {nodes: []}).nodes")
         earliest = min((n for n in nodes if "-res/" in n), key=lambda u: int(u.split("/")[-2].split("-")[0]), default=uid)
         shot(f"#/path?uids={quote(earliest)},{quote(uid)}&minSimilarity={a.min_similarity}", "path-circuit")
+        s_atlas, s_uid = a.steer_atlas or a.atlas, a.steer_uid or uid
+        s_min = a.min_similarity if a.steer_min_similarity is None else a.steer_min_similarity
         if a.steer:
-            d.get(f"{a.base}/#/steer?atlas={quote(a.atlas)}&seeds={quote(uid)}:8&tokens=24&minSimilarity={a.min_similarity}")
+            d.get(f"{a.base}/#/steer?atlas={quote(s_atlas)}&seeds={quote(s_uid)}:8&tokens=24&minSimilarity={s_min}")
             ready(d)
             d.find_element("css selector", "form.steer button").click()
             end = time.monotonic() + 600
@@ -81,7 +86,7 @@ def main() -> None:
                 time.sleep(0.5)
             time.sleep(1.0)
         else:
-            d.get(f"{a.base}/#/steer?atlas={quote(a.atlas)}&seeds={quote(uid)}:8")
+            d.get(f"{a.base}/#/steer?atlas={quote(s_atlas)}&seeds={quote(s_uid)}:8")
             ready(d)
         d.save_screenshot(str(OUT / "steering.png"))
     finally:

@@ -52,7 +52,7 @@ async function render(main: HTMLElement, route: Route): Promise<void> {
   main.append(view);
   try {
     switch (route.view) {
-      case "atlases": await atlasesView(view, ctx); break;
+      case "atlases": await atlasesView(view, ctx, route.params); break;
       case "search": await searchView(view, ctx, route.params); break;
       case "feature": route.arg ? await featureView(view, ctx, route.arg) : view.append(notice("info", "No feature given.", "Open one from Search.")); break;
       case "graph": route.arg ? await graphView(view, ctx, route.arg, route.params) : view.append(notice("info", "No feature given.", "Open a feature and use “Flow graph”.")); break;

@@ -7,8 +7,8 @@ export const AtlasNames = graphql(`
 `);
 
 export const AtlasesOverview = graphql(`
-  query AtlasesOverview($bins: Int!) {
-    atlases {
+  query AtlasesOverview($bins: Int!, $name: String) {
+    atlases(name: $name) {
       name model dModel complete minLayer maxLayer nLayers nSaes nFeatures
       saes { key layer module dSae dIn source architecture complete explainedVariance l0 deadFraction }
       layerCategories { layer total translated processed newborn unexplained uncategorised }

@@ -4,7 +4,7 @@ import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, T
 import { request } from "../api";
 import { fmt, h, notice } from "../dom";
 import { CATEGORY_COLOURS } from "../layout";
-import { AtlasesOverview } from "../queries";
+import { AtlasesOverview, AtlasNames } from "../queries";
 import { formatHash } from "../router";
 import type { ViewContext } from "./types";
 
@@ -12,15 +12,24 @@ Chart.register(BarController, BarElement, CategoryScale, LinearScale, Legend, To
 
 const CATS = ["translated", "processed", "newborn", "unexplained"] as const;
 
-export async function atlasesView(root: HTMLElement, ctx: ViewContext): Promise<void> {
-  const data = await ctx.load(request(AtlasesOverview, { bins: 20 }));
+export async function atlasesView(root: HTMLElement, ctx: ViewContext, p: URLSearchParams): Promise<void> {
+  const only = p.get("atlas");
+  const [names, data] = await ctx.load(Promise.all([request(AtlasNames, {}), request(AtlasesOverview, { bins: 20, name: only })]));
+  if (names.atlases.length > 1 || only) {
+    root.append(h("nav", { class: "atlas-list" }, "Atlases: ", h("a", { href: formatHash("atlases"), class: only ? "" : "active" }, "all"),
+      ...names.atlases.map((a) => [" · ", h("a", { href: formatHash("atlases", null, { atlas: a.name }), class: a.name === only ? "active" : "" }, a.name)]).flat()));
+  }
+  if (only && !data.atlases.length) {
+    root.append(notice("error", `No atlas named ${only}.`, "Pick one above, or build it with `atlas ingest atlas.toml`."));
+    return;
+  }
   if (!data.atlases.length) {
     root.append(notice("empty", "No atlas yet.", "Build one, then reload:", h("pre", null, "atlas demo --profile tiny --no-serve    # a one-minute atlas\natlas ingest path/to/atlas.toml         # or your own SAEs")));
     return;
   }
   for (const a of data.atlases) {
     const sec = h("section", { class: "atlas", "data-atlas": a.name },
-      h("h2", null, a.name, " ", a.complete ? h("span", { class: "badge ok" }, "complete") : h("span", { class: "badge warn", title: "Still being ingested (or interrupted): counts are partial. Resume with `atlas ingest --resume`." }, "incomplete: being ingested")),
+      h("h2", null, h("a", { href: formatHash("atlases", null, { atlas: a.name }) }, a.name), " ", a.complete ? h("span", { class: "badge ok" }, "complete") : h("span", { class: "badge warn", title: "Still being ingested (or interrupted): counts are partial. Resume with `atlas ingest --resume`." }, "incomplete: being ingested")),
       h("p", null, `model ${a.model ?? "?"} · d_model ${a.dModel ?? "?"} · layers ${a.minLayer ?? "?"}–${a.maxLayer ?? "?"} · ${a.nSaes} SAEs · ${a.nFeatures.toLocaleString("en")} features · `,
         h("a", { href: formatHash("search", null, { atlas: a.name }) }, "browse features"), " · ", h("a", { href: formatHash("steer", null, { atlas: a.name }) }, "steer")),
     );
@@ -29,9 +38,9 @@ export async function atlasesView(root: HTMLElement, ctx: ViewContext): Promise<
       h("tbody", null, ...a.saes.map((s) => h("tr", null, h("td", null, s.key), h("td", null, s.layer), h("td", null, s.module.toLowerCase()), h("td", null, s.dSae ?? "–"), h("td", null, s.dIn ?? "–"),
         h("td", null, fmt(s.explainedVariance)), h("td", null, fmt(s.l0, 1)), h("td", null, s.deadFraction === null || s.deadFraction === undefined ? "–" : `${(100 * s.deadFraction).toFixed(1)}%`), h("td", { class: "src" }, s.source ?? "–")))),
     );
-    sec.append(h("h3", null, "SAEs"), table);
     const charts = h("div", { class: "charts" });
-    sec.append(charts);
+    // Charts first; a long SAE table folds away (click to open).
+    sec.append(charts, h("details", { open: a.saes.length <= 12 }, h("summary", null, h("h3", null, `SAEs (${a.saes.length}): explained variance, L0, dead fraction`)), table));
     root.append(sec);
     const rows = a.layerCategories;
     if (rows.length) {

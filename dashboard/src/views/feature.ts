@@ -22,6 +22,21 @@ export function originSentence(uid: string, o: OriginT): string {
   return `${uid} was born at layer ${o.layer} in ${MODULE_NAMES[o.module]}: ${src} (similarity ${fmt(o.sourceSimilarity, 2)}) became ${o.bornAs.uid}${carried}.`;
 }
 
+/** Features picked for Path / circuit in this tab (the path view stores its uids here). */
+export const PICKS = "atlas.pathPicks";
+
+function pathLink(uid: string): HTMLAnchorElement {
+  let picks: string[] = [];
+  try {
+    picks = (JSON.parse(sessionStorage.getItem(PICKS) ?? "[]") as string[]).filter((u) => u !== uid);
+  } catch {
+    picks = [];
+  }
+  const uids = [...picks, uid].slice(-8);
+  const text = picks.length ? `Path / circuit with ${picks.length} picked` : "Path / circuit from here";
+  return h("a", { class: "button", href: formatHash("path", null, { uids: uids.join(",") }), title: uids.join("\n") }, text);
+}
+
 export async function featureView(root: HTMLElement, ctx: ViewContext, uid: string): Promise<void> {
   const data = await ctx.load(request(FeaturePage, { uid }));
   const f = data.feature;
@@ -34,7 +49,7 @@ export async function featureView(root: HTMLElement, ctx: ViewContext, uid: stri
   if (f.__typename !== "Feature") return;
   const actions = h("p", { class: "actions" },
     h("a", { class: "button", href: formatHash("graph", f.uid, { direction: "both" }) }, "Flow graph"), " ",
-    h("a", { class: "button", href: formatHash("path", null, { uids: f.uid }) }, "Path / circuit from here"), " ",
+    pathLink(f.uid), " ",
     h("a", { class: "button", href: formatHash("steer", null, { atlas: f.atlas, seeds: `${f.uid}:4` }) }, "Steer with it"));
   root.append(
     h("h2", null, f.uid),

@@ -4,6 +4,7 @@ import { fmt, h, notice } from "../dom";
 import { drawFlowGraph } from "../flowgraph";
 import { CircuitQuery, PathQuery } from "../queries";
 import { formatHash, num } from "../router";
+import { PICKS } from "./feature";
 import { legend } from "./graph";
 import type { ViewContext } from "./types";
 
@@ -13,6 +14,7 @@ export function parseUids(s: string): string[] {
 
 export async function pathView(root: HTMLElement, ctx: ViewContext, p: URLSearchParams): Promise<void> {
   const uids = parseUids(p.get("uids") ?? "");
+  sessionStorage.setItem(PICKS, JSON.stringify(uids));
   const minSimilarity = num(p, "minSimilarity", 0.3);
   const maxDepth = num(p, "maxDepth", 12);
   const ta = h("textarea", { name: "uids", rows: "3", cols: "60", placeholder: "two or more uids, e.g. smollm2-demo/8-res/3, smollm2-demo/11-res/119" }, uids.join("\n"));
@@ -28,7 +30,7 @@ export async function pathView(root: HTMLElement, ctx: ViewContext, p: URLSearch
   });
   root.append(h("h2", null, "Path and circuit"), form);
   if (uids.length < 2) {
-    root.append(notice("info", "Give two or more features (open a feature and use “Path / circuit from here”, then add another uid).", "Two features: the strongest path from the earlier to the later and their circuit; more: the circuit connecting them."));
+    root.append(notice("info", "Give two or more features: type their uids, or open features one after another and use “Path / circuit” on each.", "Two features: the strongest path from the earlier to the later and their circuit; more: the circuit connecting them."));
     return;
   }
   const open = (u: string) => ctx.navigate(`#/feature/${encodeURIComponent(u)}`);
