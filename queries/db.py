@@ -64,6 +64,22 @@ class Graph:
             raise map_error(exc, self.settings, query.timeout) from exc
         return [r.data() for r in records]
 
+    def plan(self, text: LiteralString, params: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
+        """``EXPLAIN`` a statement (nothing runs): its operators as (type without the ``@db`` suffix, details)."""
+        query = self._query("EXPLAIN " + text, None)  # still the caller's text, prefixed
+        try:
+            _, summary, _ = self.driver.execute_query(query, parameters_=dict(params or {}), routing_=neo4j.RoutingControl.READ,
+                                                      database_=self.settings.database)
+        except Exception as exc:
+            raise map_error(exc, self.settings, query.timeout) from exc
+        out: list[tuple[str, str]] = []
+        stack = [summary.plan] if summary.plan else []
+        while stack:
+            node = stack.pop()
+            out.append((str(node.get("operatorType", "")).split("@")[0], str((node.get("args") or {}).get("Details") or "")))
+            stack.extend(node.get("children") or [])
+        return out
+
     def write_batches(self, text: LiteralString, rows: Iterable[Mapping[str, Any]], *, batch_size: int = 10_000, timeout: float | None = None) -> int:
         """Run an ``UNWIND $rows AS row ...`` statement over ``rows`` in batches; returns rows written."""
         batch: list[Mapping[str, Any]] = []

@@ -75,10 +75,13 @@ def cypher(
 
 
 def run_read_only(graph: Any, text: str, params: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
-    """Run ``text`` in a READ transaction: the server itself refuses any write."""
+    """Run ``text`` in a READ transaction (the server itself refuses any write) after refusing, from its plan,
+    what a READ transaction still allows but an analyst should not run (queries.readonly)."""
     from queries.errors import InvalidInput, QueryRejected
+    from queries.readonly import check_analyst_statement
 
     try:
+        check_analyst_statement(graph, text, params)
         return graph.read(text, params, timeout=timeout)  # user text (not a LiteralString), run read-only
     except QueryRejected as exc:
         code = exc.code
