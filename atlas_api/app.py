@@ -29,8 +29,10 @@ from strawberry.http import GraphQLRequestData
 
 from atlas_api.context import Context
 from atlas_api.keys import KeyStore
+from atlas_api.limits import http_error
 from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
+from atlas_api.steer_mutation import Steerers
 from queries import errors as qerrors
 from queries import neuronpedia as qnp
 from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction
@@ -51,14 +53,16 @@ _NO_DASHBOARD = (
 
 
 class _GraphQL(GraphQL):
-    def __init__(self, app_state: dict[str, Any], settings: ApiSettings, **kw: Any) -> None:
+    def __init__(self, app_state: dict[str, Any], settings: ApiSettings, steerers: Steerers, **kw: Any) -> None:
         ide: Literal["graphiql"] | None = "graphiql" if settings.graphiql and settings.introspection else None  # GraphiQL needs introspection
         super().__init__(build_schema(settings), graphql_ide=ide, **kw)
         self._state = app_state
         self._settings = settings
+        self._steerers = steerers
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(graph=self._state["graph"], settings=self._settings, request=request, response=response, steerer=self._state.get("steerer"))
+        return Context(graph=self._state["graph"], settings=self._settings, request=request, response=response,
+                       steerer=self._state.get("steerer"), steerers=self._steerers)
 
     async def parse_http_body(self, request: Any) -> Any:
         """The common request (POST application/json, one operation, no streaming Accept) without strawberry's
@@ -132,20 +136,14 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
             except ValueError as exc:
                 raise qerrors.InvalidInput(f"bad export parameter ({exc}); valid: direction=upstream|downstream|both, depth, minSimilarity, moduleMinSimilarity, topK") from None
             g = await build_flow_graph_async(lambda t, p: state["graph"].read(t, p, timeout=settings.query_timeout_s), q["uid"], opts, atlas=q.get("atlas"))
-        except qerrors.FeatureNotFound as exc:
-            return JSONResponse({"error": str(exc), "code": "FEATURE_NOT_FOUND"}, status_code=404)
-        except qerrors.DatabaseUnavailable as exc:
-            return JSONResponse({"error": str(exc), "code": "DATABASE_UNAVAILABLE"}, status_code=503)
-        except qerrors.AtlasError as exc:
-            return JSONResponse({"error": str(exc), "code": "INVALID_INPUT"}, status_code=400)
-        if fmt == "circuit-tracer":
-            try:
+            if fmt == "circuit-tracer":
                 rows = await state["graph"].read(qnp.NEURONPEDIA_IDS, {"keys": g.sae_keys()}, timeout=settings.query_timeout_s)
-            except qerrors.DatabaseUnavailable as exc:
-                return JSONResponse({"error": str(exc), "code": "DATABASE_UNAVAILABLE"}, status_code=503)
-            body = g.to_circuit_tracer(neuronpedia={r["key"]: r["neuronpedia_id"] for r in rows})
-        else:
-            body = g.to_json()
+                body = g.to_circuit_tracer(neuronpedia={r["key"]: r["neuronpedia_id"] for r in rows})
+            else:
+                body = g.to_json()
+        except qerrors.AtlasError as exc:  # the same codes as GraphQL's extensions.code (atlas_api.limits)
+            payload, status = http_error(exc)
+            return JSONResponse(payload, status_code=status)
         name = g.seeds[0].replace("/", "_") + (".circuit-tracer" if fmt == "circuit-tracer" else "") + ".json"
         return JSONResponse(body, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -155,7 +153,7 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
             return HTMLResponse(_NO_DASHBOARD, status_code=503)
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
-    gql = _GraphQL(state, settings)
+    gql = _GraphQL(state, settings, Steerers(settings, neo))
     middleware = []
     cors: dict[str, Any] = {}
     if settings.cors_origins:

@@ -28,6 +28,7 @@ class Context:
     response: Any = None
     # What runs `steer` (a steering.service.Steerer or a client of a steering worker); None: the process-wide one.
     steerer: Any = None
+    steerers: Any = None  # else the app's atlas_api.steer_mutation.Steerers (built at start-up from its settings)
     _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(default_factory=dict)
     feature_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
     neuronpedia_loader: DataLoader[str, str | None] = field(init=False)

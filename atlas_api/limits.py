@@ -151,6 +151,7 @@ def _refuse(ec: Any, exc: qerrors.AtlasError) -> None:
 
 
 _CODES: list[tuple[type[Exception], str]] = [
+    (qerrors.QueryRejected, "INTERNAL"),  # Neo4j refused one of our own statements: a bug, masked
     (qerrors.FeatureNotFound, "FEATURE_NOT_FOUND"),
     (qerrors.AtlasNotFound, "ATLAS_NOT_FOUND"),
     (qerrors.NotFound, "NOT_FOUND"),
@@ -171,6 +172,18 @@ def error_code(exc: BaseException) -> str:
         if isinstance(exc, cls):
             return code
     return "INTERNAL"
+
+
+_HTTP_STATUS = {"FEATURE_NOT_FOUND": 404, "ATLAS_NOT_FOUND": 404, "NOT_FOUND": 404, "DATABASE_UNAVAILABLE": 503, "MODEL_UNAVAILABLE": 503, "INTERNAL": 500}
+
+
+def http_error(exc: BaseException) -> tuple[dict[str, str], int]:
+    """The body and status of a plain-HTTP route's error: the same codes and masking as GraphQL's."""
+    code = error_code(exc)
+    if code == "INTERNAL":
+        log.error("unexpected error in an HTTP route", exc_info=exc)
+        return {"error": "Unexpected error.", "code": code}, 500
+    return {"error": str(exc), "code": code}, _HTTP_STATUS.get(code, 400)
 
 
 class AtlasErrors(MaskErrors):

@@ -4,7 +4,8 @@
 ``atlas_api.limits`` covers it like every mutation. Expected failures are union members
 (``FeatureNotFound | InvalidInput | ModelUnavailable``); the model runs in a worker thread so the event
 loop keeps serving other requests, and the model's lock serialises generations (no interleaved hooks).
-One :class:`Steerer` (sync Neo4j client + cached model/SAEs) is kept per process and configuration.
+One steerer (sync Neo4j client + cached model/SAEs, or a remote worker) per app: :class:`Steerers`, built from
+the settings the app was started with (no settings are built in the resolver).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Annotated, Any, Optional, Union
 import strawberry
 
 from atlas_api.types import FeatureNotFound, InvalidInput, Module
+from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
 from queries.domain import MODULE_CUT, RESIDUAL_CUT
+from queries.settings import Neo4jSettings
 from steering.interventions import Mode as SteerMode  # torch-free at import: the enums and pure planning only
 from steering.interventions import Schedule as SteerSchedule
 from steering.interventions import Strategy as SteerStrategy
 from steering.interventions import Units as StrengthUnits
+from steering.service import SteeringSettings  # torch-free at import
 
 # The steering domain's own enums, exposed as GraphQL enums (strawberry.enum marks the classes themselves).
 strawberry.enum(
@@ -121,36 +125,42 @@ class ModelUnavailable:
 
 SteerResult = Annotated[Union[SteerSuccess, FeatureNotFound, InvalidInput, ModelUnavailable], strawberry.union("SteerResult")]
 
-_STEERERS: dict[str, Any] = {}
-_STEERERS_LOCK = threading.Lock()
+class Steerers:
+    """The steerer of one API process: built on first use (the model loads with the first steer) from the
+    settings the app was started with — a :class:`steering.remote.RemoteSteerer` when ``steer_worker_url`` is
+    set, else an in-process :class:`steering.service.Steerer` on its own sync Neo4j client."""
+
+    def __init__(self, api: ApiSettings, neo4j: Neo4jSettings, steering: SteeringSettings | None = None) -> None:
+        self.api, self.neo4j = api, neo4j
+        self.steering = steering or SteeringSettings()  # read from the environment once, at start-up
+        self._steerer: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._steerer is None:
+                if self.api.steer_worker_url:
+                    from steering.remote import RemoteSteerer
+
+                    self._steerer = RemoteSteerer(self.api.steer_worker_url, self.api.steer_worker_timeout_s)
+                else:
+                    from queries.db import Graph
+                    from steering.service import Steerer
+
+                    self._steerer = Steerer(Graph(self.neo4j), self.steering)
+            return self._steerer
 
 
 def _steerer(info: strawberry.Info) -> Any:
-    """The context's steerer if it brings one, else the process-wide one for this Neo4j and configuration."""
+    """The context's steerer (tests may bring one), else the app's (:class:`Steerers`, made at start-up)."""
     ctx = info.context
     given = getattr(ctx, "steerer", None)
     if given is not None:
         return given
-    api = getattr(ctx, "settings", None)
-    if api is not None and api.steer_worker_url:
-        from steering.remote import RemoteSteerer
-
-        with _STEERERS_LOCK:
-            key = "remote:" + api.steer_worker_url
-            if key not in _STEERERS:
-                _STEERERS[key] = RemoteSteerer(api.steer_worker_url, api.steer_worker_timeout_s)
-            return _STEERERS[key]
-    from queries.db import Graph
-    from queries.settings import Neo4jSettings
-    from steering.service import Steerer, SteeringSettings
-
-    neo = getattr(getattr(ctx, "graph", None), "settings", None) or Neo4jSettings()
-    settings = SteeringSettings()
-    key = neo.model_dump_json() + settings.model_dump_json()
-    with _STEERERS_LOCK:
-        if key not in _STEERERS:
-            _STEERERS[key] = Steerer(Graph(neo), settings)
-        return _STEERERS[key]
+    steerers = getattr(ctx, "steerers", None)
+    if steerers is None:
+        raise qerrors.ModelUnavailable("this API was started without a steering runtime (create it with atlas_api.app.create_app)")
+    return steerers.get()
 
 
 def to_request(inp: SteerInput) -> Any:

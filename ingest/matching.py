@@ -175,7 +175,7 @@ def topk_search(
             if progress:
                 progress(b - a)
         return out_s, out_i
-    raise ValueError(f"unknown matching backend {backend!r} (valid: faiss, torch, numpy)")
+    raise InvalidInput(f"unknown matching backend {backend!r} (valid: faiss, torch, numpy)")
 
 
 def topk_both_ways(

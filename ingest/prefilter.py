@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,10 +37,12 @@ from typing import Literal
 
 import numpy as np
 
+from ingest.settings import IngestSettings
+
 log = logging.getLogger(__name__)
 
 Prefilter = Literal["auto", "bf16", "off"]
-PREFILTER_ENV = "ATLAS_MATCH_PREFILTER"
+PREFILTER_ENV = "ATLAS_MATCH_PREFILTER"  # IngestSettings.match_prefilter
 # Rows of candidates kept per query. On random unit vectors (the hardest case: no clear winner) the proof
 # needs a median of 18 and at most 49 at d_model 2304 (9 and 20 at 576); rows that need more are searched
 # exactly, so this trades re-ranking cost against fallbacks, never correctness.
@@ -64,9 +65,9 @@ def cpu_has_fast_bf16() -> bool:
     return "bf16" in words  # aarch64 "Features" line
 
 
-def prefilter_choice(prefilter: Prefilter | None = None) -> Prefilter:
-    """The explicit choice, else ``$ATLAS_MATCH_PREFILTER``, else ``auto``; an unknown value is one clear error."""
-    choice = prefilter or os.environ.get(PREFILTER_ENV, "auto")
+def prefilter_choice(prefilter: Prefilter | None = None, settings: IngestSettings | None = None) -> Prefilter:
+    """The explicit choice, else ``$ATLAS_MATCH_PREFILTER`` (IngestSettings), else ``auto``; an unknown value is one clear error."""
+    choice = prefilter or (settings or IngestSettings()).match_prefilter
     if choice not in ("auto", "bf16", "off"):
         from queries.errors import InvalidInput
 
@@ -74,9 +75,9 @@ def prefilter_choice(prefilter: Prefilter | None = None) -> Prefilter:
     return choice  # type: ignore[return-value]
 
 
-def resolve_prefilter(prefilter: Prefilter | None = None) -> bool:
+def resolve_prefilter(prefilter: Prefilter | None = None, settings: IngestSettings | None = None) -> bool:
     """Whether to pre-filter at all: ``bf16`` yes, ``off`` no, ``auto`` when the CPU has fast bf16."""
-    choice = prefilter_choice(prefilter)
+    choice = prefilter_choice(prefilter, settings)
     return cpu_has_fast_bf16() if choice == "auto" else choice == "bf16"
 
 

@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from interop.graph_schema import GraphSchemaError, check_link, check_metadata, check_node, check_qparams
+from interop.graph_schema import check_link, check_metadata, check_node, check_qparams
 from queries import attribution_graphs as Q
 from queries import neuronpedia as qnp
 from queries.db import Graph
-from queries.errors import AtlasNotFound, InvalidInput, NotFound
+from queries.errors import AtlasNotFound, GraphNotFound, GraphSchemaError, InvalidInput
 from queries.ids import feature_uid
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,6 @@ _NODE_ID_RE = re.compile(r"^(?P<layer>\d+)_(?P<index>\d+)_(?P<ctx>\d+)$")
 _FLOW_COLUMNS = ["att", "mlp", "res"]  # queries.flow_graph's circuit-tracer export: ctx_idx = module column
 NODE_BATCH = 5_000
 LINK_BATCH = 50_000
-
-
-class GraphNotFound(NotFound):
-    def __init__(self, graph_id: str) -> None:
-        super().__init__(f"attribution graph {graph_id!r} is not stored (list them with `atlas graphs list`)")
 
 
 @dataclass

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from queries.errors import InvalidInput
+from queries.errors import GraphSchemaError
 
 TOP_REQUIRED = ("metadata", "qParams", "nodes", "links")
 _NODE_REQUIRED: dict[str, tuple[str, ...]] = {
@@ -37,10 +37,6 @@ _FEATURE_DETAILS: dict[str, tuple[str, ...]] = {
 _QPARAMS: dict[str, tuple[str, ...]] = {
     "pinnedIds": ("array",), "supernodes": ("array",), "linkType": ("string",), "clickedId": ("string",), "sg_pos": ("string",),
 }
-
-
-class GraphSchemaError(InvalidInput):
-    """The graph JSON does not follow the published schema; the message starts with the offending path."""
 
 
 def _is(value: Any, kind: str) -> bool:

@@ -36,6 +36,18 @@ class QueryRejected(AtlasError):
         super().__init__(f"Neo4j refused the statement: {server_message}")
 
 
+class GraphSchemaError(InvalidInput):
+    """An attribution-graph JSON does not follow the published schema; the message starts with the offending path."""
+
+
+class ReplicaMismatch(InvalidInput):
+    """A read server holds a different version of an atlas than the reference server."""
+
+
+class UnsupportedArchitecture(InvalidInput):
+    """The model's architecture has no known res/att/mlp hook mapping."""
+
+
 class ManifestError(InvalidInput):
     """``atlas.toml`` is malformed or inconsistent."""
 
@@ -61,8 +73,18 @@ class FeatureNotFound(NotFound):
         super().__init__(reason or f"feature {uid!r} does not exist in the graph (check the atlas name, layer, module and index)")
 
 
+class GraphNotFound(NotFound):
+    def __init__(self, graph_id: str) -> None:
+        self.graph_id = graph_id
+        super().__init__(f"attribution graph {graph_id!r} is not stored (list them with `atlas graphs list`)")
+
+
 class DatabaseUnavailable(AtlasError):
     """Neo4j cannot be reached or stopped answering."""
+
+
+class CorpusUnavailable(AtlasError):
+    """The default corpus could not be downloaded and no local corpus was given."""
 
 
 class ModelUnavailable(AtlasError):

@@ -38,10 +38,6 @@ RETURN a.name AS name, a.manifest_sha256 AS sha, coalesce(a.complete, false) AS 
 Fingerprint = tuple[tuple[str, str | None, bool], ...]
 
 
-class ReplicaMismatch(InvalidInput):
-    """A read server holds a different version of an atlas than the reference server."""
-
-
 def describe_mismatch(uri: str, got: Fingerprint, ref_uri: str, ref: Fingerprint) -> str:
     mine = {n: (s, c) for n, s, c in got}
     theirs = {n: (s, c) for n, s, c in ref}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from queries.errors import InvalidInput
 from queries.ids import Module
 from saes.manifest import AtlasManifest, SAEEntry
 from saes.weights import SAEWeights
@@ -102,10 +103,10 @@ def planted_atlas(
     """Build a planted atlas in memory (see the module docstring for what is planted)."""
     mods = tuple(Module(m) if not isinstance(m, Module) else m for m in modules)
     if Module.RES not in mods:
-        raise ValueError("a planted atlas needs res SAEs")
+        raise InvalidInput("a planted atlas needs res SAEs (include 'res' in modules)")
     side = [m for m in (Module.ATT, Module.MLP) if m in mods]
     if d_model < 128:
-        raise ValueError(f"d_model = {d_model} is too small for a clean planted atlas (use d_model ≥ 128)")
+        raise InvalidInput(f"d_model = {d_model} is too small for a clean planted atlas (use d_model ≥ 128)")
     rng = np.random.default_rng(seed)
     layers = list(range(first_layer, first_layer + n_layers))
     unit_rows: dict[tuple[int, Module], np.ndarray] = {}

@@ -33,14 +33,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from queries.errors import InvalidInput
+from queries.errors import InvalidInput, UnsupportedArchitecture
 
 if TYPE_CHECKING:
     import torch
-
-
-class UnsupportedArchitecture(InvalidInput):
-    """The model's architecture has no known hook mapping."""
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from queries.errors import InvalidInput, ModelUnavailable
-from steering.architectures import HOW_TO_ADD, SUPPORTED_ARCHITECTURES, UnsupportedArchitecture
+from queries.errors import InvalidInput, ModelUnavailable, UnsupportedArchitecture
+from steering.architectures import HOW_TO_ADD, SUPPORTED_ARCHITECTURES
 
 __all__ = ["SUPPORTED_ARCHITECTURES", "LoadedModel", "UnsupportedArchitecture", "load_model", "wrap_model"]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -216,18 +215,4 @@ def _to_torch(point: HookPoint, w: Any, lm: "LoadedModel") -> HookSAE:
         normalize=str(getattr(w, "normalize_activations", "none")),
     )
 
-
-_BANKS: dict[tuple[str, str, int], SAEBank] = {}
-_BANKS_LOCK = threading.Lock()
-
-
-def bank_for(manifest: "AtlasManifest", lm: "LoadedModel") -> SAEBank:
-    """The (process-wide, cached) bank of ``manifest``'s SAEs for ``lm``."""
-    key = (str(Path(manifest.base_dir).resolve()) + "|" + manifest.sha256(), lm.name, id(lm))
-    with _BANKS_LOCK:
-        bank = _BANKS.get(key)
-        if bank is None:
-            bank = SAEBank(manifest, lm)
-            _BANKS[key] = bank
-        return bank
 

@@ -100,6 +100,7 @@ class Steerer:
         self.graph = graph
         self.settings = settings or SteeringSettings()
         self._manifests: dict[str, Any] = {}
+        self._banks: dict[tuple[str, int], Any] = {}  # (manifest folder|sha, id(model)) -> steering.saes.SAEBank
         self._lock = threading.Lock()
         if self.settings.torch_threads:
             import torch
@@ -130,6 +131,16 @@ class Steerer:
             self._manifests[atlas] = m
         return m
 
+    def _bank(self, manifest: Any, lm: Any) -> Any:
+        """This steerer's SAEBank of ``manifest`` for ``lm`` (SAEs load lazily inside it, once)."""
+        from steering.saes import SAEBank
+
+        key = (str(Path(manifest.base_dir).resolve()) + "|" + manifest.sha256(), id(lm))
+        with self._lock:
+            if key not in self._banks:
+                self._banks[key] = SAEBank(manifest, lm)
+            return self._banks[key]
+
     # -- the request -----------------------------------------------------------------------------
     def validate(self, req: SteerRequest) -> tuple[list[str], list[tuple[FeatureRef, float]], list[tuple[FeatureRef, float]]]:
         check_atlas_name(req.atlas)
@@ -154,7 +165,6 @@ class Steerer:
         from steering.generate import generate
         from steering.interventions import compile_plan, select_from_graph
         from steering.model import load_model
-        from steering.saes import bank_for
 
         prompts, seeds, feats = self.validate(req)
         info = atlas_info(self.graph, req.atlas)
@@ -166,7 +176,7 @@ class Steerer:
                 raise FeatureNotFound(r.uid, f"feature {r.uid!r} does not exist in atlas {req.atlas!r} (check the layer, module and index; `atlas cypher` or the API's features query lists them)")
         manifest = self.manifest_for(req.atlas, info, req.manifest)
         lm = load_model(self.settings.model or manifest.model, device=self.settings.device)
-        bank = bank_for(manifest, lm)
+        bank = self._bank(manifest, lm)
         if req.layer is not None and not 0 <= req.layer < lm.n_layers:
             raise InvalidInput(f"layer {req.layer} is out of range for model {lm.name} (valid: 0–{lm.n_layers - 1})")
 

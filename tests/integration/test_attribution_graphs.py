@@ -18,7 +18,8 @@ import pytest
 
 from ingest.pipeline import ingest_atlas
 from interop import attribution_graphs as ag
-from interop.graph_schema import GraphSchemaError, validate_graph
+from interop.graph_schema import validate_graph
+from queries.errors import GraphSchemaError
 from interop.synthetic_graph import SyntheticGraphSpec, write_synthetic_graph
 from queries import attribution_graphs as Q
 from queries import features as qf

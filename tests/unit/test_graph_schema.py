@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from interop.graph_schema import GraphSchemaError, validate_graph
+from interop.graph_schema import validate_graph
+from queries.errors import GraphSchemaError
 from interop.synthetic_graph import SyntheticGraphSpec, write_synthetic_graph
 
 

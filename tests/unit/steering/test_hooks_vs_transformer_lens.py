@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from queries.errors import InvalidInput
-from steering.architectures import UnsupportedArchitecture, valid_hooks
+from queries.errors import UnsupportedArchitecture
+from steering.architectures import valid_hooks
 from steering.hooks import capture, edit, run_capture
 from steering.model import wrap_model
 from tests.factories import ARCHS, byte_tokenizer, tiny_hf

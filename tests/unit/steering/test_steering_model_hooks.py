@@ -122,7 +122,7 @@ def test_missing_model_is_model_unavailable(tmp_path) -> None:
 def test_unsupported_architecture_is_clear(tmp_path) -> None:
     from transformers import OPTConfig, OPTForCausalLM
 
-    from steering.model import UnsupportedArchitecture
+    from queries.errors import UnsupportedArchitecture
     from tests.factories import byte_tokenizer
 
     OPTForCausalLM(OPTConfig(num_hidden_layers=1, hidden_size=16, ffn_dim=32, num_attention_heads=2, vocab_size=300,
