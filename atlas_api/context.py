@@ -26,7 +26,7 @@ class Context:
     settings: ApiSettings
     request: Request | None = None
     response: Any = None
-    # What runs `steer` (a steering.service.Steerer or a client of a steering worker); None: the process-wide one.
+    # What runs `steer` (a steering.service.Steerer or a client of a steering worker) when the app was given one;
     steerer: Any = None
     steerers: Any = None  # else the app's atlas_api.steer_mutation.Steerers (built at start-up from its settings)
     _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(default_factory=dict)
