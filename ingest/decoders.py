@@ -4,6 +4,11 @@
 :class:`queries.errors.SAEFileError` per problem: missing/corrupt files, ``d_in`` ≠ d_model, NaN/inf,
 all-zero rows). ``load_unit_decoder`` returns unit-norm float32 rows plus the original norms (stored as
 ``decoder_norm``). Matching needs cosines, and cosines of unit rows are inner products.
+
+Attention SAEs on ``hook_z`` (Gemma Scope, Llama Scope) read the per-head space ``[n_heads·d_head]``. Their rows
+are mapped into d_model through the model's ``W_O`` (``saes.projections``) before anything else: the mapped row
+``d_z @ W_O`` is what the feature writes into the attention output, so it matches like any ``att`` feature;
+``decoder_norm`` is the mapped norm and ``source_norm`` the original z-space norm (docs/ingest.md).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from queries.errors import SAEFileError
+from queries.ids import Module
 from saes.manifest import AtlasManifest, SAEEntry
+from saes.projections import OutputProjections, is_hook_z
 from saes.sources import SAEWeights, load_sae
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,8 @@ class Decoder:
     norms: np.ndarray  # float32 [d_sae], the original row norms
     hook_name: str | None
     architecture: str
+    source_norms: np.ndarray | None = None  # hook_z SAEs: the z-space row norms (``norms`` are the mapped ones)
+    w_o_source: str | None = None  # hook_z SAEs: where W_O came from
 
     @property
     def d_sae(self) -> int:
@@ -42,7 +51,8 @@ def check_decoder(entry: SAEEntry, w_dec: np.ndarray, d_model: int) -> np.ndarra
     d_in = int(w_dec.shape[1])
     if d_in != d_model:
         hint = (
-            " — attention SAEs on hook_z read the per-head space, not d_model; use SAEs on the attention output (hook_attn_out)"
+            " — attention SAEs on hook_z read the per-head space; their cfg.json must name metadata.hook_name = "
+            "'blocks.L.attn.hook_z' so that ingest maps them through W_O"
             if d_in != d_model and entry.module.value == "att"
             else ""
         )
@@ -69,10 +79,36 @@ def atlas_d_model(manifest: AtlasManifest, first: SAEWeights | None = None) -> i
     return manifest.d_model if manifest.d_model is not None else (first.d_in if first is not None else None)
 
 
-def validate_atlas(manifest: AtlasManifest, progress: bool = False) -> tuple[int, dict[tuple[int, str], int]]:
+def to_model_space(entry: SAEEntry, w: SAEWeights, d_model: int | None, projections: OutputProjections | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The decoder in d_model space: ``W_dec`` itself, or for a ``hook_z`` SAE ``W_dec @ W_O`` with the z-space
+    row norms. Raises SAEFileError for a hook_z SAE without W_O, at a module other than att, or of the wrong width."""
+    if not is_hook_z(w.hook_name):
+        return w.W_dec, None
+    label = f"{entry.layer}-{entry.module.value} ({entry.describe()})"
+    if entry.module is not Module.ATT:
+        raise SAEFileError(f"SAE {label} reads {w.hook_name}, an attention hook, but the manifest puts it at module {entry.module.value!r} (use module = \"att\")")
+    if projections is None:
+        raise SAEFileError(
+            f"SAE {label} reads {w.hook_name} (the per-head space, d_in = {w.d_in}); matching maps its rows into d_model through "
+            "W_O of the atlas's model, and no model was given (ingest with `atlas ingest`, which loads the manifest's model, "
+            "or pass IngestOptions(projections=steering.architectures.model_projections(model)))"
+        )
+    w_o = projections(entry.layer)
+    if w_o.shape[0] != w.d_in or (d_model is not None and w_o.shape[1] != d_model):
+        raise SAEFileError(
+            f"SAE {label} reads d_in = {w.d_in}, but W_O of layer {entry.layer} from {projections.source} is {list(w_o.shape)} "
+            f"(expected [{w.d_in}, {d_model}]); the SAE was trained on another model than the atlas's"
+        )
+    source_norms = np.linalg.norm(w.W_dec.astype(np.float64, copy=False), axis=1).astype(np.float32)
+    return np.ascontiguousarray(w.W_dec @ w_o, dtype=np.float32), source_norms
+
+
+def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections: OutputProjections | None = None,
+                   details: dict[tuple[int, str], dict[str, str]] | None = None) -> tuple[int, dict[tuple[int, str], int]]:
     """Load and check every SAE (decoders only); returns ``(d_model, {(layer, module): d_sae})``.
 
-    Synthetic sources are checked from their spec (they are finite and non-zero by construction).
+    Synthetic sources are checked from their spec (they are finite and non-zero by construction). ``details``,
+    when given, receives ``hook_name`` and ``w_o_source`` of every hook_z SAE (stored on its SAE node).
     """
     from tqdm.auto import tqdm
 
@@ -88,18 +124,24 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False) -> tuple[int
             sizes[(entry.layer, entry.module.value)] = entry.synthetic.d_sae
             continue
         w = load_sae(entry, manifest.base_dir, decoder_only=True)
+        w_dec, source_norms = to_model_space(entry, w, d_model, projections)
         if d_model is None:
-            d_model = w.d_in
-        check_decoder(entry, w.W_dec, d_model)
+            d_model = int(w_dec.shape[1])
+        check_decoder(entry, w_dec, d_model)
         sizes[(entry.layer, entry.module.value)] = w.d_sae
+        if source_norms is not None and details is not None and projections is not None:
+            details[(entry.layer, entry.module.value)] = {"hook_name": str(w.hook_name), "w_o_source": projections.source}
     assert d_model is not None  # a manifest has at least one SAE
     return d_model, sizes
 
 
-def load_unit_decoder(entry: SAEEntry, base_dir: Path, d_model: int) -> Decoder:
-    """Load one SAE's decoder, validate it and L2-normalise its rows."""
+def load_unit_decoder(entry: SAEEntry, base_dir: Path, d_model: int, projections: OutputProjections | None = None) -> Decoder:
+    """Load one SAE's decoder (mapped through W_O for hook_z SAEs), validate it and L2-normalise its rows."""
     w = load_sae(entry, base_dir, decoder_only=True)
-    norms = check_decoder(entry, w.W_dec, d_model)
-    unit = w.W_dec
+    w_dec, source_norms = to_model_space(entry, w, d_model, projections)
+    norms = check_decoder(entry, w_dec, d_model)
+    unit = w_dec
     unit /= norms.astype(np.float32)[:, None]  # in place: decoders can be GBs
-    return Decoder(entry=entry, unit=np.ascontiguousarray(unit, dtype=np.float32), norms=norms.astype(np.float32), hook_name=w.hook_name, architecture=w.architecture)
+    return Decoder(entry=entry, unit=np.ascontiguousarray(unit, dtype=np.float32), norms=norms.astype(np.float32),
+                   hook_name=w.hook_name, architecture=w.architecture, source_norms=source_norms,
+                   w_o_source=projections.source if source_norms is not None and projections is not None else None)

@@ -37,6 +37,7 @@ from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import Module, feature_uid, sae_key
 from queries.schema import CATEGORIES, ensure_schema
 from saes.manifest import AtlasManifest
+from saes.projections import OutputProjections
 from saes.sources import neuronpedia_id
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class IngestOptions:
     ray: str | None = None
     gpu: bool = False  # with ray: one GPU per matching task (an error when the cluster has none)
     ray_num_cpus: int | None = None  # with ray="auto": CPUs of the local cluster (None: all)
+    # W_O per layer for attention SAEs on hook_z (steering.architectures.model_projections(manifest.model))
+    projections: OutputProjections | None = None
 
 
 @dataclass
@@ -108,6 +111,7 @@ def match_layer(
         features[mod] = {
             "index": list(range(d.d_sae)),
             "norm": d.norms.astype(float).tolist(),
+            "source_norm": d.source_norms.astype(float).tolist() if d.source_norms is not None else None,
             "s_res": s["res"].astype(float).tolist() if is_res and s["res"] is not None else None,
             "s_att": s["att"].astype(float).tolist() if is_res and s["att"] is not None else None,
             "s_mlp": s["mlp"].astype(float).tolist() if is_res and s["mlp"] is not None else None,
@@ -140,7 +144,7 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
             cut = lambda v, a=a, b=b: v[a:b] if isinstance(v, list) else v  # noqa: E731
             graph.write(statement, {
                 "prefix": prefix, "atlas": atlas, "layer": r.layer, "module": mod, "d_sae": cols["d_sae"],
-                "index": cut(cols["index"]), "norm": cut(cols["norm"]), "s_res": cut(cols["s_res"]),
+                "index": cut(cols["index"]), "norm": cut(cols["norm"]), "source_norm": cut(cols.get("source_norm")), "s_res": cut(cols["s_res"]),
                 "s_att": cut(cols["s_att"]), "s_mlp": cut(cols["s_mlp"]), "category": cut(cols["category"]),
             }, timeout=300)
             report.nodes_written += b - a
@@ -170,18 +174,21 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
     report.edge_write_s += t2 - t1
 
 
-def _sae_rows(manifest: AtlasManifest, d_model: int, sizes: dict[tuple[int, str], int]) -> list[dict[str, Any]]:
+def _sae_rows(manifest: AtlasManifest, d_model: int, sizes: dict[tuple[int, str], int],
+              details: dict[tuple[int, str], dict[str, str]] | None = None) -> list[dict[str, Any]]:
     rows = []
     for e in manifest.saes:
         rows.append({
             "key": sae_key(manifest.name, e.layer, e.module), "layer": e.layer, "module": e.module.value,
             "d_sae": sizes[(e.layer, e.module.value)], "d_in": d_model, "source": e.describe(),
             "neuronpedia_id": neuronpedia_id(e, manifest.base_dir),
+            **(details or {}).get((e.layer, e.module.value), {}),  # hook_z SAEs: hook_name, w_o_source
         })
     return rows
 
 
-def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model: int, sizes: dict[tuple[int, str], int]) -> set[int]:
+def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model: int, sizes: dict[tuple[int, str], int],
+             details: dict[tuple[int, str], dict[str, str]] | None = None) -> set[int]:
     """Write/refresh the metadata nodes; return the layers that a resumed run may skip."""
     name = manifest.name
     sha = manifest.sha256()
@@ -212,7 +219,7 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
     })
     if not opts.resume:
         done = set()
-    graph.write(W.UPSERT_SAES, {"atlas": name, "rows": _sae_rows(manifest, d_model, sizes)})
+    graph.write(W.UPSERT_SAES, {"atlas": name, "rows": _sae_rows(manifest, d_model, sizes, details)})
     # UPSERT_SAES resets complete=false; restore the layers a resumed run keeps.
     for layer in sorted(done):
         graph.write(W.MARK_LAYER_COMPLETE, {"atlas": name, "layer": layer})
@@ -236,7 +243,8 @@ def ingest_atlas(
         raise InvalidInput(f"k = {opts.k} is not valid (use k ≥ 1; the default is {DEFAULT_K})")
     from tqdm.auto import tqdm
 
-    d_model, sizes = validate_atlas(manifest, progress=opts.progress)
+    details: dict[tuple[int, str], dict[str, str]] = {}
+    d_model, sizes = validate_atlas(manifest, progress=opts.progress, projections=opts.projections, details=details)
     graph.verify()
     ray_run = None
     if opts.ray:  # connect before anything is written: an unreachable cluster leaves the graph untouched
@@ -246,7 +254,7 @@ def ingest_atlas(
     t_start = time.perf_counter()
     try:
         ensure_schema(graph)
-        done = _prepare(graph, manifest, opts, d_model, sizes)
+        done = _prepare(graph, manifest, opts, d_model, sizes, details)
         if ray_run is not None:
             ray_matching.submit(ray_run, manifest, [x for x in manifest.layers if x not in done], d_model, opts)
         run_id = f"{manifest.name}:{manifest.sha256()[:16]}"
@@ -268,11 +276,11 @@ def ingest_atlas(
                 for mod in Module:
                     entry = manifest.entry(layer, mod)
                     if entry is not None:
-                        dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model)
+                        dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model, opts.projections)
                 if prev_res is None and layer - 1 in manifest.layers:
                     prev_entry = manifest.entry(layer - 1, Module.RES)
                     assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
-                    prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
+                    prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, opts.projections)
                 result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
                 report.match_s += time.perf_counter() - tm
                 prev_res = dec["res"]

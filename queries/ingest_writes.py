@@ -58,12 +58,14 @@ MARK_ATLAS_COMPLETE: LiteralString = """
 MATCH (a:Atlas {name: $atlas}) SET a.complete = true, a.updated_at = datetime(), a.n_features = $n_features, a.n_edges = $n_edges
 """
 
-# One statement per (layer, module) batch; per-feature scores are null for att/mlp features.
+# One statement per (layer, module) batch; per-feature scores are null for att/mlp features; source_norm is the
+# z-space norm of a hook_z SAE's row (decoder_norm is then its norm after W_O), null otherwise.
 UPSERT_FEATURES: LiteralString = """
 UNWIND range(0, size($index) - 1) AS i
 MERGE (f:Feature {uid: $prefix + toString($index[i])})
 SET f.atlas = $atlas, f.layer = $layer, f.module = $module, f.index = $index[i], f.d_sae = $d_sae,
-    f.decoder_norm = $norm[i], f.s_res = $s_res[i], f.s_att = $s_att[i], f.s_mlp = $s_mlp[i], f.category = $category[i]
+    f.decoder_norm = $norm[i], f.source_norm = $source_norm[i], f.s_res = $s_res[i], f.s_att = $s_att[i], f.s_mlp = $s_mlp[i],
+    f.category = $category[i]
 """
 
 # The fast path for an SAE none of whose features exist yet (first ingest, or a layer a killed run never
@@ -71,7 +73,8 @@ SET f.atlas = $atlas, f.layer = $layer, f.module = $module, f.index = $index[i],
 CREATE_FEATURES: LiteralString = """
 UNWIND range(0, size($index) - 1) AS i
 CREATE (:Feature {uid: $prefix + toString($index[i]), atlas: $atlas, layer: $layer, module: $module, index: $index[i], d_sae: $d_sae,
-                  decoder_norm: $norm[i], s_res: $s_res[i], s_att: $s_att[i], s_mlp: $s_mlp[i], category: $category[i]})
+                  decoder_norm: $norm[i], source_norm: $source_norm[i], s_res: $s_res[i], s_att: $s_att[i], s_mlp: $s_mlp[i],
+                  category: $category[i]})
 """
 
 COUNT_SAE_FEATURES: LiteralString = """

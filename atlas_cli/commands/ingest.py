@@ -63,6 +63,10 @@ def ingest(
     m = load_manifest(manifest)
     opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, prefilter=prefilter, resume=resume,  # type: ignore[arg-type]  # checked above
                          progress=progress, edge_batch=edge_batch, node_batch=node_batch, ray=ray, gpu=gpu)
+    from steering.architectures import model_projections
+
+    # W_O for attention SAEs on hook_z comes from the atlas's model; it loads only if such an SAE is present
+    opts.projections = model_projections(m.model)
     if recategorize:
         from ingest.pipeline import recategorize as recategorize_atlas
 
