@@ -35,7 +35,8 @@ export async function request<R, V>(doc: TypedDocumentString<R, V>, variables: V
   try {
     body = await res.json();
   } catch {
-    throw new ApiError(`The API answered HTTP ${res.status} without JSON.`, res.status === 429 ? "RATE_LIMITED" : "BAD_RESPONSE");
+    const code = ({ 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 413: "PAYLOAD_TOO_LARGE", 429: "RATE_LIMITED" } as Record<number, string>)[res.status] ?? "BAD_RESPONSE";
+    throw new ApiError(`The API answered HTTP ${res.status} without JSON.`, code);
   }
   if (body.errors?.length) {
     const e = body.errors[0];
@@ -48,6 +49,10 @@ export async function request<R, V>(doc: TypedDocumentString<R, V>, variables: V
 /** What to tell the user for an error, by code: the API's message plus the fix where we know it. */
 export function explain(e: unknown): { title: string; hint: string } {
   if (!(e instanceof ApiError)) return { title: String((e as Error)?.message ?? e), hint: "Reload the page; if it persists, check the server log." };
+  const retry = typeof e.extensions.retryAfter === "number" ? ` Retry in about ${Math.ceil(e.extensions.retryAfter)} s.` : "";
+  if (e.code === "UNAUTHENTICATED" && apiKey.get()) {
+    return { title: e.message, hint: "The server refused the key in the key field (wrong or revoked): correct it, or clear it to read anonymously." };
+  }
   const hints: Record<string, string> = {
     UNREACHABLE: "Start the API with `atlas serve` and reload.",
     DATABASE_UNAVAILABLE: "Neo4j is down or restarting: start it with `atlas db start`; the page works again once it answers.",
@@ -57,7 +62,36 @@ export function explain(e: unknown): { title: string; hint: string } {
     QUERY_TOO_COMPLEX: "Ask for less per request (smaller pages).",
     UNAUTHENTICATED: "Enter an API key with the right role in the key field (top right).",
     FORBIDDEN: "Your API key lacks the role for this; ask an admin (`atlas keys create`).",
-    RATE_LIMITED: "Too many requests: wait a moment and retry.",
+    RATE_LIMITED: "Too many requests for this key or address: wait a moment and retry.",
+    STEER_BUSY: "The model is busy with other steering requests.",
+    PAYLOAD_TOO_LARGE: "The request is too large: ask for less at once.",
   };
-  return { title: e.message, hint: hints[e.code] ?? "" };
+  return { title: e.message, hint: (hints[e.code] ?? "") + (["RATE_LIMITED", "STEER_BUSY"].includes(e.code) ? retry : "") };
+}
+
+/** Download a file from a GET endpoint (the exports), with the API key when one is set: a plain link cannot
+ * send the header, and servers with ATLAS_API_READS=keyed refuse exports without it. */
+export async function download(href: string, filename: string): Promise<void> {
+  const key = apiKey.get();
+  const res = await fetch(href, { headers: key ? { "x-api-key": key } : {} });
+  if (!res.ok) {
+    let msg = `HTTP ${res.status}`;
+    let code = "BAD_RESPONSE";
+    try {
+      const body = await res.json();
+      msg = body.error ?? msg;
+      code = body.code ?? code;
+    } catch {
+      /* not JSON: keep the status */
+    }
+    throw new ApiError(msg, code);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

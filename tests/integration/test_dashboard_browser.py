@@ -189,6 +189,13 @@ def test_slider_refetches_redraws_and_reload_restores(browser: Any, site: dict[s
     restored = drawn_sets(wait_graph(d, 1))
     assert restored == expected
     assert d.execute_script("return document.querySelector('input[name=minSimilarity]').value") == "0"
+    # The download links ask /export/lineage for the same graph as the view's (API JSON and circuit-tracer JSON).
+    fetch = "return fetch(document.querySelector(arguments[0]).href).then(r => r.json())"
+    exported = d.execute_script(fetch, "a[data-format=json]")
+    assert {n["uid"] for n in exported["nodes"]} == expected[0]
+    assert {(e["source"], e["target"]) for e in exported["edges"]} == expected[1]
+    tracer = d.execute_script(fetch, "a[data-format=circuit-tracer]")
+    assert len(tracer["nodes"]) == len(expected[0]) and "metadata" in tracer
     no_console_errors(d)
 
 
@@ -274,3 +281,27 @@ def test_database_down_is_explained(browser: Any, site: dict[str, Any]) -> None:
         goto(browser, "#/feature/x%2F1-res%2F2")
         assert "atlas db start" in browser.find_element(By.CSS_SELECTOR, ".notice.error").text
     no_console_errors(browser)
+
+
+def test_keyed_reads_work_through_the_key_field(browser: Any, site: dict[str, Any]) -> None:
+    """A server with ATLAS_API_READS=keyed: the page says a key is needed; typed into the field, every view reads."""
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    with running_api(ApiSettings(api_key=KEY, reads="keyed")) as keyed:
+        load(d, f"{keyed}/#/atlases")
+        d.execute_script("sessionStorage.clear()")
+        d.refresh()
+        _wait(d, lambda drv: _ready(drv) != "")
+        assert "API key" in d.find_element(By.CSS_SELECTOR, ".notice.error").text
+        assert [m for m in console_errors(d) if "status of 401" not in m] == []
+        d.execute_script("const k = document.querySelector('header input[type=password]'); k.value = arguments[0]; k.dispatchEvent(new Event('change'))", KEY)
+        d.refresh()
+        _wait(d, lambda drv: _ready(drv) != "")
+        assert d.find_element(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"]')
+        goto(d, f"#/graph/{site['seed'].replace('/', '%2F')}?direction=both")
+        assert drawn_sets(wait_graph(d, 1)) == api_lineage(site["base"], site["seed"])
+        exported = d.execute_script("return fetch(document.querySelector('a[data-format=json]').href, {headers: {'x-api-key': arguments[0]}}).then(r => r.json())", KEY)
+        assert {n["uid"] for n in exported["nodes"]} == api_lineage(site["base"], site["seed"])[0]
+        d.execute_script("sessionStorage.clear()")
+    no_console_errors(d)

@@ -1,6 +1,6 @@
 // Flow graph: `lineage` drawn with layers as rows and res/att/mlp as columns; the sliders refetch in place
 // (the URL follows, so the view can be pasted); downloads use the documented /export/lineage endpoint.
-import { request } from "../api";
+import { download, request } from "../api";
 import { h, notice } from "../dom";
 import { drawFlowGraph, type Drawn } from "../flowgraph";
 import type { LineageDirection } from "../gql/graphql";
@@ -81,7 +81,15 @@ export async function graphView(root: HTMLElement, ctx: ViewContext, uid: string
       status.replaceChildren(h("span", null, `${lin.nodes.length} features, ${lin.edges.length} links, layers ${lin.lStart ?? "?"}–${lin.lEnd ?? "?"}. Click a feature to open it; hover for its label and scores.`),
         lin.truncated ? notice("info", "Truncated: the graph hit the server's node cap.", "Raise minSimilarity or lower depth/topK.") : "",
         lin.nodes.length <= 1 ? notice("empty", "No links at these thresholds.", "Lower minSimilarity (0 disables the cut) or pick direction both.") : "");
-      dl.replaceChildren(h("a", { href: exportHref(uid, g, "json"), download: "" }, "⬇ JSON"), " ", h("a", { href: exportHref(uid, g, "circuit-tracer"), download: "" }, "⬇ circuit-tracer JSON"), " ",
+      const link = (format: "json" | "circuit-tracer", text: string) => {
+        const href = exportHref(uid, g, format);
+        const name = `${uid.replaceAll("/", "_")}${format === "json" ? "" : ".circuit-tracer"}.json`;
+        return h("a", { href, download: name, "data-format": format, onclick: (ev: Event) => {
+          ev.preventDefault();
+          download(href, name).catch((e) => ctx.showError(status, e));
+        } }, text);
+      };
+      dl.replaceChildren(link("json", "⬇ JSON"), " ", link("circuit-tracer", "⬇ circuit-tracer JSON"), " ",
         h("a", { href: formatHash("steer", null, { atlas: uid.split("/")[0], seeds: `${uid}:4`, ...paramsToQuery(g) }) }, "steer with this graph"));
     } catch (e) {
       if ((e as Error).name === "AbortError") return;
