@@ -79,9 +79,32 @@ def atlas_d_model(manifest: AtlasManifest, first: SAEWeights | None = None) -> i
     return manifest.d_model if manifest.d_model is not None else (first.d_in if first is not None else None)
 
 
+# What a transcoder at module mlp of layer L may read (the MLP's input, before or after ln2) and must write.
+TRANSCODER_INPUTS = ("ln2.hook_normalized", "hook_resid_mid", "hook_mlp_in", "mlp.hook_in", "hook_resid_pre")
+
+
+def check_transcoder_hooks(entry: SAEEntry, w: SAEWeights) -> None:
+    """A transcoder writes the MLP output, so it matches as an ``mlp`` feature of the layer it reads and writes;
+    anything else is one SAEFileError naming the hooks and the module."""
+    layer = entry.layer
+    want_out = f"blocks.{layer}.hook_mlp_out"
+    ins = [f"blocks.{layer}.{h}" for h in TRANSCODER_INPUTS]
+    ok_in = w.hook_name is None or w.hook_name in ins
+    ok_out = w.hook_name_out is None or w.hook_name_out == want_out
+    if entry.module is not Module.MLP or not ok_in or not ok_out:
+        raise SAEFileError(
+            f"SAE {entry.layer}-{entry.module.value} ({entry.describe()}) is a transcoder reading {w.hook_name} and writing "
+            f"{w.hook_name_out}, which disagree with its place at module {entry.module.value!r} of layer {layer} "
+            f"(a transcoder sits at module = \"mlp\" of the layer whose MLP it replaces: it reads one of {', '.join(ins)} "
+            f"and writes {want_out})"
+        )
+
+
 def to_model_space(entry: SAEEntry, w: SAEWeights, d_model: int | None, projections: OutputProjections | None) -> tuple[np.ndarray, np.ndarray | None]:
     """The decoder in d_model space: ``W_dec`` itself, or for a ``hook_z`` SAE ``W_dec @ W_O`` with the z-space
     row norms. Raises SAEFileError for a hook_z SAE without W_O, at a module other than att, or of the wrong width."""
+    if w.is_transcoder:
+        check_transcoder_hooks(entry, w)
     if not is_hook_z(w.hook_name):
         return w.W_dec, None
     label = f"{entry.layer}-{entry.module.value} ({entry.describe()})"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from queries.errors import SAEFileError
-from saes.weights import ARCHITECTURES, NORMALIZATIONS, SAEWeights
+from saes.weights import ARCHITECTURES, NORMALIZATIONS, TRANSCODERS, SAEWeights
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +35,24 @@ def save_sae_dir(path: str | Path, weights: SAEWeights, *, model_name: str | Non
 
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
-    arch = weights.architecture if weights.architecture in ARCHITECTURES else "standard"
-    d_sae, d_in = weights.d_sae, weights.d_in
+    arch = weights.architecture if (weights.architecture in ARCHITECTURES or weights.architecture in TRANSCODERS) else "standard"
+    d_sae = weights.d_sae
+    d_in = int(weights.W_enc.shape[0]) if weights.W_enc is not None else weights.d_in  # a transcoder's d_out may differ
     tensors: dict[str, np.ndarray] = {
         "W_dec": np.ascontiguousarray(weights.W_dec, dtype=np.float32),
         "W_enc": np.ascontiguousarray(weights.W_enc if weights.W_enc is not None else weights.W_dec.T, dtype=np.float32),
         "b_enc": np.ascontiguousarray(weights.b_enc if weights.b_enc is not None else np.zeros(d_sae), dtype=np.float32),
-        "b_dec": np.ascontiguousarray(weights.b_dec if weights.b_dec is not None else np.zeros(d_in), dtype=np.float32),
+        "b_dec": np.ascontiguousarray(weights.b_dec if weights.b_dec is not None else np.zeros(weights.W_dec.shape[1]), dtype=np.float32),
     }
-    if arch == "jumprelu":
+    if weights.activation == "jumprelu":
         tensors["threshold"] = np.ascontiguousarray(weights.threshold if weights.threshold is not None else np.zeros(d_sae), dtype=np.float32)
     metadata: dict[str, Any] = {"sae_lens_version": SAE_LENS_FORMAT_VERSION}
     if weights.hook_name:
         metadata["hook_name"] = weights.hook_name
     if model_name:
         metadata["model_name"] = model_name
+    if weights.hook_name_out:
+        metadata["hook_name_out"] = weights.hook_name_out
     cfg: dict[str, Any] = {
         "d_in": d_in,
         "d_sae": d_sae,
@@ -63,6 +66,8 @@ def save_sae_dir(path: str | Path, weights: SAEWeights, *, model_name: str | Non
     }
     if arch == "topk":
         cfg["k"] = int(weights.k or 1)
+    if arch in TRANSCODERS:
+        cfg["d_out"] = int(weights.W_dec.shape[1])
     save_file(tensors, str(p / WEIGHTS_FILE))
     (p / CFG_FILE).write_text(json.dumps(cfg, indent=2))
     return p
@@ -128,10 +133,12 @@ def load_sae_dir(path: str | Path, *, decoder_only: bool = False, label: str | N
         raise SAEFileError(f"SAE {label}: {wpath} has no W_dec tensor (SAELens stores the decoder as W_dec [d_sae, d_in])")
     w_dec = np.ascontiguousarray(t["W_dec"], dtype=np.float32)
     d_in, d_sae = cfg["d_in"], cfg["d_sae"]
-    if w_dec.ndim != 2 or w_dec.shape != (d_sae, d_in):
-        raise SAEFileError(f"SAE {label}: W_dec has shape {tuple(w_dec.shape)} but cfg.json says [d_sae, d_in] = [{d_sae}, {d_in}] (the files do not belong together)")
+    d_out = int(cfg.get("d_out") or d_in)  # transcoders write into d_out
+    if w_dec.ndim != 2 or w_dec.shape != (d_sae, d_out):
+        raise SAEFileError(f"SAE {label}: W_dec has shape {tuple(w_dec.shape)} but cfg.json says [d_sae, d_out] = [{d_sae}, {d_out}] (the files do not belong together)")
     meta = cfg.get("metadata") or {}
     hook_name = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
+    hook_name_out = meta.get("hook_name_out") or cfg.get("hook_name_out")
     arch = str(cfg.get("architecture") or ("topk" if cfg.get("activation_fn") == "topk" else "standard"))
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k")
     w_enc = t.get("W_enc")
@@ -150,6 +157,7 @@ def load_sae_dir(path: str | Path, *, decoder_only: bool = False, label: str | N
         cfg=cfg,
         apply_b_dec_to_input=bool(cfg.get("apply_b_dec_to_input", True)),
         normalize_activations=_normalization(cfg, label),
+        hook_name_out=hook_name_out,
     )
 
 

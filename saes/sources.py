@@ -78,6 +78,10 @@ def load_sae(entry: SAEEntry, base_dir: str | Path, *, decoder_only: bool = Fals
         p = Path(entry.path)
         if not p.is_absolute():
             p = Path(base_dir) / p
+        if p.suffix == ".safetensors" and p.is_file():  # circuit-tracer's per-layer transcoder files
+            from saes.circuit_tracer import load_circuit_tracer_transcoder
+
+            return load_circuit_tracer_transcoder(p, entry.layer, decoder_only=decoder_only, label=entry.label)
         return load_sae_dir(p, decoder_only=decoder_only, label=entry.label)
     if entry.release is not None:
         return _load_registry(entry, decoder_only)

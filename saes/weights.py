@@ -75,6 +75,10 @@ def pre_activation(x: A, w_enc: A, b_enc: A | None) -> A:
 
 
 ARCHITECTURES = ("standard", "jumprelu", "topk")
+# SAELens transcoders (read the MLP input, write the MLP output) encode like the SAE they are built on; the skip
+# variants' W_skip is a dense input->output map, not a feature, and plays no part in matching or steering.
+TRANSCODERS = {"transcoder": "standard", "skip_transcoder": "standard", "jumprelu_transcoder": "jumprelu",
+               "jumprelu_skip_transcoder": "jumprelu"}
 
 
 @dataclass
@@ -90,6 +94,16 @@ class SAEWeights:
     cfg: dict[str, Any] = field(default_factory=dict)
     apply_b_dec_to_input: bool = True
     normalize_activations: str = "none"
+    hook_name_out: str | None = None  # transcoders: where the decoder writes (hook_name is where it reads)
+
+    @property
+    def is_transcoder(self) -> bool:
+        return self.architecture in TRANSCODERS or self.hook_name_out is not None
+
+    @property
+    def activation(self) -> str:
+        """The non-linearity: standard | jumprelu | topk (a transcoder's is its base SAE's)."""
+        return TRANSCODERS.get(self.architecture, self.architecture)
 
     @property
     def d_sae(self) -> int:
@@ -114,10 +128,10 @@ class SAEWeights:
         Without ``W_enc`` (decoder-only sources) the encoder is tied: ``W_dec.T``.
         """
         pre = self.pre_activations(x)
-        if self.architecture == "jumprelu":
+        if self.activation == "jumprelu":
             thr = self.threshold if self.threshold is not None else 0.0
             return np.where(pre > thr, np.maximum(pre, 0.0), 0.0).astype(np.float32)
-        if self.architecture == "topk":
+        if self.activation == "topk":
             k = int(self.k or 1)
             acts = np.maximum(pre, 0.0)
             if k < acts.shape[-1]:

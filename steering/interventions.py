@@ -246,6 +246,11 @@ def compile_plan(features: Sequence[SteerFeature], bank: "SAEBank", *, units: Un
             for f, u, nrm in zip(adds, unit.tolist(), norms.tolist()):
                 plan.applied.append(AppliedFeature(f, float(u), float(nrm)))
         rescales = [f for f in group if f.mode is Mode.RESCALE]
+        if rescales and sae.input_hook is not None:
+            raise InvalidInput(
+                f"feature {rescales[0].uid!r} belongs to a transcoder, whose activation is computed from the MLP input "
+                f"({sae.input_hook}), not from {point}; steer transcoder features with mode ADD"
+            )
         if rescales:
             idx = torch.tensor([f.ref.index for f in rescales], device=sae.W_dec.device)
             op.enc = sae.encoder_slice(idx)

@@ -21,7 +21,7 @@ import numpy as np
 
 from queries.errors import InvalidInput
 from saes.weights import encoder_input, output_scale, pre_activation
-from steering.hooks import HookPoint, run_capture, validate_points
+from steering.hooks import HookPoint, hook_name, run_capture, validate_points
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +62,7 @@ class HookSAE:
     architecture: str
     apply_b_dec_to_input: bool
     normalize: str = "none"  # SAELens normalize_activations (saes.weights)
+    input_hook: str | None = None  # transcoders: where the encoder reads (the MLP input), not the point it writes
 
     @property
     def d_sae(self) -> int:
@@ -179,8 +180,15 @@ class SAEBank:
             sae = self.get(point)
             ids = self.lm.tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids.to(self.lm.device)
             ids = ids[:, : self.lm.max_positions]  # learned position tables (GPT-2) end there
+            source: HookPoint | str = point
+            if sae.input_hook is not None:  # a transcoder encodes the MLP input
+                try:
+                    hook_name(self.lm, sae.input_hook)
+                    source = sae.input_hook
+                except InvalidInput:
+                    log.warning("SAE %s/%s reads %s, which this model cannot hook; strength units use its output point", self.atlas, point, sae.input_hook)
             with self.lm.lock:
-                h = run_capture(self.lm, [point], ids)[point][0]  # [T, d]
+                h = run_capture(self.lm, [source], ids)[source][0]  # [T, d]
             acts = sae.encode(h)  # [T, d_sae]
             pos = acts > 0
             count = pos.sum(0)
@@ -211,8 +219,9 @@ def _to_torch(point: HookPoint, w: Any, lm: "LoadedModel") -> HookSAE:
     w_enc = t(w.W_enc) if w.W_enc is not None else w_dec.T.contiguous()  # tied encoder for decoder-only sources
     return HookSAE(
         point=point, W_dec=w_dec, W_enc=w_enc, b_enc=t(w.b_enc), b_dec=t(w.b_dec), threshold=t(w.threshold),
-        k=w.k, architecture=str(w.architecture), apply_b_dec_to_input=bool(getattr(w, "apply_b_dec_to_input", True)),
+        k=w.k, architecture=str(w.activation), apply_b_dec_to_input=bool(getattr(w, "apply_b_dec_to_input", True)),
         normalize=str(getattr(w, "normalize_activations", "none")),
+        input_hook=w.hook_name if w.is_transcoder else None,
     )
 
 
