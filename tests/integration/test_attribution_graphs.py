@@ -195,3 +195,25 @@ def test_interrupted_import_is_invisible_and_collected(graph: Graph, planted: Pl
         ag.import_graph(graph, src)
     ag.drop_graph(graph, report.id)
     assert graph.read("MATCH (n:GraphNode {graph: $k}) RETURN count(n) AS n", {"k": report.key})[0]["n"] == 0
+
+
+def test_cli_imports_lists_and_reports_bad_files_in_one_line(graph: Graph, planted: PlantedAtlas, stored: tuple[str, Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    atlas_bin = str(Path(sys.executable).parent / "atlas")
+    _, path = stored
+    doc = json.loads(path.read_text())
+    doc["metadata"]["slug"] = "cli"
+    good = _write(tmp_path, doc)
+    out = subprocess.run([atlas_bin, "graphs", "import", str(good)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "400 links" in out.stdout and "30 of 30 feature nodes linked" in out.stdout
+    back = tmp_path / "back.json"
+    assert subprocess.run([atlas_bin, "graphs", "export", f"{NP_MODEL}/cli", str(back)], capture_output=True, timeout=60).returncode == 0
+    assert json.loads(back.read_text()) == doc
+    ag.drop_graph(graph, f"{NP_MODEL}/cli")
+    doc["nodes"][0].pop("jsNodeId")
+    bad = subprocess.run([atlas_bin, "graphs", "import", str(_write(tmp_path, doc))], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == "error: nodes[0].jsNodeId: required field is missing"
