@@ -99,12 +99,16 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[LiteralString, dict[
         params[name] = value
         return "$" + name
 
-    def node(w: Mapping[str, Any]) -> str:
+    def node(w: Any) -> str:
+        if not isinstance(w, Mapping):
+            raise InvalidInput(f"a filter must be an object like {{\"layer\": {{\"eq\": 12}}}}, got {w!r}")
         parts: list[str] = []
         for key, cond in w.items():
             if cond is None:
                 continue
             if key in ("AND", "OR"):
+                if not isinstance(cond, (list, tuple)):
+                    raise InvalidInput(f"filter {key} needs a list of filters, got {cond!r}")
                 subs = [node(c) for c in cond]
                 if subs:
                     parts.append("(" + (" AND " if key == "AND" else " OR ").join(subs) + ")")
@@ -112,6 +116,8 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[LiteralString, dict[
                 parts.append("NOT (" + node(cond) + ")")
             elif key in FILTERABLE:
                 prop = FILTERABLE[key]
+                if not isinstance(cond, Mapping):
+                    raise InvalidInput(f"filter on {key} must map operators to values, e.g. {{\"eq\": ...}}, got {cond!r}")
                 for op, value in cond.items():
                     if value is None:
                         continue
@@ -135,6 +141,8 @@ def compile_sort(sort: Sequence[Mapping[str, str]] | None) -> LiteralString:
     """``[{"layer": "ASC"}, {"s_res": "DESC"}]`` → ``ORDER BY f.layer ASC, f.s_res DESC, f.uid ASC`` (uid breaks ties)."""
     keys: list[str] = []
     for item in sort or []:
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"a sort key must be an object like {{\"layer\": \"ASC\"}}, got {item!r}")
         for field, direction in item.items():
             if direction is None:
                 continue
