@@ -40,7 +40,7 @@ export function drawFlowGraph(container: HTMLElement, g: GGraph, onOpen: (uid: s
   const cy = cytoscape({
     container, elements, layout: { name: "preset", fit: true, padding: 30 }, minZoom: 0.05, maxZoom: 1.6, wheelSensitivity: 0.3,
     style: [
-      { selector: "node", style: { "background-color": "data(colour)", label: "data(short)", "font-size": 9, "text-valign": "top", "text-halign": "right", "text-margin-x": -4, "text-margin-y": 2, width: 18, height: 18, color: "#333", "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": "1px" } },
+      { selector: "node", style: { "background-color": "data(colour)", label: "data(short)", "font-size": 9, "text-valign": "top", "text-halign": "right", "text-margin-x": -4, "text-margin-y": 2, width: 18, height: 18, color: "#333", "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": "1px", "min-zoomed-font-size": 7 } },
       { selector: "node[seed = 1]", style: { "border-width": 3, "border-color": "#111", width: 26, height: 26 } },
       { selector: "edge", style: { width: "data(w)", "line-color": "data(c)", "target-arrow-color": "data(c)", "target-arrow-shape": "triangle", "curve-style": "straight", "arrow-scale": 0.6, opacity: 0.85 } },
       { selector: "node:active, node.hover", style: { "overlay-opacity": 0.15 } },

@@ -22,6 +22,12 @@ export function originSentence(uid: string, o: OriginT): string {
   return `${uid} was born at layer ${o.layer} in ${MODULE_NAMES[o.module]}: ${src} (similarity ${fmt(o.sourceSimilarity, 2)}) became ${o.bornAs.uid}${carried}.`;
 }
 
+/** A search that browses where the uid points (its atlas, layer and module), for a uid that does not exist. */
+export function searchNear(uid: string): string {
+  const m = /^([^/]+)\/(\d+)-(res|att|mlp)\/\d+$/.exec(uid);
+  return m ? formatHash("search", null, { atlas: m[1], layer: m[2], module: m[3] }) : formatHash("search");
+}
+
 /** Features picked for Path / circuit in this tab (the path view stores its uids here). */
 export const PICKS = "atlas.pathPicks";
 
@@ -43,7 +49,7 @@ export async function featureView(root: HTMLElement, ctx: ViewContext, uid: stri
   if (f.__typename === "FeatureNotFound" || f.__typename === "InvalidInput") {
     root.append(notice("error", f.__typename === "FeatureNotFound" ? `No feature ${uid}.` : f.message,
       f.__typename === "FeatureNotFound" ? "Check the uid (atlas/layer-module/index), or " : "Give a uid like smollm2-demo/11-res/119, or ",
-      h("a", { href: formatHash("search", null, { q: uid.split("/").pop() ?? "" }) }, "search for the feature"), "."));
+      h("a", { href: searchNear(uid) }, "search for the feature"), "."));
     return;
   }
   if (f.__typename !== "Feature") return;
