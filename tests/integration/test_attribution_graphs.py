@@ -217,3 +217,18 @@ def test_cli_imports_lists_and_reports_bad_files_in_one_line(graph: Graph, plant
     bad = subprocess.run([atlas_bin, "graphs", "import", str(_write(tmp_path, doc))], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == "error: nodes[0].jsNodeId: required field is missing"
+
+
+def test_flow_graph_export_imports_back_linked_to_its_features(graph: Graph, planted: PlantedAtlas, tmp_path: Path) -> None:
+    fg = build_flow_graph(graph, feature_uid(planted.name, 2, "res", 4), direction=Direction.UPSTREAM, min_similarity=0, module_min_similarity=0)
+    assert any(n.module.value != "res" for n in fg.nodes)  # att/mlp nodes have no Neuronpedia id: scan stays the atlas
+    doc = fg.to_circuit_tracer(slug=f"flow-{uuid.uuid4().hex[:6]}")
+    assert doc["metadata"]["scan"] == planted.name
+    validate_graph(doc)
+    report = ag.import_graph(graph, _write(tmp_path, doc))
+    try:
+        assert report.mapping == f"flow-graph export of atlas {planted.name}"
+        assert set(_graph_features(graph, report.id)) == fg.uids
+        assert report.n_links == len(fg.edges)
+    finally:
+        ag.drop_graph(graph, report.id)
