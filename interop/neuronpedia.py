@@ -220,10 +220,11 @@ def import_labels(graph: Graph, folder: str | Path, *, atlas: str | None = None,
     saes = _sources(graph, [atlas] if atlas else None)
     if atlas and not saes:
         raise AtlasNotFound(atlas, known_atlases(graph))
-    by_source: dict[tuple[str, str], dict[str, Any]] = {}
+    # Several atlases may hold the same SAE (e.g. two atlases from one SAELens release): label each of them.
+    by_source: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for sae in saes:
         src = qnp.effective_source(sae, sae["atlas_model"])
-        by_source[(src.model, src.source)] = sae
+        by_source.setdefault((src.model, src.source), []).append(sae)
     atlas_models = sorted({m for m, _ in by_source})
     report = LabelImportReport(files=len(files))
     best: dict[str, tuple[float, str, str]] = {}  # uid -> (score, label, source)
@@ -233,20 +234,22 @@ def import_labels(graph: Graph, folder: str | Path, *, atlas: str | None = None,
             model, source, index, description, score = _record(path, lineno, line)
             report.records += 1
             seen_models.add(model)
-            matched = by_source.get((model, source))
-            if matched is None:
+            candidates = by_source.get((model, source))
+            if not candidates:
                 report.unmatched_source += 1
                 continue
-            if not 0 <= index < int(matched["d_sae"] or 0):
+            in_range = [sae for sae in candidates if 0 <= index < int(sae["d_sae"] or 0)]
+            if not in_range:
                 report.out_of_range += 1
                 continue
             if not description:
                 report.empty += 1
                 continue
             report.matched += 1
-            uid = feature_uid(matched["atlas"], matched["layer"], matched["module"], index)
-            if uid not in best or score > best[uid][0]:
-                best[uid] = (score, description, f"neuronpedia:{model}/{source}")
+            for sae in in_range:
+                uid = feature_uid(sae["atlas"], sae["layer"], sae["module"], index)
+                if uid not in best or score > best[uid][0]:
+                    best[uid] = (score, description, f"neuronpedia:{model}/{source}")
     report.models = sorted(seen_models)
     if report.records and not seen_models & set(atlas_models):
         whose = f"atlas {atlas!r} is" if atlas else "the atlases are"

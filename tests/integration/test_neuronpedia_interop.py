@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from queries.errors import InvalidInput
 from queries.flow_graph import Direction, build_flow_graph
 from queries.ids import Module, feature_uid
 from queries.maintenance import drop_atlas
-from saes.manifest import load_manifest
+from saes.manifest import AtlasManifest, load_manifest
 from saes.synthetic import PlantedAtlas, planted_atlas
 from tests.servers import gql, running_api
 
@@ -116,6 +117,29 @@ def test_neuronpedia_export_round_trip(graph: Graph, planted: PlantedAtlas, tmp_
     assert got.records == got.matched == got.labelled == len(planted_labels)
     assert got.unmatched_source == got.out_of_range == 0
     assert _labels(graph, planted.name) == planted_labels
+
+
+def test_import_without_atlas_labels_every_atlas_holding_the_sae(graph: Graph, planted: PlantedAtlas, tmp_path: Path) -> None:
+    # A second atlas over the same layer-1 residual SAE directory (its cfg.json carries the Neuronpedia id).
+    m = load_manifest(Path(graph.read("MATCH (a:Atlas {name: $a}) RETURN a.manifest_path AS p", {"a": planted.name})[0]["p"]) / "atlas.toml")
+    entry = m.entry(1, Module.RES)
+    twin = AtlasManifest(name=f"{planted.name}-twin", model=m.model, d_model=m.d_model,
+                         saes=[replace(entry, path=str(m.base_dir / entry.path))], base_dir=tmp_path)
+    ingest_atlas(load_manifest(twin.write(tmp_path / "atlas.toml")), graph, k=2)
+    try:
+        folder = tmp_path / "np" / NP_MODEL / f"1-{NP_SET}" / "explanations"
+        folder.mkdir(parents=True)
+        with gzip.open(folder / "batch-0.jsonl.gz", "wt") as fh:
+            for i, text in ((2, "low score"), (2, "high score"), (5, "five"), (99, "beyond the width")):
+                fh.write(json.dumps({"modelId": NP_MODEL, "layer": f"1-{NP_SET}", "index": str(i), "description": text,
+                                     "scoreV1": 0.9 if text == "high score" else 0.1}) + "\n")
+        r = import_labels(graph, tmp_path / "np")
+        assert (r.records, r.matched, r.out_of_range, r.labelled) == (4, 3, 1, 4)  # 2 features x 2 atlases
+        for name in (planted.name, twin.name):
+            labels = _labels(graph, name)
+            assert labels[feature_uid(name, 1, "res", 2)] == "high score" and labels[feature_uid(name, 1, "res", 5)] == "five"
+    finally:
+        drop_atlas(graph, twin.name)
 
 
 def test_export_of_another_model_is_one_clear_error(graph: Graph, planted: PlantedAtlas, tmp_path: Path) -> None:
