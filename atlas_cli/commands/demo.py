@@ -43,6 +43,7 @@ def demo(
     typer.echo(f"atlas {rep.atlas}: {rep.manifest_path} · Neo4j {rep.neo4j_uri} · {rep.timings.get('total_s', 0):.0f}s this run")
     typer.echo(f"GraphQL API: {base}/graphql (GraphiQL in a browser) · health: {base}/healthz")
     seed = rep.seed_uid or f"{rep.atlas}/{rep.metrics['spec']['layers'][-1]}-res/0"
+    typer.echo(f"dashboard: {base}/ · this feature's flow graph: {base}/#/graph/{seed.replace('/', '%2F')}?direction=both")
     words = [w.strip() for w in (rep.seed_label or "").split(" · ")]
     word = next((w for w in words if w.isalpha() and len(w) >= 3), "king")
     typer.echo("")

@@ -1,4 +1,4 @@
-"""``atlas serve``: the GraphQL API on uvicorn (GraphiQL at /graphql)."""
+"""``atlas serve``: the GraphQL API on uvicorn (GraphiQL at /graphql) and the dashboard at /."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def serve(
     allow_open_mutations: bool = typer.Option(
         False, "--allow-open-mutations", help="Allow ATLAS_API_MUTATIONS=open on a non-loopback address (anyone who reaches the port may write and steer)."),
 ) -> None:
-    """Serve the GraphQL API: /graphql (GraphiQL in a browser), /healthz, /readyz, /export/lineage.
+    """Serve the GraphQL API: /graphql (GraphiQL in a browser), /healthz, /readyz, /export/lineage, and the dashboard at /.
 
     Configuration: ATLAS_API_* (keys and roles, CORS origins, limits; see docs/api.md) and NEO4J_*.
     Mutations need an API key with their role (`atlas keys create`) unless ATLAS_API_MUTATIONS=open.
@@ -30,6 +30,12 @@ def serve(
     settings = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the types
     check_exposure(settings, allow_open_mutations)
     typer.echo(f"GraphQL API on http://{settings.host}:{settings.port}/graphql (GraphiQL in a browser)")
+    from atlas_api.app import DASHBOARD_DIR
+
+    if (DASHBOARD_DIR / "index.html").is_file():
+        typer.echo(f"dashboard on http://{settings.host}:{settings.port}/")
+    else:
+        typer.echo("dashboard not built: bash deploy/install.sh (or cd dashboard && npm ci && npm run build)", err=True)
     if workers > 1:
         # Each worker builds its own app (and Neo4j pool) from the environment.
         uvicorn.run("atlas_api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=workers, log_level=log_level)
