@@ -12,6 +12,11 @@ export function parseUids(s: string): string[] {
   return [...new Set(s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean))];
 }
 
+/** Tall enough that every layer row stays readable (a path is one long column). */
+function graphHeight(nodes: { layer: number }[]): number {
+  return Math.max(320, Math.min(900, new Set(nodes.map((n) => n.layer)).size * 80 + 140));
+}
+
 export async function pathView(root: HTMLElement, ctx: ViewContext, p: URLSearchParams): Promise<void> {
   const uids = parseUids(p.get("uids") ?? "");
   sessionStorage.setItem(PICKS, JSON.stringify(uids));
@@ -41,7 +46,7 @@ export async function pathView(root: HTMLElement, ctx: ViewContext, p: URLSearch
     root.append(sec);
     if (r.__typename === "Path") {
       sec.append(h("p", null, `score (product of similarities) ${fmt(r.score)}, weakest link ${fmt(r.weakestLink)}, ${r.graph.nodes.length} features.`));
-      const c = h("div", { class: "cy small", "data-testid": "path-graph" });
+      const c = h("div", { class: "cy small", "data-testid": "path-graph", style: `height:${graphHeight(r.graph.nodes)}px` });
       sec.append(c);
       const d = drawFlowGraph(c, r.graph, open);
       ctx.cleanups.push(d.destroy);
@@ -55,7 +60,7 @@ export async function pathView(root: HTMLElement, ctx: ViewContext, p: URLSearch
   root.append(sec);
   if (r.__typename === "FlowGraph") {
     sec.append(h("p", null, `${r.nodes.length} features and ${r.edges.length} links on paths between the given features (links ≥ ${minSimilarity}).`));
-    const c = h("div", { class: "cy", "data-testid": "circuit-graph" });
+    const c = h("div", { class: "cy", "data-testid": "circuit-graph", style: `height:${graphHeight(r.nodes)}px` });
     sec.append(c, legend());
     const d = drawFlowGraph(c, r, open);
     ctx.cleanups.push(d.destroy);
