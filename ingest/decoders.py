@@ -131,7 +131,8 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections:
     """Load and check every SAE (decoders only); returns ``(d_model, {(layer, module): d_sae})``.
 
     Synthetic sources are checked from their spec (they are finite and non-zero by construction). ``details``,
-    when given, receives ``hook_name`` and ``w_o_source`` of every hook_z SAE (stored on its SAE node).
+    when given, receives the ``hook_name`` of every SAE that names one, and ``w_o_source`` of every hook_z SAE
+    (stored on its SAE node).
     """
     from tqdm.auto import tqdm
 
@@ -154,6 +155,8 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections:
         sizes[(entry.layer, entry.module.value)] = w.d_sae
         if source_norms is not None and details is not None and projections is not None:
             details[(entry.layer, entry.module.value)] = {"hook_name": str(w.hook_name), "w_o_source": projections.source}
+        elif details is not None and w.hook_name:  # every SAE's hook is kept on its node (Neuronpedia exports name it)
+            details[(entry.layer, entry.module.value)] = {"hook_name": str(w.hook_name)}
     assert d_model is not None  # a manifest has at least one SAE
     return d_model, sizes
 

@@ -105,7 +105,7 @@ def test_neuronpedia_export_round_trip(graph: Graph, planted: PlantedAtlas, tmp_
     assert [b.name for b in batches] == ["batch-0.jsonl.gz", "batch-1.jsonl.gz", "batch-2.jsonl.gz", "batch-3.jsonl.gz"]
     first = _first_line(batches[0])
     assert first["modelId"] == NP_MODEL and first["layer"] == f"1-{NP_SET}" and first["index"] == "0"
-    assert first["sourceSetName"] == NP_SET and "hookName" in first and "frac_nonzero" in first
+    assert first["sourceSetName"] == NP_SET and first["hookName"] == "blocks.1.hook_resid_post" and "frac_nonzero" in first
     expl = _first_line(res_dir / "explanations" / "batch-0.jsonl.gz")
     assert expl["description"] == planted_labels[feature_uid(planted.name, 1, "res", 0)]
     assert {"modelId", "layer", "index", "description", "typeName", "explanationModelName"} <= set(expl)
