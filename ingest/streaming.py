@@ -1,0 +1,97 @@
+"""Exact top-k between two decoders that never sit in memory whole: tiles read from memory-mapped safetensors.
+
+A 262,144 × 4,608 fp32 decoder is 4.8 GB; matching two of them in memory needs both (plus their unit-normalised
+copies). Here each decoder is a :class:`DecoderFile` — ``W_dec`` of a SAELens directory or a safetensors file,
+opened with safetensors' lazy slices (the OS pages rows in on demand; the encoder in the same file is never
+read) — and :func:`streamed_topk` walks query tiles × base tiles, normalising each tile on the fly with norms
+computed in one streamed pass, and merging a running top-k per query row.
+
+Peak extra memory: one query tile, one base tile and their ``tile × tile`` similarity block (with the default
+8,192 rows at d = 4,096: 128 + 128 + 256 MiB), plus the ``[n, k]`` outputs. Results equal
+:func:`ingest.matching.topk_search` on the same rows (float32 GEMM; ties may order differently).
+bench/bench_wide.py measures it; ``atlas ingest`` does not use it yet (docs/ingest.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from queries.errors import SAEFileError
+
+DEFAULT_TILE_ROWS = 8_192
+_PART_ROWS = 512
+
+
+class DecoderFile:
+    """``W_dec`` ``[d_sae, d]`` of a SAELens directory (or a .safetensors file), read tile by tile."""
+
+    def __init__(self, path: str | Path, tensor: str = "W_dec") -> None:
+        from safetensors import safe_open
+
+        p = Path(path)
+        self.path = p / "sae_weights.safetensors" if p.is_dir() else p
+        self.tensor = tensor
+        try:
+            self._file = safe_open(str(self.path), framework="numpy")
+            self._slice = self._file.get_slice(tensor)
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+            raise SAEFileError(f"decoder {self.path}: cannot open {tensor} for streaming ({type(exc).__name__}: {str(exc)[:160]})") from None
+        shape = self._slice.get_shape()
+        if len(shape) != 2:
+            raise SAEFileError(f"decoder {self.path}: {tensor} has shape {shape}, expected [d_sae, d]")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self._norms: np.ndarray | None = None
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        return np.ascontiguousarray(self._slice[a:b], dtype=np.float32)
+
+    def norms(self, tile_rows: int = DEFAULT_TILE_ROWS) -> np.ndarray:
+        """Row norms (one streamed pass, cached); a zero row is an error, as in ingest.decoders."""
+        if self._norms is None:
+            out = np.empty(self.shape[0], np.float32)
+            for a in range(0, self.shape[0], tile_rows):
+                t = self.rows(a, min(self.shape[0], a + tile_rows))
+                out[a : a + len(t)] = np.linalg.norm(t.astype(np.float64), axis=1)
+            if not np.isfinite(out).all() or (out == 0).any():
+                bad = int(np.flatnonzero(~np.isfinite(out) | (out == 0))[0])
+                raise SAEFileError(f"decoder {self.path}: row {bad} is zero or not finite (re-export the SAE)")
+            self._norms = out
+        return self._norms
+
+    def unit_rows(self, a: int, b: int) -> np.ndarray:
+        t = self.rows(a, b)
+        t /= self.norms()[a:b, None]
+        return t
+
+
+def streamed_topk(queries: DecoderFile, base: DecoderFile, k: int, *, tile_rows: int = DEFAULT_TILE_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """For every query row, its ``k`` most similar base rows by cosine: ``(sims float32 [n, k], idx int64 [n, k])``,
+    sorted by descending similarity."""
+    if queries.shape[1] != base.shape[1]:
+        raise SAEFileError(f"decoders {queries.path} and {base.path} have widths {queries.shape[1]} and {base.shape[1]}")
+    n_q, n_b = queries.shape[0], base.shape[0]
+    k = min(k, n_b)
+    sims = np.empty((n_q, k), np.float32)
+    idx = np.empty((n_q, k), np.int64)
+    for qa in range(0, n_q, tile_rows):
+        q = queries.unit_rows(qa, min(n_q, qa + tile_rows))
+        best_s = np.full((len(q), k), -np.inf, np.float32)
+        best_i = np.zeros((len(q), k), np.int64)
+        for ba in range(0, n_b, tile_rows):
+            block = q @ base.unit_rows(ba, min(n_b, ba + tile_rows)).T
+            kk = min(k, block.shape[1])
+            np.negative(block, out=block)  # in place: partition for the smallest = the most similar
+            for ra in range(0, len(q), _PART_ROWS):  # argpartition's int64 index array, a few rows at a time
+                rb = min(len(q), ra + _PART_ROWS)
+                part = np.argpartition(block[ra:rb], kk - 1, axis=1)[:, :kk]
+                cand_s = np.concatenate([best_s[ra:rb], -np.take_along_axis(block[ra:rb], part, 1)], axis=1)
+                cand_i = np.concatenate([best_i[ra:rb], part + ba], axis=1)
+                keep = np.argpartition(-cand_s, k - 1, axis=1)[:, :k]
+                best_s[ra:rb], best_i[ra:rb] = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
+            del block
+        order = np.argsort(-best_s, axis=1, kind="stable")
+        sims[qa : qa + len(q)] = np.take_along_axis(best_s, order, 1)
+        idx[qa : qa + len(q)] = np.take_along_axis(best_i, order, 1)
+    return sims, idx
