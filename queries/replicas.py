@@ -39,14 +39,13 @@ Fingerprint = tuple[tuple[str, str | None, bool], ...]
 
 
 def describe_mismatch(uri: str, got: Fingerprint, ref_uri: str, ref: Fingerprint) -> str:
+    def fmt(v: tuple[str | None, bool] | None) -> str:
+        return "absent" if v is None else f"sha256 {str(v[0])[:12]}{'' if v[1] else ', incomplete'}"
+
     mine = {n: (s, c) for n, s, c in got}
     theirs = {n: (s, c) for n, s, c in ref}
-    diffs = []
-    for name in sorted(set(mine) | set(theirs)):
-        a, b = mine.get(name), theirs.get(name)
-        if a != b:
-            fmt = lambda v: "absent" if v is None else f"sha256 {str(v[0])[:12]}{'' if v[1] else ', incomplete'}"  # noqa: E731
-            diffs.append(f"{name}: {fmt(a)} vs {fmt(b)}")
+    diffs = [f"{name}: {fmt(mine.get(name))} vs {fmt(theirs.get(name))}"
+             for name in sorted(set(mine) | set(theirs)) if mine.get(name) != theirs.get(name)]
     return (
         f"read server {uri} holds different atlases than {ref_uri} ({'; '.join(diffs[:5])}); it is not used for reads. "
         "Load every read server from the same dump (`atlas db dump` on one, `atlas db load` on the others) and restart this API"
