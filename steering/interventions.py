@@ -166,6 +166,7 @@ class PointOp:
     enc: dict[str, Any] | None = None  # encoder slice for the rescaled features
     factor: "torch.Tensor | None" = None  # [n] = r − 1
     dec: "torch.Tensor | None" = None  # [n, d]
+    hook: str | None = None  # where it applies when not the point itself (hook_z SAEs: blocks.L.attn.hook_z)
 
     def __call__(self, h: "torch.Tensor") -> "torch.Tensor":
         from saes.weights import output_scale
@@ -202,7 +203,13 @@ class SteeringPlan:
     @contextlib.contextmanager
     def apply(self, lm: "LoadedModel") -> Iterator[None]:
         """Install the plan's hooks for the duration of the block (hold ``lm.lock`` around it)."""
-        with edit(lm, self.ops):
+        edits: dict[HookPoint | str, Any] = {}
+        for point, op in self.ops.items():
+            if op.hook is None:
+                edits[point] = op
+            else:  # hook_z: the op works on the flattened per-head vector
+                edits[op.hook] = lambda z, op=op: op(z.flatten(-2)).view_as(z)
+        with edit(lm, edits):
             yield
 
 
@@ -257,5 +264,6 @@ def compile_plan(features: Sequence[SteerFeature], bank: "SAEBank", *, units: Un
             op.factor = torch.tensor([f.coefficient - 1.0 for f in rescales], dtype=sae.W_dec.dtype, device=sae.W_dec.device)
             op.dec = sae.W_dec[idx].contiguous()
             plan.applied.extend(AppliedFeature(f, 0.0, 0.0) for f in rescales)
+        op.hook = sae.edit_hook
         plan.ops[point] = op
     return plan

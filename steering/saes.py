@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from queries.errors import InvalidInput
+from queries.ids import Module
+from saes.projections import is_hook_z
 from saes.weights import encoder_input, output_scale, pre_activation
+from steering.architectures import output_projection
 from steering.hooks import HookPoint, hook_name, run_capture, validate_points
 
 if TYPE_CHECKING:
@@ -63,6 +66,7 @@ class HookSAE:
     apply_b_dec_to_input: bool
     normalize: str = "none"  # SAELens normalize_activations (saes.weights)
     input_hook: str | None = None  # transcoders: where the encoder reads (the MLP input), not the point it writes
+    edit_hook: str | None = None  # hook_z SAEs: blocks.L.attn.hook_z (read and steered there, flattened), else the point
 
     @property
     def d_sae(self) -> int:
@@ -158,12 +162,21 @@ class SAEBank:
             from saes.sources import load_sae
 
             w = load_sae(entry, self.manifest.base_dir)
-            if w.d_in != self.lm.d_model:
+            edit_hook = None
+            if is_hook_z(w.hook_name) and point.module is Module.ATT:
+                # an attention SAE on hook_z steers where it reads: the per-head space, flattened
+                edit_hook = f"blocks.{point.layer}.attn.hook_z"
+                d_z = int(output_projection(self.lm.model, point.layer).shape[0])
+                if w.d_in != d_z:
+                    raise InvalidInput(f"SAE {self.atlas}/{point} reads {w.hook_name} with d_in = {w.d_in}, but model {self.lm.name} "
+                                       f"has n_heads·d_head = {d_z} there (the SAE was made for another model)")
+            elif w.d_in != self.lm.d_model:
                 raise InvalidInput(
                     f"SAE {self.atlas}/{point} reads d_in = {w.d_in}, but model {self.lm.name} has d_model {self.lm.d_model} "
                     "(only SAEs on res/att/mlp outputs in d_model space can steer; see docs/steering.md, hook points)"
                 )
             sae = _to_torch(point, w, self.lm)
+            sae.edit_hook = edit_hook
             self._saes[point] = sae
             log.info("loaded SAE %s/%s (%s, d_sae %d)", self.atlas, point, sae.architecture, sae.d_sae)
             return sae
@@ -180,7 +193,7 @@ class SAEBank:
             sae = self.get(point)
             ids = self.lm.tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids.to(self.lm.device)
             ids = ids[:, : self.lm.max_positions]  # learned position tables (GPT-2) end there
-            source: HookPoint | str = point
+            source: HookPoint | str = sae.edit_hook or point
             if sae.input_hook is not None:  # a transcoder encodes the MLP input
                 try:
                     hook_name(self.lm, sae.input_hook)
@@ -189,6 +202,8 @@ class SAEBank:
                     log.warning("SAE %s/%s reads %s, which this model cannot hook; strength units use its output point", self.atlas, point, sae.input_hook)
             with self.lm.lock:
                 h = run_capture(self.lm, [source], ids)[source][0]  # [T, d]
+            if sae.edit_hook is not None:
+                h = h.flatten(-2)  # hook_z: [T, heads, d_head] -> [T, heads·d_head]
             acts = sae.encode(h)  # [T, d_sae]
             pos = acts > 0
             count = pos.sum(0)

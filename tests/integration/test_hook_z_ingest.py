@@ -85,3 +85,26 @@ def test_planted_hook_z_row_matches_its_att_feature(graph: Graph, atlas_name: st
     assert top[0]["norm"] == pytest.approx(3.0, rel=1e-3)  # the mapped norm: what the feature writes into d_model
     z_row = load_sae_dir(tmp_path / "1-att").W_dec[PLANT_Z]
     assert top[0]["z_norm"] == pytest.approx(float(np.linalg.norm(z_row)), rel=1e-4)  # the original z-space norm, kept
+
+
+def test_hook_z_features_steer_in_the_per_head_space(model_dir: Path, tmp_path: Path) -> None:
+    """ADD s·d_z at attn.hook_z moves hook_attn_out by exactly s·(d_z @ W_O) at every position (Llama: W_O is linear)."""
+    from transformers import AutoModelForCausalLM
+
+    from queries.ids import FeatureRef
+    from steering.hooks import HookPoint
+    from steering.interventions import SteerFeature, Units, compile_plan
+    from steering.saes import SAEBank
+
+    manifest = load_manifest(_write_atlas(tmp_path, model_dir, "tiny-z"))
+    lm = wrap_model(AutoModelForCausalLM.from_pretrained(model_dir), byte_tokenizer(), name="wide", source=str(model_dir), device="cpu")
+    bank = SAEBank(manifest, lm)
+    plan = compile_plan([SteerFeature(FeatureRef("tiny-z", 1, Module.ATT, 3), 2.0)], bank, units=Units.RAW)
+    ids = lm.tokenizer("steer the heads", return_tensors="pt").input_ids
+    base = run_capture(lm, [HookPoint(1, Module.ATT)], ids)[HookPoint(1, Module.ATT)]
+    with plan.apply(lm):
+        moved = run_capture(lm, [HookPoint(1, Module.ATT)], ids)[HookPoint(1, Module.ATT)]
+    d_z = torch.as_tensor(load_sae_dir(tmp_path / "1-att").W_dec[3])
+    expected = 2.0 * d_z @ output_projection(lm.model, 1)
+    torch.testing.assert_close(moved - base, expected.expand_as(base), rtol=1e-4, atol=1e-4)
+    assert bank.typical_activation(HookPoint(1, Module.ATT)).shape == (D_SAE,)  # units measured at hook_z
