@@ -81,9 +81,10 @@ def error_from_json(body: dict[str, Any]) -> qerrors.AtlasError:
     if name == "FeatureNotFound":
         return qerrors.FeatureNotFound(str(body.get("uid", "")), message)
     if name in ("SteerBusy", "SteerTimeout"):
-        exc: qerrors.AtlasError = (SteerTimeout if name == "SteerTimeout" else qerrors.SteerBusy)("x", float(body.get("retry_after", 1)))
-        exc.args = (message,)  # the worker's message already ends with the retry hint
-        return exc
+        busy = (SteerTimeout if name == "SteerTimeout" else qerrors.SteerBusy)("x", 1.0)
+        busy.args = (message,)  # the worker's message already ends with the retry hint
+        busy.retry_after = int(body.get("retry_after", 1))  # as the worker computed it (the constructor would round again)
+        return busy
     cls = {"InvalidInput": qerrors.InvalidInput, "AtlasNotFound": qerrors.NotFound, "ModelUnavailable": qerrors.ModelUnavailable,
            "DatabaseUnavailable": qerrors.DatabaseUnavailable}.get(str(name), qerrors.AtlasError)
     return cls(message)
