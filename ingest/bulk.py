@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.decoders import Decoder, load_unit_decoder, validate_atlas
+from ingest.decoders import Decoder, DecoderCache, load_unit_decoder, validate_atlas
 from ingest.pipeline import IngestOptions, match_layer
 from queries.ids import Module, feature_uid, sae_key
 from saes.manifest import AtlasManifest
@@ -93,18 +93,19 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     t0 = time.perf_counter()
     out = BulkExport(Path(folder))
     out.folder.mkdir(parents=True, exist_ok=True)
-    d_model, sizes = validate_atlas(manifest, progress=opts.progress, projections=opts.projections)
+    cache = DecoderCache(opts.decoder_cache_bytes)
+    d_model, sizes = validate_atlas(manifest, progress=opts.progress, projections=opts.projections, cache=cache)
     name = manifest.name
     (out.folder / "feature_header.csv").write_text(FEATURE_HEADER + "\n")
     (out.folder / "edge_header.csv").write_text(EDGE_HEADER + "\n")
     prev_res: Decoder | None = None
     for layer in tqdm(manifest.layers, desc=f"export {name}", unit="layer", disable=not opts.progress):
         tm = time.perf_counter()
-        dec = {m.value: load_unit_decoder(e, manifest.base_dir, d_model, opts.projections) for m in Module if (e := manifest.entry(layer, m)) is not None}
+        dec = {m.value: load_unit_decoder(e, manifest.base_dir, d_model, opts.projections, cache) for m in Module if (e := manifest.entry(layer, m)) is not None}
         if prev_res is None and layer - 1 in manifest.layers:
             prev_entry = manifest.entry(layer - 1, Module.RES)
             assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
-            prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, opts.projections)
+            prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, opts.projections, cache)
         r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
         out.match_s += time.perf_counter() - tm
         # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.

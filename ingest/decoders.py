@@ -9,6 +9,11 @@ Attention SAEs on ``hook_z`` (Gemma Scope, Llama Scope) read the per-head space 
 are mapped into d_model through the model's ``W_O`` (``saes.projections``) before anything else: the mapped row
 ``d_z @ W_O`` is what the feature writes into the attention output, so it matches like any ``att`` feature;
 ``decoder_norm`` is the mapped norm and ``source_norm`` the original z-space norm (docs/ingest.md).
+
+Reading each decoder once: validation must see every SAE before the first write, and matching needs them
+again layer by layer. A :class:`DecoderCache` keeps the decoders validation already read (normalised, in
+manifest order) up to a memory budget; ``load_unit_decoder`` takes them from it and reads from disk only
+what did not fit (a whole small atlas never reads a file twice; a Gemma-sized one rereads the rest).
 """
 
 from __future__ import annotations
@@ -126,13 +131,42 @@ def to_model_space(entry: SAEEntry, w: SAEWeights, d_model: int | None, projecti
     return np.ascontiguousarray(w.W_dec @ w_o, dtype=np.float32), source_norms
 
 
+class DecoderCache:
+    """Unit decoders validation has read, kept for matching up to ``max_bytes`` (each is taken out once)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._items: dict[tuple[int, str], Decoder] = {}
+
+    def fits(self, nbytes: int) -> bool:
+        return self.used + nbytes <= self.max_bytes
+
+    def offer(self, dec: Decoder) -> None:
+        self._items[(dec.entry.layer, dec.entry.module.value)] = dec
+        self.used += int(dec.unit.nbytes)
+
+    def take(self, entry: SAEEntry) -> Decoder | None:
+        dec = self._items.pop((entry.layer, entry.module.value), None)
+        if dec is not None:
+            self.used -= int(dec.unit.nbytes)
+        return dec
+
+    def drop_layers(self, layers: set[int]) -> None:
+        """Forget decoders of layers that will not be matched (e.g. those a resumed ingest skips)."""
+        for key in [k for k in self._items if k[0] in layers]:
+            self.used -= int(self._items.pop(key).unit.nbytes)
+
+
 def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections: OutputProjections | None = None,
-                   details: dict[tuple[int, str], dict[str, str]] | None = None) -> tuple[int, dict[tuple[int, str], int]]:
+                   details: dict[tuple[int, str], dict[str, str]] | None = None,
+                   cache: DecoderCache | None = None) -> tuple[int, dict[tuple[int, str], int]]:
     """Load and check every SAE (decoders only); returns ``(d_model, {(layer, module): d_sae})``.
 
     Synthetic sources are checked from their spec (they are finite and non-zero by construction). ``details``,
     when given, receives the ``hook_name`` of every SAE that names one, and ``w_o_source`` of every hook_z SAE
-    (stored on its SAE node).
+    (stored on its SAE node). With a
+    ``cache``, the decoders read here are kept (normalised) for :func:`load_unit_decoder` while they fit.
     """
     from tqdm.auto import tqdm
 
@@ -151,8 +185,10 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections:
         w_dec, source_norms = to_model_space(entry, w, d_model, projections)
         if d_model is None:
             d_model = int(w_dec.shape[1])
-        check_decoder(entry, w_dec, d_model)
+        norms = check_decoder(entry, w_dec, d_model)
         sizes[(entry.layer, entry.module.value)] = w.d_sae
+        if cache is not None and cache.fits(w_dec.size * 4):  # kept as float32
+            cache.offer(_unit(entry, w, w_dec, norms, source_norms, projections))
         if source_norms is not None and details is not None and projections is not None:
             details[(entry.layer, entry.module.value)] = {"hook_name": str(w.hook_name), "w_o_source": projections.source}
         elif details is not None and w.hook_name:  # every SAE's hook is kept on its node (Neuronpedia exports name it)
@@ -161,11 +197,19 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections:
     return d_model, sizes
 
 
-def load_unit_decoder(entry: SAEEntry, base_dir: Path, d_model: int, projections: OutputProjections | None = None) -> Decoder:
-    """Load one SAE's decoder (mapped through W_O for hook_z SAEs), validate it and L2-normalise its rows."""
+def load_unit_decoder(entry: SAEEntry, base_dir: Path, d_model: int, projections: OutputProjections | None = None,
+                      cache: DecoderCache | None = None) -> Decoder:
+    """One SAE's decoder (mapped through W_O for hook_z SAEs), validated and L2-normalised: from ``cache`` when
+    validation kept it, else read and checked now."""
+    if cache is not None and (dec := cache.take(entry)) is not None:
+        return dec
     w = load_sae(entry, base_dir, decoder_only=True)
     w_dec, source_norms = to_model_space(entry, w, d_model, projections)
-    norms = check_decoder(entry, w_dec, d_model)
+    return _unit(entry, w, w_dec, check_decoder(entry, w_dec, d_model), source_norms, projections)
+
+
+def _unit(entry: SAEEntry, w: SAEWeights, w_dec: np.ndarray, norms: np.ndarray, source_norms: np.ndarray | None,
+          projections: OutputProjections | None) -> Decoder:
     unit = w_dec
     unit /= norms.astype(np.float32)[:, None]  # in place: decoders can be GBs
     return Decoder(entry=entry, unit=np.ascontiguousarray(unit, dtype=np.float32), norms=norms.astype(np.float32),

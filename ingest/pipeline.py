@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.decoders import Decoder, load_unit_decoder, validate_atlas
+from ingest.decoders import Decoder, DecoderCache, load_unit_decoder, validate_atlas
 from ingest.matching import Backend, topk_both_ways, topk_search
 from ingest.prefilter import Prefilter
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
@@ -63,6 +63,8 @@ class IngestOptions:
     ray_num_cpus: int | None = None  # with ray="auto": CPUs of the local cluster (None: all)
     # W_O per layer for attention SAEs on hook_z (steering.architectures.model_projections(manifest.model))
     projections: OutputProjections | None = None
+    # Decoders validation read are kept for matching up to this size instead of being read again (ingest/decoders.py).
+    decoder_cache_bytes: int = 1 << 30
 
 
 @dataclass
@@ -244,7 +246,8 @@ def ingest_atlas(
     from tqdm.auto import tqdm
 
     details: dict[tuple[int, str], dict[str, str]] = {}
-    d_model, sizes = validate_atlas(manifest, progress=opts.progress, projections=opts.projections, details=details)
+    cache = DecoderCache(0 if opts.ray else opts.decoder_cache_bytes)  # Ray tasks read their own decoders
+    d_model, sizes = validate_atlas(manifest, progress=opts.progress, projections=opts.projections, details=details, cache=cache)
     graph.verify()
     ray_run = None
     if opts.ray:  # connect before anything is written: an unreachable cluster leaves the graph untouched
@@ -255,6 +258,7 @@ def ingest_atlas(
     try:
         ensure_schema(graph)
         done = _prepare(graph, manifest, opts, d_model, sizes, details)
+        cache.drop_layers({x for x in done if x + 1 in done or x + 1 not in manifest.layers})  # never matched again
         if ray_run is not None:
             ray_matching.submit(ray_run, manifest, [x for x in manifest.layers if x not in done], d_model, opts)
         run_id = f"{manifest.name}:{manifest.sha256()[:16]}"
@@ -276,11 +280,11 @@ def ingest_atlas(
                 for mod in Module:
                     entry = manifest.entry(layer, mod)
                     if entry is not None:
-                        dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model, opts.projections)
+                        dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model, opts.projections, cache)
                 if prev_res is None and layer - 1 in manifest.layers:
                     prev_entry = manifest.entry(layer - 1, Module.RES)
                     assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
-                    prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, opts.projections)
+                    prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, opts.projections, cache)
                 result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
                 report.match_s += time.perf_counter() - tm
                 prev_res = dec["res"]

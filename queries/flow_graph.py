@@ -34,7 +34,7 @@ from typing import Any, LiteralString
 from queries.db import Graph
 from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction, Module
 from queries.errors import FeatureNotFound, InvalidInput
-from queries.ids import parse_uid, sae_key
+from queries.ids import FeatureRef, parse_uid, sae_key
 from queries.neuronpedia import NeuronpediaSource, cantor, parse_neuronpedia_id
 
 MAX_TOP_K = 8
@@ -86,6 +86,11 @@ class FlowNode:
     s_att: float | None = None
     s_mlp: float | None = None
     label: str | None = None
+
+    @property
+    def ref(self) -> FeatureRef:
+        """The node's typed identity (built from its fields: no uid parsing)."""
+        return FeatureRef(self.atlas, self.layer, self.module, self.index)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "FlowNode":
@@ -303,14 +308,18 @@ Reader = Callable[[LiteralString, Mapping[str, Any]], list[dict[str, Any]]]
 AsyncReader = Callable[[LiteralString, Mapping[str, Any]], Awaitable[list[dict[str, Any]]]]
 
 
-def normalise_seeds(seeds: str | Iterable[str], atlas: str | None = None) -> list[str]:
-    """Parse seed ids (full uids, or ``12/res/77`` with ``atlas``) into unique full uids, order kept."""
-    items = [seeds] if isinstance(seeds, str) else list(seeds)
+# Seed features as given: uid strings (parsed here) or FeatureRefs a caller parsed at its boundary.
+Seeds = str | FeatureRef | Iterable[str | FeatureRef]
+
+
+def normalise_seeds(seeds: Seeds, atlas: str | None = None) -> list[str]:
+    """Seed ids (full uids, ``12/res/77`` with ``atlas``, or already parsed FeatureRefs) as unique full uids, order kept."""
+    items = [seeds] if isinstance(seeds, (str, FeatureRef)) else list(seeds)
     if not items:
         raise InvalidInput("no seed features given (give at least one uid such as 'smollm2-demo/12-res/77')")
     out: list[str] = []
     for s in items:
-        uid = parse_uid(s, atlas).uid
+        uid = s.uid if isinstance(s, FeatureRef) else parse_uid(s, atlas).uid  # parsed once, at the boundary
         if uid not in out:
             out.append(uid)
     return out
@@ -485,12 +494,12 @@ def assemble_flow_graph(uids: Sequence[str], options: FlowOptions, results: Mapp
     return FlowGraph(seeds=list(uids), nodes=ordered, edges=edges, truncated=b.truncated, options=o)
 
 
-def _prepare(seeds: str | Iterable[str], options: FlowOptions | None, atlas: str | None, overrides: Mapping[str, Any]) -> tuple[list[str], FlowOptions]:
+def _prepare(seeds: Seeds, options: FlowOptions | None, atlas: str | None, overrides: Mapping[str, Any]) -> tuple[list[str], FlowOptions]:
     opts = replace(options or FlowOptions(), **overrides).validated()
     return normalise_seeds(seeds, atlas), opts
 
 
-def build_flow_graph(graph: Graph | Reader, seeds: str | Iterable[str], options: FlowOptions | None = None, *, atlas: str | None = None, **overrides: Any) -> FlowGraph:
+def build_flow_graph(graph: Graph | Reader, seeds: Seeds, options: FlowOptions | None = None, *, atlas: str | None = None, **overrides: Any) -> FlowGraph:
     """Build the flow graph of ``seeds`` with the sync client (e.g. steering, the CLI, tests).
 
     ``overrides`` are FlowOptions fields, e.g. ``direction=Direction.BOTH, min_similarity=0.5``.
@@ -501,7 +510,7 @@ def build_flow_graph(graph: Graph | Reader, seeds: str | Iterable[str], options:
     return assemble_flow_graph(uids, opts, results)
 
 
-async def build_flow_graph_async(read: AsyncReader, seeds: str | Iterable[str], options: FlowOptions | None = None, *, atlas: str | None = None, **overrides: Any) -> FlowGraph:
+async def build_flow_graph_async(read: AsyncReader, seeds: Seeds, options: FlowOptions | None = None, *, atlas: str | None = None, **overrides: Any) -> FlowGraph:
     """Same as :func:`build_flow_graph` with an async reader (e.g. ``AsyncGraph.read``)."""
     uids, opts = _prepare(seeds, options, atlas, overrides)
     results = {key: await read(stmt, params) for key, stmt, params in plan_statements(uids, opts)}

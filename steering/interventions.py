@@ -124,8 +124,6 @@ def select_from_graph(
     layer), for CUMULATIVE the last layer (default: ``l_end``); CUMULATIVE starts at ``l_start``.
     Schedules apply to CUMULATIVE; SEEDS and SINGLE use ``strength`` as is.
     """
-    from queries.ids import parse_uid
-
     nodes = graph.nodes
     seeds = [n for n in nodes if n.uid in set(graph.seeds)]
     if strategy is Strategy.SEEDS:
@@ -143,7 +141,7 @@ def select_from_graph(
                 (n, schedule_coefficient(schedule, strength, n.layer, l_start, l_end, alpha=alpha, final=final))
                 for n in nodes if l_start <= n.layer <= last
             ]
-    return [SteerFeature(parse_uid(n.uid), c, mode) for n, c in chosen]
+    return [SteerFeature(n.ref, c, mode) for n, c in chosen]
 
 
 def merge_features(features: Iterable[SteerFeature]) -> list[SteerFeature]:
@@ -220,6 +218,7 @@ def compile_plan(features: Sequence[SteerFeature], bank: "SAEBank", *, units: Un
     if len(features) > MAX_FEATURES:
         raise InvalidInput(f"{len(features)} features requested; at most {MAX_FEATURES} can be steered at once (use a tighter graph cut)")
     for f in features:
+        # Input strengths were checked where they were parsed; this bounds the coefficients schedules derive from them.
         check_strength(f.coefficient, "strength" if f.mode is Mode.ADD else "rescale factor r")
         if f.ref.atlas != bank.atlas:
             raise InvalidInput(f"feature {f.uid!r} belongs to atlas {f.ref.atlas!r}, not {bank.atlas!r} (steer with features of one atlas)")

@@ -188,7 +188,7 @@ class Steerer:
                 spans.append((r.layer, r.layer))
                 continue
             fg = build_flow_graph(
-                self.graph, [r.uid], direction=Direction.BOTH, min_similarity=req.min_similarity,
+                self.graph, [r], direction=Direction.BOTH, min_similarity=req.min_similarity,
                 module_min_similarity=req.module_min_similarity, top_k=req.top_k, depth=req.depth,
             )
             spans.append((fg.l_start, fg.l_end))
