@@ -22,7 +22,7 @@ import numpy as np
 from experiments.activations import Samples, encode_windows, sample_positions
 from experiments.context import AtlasContext
 from experiments.matching import cosine_matches, cosine_of_pairs
-from experiments.report import Report, md_table, new_figure
+from experiments.report import Report, md_table, new_figure, run_meta
 from experiments.stats import (
     GROUP_MODULES, GROUPS, SHORT_GROUPS, group_ids, mann_whitney_matrix, mean_interval, shares, spearman,
 )
@@ -189,11 +189,7 @@ def run(ctx: AtlasContext, windows: list[list[int]], settings: CoactivationSetti
         name="coactivation",
         title="Co-activation validation (paper §4.1)",
         meta={
-            "atlas": ctx.name,
-            "model": ctx.model.name,
-            "texts": len(windows),
-            "tokens_per_text": settings.tokens_per_text,
-            "window_tokens": len(windows[0]),
+            **run_meta(ctx.name, ctx.model.name, windows, settings.tokens_per_text),
             "sampled_tokens": samples.n,
             "layers": ctx.target_layers(),
             "seed": settings.seed,

@@ -29,7 +29,7 @@ import numpy as np
 from experiments.activations import encode_windows, sample_positions
 from experiments.context import AtlasContext
 from experiments.matching import Matches, cosine_matches, pearson_matches
-from experiments.report import Report, md_table, new_figure
+from experiments.report import Report, md_table, new_figure, run_meta
 from experiments.stats import GROUPS, SHORT_GROUPS, group_ids, mean_interval, wilson_interval
 from queries.errors import InvalidInput
 from queries.ids import Module
@@ -247,11 +247,7 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
         name="deactivation",
         title="Deactivation of matched predecessors (paper §4.2, Table 1)",
         meta={
-            "atlas": ctx.name,
-            "model": ctx.model.name,
-            "texts": len(windows),
-            "tokens_per_text": settings.tokens_per_text,
-            "window_tokens": len(windows[0]),
+            **run_meta(ctx.name, ctx.model.name, windows, settings.tokens_per_text),
             "layers": result["settings"]["layers"],
             "layer_token_sites": result["n_sites"],
             "targets": m["n_targets"],

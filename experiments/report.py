@@ -46,6 +46,11 @@ def machine_description() -> dict[str, Any]:
     return info
 
 
+def run_meta(atlas: str, model: str, windows: list[list[int]], tokens_per_text: int) -> dict[str, Any]:
+    """What every token-sampling experiment's report states first: atlas, model and the text sample."""
+    return {"atlas": atlas, "model": model, "texts": len(windows), "tokens_per_text": tokens_per_text, "window_tokens": len(windows[0])}
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

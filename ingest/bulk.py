@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.decoders import Decoder, DecoderCache, load_unit_decoder, validate_atlas
+from ingest.decoders import Decoder, DecoderCache, layer_decoders, validate_atlas
 from ingest.pipeline import IngestOptions, match_layer
-from queries.ids import Module, feature_uid, sae_key
+from queries.ids import feature_uid, sae_key
 from saes.manifest import AtlasManifest
 from saes.sources import neuronpedia_id
 
@@ -101,11 +101,7 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     prev_res: Decoder | None = None
     for layer in tqdm(manifest.layers, desc=f"export {name}", unit="layer", disable=not opts.progress):
         tm = time.perf_counter()
-        dec = {m.value: load_unit_decoder(e, manifest.base_dir, d_model, opts.projections, cache) for m in Module if (e := manifest.entry(layer, m)) is not None}
-        if prev_res is None and layer - 1 in manifest.layers:
-            prev_entry = manifest.entry(layer - 1, Module.RES)
-            assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
-            prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, opts.projections, cache)
+        dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
         r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
         out.match_s += time.perf_counter() - tm
         # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.

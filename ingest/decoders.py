@@ -215,3 +215,15 @@ def _unit(entry: SAEEntry, w: SAEWeights, w_dec: np.ndarray, norms: np.ndarray, 
     return Decoder(entry=entry, unit=np.ascontiguousarray(unit, dtype=np.float32), norms=norms.astype(np.float32),
                    hook_name=w.hook_name, architecture=w.architecture, source_norms=source_norms,
                    w_o_source=projections.source if source_norms is not None and projections is not None else None)
+
+
+def layer_decoders(manifest: AtlasManifest, layer: int, d_model: int, projections: OutputProjections | None = None,
+                   cache: DecoderCache | None = None, prev_res: Decoder | None = None) -> tuple[dict[str, Decoder], Decoder | None]:
+    """What matching layer L needs: the unit decoders of res/att/mlp(L) by module, and res(L-1) (``prev_res``
+    when the caller still holds it from the previous layer; None at the first layer)."""
+    dec = {m.value: load_unit_decoder(e, manifest.base_dir, d_model, projections, cache) for m in Module if (e := manifest.entry(layer, m)) is not None}
+    if prev_res is None and layer - 1 in manifest.layers:
+        prev_entry = manifest.entry(layer - 1, Module.RES)
+        assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
+        prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, projections, cache)
+    return dec, prev_res

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.decoders import Decoder, DecoderCache, load_unit_decoder, validate_atlas
+from ingest.decoders import Decoder, DecoderCache, layer_decoders, validate_atlas
 from ingest.matching import Backend, topk_both_ways, topk_search
 from ingest.prefilter import Prefilter
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
@@ -34,7 +34,7 @@ from queries import maintenance
 from queries.atlases import known_atlases
 from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
-from queries.ids import Module, feature_uid, sae_key
+from queries.ids import feature_uid, sae_key
 from queries.schema import CATEGORIES, ensure_schema
 from saes.manifest import AtlasManifest
 from saes.projections import OutputProjections
@@ -276,15 +276,7 @@ def ingest_atlas(
                 result = ray_run.result(layer)
                 report.match_s += time.perf_counter() - tm  # the wait for this layer's task
             else:
-                dec: dict[str, Decoder] = {}
-                for mod in Module:
-                    entry = manifest.entry(layer, mod)
-                    if entry is not None:
-                        dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model, opts.projections, cache)
-                if prev_res is None and layer - 1 in manifest.layers:
-                    prev_entry = manifest.entry(layer - 1, Module.RES)
-                    assert prev_entry is not None  # the manifest guarantees a gap-free residual chain
-                    prev_res = load_unit_decoder(prev_entry, manifest.base_dir, d_model, opts.projections, cache)
+                dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
                 result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
                 report.match_s += time.perf_counter() - tm
                 prev_res = dec["res"]

@@ -34,20 +34,10 @@ TASK_RETRIES = 3
 
 def _match_task(manifest: Any, layer: int, d_model: int, k: int, thresholds: Any, backend: str, prefilter: str) -> Any:
     """One layer's matching, run inside a Ray worker (imports stay local: the worker starts bare)."""
-    from ingest.decoders import load_unit_decoder
+    from ingest.decoders import layer_decoders
     from ingest.pipeline import match_layer
-    from queries.ids import Module
 
-    dec = {}
-    for mod in Module:
-        entry = manifest.entry(layer, mod)
-        if entry is not None:
-            dec[mod.value] = load_unit_decoder(entry, manifest.base_dir, d_model)
-    prev = None
-    if layer - 1 in manifest.layers:
-        prev_entry = manifest.entry(layer - 1, Module.RES)
-        if prev_entry is not None:
-            prev = load_unit_decoder(prev_entry, manifest.base_dir, d_model)
+    dec, prev = layer_decoders(manifest, layer, d_model)
     return match_layer(layer, dec, prev, k, thresholds, backend, prefilter)  # type: ignore[arg-type]
 
 

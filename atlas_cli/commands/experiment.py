@@ -60,6 +60,14 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
     return vals
 
 
+def _context(atlas: str, manifest: Optional[str], model: Optional[str], device: str, threads: int) -> tuple[Any, dict[str, Any]]:
+    """The atlas's context (SAEs + model) and the thread settings recorded in the report."""
+    from experiments.context import load_context
+
+    tmeta = _threads(threads)
+    return load_context(atlas, manifest=manifest, model=model, device=_device(device)), tmeta
+
+
 def _done(path: Path) -> None:
     typer.echo(f"report: {path}")
 
@@ -80,11 +88,9 @@ def coactivation(
 ) -> None:
     """Groups of active residual features by active predecessors, shares by layer, Mann–Whitney, matched vs random pairs (§4.1)."""
     from experiments import coactivation as exp
-    from experiments.context import load_context
     from experiments.texts import held_out_windows
 
-    tmeta = _threads(threads)
-    ctx = load_context(atlas, manifest=manifest, model=model, device=_device(device))
+    ctx, tmeta = _context(atlas, manifest, model, device, threads)
     windows = held_out_windows(ctx.model.tokenizer, texts, window, seed=seed, corpus=corpus)
     settings = exp.CoactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, seed=seed)
     report = exp.run(ctx, windows, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
@@ -111,11 +117,9 @@ def deactivation(
 ) -> None:
     """Remove matched predecessors at one token and measure whether the target switches off (§4.2, Table 1)."""
     from experiments import deactivation as exp
-    from experiments.context import load_context
     from experiments.texts import held_out_windows
 
-    tmeta = _threads(threads)
-    ctx = load_context(atlas, manifest=manifest, model=model, device=_device(device))
+    ctx, tmeta = _context(atlas, manifest, model, device, threads)
     layer_list = tuple(int(x) for x in _floats(layers, "--layers")) if layers else None
     all_windows = held_out_windows(ctx.model.tokenizer, texts + pearson_texts, window, seed=seed, corpus=corpus)
     if len(all_windows) <= texts:

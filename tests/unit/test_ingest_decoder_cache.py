@@ -27,7 +27,7 @@ def test_validated_decoders_are_reused_without_reading_the_files_again(tmp_path:
     assert d_model == 128 and len(sizes) == len(m.saes) and cache.used > 0
     shutil.rmtree(m.base_dir / "saes")  # a second read would fail now
     for e in m.saes:
-        dec = load_unit_decoder(e, m.base_dir, d_model, cache)
+        dec = load_unit_decoder(e, m.base_dir, d_model, cache=cache)
         np.testing.assert_array_equal(dec.unit, fresh[(e.layer, e.module.value)].unit)
         np.testing.assert_array_equal(dec.norms, fresh[(e.layer, e.module.value)].norms)
     assert cache.used == 0  # each decoder is handed out once
@@ -39,5 +39,5 @@ def test_over_budget_decoders_are_read_again(tmp_path: Path) -> None:
     validate_atlas(m, cache=cache)
     shutil.rmtree(m.base_dir / "saes")
     with pytest.raises(SAEFileError):
-        load_unit_decoder(m.saes[0], m.base_dir, 128, cache)
+        load_unit_decoder(m.saes[0], m.base_dir, 128, cache=cache)
 
