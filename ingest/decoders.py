@@ -165,8 +165,8 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections:
 
     Synthetic sources are checked from their spec (they are finite and non-zero by construction). ``details``,
     when given, receives the ``hook_name`` of every SAE that names one, and ``w_o_source`` of every hook_z SAE
-    (stored on its SAE node). With a
-    ``cache``, the decoders read here are kept (normalised) for :func:`load_unit_decoder` while they fit.
+    (stored on its SAE node). With a ``cache``, the decoders read here are kept (normalised) for
+    :func:`load_unit_decoder` while they fit.
     """
     from tqdm.auto import tqdm
 
