@@ -147,7 +147,10 @@ def test_resume_after_sigkill_equals_uninterrupted(graph: Graph, atlas_name: str
         ref = AtlasManifest(ref_name, m.model, m.d_model, m.saes, m.base_dir)
         ingest_atlas(ref, graph, k=K)
         reference = _snapshot(graph, ref_name)
-        strip = lambda rows: [tuple(str(v).replace(ref_name, atlas_name) if isinstance(v, str) else v for v in r) for r in rows]  # noqa: E731
+
+        def strip(rows: list[tuple]) -> list[tuple]:
+            return [tuple(str(v).replace(ref_name, atlas_name) if isinstance(v, str) else v for v in r) for r in rows]
+
         assert resumed[0] == strip(reference[0])
         assert resumed[1] == strip(reference[1])
         assert len(resumed[1]) > 0
@@ -230,7 +233,10 @@ def test_recategorize_from_stored_scores(graph: Graph, atlas_name: str, tmp_path
     counts = recategorize(graph, atlas_name, th)
     feats = _snapshot(graph, atlas_name)[0]
     res = [f for f in original[0] if f[2] == "res"]
-    col = lambda i: None if all(f[i] is None for f in res) else np.array([np.nan if f[i] is None else f[i] for f in res])  # noqa: E731
+
+    def col(i: int) -> np.ndarray | None:
+        return None if all(f[i] is None for f in res) else np.array([np.nan if f[i] is None else f[i] for f in res])
+
     expected = categorize(col(6), col(7), col(8), len(res), th).tolist()
     assert [f[9] for f in feats if f[2] == "res"] == expected
     assert expected != [f[9] for f in res]  # the new thresholds do change some categories
