@@ -170,7 +170,13 @@ def publish(result: "TrainResult", graph: "Graph", *, progress: bool = False) ->
     metrics = result.metrics
     atlas = metrics["spec"]["atlas"]
     t = time.perf_counter()
-    report = ingest_atlas(load_manifest(result.manifest_path), graph, resume=True, progress=progress)
+    from ingest.pipeline import IngestOptions
+    from steering.architectures import model_projections
+
+    manifest = load_manifest(result.manifest_path)
+    # W_O for att SAEs trained on attn.hook_z (loads the model only if there are any)
+    opts = IngestOptions(resume=True, progress=progress, projections=model_projections(manifest.model))
+    report = ingest_atlas(manifest, graph, options=opts)
     timings["ingest_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
     set_sae_metrics(graph, [

@@ -51,7 +51,7 @@ def _batched(it: Iterator[tuple[list[int], list[tuple[str, int]]]], size: int) -
 
 def forward_batches(
     loaded: "LoadedModel",
-    points: list[HookPoint],
+    points: list[HookPoint | str],
     chunks: Iterable[Chunk],
     *,
     seq_len: int,
@@ -76,7 +76,8 @@ def forward_batches(
         ids = torch.tensor([g[0] for g in group], dtype=torch.long, device=device)
         with loaded.lock:
             acts = run_capture(loaded, points, ids, stop_early=True)
-        stacked = torch.stack([acts[p][:, 1:, :].reshape(-1, acts[p].shape[-1]) for p in points]).float()
+        flat = [acts[p].flatten(2) for p in points]  # attn.hook_z arrives [S, T, heads, d_head]
+        stacked = torch.stack([a[:, 1:, :].reshape(-1, a.shape[-1]) for a in flat]).float()
         if not keep_on_device:
             stacked = stacked.cpu()
         yield SequenceBatch(ids.cpu(), stacked, [g[1] for g in group])

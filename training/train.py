@@ -43,6 +43,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 SPEC_VERSION = 1
 
 
+ATT_HOOKS = ("hook_attn_out", "attn.hook_z")  # the first is the default (left out of the spec hash)
+
+
 @dataclass
 class TrainSpec:
     """Everything that determines a trained atlas (its hash names the cache entry)."""
@@ -51,6 +54,7 @@ class TrainSpec:
     model: str | None  # None → the offline SmolLM2 default
     layers: list[int]
     modules: list[str] = field(default_factory=lambda: ["res", "att", "mlp"])
+    att_hook: str = "hook_attn_out"  # or "attn.hook_z": att SAEs read the per-head space (ingest maps them through W_O)
     d_sae: int = 2048
     k: int = 32
     lr: float = 2e-3
@@ -72,6 +76,8 @@ class TrainSpec:
     def __post_init__(self) -> None:
         check_atlas_name(self.atlas)
         self.modules = [Module.parse(m).value for m in self.modules]
+        if self.att_hook not in ATT_HOOKS:
+            raise InvalidInput(f"att hook {self.att_hook!r} is not valid (valid: {', '.join(ATT_HOOKS)})")
         if not self.layers:
             raise InvalidInput("no layers chosen (give --layers, e.g. 4-9 or 3,5,7)")
         if any(layer < 0 for layer in self.layers):
@@ -84,7 +90,7 @@ class TrainSpec:
             raise InvalidInput(f"seq_len = {self.seq_len} is too short (use ≥ 8; 128 is the default)")
 
     def spec_hash(self) -> str:
-        d = {k: v for k, v in asdict(self).items() if k != "device"}
+        d = {k: v for k, v in asdict(self).items() if k != "device" and not (k == "att_hook" and v == ATT_HOOKS[0])}
         return hashlib.sha256(json.dumps({"v": SPEC_VERSION, **d}, sort_keys=True).encode()).hexdigest()[:16]
 
     def resolved_device(self) -> str:
@@ -197,6 +203,18 @@ def train_atlas(
     timings["model_load_s"] = round(time.perf_counter() - started, 2)
     model_name = spec.model or loaded.name or DEFAULT_MODEL
     points = validate_points(loaded, [HookPoint(layer, Module(m)) for layer in spec.layers for m in spec.modules])
+    hook_z = spec.att_hook == "attn.hook_z"
+    # what each SAE reads: the point itself, or for att SAEs on hook_z the per-head space (flattened)
+    reads: list[HookPoint | str] = [f"blocks.{p.layer}.attn.hook_z" if hook_z and p.module is Module.ATT else p for p in points]
+    if hook_z and any(p.module is Module.ATT for p in points):
+        from steering.architectures import output_projection
+
+        d_z = int(output_projection(loaded.model, points[0].layer).shape[0])
+        if d_z != loaded.d_model:
+            raise InvalidInput(
+                f"attn.hook_z of {model_name} is {d_z} wide but d_model is {loaded.d_model}; one training run shares one width "
+                "(train the hook_z SAEs alone with --modules att, or use --att-hook hook_attn_out)"
+            )
     # Keep the points in (layer, module-in-spec-order) order for stable SAE indices.
     n = len(points)
     cfg = TopKConfig(d_in=loaded.d_model, d_sae=spec.d_sae, k=spec.k, lr=spec.lr, dead_after_tokens=spec.dead_after_tokens, seed=spec.seed)
@@ -228,7 +246,7 @@ def train_atlas(
     # --- training: one forward per batch for all points, streamed through a small shuffle buffer ---
     t = time.perf_counter()
     fwd_s = 0.0
-    fb = forward_batches(loaded, points, split.train, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
+    fb = forward_batches(loaded, reads, split.train, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
                          shuffle_seed=spec.seed, skip_sequences=consumed_seqs, max_sequences=max(0, total_seqs - consumed_seqs),
                          keep_on_device=device != "cpu")
 
@@ -275,7 +293,7 @@ def train_atlas(
     offset = 0
     heldout_seqs = -(-spec.heldout_tokens // tokens_per_seq)
     bar = tqdm(total=heldout_seqs * tokens_per_seq, unit="tok", desc="held-out eval", disable=not progress)
-    for b in forward_batches(loaded, points, split.held_out, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
+    for b in forward_batches(loaded, reads, split.held_out, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
                              shuffle_seed=None, max_sequences=heldout_seqs):
         # In pieces of train_batch_tokens: dense pre-activations of every SAE must fit in memory.
         for piece in torch.split(b.acts, spec.train_batch_tokens, dim=1):
@@ -298,7 +316,8 @@ def train_atlas(
         rel = f"saes/{p.layer}-{p.module.value}"
         sae_dir = out_dir / rel
         w = bank.cpu().export(i) if device != "cpu" else bank.export(i)
-        hook_name = HOOK_NAMES[p.module].format(L=p.layer)
+        read = reads[i]
+        hook_name = read if isinstance(read, str) else HOOK_NAMES[p.module].format(L=p.layer)
         save_sae_dir(sae_dir, SAEWeights(W_dec=w["W_dec"], W_enc=w["W_enc"], b_enc=w["b_enc"], b_dec=w["b_dec"], k=spec.k,
                                          architecture="topk", hook_name=hook_name), model_name=model_name)
         m = {"layer": p.layer, "module": p.module.value, "hook_name": hook_name, "d_sae": spec.d_sae, "k": spec.k,

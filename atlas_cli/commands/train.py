@@ -14,6 +14,7 @@ def train(
     model: Optional[str] = typer.Option(None, help="Hugging Face id or local path (default: the offline SmolLM2-135M-Instruct)."),
     layers: str = typer.Option("6-11", help="Layers: '6-11', '3,5,7' or 'all'."),
     modules: str = typer.Option("res,att,mlp", help="Hook points per layer: any of res, att, mlp."),
+    att_hook: str = typer.Option("hook_attn_out", help="Where att SAEs read: hook_attn_out (d_model) or attn.hook_z (per-head space; ingest maps it through W_O)."),
     width: int = typer.Option(2048, help="Latents per SAE (d_sae)."),
     k: int = typer.Option(64, help="TopK: active latents per token (the SAE's L0)."),
     lr: float = typer.Option(2e-3, help="Adam learning rate (warm-up, then decay over the last 20%)."),
@@ -47,7 +48,7 @@ def train(
     else:
         layer_list = parse_layers(layers)
     spec = TrainSpec(
-        atlas=name, model=model, layers=layer_list, modules=[m for m in modules.split(",") if m.strip()], d_sae=width, k=k, lr=lr,
+        atlas=name, model=model, layers=layer_list, modules=[m for m in modules.split(",") if m.strip()], att_hook=att_hook, d_sae=width, k=k, lr=lr,
         token_budget=tokens, seq_len=seq_len, seqs_per_batch=batch_seqs, heldout_tokens=heldout_tokens, held_out_fraction=held_out_fraction, corpus=corpus,
         text_field=text_field, seed=seed, device=spec_device,
     )
