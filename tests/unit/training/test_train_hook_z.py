@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from atlas_cli.main import app
@@ -26,7 +25,7 @@ def test_att_saes_on_hook_z(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     rng = np.random.default_rng(0)
-    words = "head value query key output river stone".split()
+    words = ["head", "value", "query", "key", "output", "river", "stone"]
     (corpus / "docs.jsonl").write_text("\n".join(json.dumps({"text": " ".join(rng.choice(words, 60))}) for _ in range(20)))
     out = tmp_path / "atlas"
     args = ["train", "--model", str(model_dir), "--name", "tiny-z", "--layers", "0-1", "--modules", "res,att", "--att-hook", "attn.hook_z",
