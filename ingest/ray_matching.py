@@ -32,12 +32,13 @@ log = logging.getLogger(__name__)
 TASK_RETRIES = 3
 
 
-def _match_task(manifest: Any, layer: int, d_model: int, k: int, thresholds: Any, backend: str, prefilter: str) -> Any:
-    """One layer's matching, run inside a Ray worker (imports stay local: the worker starts bare)."""
+def _match_task(manifest: Any, layer: int, d_model: int, k: int, thresholds: Any, backend: str, prefilter: str, projections: Any) -> Any:
+    """One layer's matching, run inside a Ray worker (imports stay local: the worker starts bare). The decoders are
+    loaded exactly as the single-process path loads them (``layer_decoders``, hook_z SAEs mapped through W_O)."""
     from ingest.decoders import layer_decoders
     from ingest.pipeline import match_layer
 
-    dec, prev = layer_decoders(manifest, layer, d_model)
+    dec, prev = layer_decoders(manifest, layer, d_model, projections)
     return match_layer(layer, dec, prev, k, thresholds, backend, prefilter)  # type: ignore[arg-type]
 
 
@@ -128,8 +129,9 @@ def submit(handle: RayMatching, manifest: AtlasManifest, layers: Iterable[int], 
     gpu = bool(getattr(opts, "gpu", False))
     task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=TASK_RETRIES, retry_exceptions=False)(_match_task)
     manifest_ref = ray.put(manifest)
+    projections_ref = ray.put(opts.projections)
     for layer in layers:
         handle.refs[layer] = task.options(name=f"atlas-match-{manifest.name}-L{layer}").remote(
-            manifest_ref, layer, d_model, opts.k, opts.thresholds, opts.backend, opts.prefilter
+            manifest_ref, layer, d_model, opts.k, opts.thresholds, opts.backend, opts.prefilter, projections_ref
         )
     log.info("submitted %d matching tasks for atlas %s to Ray", len(handle.refs), manifest.name)
