@@ -174,7 +174,9 @@ def error_code(exc: BaseException) -> str:
     return "INTERNAL"
 
 
-_HTTP_STATUS = {"FEATURE_NOT_FOUND": 404, "ATLAS_NOT_FOUND": 404, "NOT_FOUND": 404, "DATABASE_UNAVAILABLE": 503, "MODEL_UNAVAILABLE": 503, "INTERNAL": 500}
+# Plain-HTTP routes: GraphQL's refusal statuses plus those a route answers itself (GraphQL answers 200 there).
+_ROUTE_STATUS = {**_HTTP_STATUS, "FEATURE_NOT_FOUND": 404, "ATLAS_NOT_FOUND": 404, "NOT_FOUND": 404, "DATABASE_UNAVAILABLE": 503,
+                 "MODEL_UNAVAILABLE": 503, "INTERNAL": 500}
 
 
 def http_error(exc: BaseException) -> tuple[dict[str, str], int]:
@@ -183,7 +185,7 @@ def http_error(exc: BaseException) -> tuple[dict[str, str], int]:
     if code == "INTERNAL":
         log.error("unexpected error in an HTTP route", exc_info=exc)
         return {"error": "Unexpected error.", "code": code}, 500
-    return {"error": str(exc), "code": code}, _HTTP_STATUS.get(code, 400)
+    return {"error": str(exc), "code": code}, _ROUTE_STATUS.get(code, 400)
 
 
 class AtlasErrors(MaskErrors):
