@@ -2,9 +2,9 @@
 
 A 262,144 × 4,608 fp32 decoder is 4.8 GB; matching two of them in memory needs both (plus their unit-normalised
 copies). Here each decoder is a :class:`DecoderFile` — ``W_dec`` of a SAELens directory or a safetensors file,
-opened with safetensors' lazy slices (the OS pages rows in on demand; the encoder in the same file is never
-read) — and :func:`streamed_topk` walks query tiles × base tiles, normalising each tile on the fly with norms
-computed in one streamed pass, and merging a running top-k per query row.
+read tile by tile (the encoder in the same file is never read) — and :func:`streamed_topk` walks query tiles × base tiles, normalising each tile on the fly with norms
+computed in one streamed pass, and merging a running top-k per query row. Rows are read with positioned reads
+(the safetensors header gives the byte range), not a memory map, so the file's pages never count as resident.
 
 Peak extra memory: one query tile, one base tile and their ``tile × tile`` similarity block (with the default
 8,192 rows at d = 4,096: 128 + 128 + 256 MiB), plus the ``[n, k]`` outputs. Results equal
@@ -14,6 +14,7 @@ bench/bench_wide.py measures it; ``atlas ingest`` does not use it yet (docs/inge
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,31 +22,41 @@ import numpy as np
 from queries.errors import SAEFileError
 
 DEFAULT_TILE_ROWS = 8_192
+_DTYPES = {"F32": "<f4", "F16": "<f2"}
 _PART_ROWS = 512
 
 
 class DecoderFile:
-    """``W_dec`` ``[d_sae, d]`` of a SAELens directory (or a .safetensors file), read tile by tile."""
+    """``W_dec`` ``[d_sae, d]`` of a SAELens directory (or a .safetensors file), read tile by tile.
+
+    Rows are read with plain positioned reads (the safetensors header gives the tensor's byte range), not through
+    a memory map, so the pages read never stay counted in the process's resident set: peak RSS is the tiles."""
 
     def __init__(self, path: str | Path, tensor: str = "W_dec") -> None:
-        from safetensors import safe_open
-
         p = Path(path)
         self.path = p / "sae_weights.safetensors" if p.is_dir() else p
         self.tensor = tensor
         try:
-            self._file = safe_open(str(self.path), framework="numpy")
-            self._slice = self._file.get_slice(tensor)
-        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+            with open(self.path, "rb") as f:
+                n = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(n))
+            meta = header[tensor]
+            self._dtype = np.dtype(_DTYPES[meta["dtype"]])
+            self._offset = 8 + n + int(meta["data_offsets"][0])
+            shape = [int(x) for x in meta["shape"]]
+        except KeyError as exc:
+            raise SAEFileError(f"decoder {self.path}: no {tensor} tensor, or dtype {exc} is not streamable (use float32/float16)") from None
+        except (OSError, ValueError) as exc:
             raise SAEFileError(f"decoder {self.path}: cannot open {tensor} for streaming ({type(exc).__name__}: {str(exc)[:160]})") from None
-        shape = self._slice.get_shape()
         if len(shape) != 2:
             raise SAEFileError(f"decoder {self.path}: {tensor} has shape {shape}, expected [d_sae, d]")
-        self.shape = (int(shape[0]), int(shape[1]))
+        self.shape = (shape[0], shape[1])
         self._norms: np.ndarray | None = None
 
     def rows(self, a: int, b: int) -> np.ndarray:
-        return np.ascontiguousarray(self._slice[a:b], dtype=np.float32)
+        d = self.shape[1]
+        t = np.fromfile(self.path, dtype=self._dtype, count=(b - a) * d, offset=self._offset + a * d * self._dtype.itemsize)
+        return np.ascontiguousarray(t.reshape(b - a, d), dtype=np.float32)
 
     def norms(self, tile_rows: int = DEFAULT_TILE_ROWS) -> np.ndarray:
         """Row norms (one streamed pass, cached); a zero row is an error, as in ingest.decoders."""
