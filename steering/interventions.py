@@ -205,8 +205,10 @@ class SteeringPlan:
         for point, op in self.ops.items():
             if op.hook is None:
                 edits[point] = op
-            else:  # hook_z: the op works on the flattened per-head vector
+            elif op.hook.endswith("attn.hook_z"):  # the op works on the flattened per-head vector
                 edits[op.hook] = lambda z, op=op: op(z.flatten(-2)).view_as(z)
+            else:  # the SAE's own d_model hook (e.g. hook_resid_pre)
+                edits[op.hook] = op
         with edit(lm, edits):
             yield
 

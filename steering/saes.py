@@ -66,7 +66,7 @@ class HookSAE:
     apply_b_dec_to_input: bool
     normalize: str = "none"  # SAELens normalize_activations (saes.weights)
     input_hook: str | None = None  # transcoders: where the encoder reads (the MLP input), not the point it writes
-    edit_hook: str | None = None  # hook_z SAEs: blocks.L.attn.hook_z (read and steered there, flattened), else the point
+    edit_hook: str | None = None  # the SAE's own hook when not the point's (hook_z: read and steered there, flattened)
 
     @property
     def d_sae(self) -> int:
@@ -175,11 +175,27 @@ class SAEBank:
                     f"SAE {self.atlas}/{point} reads d_in = {w.d_in}, but model {self.lm.name} has d_model {self.lm.d_model} "
                     "(only SAEs on res/att/mlp outputs in d_model space can steer; see docs/steering.md, hook points)"
                 )
+            if edit_hook is None and not w.is_transcoder:
+                edit_hook = self._own_hook(point, w.hook_name)
             sae = _to_torch(point, w, self.lm)
             sae.edit_hook = edit_hook
             self._saes[point] = sae
             log.info("loaded SAE %s/%s (%s, d_sae %d)", self.atlas, point, sae.architecture, sae.d_sae)
             return sae
+
+    def _own_hook(self, point: HookPoint, name: str | None) -> str | None:
+        """The SAE's own ``metadata.hook_name`` when it names another d_model hook than the point's (e.g. a res SAE on
+        ``blocks.L.hook_resid_pre``): steering then reads and edits there. None: the point itself."""
+        if not name:
+            return None
+        try:
+            resolved = hook_name(self.lm, name)
+        except InvalidInput:
+            log.info("SAE %s/%s names hook %r, which this model does not have; it steers at %s", self.atlas, point, name, point)
+            return None
+        if resolved == hook_name(self.lm, point) or resolved.hook not in _D_MODEL_HOOKS:
+            return None
+        return str(resolved)
 
     def typical_activation(self, point: HookPoint) -> "torch.Tensor":
         """Per-feature typical activation ``[d_sae]`` at ``point``: the mean of its positive activations on
@@ -202,7 +218,7 @@ class SAEBank:
                     log.warning("SAE %s/%s reads %s, which this model cannot hook; strength units use its output point", self.atlas, point, sae.input_hook)
             with self.lm.lock:
                 h = run_capture(self.lm, [source], ids)[source][0]  # [T, d]
-            if sae.edit_hook is not None:
+            if sae.edit_hook is not None and sae.edit_hook.endswith("attn.hook_z"):
                 h = h.flatten(-2)  # hook_z: [T, heads, d_head] -> [T, heads·d_head]
             acts = sae.encode(h)  # [T, d_sae]
             pos = acts > 0
@@ -219,6 +235,10 @@ class SAEBank:
                 log.warning("no feature of SAE %s/%s fires on the calibration text; using norm-based strength units", self.atlas, point)
             self._typical[point] = typical
             return typical
+
+
+# Editable hooks whose activation is d_model wide (an SAE's own hook_name may name any of them)
+_D_MODEL_HOOKS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out", "ln1.hook_normalized", "ln2.hook_normalized")
 
 
 def _to_torch(point: HookPoint, w: Any, lm: "LoadedModel") -> HookSAE:

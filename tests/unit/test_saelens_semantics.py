@@ -102,3 +102,27 @@ def test_unsupported_normalisation_is_one_clear_error(tmp_path: Path) -> None:
     (path / "cfg.json").write_text(json.dumps({**cfg, "normalize_activations": "covariance_whitening"}))
     with pytest.raises(SAEFileError, match="normalize_activations = 'covariance_whitening' is not supported .*constant_norm_rescale"):
         load_sae_dir(path)
+
+
+def test_sae_steers_at_its_own_hook_name(tmp_path: Path) -> None:
+    """A res SAE whose cfg says blocks.1.hook_resid_pre is steered there (not at resid_post): ADD s·d moves exactly
+    that activation; an unknown hook name falls back to the point."""
+    from queries.ids import FeatureRef
+    from steering.hooks import run_capture
+
+    lm = tiny_llama(seed=0, n_layers=2, d_model=D, d_mlp=64)
+    w = _weights("standard", "none", seed=9)
+    w.hook_name = "blocks.1.hook_resid_pre"
+    save_sae_dir(tmp_path / "1-res", w)
+    save_sae_dir(tmp_path / "0-res", _weights("standard", "none", seed=10))
+    manifest = AtlasManifest("tiny-own", "tiny", D, [SAEEntry(0, Module.RES, path="0-res"), SAEEntry(1, Module.RES, path="1-res")],
+                             base_dir=tmp_path)
+    bank = SAEBank(manifest, lm)
+    plan = compile_plan([SteerFeature(FeatureRef("tiny-own", 1, Module.RES, 2), 1.5)], bank, units=Units.RAW)
+    ids = lm.tokenizer("own hooks", return_tensors="pt").input_ids
+    base = run_capture(lm, ["blocks.1.hook_resid_pre"], ids)["blocks.1.hook_resid_pre"]
+    with plan.apply(lm):
+        moved = run_capture(lm, ["blocks.1.hook_resid_pre"], ids)["blocks.1.hook_resid_pre"]
+    d = bank.get(HookPoint(1, Module.RES)).W_dec[2]
+    torch.testing.assert_close(moved - base, (1.5 * d).expand_as(base), rtol=1e-5, atol=1e-5)
+    assert bank.get(HookPoint(0, Module.RES)).edit_hook is None  # no hook name: the point itself
