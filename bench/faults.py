@@ -1,6 +1,7 @@
 """Fault injection, automated and repeatable (seeded), on a private Neo4j (temporary home, free port):
 
-- ``resume``: `atlas ingest` SIGKILLed at seeded random moments of a synthetic SmolLM2-width atlas, then
+- ``resume``: `atlas ingest` SIGKILLed at seeded random points of its progress (a fraction of the reference's
+  edges written) on a synthetic SmolLM2-width atlas, then
   `atlas ingest --resume`: the final graph must equal an uninterrupted run (feature and edge counts and the
   SHA-256 of every ``(source uid, target uid, similarity)``, queries.portable.edge_checksum);
 - ``neo4j-kill``: the same, but Neo4j itself is SIGKILLed mid-write and started again before the resume;
@@ -95,12 +96,28 @@ def reference(neo: Neo4jSettings, manifest: Path) -> tuple[dict[str, Any], float
     return _state(neo), time.monotonic() - t0
 
 
-def kill_trial(neo: Neo4jSettings, manifest: Path, at_s: float, ref: dict[str, Any], server: local_neo4j.LocalNeo4jSettings | None = None) -> dict[str, Any]:
-    """Start an ingest, SIGKILL it (or, with ``server``, Neo4j) after ``at_s`` seconds, resume, compare with ``ref``."""
+def _edges_now(neo: Neo4jSettings) -> int:
+    from queries.ingest_writes import COUNT_ATLAS
+
+    try:
+        with Graph(neo.model_copy(update={"connect_timeout_s": 1.0})) as g:
+            return int(g.read(COUNT_ATLAS, {"atlas": ATLAS})[0]["edges"])
+    except Exception:  # noqa: BLE001 - not there yet / server busy: "no progress seen"
+        return 0
+
+
+def kill_trial(neo: Neo4jSettings, manifest: Path, fraction: float, ref: dict[str, Any], server: local_neo4j.LocalNeo4jSettings | None = None) -> dict[str, Any]:
+    """Start an ingest and SIGKILL it (or, with ``server``, Neo4j) once it has written ``fraction`` of the reference's
+    edges (a seeded point in its progress, polled every 50 ms); then ``--resume`` and compare with ``ref``."""
     _drop(neo)
     proc = subprocess.Popen(_ingest_cmd(manifest, False), env=_env(neo), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(at_s)
+    target = max(1, int(fraction * ref["edges"]))
+    seen = 0
+    while proc.poll() is None and seen < target:
+        time.sleep(0.05)
+        seen = _edges_now(neo)
     killed = proc.poll() is None
+    clear_error = None
     if server is None:
         if killed:
             proc.kill()
@@ -111,14 +128,14 @@ def kill_trial(neo: Neo4jSettings, manifest: Path, at_s: float, ref: dict[str, A
             os.kill(pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=300)
         local_neo4j.start(server)  # recovery of a killed store happens here
-        if killed and proc.returncode != 0:
-            killed = "error: " in err and "Traceback" not in err  # one clear line, not a crash
+        if killed:
+            clear_error = proc.returncode != 0 and "error: " in err and "Traceback" not in err  # one clear line, not a crash
     partial = _state(neo)
     resumed = subprocess.run(_ingest_cmd(manifest, True), env=_env(neo), cwd=ROOT, capture_output=True, text=True)
     final = _state(neo)
-    return {"kill_at_s": round(at_s, 2), "killed_mid_run": bool(killed), "partial_edges": partial["edges"], "resume_rc": resumed.returncode,
-            "resume_error": resumed.stderr.strip()[-300:] if resumed.returncode else None,
-            "equal": final == ref and resumed.returncode == 0}
+    return {"kill_at_edges": seen, "kill_fraction": round(fraction, 3), "killed_mid_run": killed, "clear_error": clear_error,
+            "partial_edges": partial["edges"], "resume_rc": resumed.returncode,
+            "resume_error": resumed.stderr.strip()[-300:] if resumed.returncode else None, "equal": final == ref and resumed.returncode == 0}
 
 
 def _free_port() -> int:
@@ -212,8 +229,8 @@ def main() -> None:
             manifest = write_manifest(Path(tmp), args.layers, args.d_sae)
             ref, ref_s = reference(neo, manifest)
             result["reference"] = {**ref, "seconds": round(ref_s, 1)}
-            trials = [kill_trial(neo, manifest, rng.uniform(0.1, 0.95) * ref_s, ref) for _ in range(args.trials)]
-            kills = [kill_trial(neo, manifest, rng.uniform(0.3, 0.9) * ref_s, ref, server) for _ in range(args.neo4j_kills)]
+            trials = [kill_trial(neo, manifest, rng.uniform(0.02, 0.95), ref) for _ in range(args.trials)]
+            kills = [kill_trial(neo, manifest, rng.uniform(0.05, 0.9), ref, server) for _ in range(args.neo4j_kills)]
             result["ingest_sigkill"] = {"trials": len(trials), "mismatches": sum(not t["equal"] for t in trials), "runs": trials}
             result["neo4j_sigkill"] = {"trials": len(kills), "mismatches": sum(not t["equal"] for t in kills), "runs": kills}
             if args.restart:
@@ -229,9 +246,10 @@ def main() -> None:
         f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, load {result['machine']['loadavg_1_5_15']} at start, "
         f"{result['loadavg_after']} at the end (shared machine). Seed {args.seed}; atlas {args.layers} layers x res/att/mlp, d_sae {args.d_sae}, d_model 576.", "",
         f"- uninterrupted ingest: {ref['features']} features, {ref['edges']} edges, checksum `{ref['checksum'][:16]}`, {ref_s:.1f} s",
-        f"- ingest SIGKILLed at seeded moments then `--resume`d: {len(trials)} trials, {result['ingest_sigkill']['mismatches']} mismatches "
-        f"({sum(t['killed_mid_run'] for t in trials)} killed mid-run)",
-        f"- Neo4j SIGKILLed mid-write, restarted, ingest resumed: {len(kills)} trials, {result['neo4j_sigkill']['mismatches']} mismatches",
+        f"- ingest SIGKILLed at seeded points of its progress (a fraction of the edges written) then `--resume`d: {len(trials)} trials, "
+        f"{result['ingest_sigkill']['mismatches']} mismatches ({sum(t['killed_mid_run'] for t in trials)} killed mid-run)",
+        f"- Neo4j SIGKILLed mid-write, restarted, ingest resumed: {len(kills)} trials, {result['neo4j_sigkill']['mismatches']} mismatches "
+        f"({sum(t['killed_mid_run'] for t in kills)} killed mid-run; the ingest's error was one clear line in {sum(bool(t['clear_error']) for t in kills)})",
     ]
     if r:
         md.append(f"- Neo4j stopped for 3 s under {r['clients']} clients: answers during the outage {r['outage_answers']}, untyped {r['untyped_errors_during_outage'] or 'none'}; "

@@ -17,6 +17,7 @@ import json
 import os
 import random
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -164,7 +165,11 @@ def main() -> None:
         rss1 = {"api_mb": _rss_mb(api.pid), "neo4j_mb": _rss_mb(neo_pid)}
     finally:
         api.terminate()
-        api.wait(20)
+        try:
+            api.wait(20)
+        except subprocess.TimeoutExpired:  # requests still queued inside: don't wait for them
+            api.kill()
+            api.wait(10)
     growth = {k: (round((rss1[k] - rss_warm[k]) / rss_warm[k], 3) if rss1[k] and rss_warm[k] else None) for k in rss1}
     out = {"atlas": atlas, "machine": start, "loadavg_after": [round(x, 2) for x in os.getloadavg()], "seconds_per_level": args.seconds,
            "rss_start": rss0, "rss_after_warmup": rss_warm, "rss_end": rss1, "rss_growth_after_warmup": growth, "phases": phases,
