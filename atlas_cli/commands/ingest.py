@@ -49,9 +49,10 @@ def ingest(
     from queries.errors import InvalidInput
     from saes.manifest import load_manifest
 
-    # The driver's retry warnings and "property does not exist yet" notices would bury the one error line.
+    # The driver's retry warnings, "property does not exist yet" notices and its own ERROR lines about a
+    # connection that died (Neo4j stopped mid-write) would bury the one error line the CLI prints for them.
     if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("neo4j").setLevel(logging.ERROR)
+        logging.getLogger("neo4j").setLevel(logging.CRITICAL)
     if backend not in ("faiss", "torch", "numpy"):
         raise InvalidInput(f"--backend {backend!r} is not valid (use faiss, torch or numpy)")
     if prefilter not in ("auto", "bf16", "off"):
