@@ -44,6 +44,8 @@ class LocalNeo4jSettings(BaseSettings):
     bolt_port: int = Field(default=7687, ge=1, le=65535)
     heap: str = "1g"
     pagecache: str = "1g"
+    # Serve every database read-only (a copy for analysts: Community has no roles; docs/api.md).
+    read_only: bool = False
     # None: the home's password file (generated on first start); set it to choose the initial password.
     password: str | None = None
     start_timeout_s: float = 180.0
@@ -142,6 +144,7 @@ def _write_config(s: LocalNeo4jSettings) -> None:
             listen_address=s.listen_address, bolt_port=s.bolt_port, data_dir=s.data_dir, logs_dir=s.logs_dir,
             import_dir=s.home / "import", heap=s.heap, pagecache=s.pagecache,
         )
+        + ("server.databases.default_to_read_only=true\n" if s.read_only else "")
     )
 
 

@@ -16,7 +16,7 @@ from tests.hand_atlas import HandAtlas
 from tests.servers import free_port
 from atlas_cli import local_neo4j
 from queries.db import Graph
-from queries.errors import InvalidInput
+from queries.errors import AtlasError, InvalidInput
 from queries.maintenance import drop_atlas
 from queries.portable import edge_checksum, export_atlas, import_atlas
 from queries.schema import ensure_schema
@@ -108,3 +108,16 @@ def test_backup_restore_round_trip(private: tuple[local_neo4j.LocalNeo4jSettings
         assert whole_graph(g2) == before  # every node, edge and property
     finally:
         g2.close()
+    # The analysts' copy (docs/api.md): the same server restarted read-only refuses writes and still reads.
+    local_neo4j.stop(s)
+    ro = s.model_copy(update={"read_only": True})
+    local_neo4j.start(ro)
+    try:
+        with Graph(Neo4jSettings(uri=ro.bolt_uri, password=ro.password, connect_timeout_s=2.0)) as g3:
+            assert whole_graph(g3) == before
+            with pytest.raises(AtlasError):
+                g3.write("CREATE (:Junk {x: 2})")
+            assert g3.read("MATCH (j:Junk) RETURN count(j) AS n")[0]["n"] == 0
+    finally:
+        local_neo4j.stop(ro)
+        local_neo4j.start(s)
