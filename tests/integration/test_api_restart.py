@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from atlas_api.settings import ApiSettings
 from atlas_cli import local_neo4j
@@ -17,19 +16,14 @@ from queries.db import Graph
 from queries.schema import ensure_schema
 from queries.settings import Neo4jSettings
 from tests.hand_atlas import HandAtlas
-from tests.servers import free_port, gql, running_api
+from tests.servers import gql, private_neo4j, running_api
 
 Q = '{ feature(uid: "%s") { __typename ... on Feature { uid category } } }'
 
 
 def test_api_survives_and_recovers_from_a_neo4j_restart(tmp_path: Path, graph: Graph) -> None:  # graph: skip/fail like the others when no Neo4j setup exists
-    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=free_port(), heap="512m", pagecache="64m")
-    try:
-        local_neo4j.start(s)
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"could not start a private Neo4j for the restart test: {exc}")
-    neo = Neo4jSettings(uri=s.bolt_uri, password=s.password, connect_timeout_s=2.0)
-    try:
+    with private_neo4j(tmp_path / "neo4j", pagecache="64m") as s:  # our own server: this test stops and restarts it
+        neo = Neo4jSettings(uri=s.bolt_uri, password=s.password, connect_timeout_s=2.0)
         with Graph(neo) as g:
             ensure_schema(g)
             atlas = HandAtlas("restart-test")
@@ -56,5 +50,3 @@ def test_api_survives_and_recovers_from_a_neo4j_restart(tmp_path: Path, graph: G
                 time.sleep(0.5)
             assert last is not None and last.get("data", {}).get("feature", {}).get("uid") == uid, last
             assert httpx.get(f"{api}/readyz").status_code == 200
-    finally:
-        local_neo4j.stop(s)

@@ -21,7 +21,7 @@ from queries.settings import Neo4jSettings
 from saes.manifest import load_manifest
 from saes.saelens_format import save_sae_dir
 from saes.synthetic import planted_atlas
-from tests.servers import free_port
+from tests.servers import private_neo4j
 
 REPO = Path(__file__).resolve().parents[2]
 K = 3
@@ -163,9 +163,7 @@ def test_resume_after_sigkill_equals_uninterrupted(graph: Graph, atlas_name: str
 def test_neo4j_stopping_mid_run_gives_one_clear_error(tmp_path: Path) -> None:
     from atlas_cli import local_neo4j
 
-    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=free_port(), heap="512m", pagecache="256m")
-    local_neo4j.start(s)
-    try:
+    with private_neo4j(tmp_path / "neo4j") as s:  # our own server: this test stops it
         _, m = _planted(tmp_path, "stop-test", n_layers=8, d_model=256, d_sae=128)
         manifest = tmp_path / "atlas" / "atlas.toml"
         env = {**_cli_env(), "NEO4J_URI": s.bolt_uri}
@@ -186,13 +184,10 @@ def test_neo4j_stopping_mid_run_gives_one_clear_error(tmp_path: Path) -> None:
         lines = [line for line in err.strip().splitlines() if line.strip()]
         assert len(lines) == 1, err
         assert lines[0].startswith("error: ") and "--resume" in lines[0] and "Traceback" not in err
-    finally:
-        local_neo4j.stop(s)
 
 
 def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
     """CSV export → neo4j-admin import into our own stopped server → start: the same graph as online."""
-    from atlas_cli import local_neo4j
     from atlas_cli.commands.ingest import import_into_local_server
     from ingest.bulk import export_csv
     from ingest.pipeline import IngestOptions
@@ -202,9 +197,7 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
     online = _snapshot(graph, atlas_name)
     exp = export_csv(m, tmp_path / "csv", IngestOptions(k=K))
     assert (exp.n_features, exp.n_edges) == (len(online[0]), len(online[1]))
-    s = local_neo4j.LocalNeo4jSettings(home=tmp_path / "neo4j", bolt_port=free_port(), heap="512m", pagecache="256m")
-    local_neo4j.start(s)  # initialises the password and a database the import then replaces
-    try:
+    with private_neo4j(tmp_path / "neo4j") as s:  # started: initialises the password and a database the import then replaces
         with Graph(Neo4jSettings(uri=s.bolt_uri)) as g:
             g.write("CREATE (:Feature {uid: 'left-over', atlas: 'other'})")
         import_into_local_server(exp.admin_args(), s)
@@ -217,8 +210,6 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
             assert g.read(props, {"a": atlas_name}) == graph.read(props, {"a": atlas_name})
             names = {r["name"] for r in g.read("SHOW CONSTRAINTS YIELD name RETURN name")}
             assert "feature_uid" in names  # schema created after the import
-    finally:
-        local_neo4j.stop(s)
 
 
 def test_recategorize_from_stored_scores(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
