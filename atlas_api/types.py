@@ -75,7 +75,7 @@ class Feature:
     layer: int
     module: Module
     index: int
-    category: Optional[Category] = strawberry.field(description="Residual features only: translated/processed/newborn/unexplained.")
+    category: Optional[Category] = strawberry.field(description="Residual features only: translated/processed/newborn/unexplained; null where the layer has no res(L-1) SAE (the category is undefined there, not low).")
     s_res: Optional[float] = strawberry.field(description="Top-1 cosine with res(L-1) (residual features only).")
     s_att: Optional[float] = strawberry.field(description="Top-1 cosine with att(L) (residual features only).")
     s_mlp: Optional[float] = strawberry.field(description="Top-1 cosine with mlp(L) (residual features only).")

@@ -195,14 +195,19 @@ def publish(result: "TrainResult", graph: "Graph", *, progress: bool = False) ->
 
 def format_shares(categories: dict[int, dict[str, float]], origins: dict[int, dict[str, float]]) -> str:
     """Per layer: which predecessor module explains each res feature best (res/att/mlp, the paper's Fig. 5
-    view by top-1 cosine), and the share of each category (translated/processed/newborn/unexplained)."""
-    cats = ("translated", "processed", "newborn", "unexplained")
+    view by top-1 cosine), and the share of each category (translated/processed/newborn/unexplained). A layer
+    without a res(L-1) SAE has no categories (DESIGN.md) and says so instead of printing shares."""
+    from queries.schema import CATEGORIES, NO_CATEGORY
+
+    cats = CATEGORIES
     lines = ["res features per layer — best predecessor (top-1 cosine) and category shares:",
              f"{'layer':>5} {'res':>6} {'att':>6} {'mlp':>6} | " + " ".join(f"{c:>11}" for c in cats)]
     for layer in sorted(set(categories) | set(origins)):
         o, c = origins.get(layer, {}), categories.get(layer, {})
-        lines.append(f"{layer:>5} {o.get('res', 0):>6.1%} {o.get('att', 0):>6.1%} {o.get('mlp', 0):>6.1%} | "
-                     + " ".join(f"{c.get(k, 0):>11.1%}" for k in cats))
+        cat_text = " ".join(f"{c.get(k, 0):>11.1%}" for k in cats)
+        if c.get(NO_CATEGORY, 0) > 0:
+            cat_text = "no res(L-1) SAE: no categories" if c.get(NO_CATEGORY) == 1 else cat_text + f"  ({c[NO_CATEGORY]:.1%} without one)"
+        lines.append(f"{layer:>5} {o.get('res', 0):>6.1%} {o.get('att', 0):>6.1%} {o.get('mlp', 0):>6.1%} | " + cat_text)
     return "\n".join(lines)
 
 

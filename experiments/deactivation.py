@@ -9,8 +9,12 @@ on the fly, and the forward is re-run to read the target at res(L), token t.
 Methods: ``top1`` (cosine top-1 in res(L-1), mlp(L), att(L) — the atlas's edges), ``top5`` (all of the
 cosine top-5), ``random_top5`` (one random candidate of the top-5 per module), ``pearson`` (top-1 by
 activation correlation on separate calibration text) and ``exhaustive`` (the best *single* active
-predecessor feature of any of the three SAEs). Metrics: success = target activation becomes 0;
-activation change = 1 − z_new / z_old; Wilson / Student-t 95% intervals over targets.
+predecessor feature of any of the three SAEs). Metrics, as the paper defines them: success = the
+target's activation becomes 0, **over the targets for which the method removed something** (an empty
+removal cannot switch a target off; ``random_top5`` and ``pearson`` often have nothing active to remove),
+with the share of targets that had something to remove beside it; activation change = 1 − z_new / z_old
+over the same targets. Targets share texts and tokens, so 95% intervals come from a bootstrap over
+texts (whole windows resampled), and every rate carries its denominator.
 
 Speed: an edit at token t cannot change earlier positions, so the clean prefix is run once with a KV
 cache and every intervention is a batched one-token forward on top of it, stopped after layer L.
@@ -30,7 +34,7 @@ from experiments.activations import encode_windows, sample_positions
 from experiments.context import AtlasContext
 from experiments.matching import Matches, cosine_matches, pearson_matches
 from experiments.report import Report, md_table, new_figure, run_meta
-from experiments.stats import GROUPS, SHORT_GROUPS, group_ids, mean_interval, wilson_interval
+from experiments.stats import GROUPS, SHORT_GROUPS, Interval, cluster_bootstrap_mean, cluster_bootstrap_ratio, group_ids
 from queries.errors import InvalidInput
 from queries.ids import Module
 
@@ -58,7 +62,8 @@ class DeactivationSettings:
     layers: tuple[int, ...] | None = None  # default: 3 layers at the paper's relative depths 6/26, 12/26, 18/26 (all if ≤ 3)
     max_targets: int = 25  # the paper: up to 25 active targets per layer–token pair
     r: float = 0.0
-    pearson_texts: int = 64  # calibration windows (all tokens) for Pearson matching
+    pearson_tokens: int = 100_000  # calibration tokens for Pearson matching (the paper: 100K); position 0 excluded
+    pearson_window: int = 128  # tokens per calibration window
     seed: int = 0
     batch_size: int = 64
 
@@ -153,8 +158,9 @@ def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]],
             raise InvalidInput(f"layer {L} has no res SAE with predecessor SAEs in atlas {ctx.name!r} (valid: {ctx.target_layers()})")
     rng = np.random.default_rng(settings.seed + 2)
     keys = sorted({(L, Module.RES) for L in layers} | {(sl, m) for L in layers for _, sl, m in ctx.predecessor_modules(L)})
-    # Pearson matches from calibration text (all tokens), disjoint from the evaluation windows.
-    calib_s = encode_windows(ctx, calib, None, keys=keys)
+    # Pearson matches from calibration text, disjoint from the evaluation windows. Position 0 is left out:
+    # it is the attention sink (outsized norms) that SAE training and the evaluation never sample.
+    calib_s = encode_windows(ctx, calib, [np.arange(1, len(w)) for w in calib], keys=keys)
     positions = sample_positions(len(windows), len(windows[0]), settings.tokens_per_text, settings.seed)
     clean = encode_windows(ctx, windows, positions, keys=keys)
     records: list[dict[str, Any]] = []
@@ -164,8 +170,8 @@ def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]],
         runner = _Runner(ctx, L, settings.r, settings.batch_size)
         w_t = ctx.saes[(L, Module.RES)].W_dec
         cos = {p: cosine_matches(w_t, ctx.saes[(sl, m)].W_dec, k=5) for p, sl, m in ctx.predecessor_modules(L)}
-        tgt_calib = calib_s.dense(L, Module.RES)
-        pear = {p: pearson_matches(tgt_calib, calib_s.dense(sl, m)) for p, sl, m in ctx.predecessor_modules(L)}
+        tgt_calib = calib_s.acts[(L, Module.RES)]
+        pear = {p: pearson_matches(tgt_calib, calib_s.acts[(sl, m)]) for p, sl, m in ctx.predecessor_modules(L)}
         z_all = clean.dense(L, Module.RES)
         pred_all = {p: clean.dense(sl, m) for p, sl, m in ctx.predecessor_modules(L)}
         for i, (w, t) in enumerate(clean.where):
@@ -209,20 +215,33 @@ def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]],
                                          "best": f"{p}/{j}", "best_is_top1": bool(cos[p].index[f, 0] == j), "n_candidates": len(singles)}
                 records.append(rec)
     return {"settings": asdict(settings) | {"layers": layers}, "n_sites": n_sites, "n_rows": n_rows, "records": records,
-            "metrics": aggregate(records)}
+            "pearson_calibration_tokens": calib_s.n, "metrics": aggregate(records, seed=settings.seed)}
 
 
-def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Success rate and mean activation change per method (overall, per layer, per group), with 95% intervals."""
+def aggregate(records: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]:
+    """Success and activation change per method (overall, per layer, per group) with 95% intervals.
+
+    Denominators: ``success`` and ``activation_change`` are over the targets for which the method removed
+    at least one active feature (the paper's definition); ``success_all_targets`` divides the same
+    successes by every target (what an earlier version reported); ``had_something_to_remove`` is the
+    share of targets with a non-empty removal. Intervals: bootstrap over texts (windows)."""
 
     def summarise(recs: list[dict[str, Any]]) -> dict[str, Any]:
         out = {}
         for m in METHODS:
-            vals = [r[m] for r in recs if m in r]
+            rows = [r for r in recs if m in r]
+            win = np.array([r["window"] for r in rows])
+            removed = np.array([r[m]["n_removed"] > 0 for r in rows], dtype=float)
+            success = np.array([bool(r[m]["success"]) for r in rows], dtype=float)
+            change = np.array([r[m]["change"] if r[m]["n_removed"] > 0 else np.nan for r in rows], dtype=float)
             out[m] = {
-                "success": wilson_interval(sum(v["success"] for v in vals), len(vals)).as_dict(),
-                "activation_change": mean_interval(np.array([v["change"] for v in vals])).as_dict(),
-                "mean_removed": float(np.mean([v["n_removed"] for v in vals])) if vals else None,
+                "success": cluster_bootstrap_ratio(success * removed, removed, win, seed=seed).as_dict(),
+                "success_all_targets": cluster_bootstrap_ratio(success * removed, np.ones(len(rows)), win, seed=seed).as_dict(),
+                "had_something_to_remove": cluster_bootstrap_ratio(removed, np.ones(len(rows)), win, seed=seed).as_dict(),
+                "activation_change": cluster_bootstrap_mean(change, win, seed=seed).as_dict(),
+                "mean_removed": float(np.mean([r[m]["n_removed"] for r in rows])) if rows else None,
+                "n_targets": len(rows),
+                "n_with_removal": int(removed.sum()),
             }
         return out
 
@@ -231,12 +250,41 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, Any]:
     ex = [r["exhaustive"] for r in records if "exhaustive" in r]
     return {
         "n_targets": len(records),
+        "n_texts": len({r["window"] for r in records}),
+        "n_sites": len({(r["layer"], r["window"], r["token"]) for r in records}),
+        "interval_method": "95% percentile bootstrap over texts (whole windows resampled, 2,000 draws)",
         "overall": summarise(records),
         "by_layer": {str(L): summarise([r for r in records if r["layer"] == L]) for L in layers},
         "by_group": by_group,
+        "top1_vs_random": paired_comparison(records, "top1", "random_top5", seed=seed),
+        "top1_vs_pearson": paired_comparison(records, "top1", "pearson", seed=seed),
         "exhaustive_best_is_top1": float(np.mean([e["best_is_top1"] for e in ex])) if ex else None,
         "rerun_max_abs_error": float(max((abs(r["z_rerun"] - r["z_old"]) for r in records), default=0.0)),
     }
+
+
+def paired_comparison(records: list[dict[str, Any]], a: str, b: str, *, seed: int = 0) -> dict[str, Any]:
+    """Success of methods ``a`` and ``b`` on the same targets — those where *both* removed something —
+    with the difference and the ratio, each with a bootstrap-over-texts 95% interval."""
+    rows = [r for r in records if a in r and b in r and r[a]["n_removed"] > 0 and r[b]["n_removed"] > 0]
+    win = np.array([r["window"] for r in rows])
+    sa = np.array([bool(r[a]["success"]) for r in rows], dtype=float)
+    sb = np.array([bool(r[b]["success"]) for r in rows], dtype=float)
+    out: dict[str, Any] = {"n_targets": len(rows), a: cluster_bootstrap_mean(sa, win, seed=seed).as_dict(),
+                           b: cluster_bootstrap_mean(sb, win, seed=seed).as_dict(),
+                           "difference": cluster_bootstrap_mean(sa - sb, win, seed=seed).as_dict()}
+    # ratio of the two rates, resampling texts jointly (so the pairing is kept)
+    if len(rows) and sb.sum() > 0:
+        keys, inv = np.unique(win, return_inverse=True)
+        na, nb = np.bincount(inv, sa, len(keys)), np.bincount(inv, sb, len(keys))
+        w = np.random.default_rng(seed).multinomial(len(keys), np.full(len(keys), 1 / len(keys)), size=2000).astype(float)
+        den = w @ nb
+        ratios = (w @ na)[den > 0] / den[den > 0]
+        lo, hi = np.quantile(ratios, [0.025, 0.975])
+        out["ratio"] = Interval(float(sa.sum() / sb.sum()), float(lo), float(hi), len(rows), "cluster bootstrap over texts").as_dict()
+    else:
+        out["ratio"] = None
+    return out
 
 
 def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], settings: DeactivationSettings, *, meta: dict[str, Any] | None = None) -> Report:
@@ -252,7 +300,8 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
             "layer_token_sites": result["n_sites"],
             "targets": m["n_targets"],
             "forward_rows": result["n_rows"],
-            "pearson_calibration_tokens": len(calib) * len(calib[0]) if calib else 0,
+            "pearson_calibration_tokens": result["pearson_calibration_tokens"],
+            "interval_unit": "texts (bootstrap)",
             "r": settings.r,
             "seed": settings.seed,
             **(meta or {}),
@@ -264,13 +313,30 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
     for meth in METHODS:
         o = m["overall"][meth]
         paper = PAPER_TABLE1.get(meth)
-        rows.append([METHOD_NAMES[meth], _ci(o["activation_change"]), _ci(o["success"], pct=True), o["mean_removed"],
+        rows.append([METHOD_NAMES[meth], _ci(o["activation_change"]), _ci(o["success"], pct=True), f"{o['n_with_removal']} / {o['n_targets']}",
+                     _ci(o["success_all_targets"], pct=True), o["mean_removed"],
                      f"{paper[0]:.2f}" if paper else "–", f"{paper[1]:.0%}" if paper else "–"])
-    report.add(f"## Table 1 on this atlas\n\n{m['n_targets']} target features over {result['n_sites']} (layer, token) sites; "
-               f"95% intervals (activation change: Student t; success: Wilson). r = {settings.r}.")
-    report.add(md_table(["Method", "Mean activation change", "Success", "Features removed (mean)", "Paper: change", "Paper: success"], rows))
+    report.add(f"## Table 1 on this atlas\n\n{m['n_targets']} target features over {result['n_sites']} (layer, token) sites in "
+               f"{m['n_texts']} texts; r = {settings.r}. **Success** and **activation change** are over the targets for which the method "
+               "removed at least one active feature (the paper's denominator: an empty removal cannot switch a target off); the "
+               "*n* column is that denominator out of all targets, and *success / all targets* divides the same successes by every "
+               f"target. Intervals: {m['interval_method']} — targets that share a text or a token are not independent.")
+    report.add(md_table(["Method", "Mean activation change", "Success", "n (had something to remove / all)", "Success / all targets",
+                         "Features removed (mean)", "Paper: change", "Paper: success"], rows))
+    pc = m["top1_vs_random"]
+    if pc["n_targets"]:
+        ratio = pc["ratio"]
+        report.add(f"Paired, on the {pc['n_targets']} targets where both removed something: top-1 {_ci(pc['top1'], pct=True)} vs random of "
+                   f"top-5 {_ci(pc['random_top5'], pct=True)}; difference {_ci(pc['difference'], pct=True)}"
+                   + (f", ratio {ratio['estimate']:.1f}× [{ratio['low']:.1f}, {ratio['high']:.1f}]." if ratio else "."))
+    pp = m["top1_vs_pearson"]
+    if pp["n_targets"]:
+        report.add(f"Paired, on the {pp['n_targets']} targets where both removed something: top-1 cosine {_ci(pp['top1'], pct=True)} vs top-1 "
+                   f"Pearson {_ci(pp['pearson'], pct=True)}; difference {_ci(pp['difference'], pct=True)}. Pearson matches come from "
+                   f"{result['pearson_calibration_tokens']:,} calibration tokens (position 0 excluded; the paper: 100K).")
     if m["exhaustive_best_is_top1"] is not None:
-        report.add(f"The best single predecessor found by exhaustive search is the cosine top-1 match in {m['exhaustive_best_is_top1']:.0%} of targets.")
+        report.add(f"The best single predecessor found by exhaustive search is the cosine top-1 match in {m['exhaustive_best_is_top1']:.0%} of "
+                   f"{m['overall']['exhaustive']['n_with_removal']} targets.")
     report.add(f"Check: re-running with nothing removed reproduces the clean activation to within {m['rerun_max_abs_error']:.2g}.")
     # by group (Fig. 6)
     groups = list(m["by_group"])
@@ -280,19 +346,31 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
     for k, meth in enumerate(METHODS):
         vals = [m["by_group"][g][meth]["success"] for g in groups]
         est = [v["estimate"] if v["n"] else 0 for v in vals]
-        err = np.array([[max(0.0, v["estimate"] - v["low"]) if v["n"] else 0 for v in vals], [max(0.0, v["high"] - v["estimate"]) if v["n"] else 0 for v in vals]])
+        err = np.array([[_half(v, "low") for v in vals], [_half(v, "high") for v in vals]])
         a.bar(np.arange(len(groups)) + k * width, est, width, yerr=err, label=METHOD_NAMES[meth], capsize=2)
     a.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [SHORT_GROUPS[GROUPS.index(g)] for g in groups])
-    a.set_ylabel("deactivation success")
+    a.set_ylabel("success (targets with a removal)")
     a.set_ylim(0, 1)
     a.legend(fontsize=7)
-    report.figure("success-by-group", fig, "Deactivation success by group and method, 95% Wilson intervals (cf. the paper's Fig. 6)")
-    grow = [[g, m["by_group"][g]["top1"]["success"]["n"], *[_ci(m["by_group"][g][meth]["success"], pct=True) for meth in METHODS]] for g in groups]
-    report.add("## By group\n\n" + md_table(["Group", "Targets", *[METHOD_NAMES[x] for x in METHODS]], grow))
-    lrow = [[L, v["top1"]["success"]["n"], *[_ci(v[meth]["success"], pct=True) for meth in METHODS]] for L, v in m["by_layer"].items()]
+    report.figure("success-by-group", fig, "Deactivation success by group and method over targets with something removed; 95% bootstrap-over-texts "
+                  "intervals (cf. the paper's Fig. 6)")
+    grow = [[g, m["by_group"][g]["top1"]["n_targets"], *[_ci_n(m["by_group"][g][meth]) for meth in METHODS]] for g in groups]
+    report.add("## By group\n\nSuccess over the targets with something removed (n after each rate).\n\n"
+               + md_table(["Group", "Targets", *[METHOD_NAMES[x] for x in METHODS]], grow))
+    lrow = [[L, v["top1"]["n_targets"], *[_ci_n(v[meth]) for meth in METHODS]] for L, v in m["by_layer"].items()]
     report.add("## By layer\n\n" + md_table(["Layer", "Targets", *[METHOD_NAMES[x] for x in METHODS]], lrow))
-    report.add(_comparison(m))
+    report.add(_comparison(m, result["pearson_calibration_tokens"]))
     return report
+
+
+def _half(v: dict[str, Any], side: str) -> float:
+    if not v["n"] or v[side] is None or not np.isfinite(v[side]):
+        return 0.0
+    return max(0.0, (v["estimate"] - v["low"]) if side == "low" else (v["high"] - v["estimate"]))
+
+
+def _ci_n(entry: dict[str, Any]) -> str:
+    return f"{_ci(entry['success'], pct=True)} (n={entry['n_with_removal']})"
 
 
 def _ci(d: dict[str, Any], pct: bool = False) -> str:
@@ -304,20 +382,26 @@ def _ci(d: dict[str, Any], pct: bool = False) -> str:
     return f"{100 * e:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]" if pct else f"{e:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def _comparison(m: dict[str, Any]) -> str:
+def _comparison(m: dict[str, Any], calib_tokens: int) -> str:
     o = m["overall"]
     lines = ["## Compared with the paper"]
     s = {k: o[k]["success"] for k in METHODS}
-    if s["top1"]["n"]:
-        verdict = "as in the paper" if s["top1"]["low"] > s["random_top5"]["high"] else ("**overlapping intervals**: not clearly better here" if s["top1"]["estimate"] > s["random_top5"]["estimate"] else "**differs from the paper**")
-        lines.append(f"- Top-1 vs random of top-5: {s['top1']['estimate']:.0%} vs {s['random_top5']['estimate']:.0%} success ({verdict}; paper: random clearly worse, Fig. 6).")
+    pc = m["top1_vs_random"]
+    if s["top1"]["n"] and pc["n_targets"] and pc["ratio"]:
+        d = pc["difference"]
+        verdict = ("as in the paper" if d["low"] > 0 else "**not separated here**: the interval of the difference includes 0")
+        lines.append(f"- Top-1 vs random of top-5 (paired, {pc['n_targets']} targets where both removed something): {_ci(pc['top1'], pct=True)} vs "
+                     f"{_ci(pc['random_top5'], pct=True)}, {pc['ratio']['estimate']:.1f}× [{pc['ratio']['low']:.1f}, {pc['ratio']['high']:.1f}] "
+                     f"({verdict}; paper: random clearly worse, Fig. 6).")
         p_top1 = PAPER_TABLE1["top1"][1]
         inside = s["top1"]["low"] <= p_top1 <= s["top1"]["high"]
-        lines.append(f"- Top-1 success {s['top1']['estimate']:.0%} [{s['top1']['low']:.0%}, {s['top1']['high']:.0%}] vs the paper's 65%: "
+        lines.append(f"- Top-1 success {_ci(s['top1'], pct=True)} (n={s['top1']['n']}) vs the paper's 65%: "
                      + ("the paper's value is inside our interval." if inside else "**differs** (the paper's value is outside our interval)."))
-        lines.append(f"- Top-1 Pearson: {s['pearson']['estimate']:.0%} (paper: 65%, equal to cosine). Exhaustive: {s['exhaustive']['estimate']:.0%} (paper: 73%).")
+        lines.append(f"- Top-1 Pearson: {_ci(s['pearson'], pct=True)} (n={s['pearson']['n']}; paper: 65%, equal to cosine). Exhaustive: "
+                     f"{_ci(s['exhaustive'], pct=True)} (n={s['exhaustive']['n']}; paper: 73%).")
     lines.append("- Differences in protocol: the model and SAEs are this atlas's (the paper: Gemma-2-2B, Gemma Scope JumpReLU SAEs + the "
                  "authors' attention SAEs); with TopK SAEs a target also switches off when others push it out of the top k. Top-1 removes "
                  "every active cosine top-1 predecessor (one per module), while exhaustive removes one single feature, so exhaustive is "
-                 "not an upper bound on top-1 here. Pearson matches come from a few thousand calibration tokens (the paper: 100K).")
+                 f"not an upper bound on top-1 here. Pearson matches come from {calib_tokens:,} calibration tokens without position 0 "
+                 "(the paper: 100K).")
     return "\n".join(lines)

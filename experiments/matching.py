@@ -9,10 +9,11 @@ each target feature, the predecessor feature whose activations correlate most wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from experiments.stats import column_correlations
+from experiments.stats import column_correlations, sparse_column_correlations
 
 
 def unit_rows(w_dec: np.ndarray) -> np.ndarray:
@@ -59,6 +60,11 @@ def cosine_of_pairs(target_w_dec: np.ndarray, source_w_dec: np.ndarray, target_i
     return (t * s).sum(axis=1)
 
 
-def pearson_matches(target_acts: np.ndarray, source_acts: np.ndarray, k: int = 1) -> Matches:
-    """Top-k source features by Pearson correlation of activations over the same tokens ([n, d] each)."""
+def pearson_matches(target_acts: Any, source_acts: Any, k: int = 1) -> Matches:
+    """Top-k source features by Pearson correlation of activations over the same tokens ([n, d] each,
+    dense arrays or scipy sparse matrices; sparse ones are never densified)."""
+    from scipy import sparse
+
+    if sparse.issparse(target_acts) or sparse.issparse(source_acts):
+        return topk_rows(sparse_column_correlations(target_acts, source_acts), k)
     return topk_rows(column_correlations(target_acts, source_acts), k)

@@ -35,7 +35,7 @@ from queries.atlases import known_atlases
 from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import feature_uid, sae_key
-from queries.schema import CATEGORIES, ensure_schema
+from queries.schema import CATEGORIES, NO_CATEGORY, ensure_schema
 from saes.manifest import AtlasManifest
 from saes.projections import OutputProjections
 from saes.sources import neuronpedia_id
@@ -302,7 +302,7 @@ def ingest_atlas(
 def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, int]:
     """Recompute every ``res`` feature's category of a complete atlas from its stored scores with other
     thresholds (no matching, no decoders); the thresholds are stored on the ``Atlas`` node. Returns the
-    count per category."""
+    count per category (``NO_CATEGORY``: features of layers without a ``res(L-1)`` SAE, left without one)."""
     state = graph.read(W.ATLAS_STATE, {"atlas": atlas})
     if not state:
         raise AtlasNotFound(atlas, known_atlases(graph))
@@ -310,10 +310,10 @@ def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, 
         raise InvalidInput(
             f"atlas {atlas!r} is not completely ingested; finish it with `atlas ingest <atlas.toml> --resume` before recategorizing"
         )
-    counts = dict.fromkeys(CATEGORIES, 0)
+    counts = dict.fromkeys((*CATEGORIES, NO_CATEGORY), 0)
     params = {"atlas": atlas, "t_res": thresholds.res, "t_mod": thresholds.module}
     for layer in state[0]["layers"]:
         for row in graph.write(W.RECATEGORIZE_LAYER, {**params, "layer": layer}, timeout=600):
-            counts[row["category"]] += int(row["n"])
+            counts[row["category"] or NO_CATEGORY] += int(row["n"])
     graph.write(W.SET_ATLAS_THRESHOLDS, params)
     return counts

@@ -8,7 +8,9 @@ For every ``res(L)`` feature: ``s_res``, ``s_att``, ``s_mlp`` are its top-1 cosi
 - newborn:     s_res <  t_res and max(s_att, s_mlp) ≥ t_mod
 - unexplained: s_res <  t_res and max(s_att, s_mlp) <  t_mod
 
-An absent score counts as low. Thresholds are configurable; docs/ingest.md justifies the defaults.
+Only a feature whose layer has a ``res(L-1)`` SAE gets a category (DESIGN.md): where ``s_res`` is
+absent the category is absent too (``None``), never "low by default". An absent ``s_att``/``s_mlp``
+counts as low. Thresholds are configurable; docs/ingest.md justifies the defaults.
 
 Edges (``FLOWS_TO``, earlier → later): the backward top-k of each target from each predecessor SAE
 (``target_rank`` = position), and for ``res(L-1) → res(L)`` also the forward top-k of each source
@@ -50,8 +52,12 @@ class EdgeSet:
 
 
 def categorize(s_res: np.ndarray | None, s_att: np.ndarray | None, s_mlp: np.ndarray | None, n: int, th: Thresholds) -> np.ndarray:
-    """Category names (object array [n]) from the three top-1 score arrays (None = SAE absent)."""
-    high_res = s_res >= th.res if s_res is not None else np.zeros(n, dtype=bool)
+    """Category names (object array [n]) from the three top-1 score arrays (None = SAE absent).
+
+    Without a ``res(L-1)`` SAE (``s_res is None``) every entry is ``None``: the category is undefined."""
+    if s_res is None:
+        return np.full(n, None, dtype=object)
+    high_res = s_res >= th.res
     mods = [s for s in (s_att, s_mlp) if s is not None]
     high_mod = np.max(np.stack(mods), axis=0) >= th.module if mods else np.zeros(n, dtype=bool)
     translated, processed, newborn, unexplained = CATEGORIES

@@ -40,6 +40,9 @@ class Category(str, Enum):
 
 
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+# Where a res feature's layer has no res(L-1) SAE its category is absent (null in the graph, DESIGN.md);
+# counts and reports name that case with this key instead of folding it into a category.
+NO_CATEGORY = "none"
 
 
 class Direction(str, Enum):

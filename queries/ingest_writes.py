@@ -126,10 +126,11 @@ def delete_in_batches(graph: Graph, statement: LiteralString, params: dict[str, 
 # score counts as low). One layer per transaction keeps each transaction small on wide atlases.
 RECATEGORIZE_LAYER: LiteralString = """
 MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'})
-WITH f, coalesce(f.s_res >= $t_res, false) AS high_res,
+WITH f, f.s_res >= $t_res AS high_res,
      coalesce(f.s_att >= $t_mod, false) OR coalesce(f.s_mlp >= $t_mod, false) AS high_mod
-SET f.category = CASE WHEN high_res AND NOT high_mod THEN 'translated' WHEN high_res THEN 'processed'
-                      WHEN high_mod THEN 'newborn' ELSE 'unexplained' END
+// no res(L-1) SAE (s_res absent): no category (DESIGN.md), so the CASE yields null
+SET f.category = CASE WHEN high_res IS NULL THEN null WHEN high_res AND NOT high_mod THEN 'translated'
+                      WHEN high_res THEN 'processed' WHEN high_mod THEN 'newborn' ELSE 'unexplained' END
 RETURN f.category AS category, count(*) AS n
 """
 

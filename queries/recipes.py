@@ -61,7 +61,8 @@ _add(Recipe(
     question="Which residual features of layer L are born in that layer's MLP (weak residual link, strong MLP match)?",
     statement=(
         "MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'}) "
-        "WHERE coalesce(f.s_res, 0.0) < $min_similarity AND f.s_mlp >= $module_min_similarity "
+        # s_res absent (no res(L-1) SAE) is unknown, not weak: such features are not claimed (DESIGN.md)
+        "WHERE f.s_res < $min_similarity AND f.s_mlp >= $module_min_similarity "
         "AND f.s_mlp >= coalesce(f.s_att, 0.0) "
         "MATCH (m:Feature)-[r:FLOWS_TO]->(f) WHERE m.module = 'mlp' AND r.target_rank = 0 "
         "RETURN f.uid AS feature, m.uid AS born_from, r.similarity AS similarity, f.s_res AS s_res, f.label AS label "

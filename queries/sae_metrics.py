@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, LiteralString
 
 from queries.db import Graph
+from queries.schema import NO_CATEGORY
 
 # rows: [{key, explained_variance, l0, dead_fraction, heldout_tokens, train_tokens}]
 SET_SAE_METRICS: LiteralString = (
@@ -24,7 +25,7 @@ GET_SAE_METRICS: LiteralString = (
 # Category shares of res features per layer (the paper's Fig. 5 view, by the ingest's categories).
 CATEGORY_SHARES: LiteralString = (
     "MATCH (f:Feature {atlas: $atlas, module: 'res'}) "
-    "WITH f.layer AS layer, coalesce(f.category, 'none') AS category, count(*) AS n "
+    "WITH f.layer AS layer, coalesce(f.category, $none) AS category, count(*) AS n "
     "RETURN layer, category, n ORDER BY layer, category"
 )
 
@@ -42,9 +43,10 @@ def get_sae_metrics(graph: Graph, atlas: str) -> list[dict[str, Any]]:
 
 
 def category_shares(graph: Graph, atlas: str) -> dict[int, dict[str, float]]:
-    """``{layer: {category: share}}`` over the res features of ``atlas``."""
+    """``{layer: {category: share}}`` over the res features of ``atlas`` (``NO_CATEGORY`` where the layer has
+    no ``res(L-1)`` SAE)."""
     counts: dict[int, dict[str, int]] = {}
-    for r in graph.read(CATEGORY_SHARES, {"atlas": atlas}):
+    for r in graph.read(CATEGORY_SHARES, {"atlas": atlas, "none": NO_CATEGORY}):
         counts.setdefault(int(r["layer"]), {})[str(r["category"])] = int(r["n"])
     return {layer: {c: n / sum(cs.values()) for c, n in cs.items()} for layer, cs in counts.items()}
 

@@ -8,7 +8,8 @@ Nodes
   explained_variance?, l0?, dead_fraction?})`` with ``(:Atlas)-[:HAS_SAE]->(:SAE)``.
 - ``(:Feature {uid, atlas, layer, module, index, d_sae, decoder_norm, s_res?, s_att?, s_mlp?, category?,
   label?, frequency?, top_contexts?})``. ``s_*`` are the top-1 cosine scores of a ``res`` feature
-  against its predecessors ``res(L-1)``, ``att(L)``, ``mlp(L)`` (absent where that SAE is absent).
+  against its predecessors ``res(L-1)``, ``att(L)``, ``mlp(L)`` (absent where that SAE is absent);
+  ``category`` is absent where ``s_res`` is (no ``res(L-1)`` SAE: the category is undefined there).
 - ``(:IngestRun {id, atlas, started_at, finished_at, status, k, ...})`` ``-[:BUILT]->(:Atlas)``.
 - ``(:SteeringRun {id, atlas, created_at, ...})`` ``-[:USED {coefficient}]->(:Feature)``.
 
@@ -25,9 +26,9 @@ from __future__ import annotations
 from typing import LiteralString
 
 from queries.db import Graph
-from queries.domain import CATEGORIES
+from queries.domain import CATEGORIES, NO_CATEGORY
 
-__all__ = ["CATEGORIES", "FEATURE", "FLOWS_TO", "SCHEMA_STATEMENTS", "ensure_schema"]
+__all__ = ["CATEGORIES", "NO_CATEGORY", "FEATURE", "FLOWS_TO", "SCHEMA_STATEMENTS", "ensure_schema"]
 
 FEATURE = "Feature"
 FLOWS_TO = "FLOWS_TO"

@@ -7,8 +7,9 @@ Construction (per layer L, one SAE per module in ``modules``):
   - processed   = res(L-1)[j] + module(L)[m]            → s_res ≈ s_mod ≈ 0.71 (≥ 0.63)
   - newborn     = module(L)[m] + small noise            → s_mod ≈ 0.99, s_res low
   - unexplained = a fresh random direction              → all low
-  (the first layer has no res predecessor: only newborn/unexplained; without att/mlp only
-  translated/unexplained).
+  (the first layer has no res predecessor: its rows are built as newborn/unexplained, but its truth
+  ``category`` is ``None`` — without a res(L-1) SAE the category is undefined (DESIGN.md); ``kind``
+  keeps the construction. Without att/mlp only translated/unexplained).
 - "low" is guaranteed, not just likely: random directions and noise are redrawn until their cosine
   with every decoder row they must not resemble is below ``LOW`` (0.2). "High" is ≥ ``HIGH`` (0.6).
   So any category thresholds in (0.2, 0.6) recover the planted categories exactly, and the planted
@@ -41,9 +42,10 @@ HOOK_NAMES = {Module.RES: "blocks.{L}.hook_resid_post", Module.ATT: "blocks.{L}.
 class PlantedFeature:
     layer: int
     index: int
-    category: str  # translated | processed | newborn | unexplained
+    category: str | None  # translated | processed | newborn | unexplained; None in the first layer
     res_parent: int | None  # index in res(L-1) for translated/processed
     module_parent: tuple[Module, int] | None  # (att|mlp, index in it) for processed/newborn
+    kind: str = ""  # how the row was built (the category's recipe; set in the first layer too)
 
 
 @dataclass
@@ -69,7 +71,7 @@ class PlantedAtlas:
             save_sae_dir(folder / "saes" / f"{layer}-{mod.value}", w, model_name=self.model)
         return self.manifest(folder).write(folder / "atlas.toml")
 
-    def categories(self, layer: int) -> list[str]:
+    def categories(self, layer: int) -> list[str | None]:
         n = self.weights[(layer, Module.RES)].d_sae
         return [self.truth[(layer, i)].category for i in range(n)]
 
@@ -150,7 +152,7 @@ def planted_atlas(
                 avoid_parts = [a for a in (prev_res, all_mod) if a is not None and len(a)]
                 v = _fresh(rng, d_model, np.concatenate(avoid_parts) if avoid_parts else None)
             rows.append(v)
-            truth[(layer, i)] = PlantedFeature(layer, i, cat, res_parent, module_parent)
+            truth[(layer, i)] = PlantedFeature(layer, i, cat if prev_res is not None else None, res_parent, module_parent, kind=cat)
         res_rows = np.stack(rows)
         unit_rows[(layer, Module.RES)] = res_rows
         for m in side:

@@ -69,8 +69,10 @@ class HandAtlas:
                 out[f"s_{mod}"] = float(m[:, index].max())
         return out
 
-    def category(self, layer: int, index: int) -> str:
+    def category(self, layer: int, index: int) -> str | None:
         s = self.scores(layer, index)
+        if "s_res" not in s:
+            return None  # no res(L-1) SAE: the category is absent (DESIGN.md), as ingest writes it
         res_hi = s.get("s_res", 0.0) >= RES_HIGH
         mod_hi = max(s.get("s_att", 0.0), s.get("s_mlp", 0.0)) >= MOD_HIGH
         return {(True, False): "translated", (True, True): "processed", (False, True): "newborn", (False, False): "unexplained"}[(res_hi, mod_hi)]

@@ -109,7 +109,8 @@ def deactivation(
     window: int = typer.Option(64, help="Tokens of context per text."),
     layers: Optional[str] = typer.Option(None, help="Target layers, e.g. '6,12,18' (default: 3 at the paper's relative depths)."),
     max_targets: int = typer.Option(25, help="Active targets per (layer, token) (the paper: 25)."),
-    pearson_texts: int = typer.Option(64, help="Calibration texts (all tokens) for Pearson matching."),
+    pearson_tokens: int = typer.Option(100_000, help="Calibration tokens for Pearson matching (the paper: 100K; position 0 of each window is left out)."),
+    pearson_window: int = typer.Option(128, help="Tokens per calibration window (evaluation windows are cut from the same held-out windows, so the two never overlap)."),
     r: float = typer.Option(0.0, help="Rescaling factor of the removed predecessors (0 = remove)."),
     seed: int = _SEED,
     device: str = _DEVICE,
@@ -121,12 +122,19 @@ def deactivation(
 
     ctx, tmeta = _context(atlas, manifest, model, device, threads)
     layer_list = tuple(int(x) for x in _floats(layers, "--layers")) if layers else None
-    all_windows = held_out_windows(ctx.model.tokenizer, texts + pearson_texts, window, seed=seed, corpus=corpus)
+    if pearson_tokens < 1000:
+        raise InvalidInput(f"--pearson-tokens {pearson_tokens} is too few to correlate activations (use ≥ 1000; the paper: 100000)")
+    calib_window = max(window, pearson_window)
+    n_calib = -(-pearson_tokens // (calib_window - 1))
+    all_windows = held_out_windows(ctx.model.tokenizer, texts + n_calib, calib_window, seed=seed, corpus=corpus)
     if len(all_windows) <= texts:
-        raise InvalidInput(f"the corpus gave only {len(all_windows)} texts of {window} tokens; need more than --texts {texts} (lower --texts or --window)")
-    windows, calib = all_windows[:texts], all_windows[texts:]
+        raise InvalidInput(f"the corpus gave only {len(all_windows)} texts of {calib_window} tokens; need more than --texts {texts} (lower --texts or --window)")
+    windows, calib = [w[:window] for w in all_windows[:texts]], all_windows[texts:]
+    if len(calib) < n_calib:
+        log.warning("held-out text gave %d calibration tokens for Pearson matching (asked for %d)", len(calib) * (calib_window - 1), pearson_tokens)
     settings = exp.DeactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, layers=layer_list,
-                                        max_targets=max_targets, r=r, pearson_texts=len(calib), seed=seed)
+                                        max_targets=max_targets, r=r, pearson_tokens=len(calib) * (calib_window - 1),
+                                        pearson_window=calib_window, seed=seed)
     report = exp.run(ctx, windows, calib, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
     _done(report.write(out))
 

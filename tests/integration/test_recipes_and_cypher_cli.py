@@ -39,7 +39,7 @@ def short(uid: str) -> str:
 def test_origin_census(graph: Graph, hand: HandAtlas) -> None:
     rows = run(graph, "origin-census", atlas=hand.name)
     by_layer = {r["layer"]: (r["translated"], r["processed"], r["newborn"], r["unexplained"], r["total"]) for r in rows}
-    assert by_layer[0] == (0, 0, 0, 4, 4)
+    assert by_layer[0] == (0, 0, 0, 0, 4)  # no res(-1) SAE: no categories, only the total
     assert by_layer[2] == (2, 1, 0, 1, 4)  # 0 and 1 translated, 2 processed (att 0.6), 3 unexplained
     assert by_layer[3] == (1, 1, 1, 1, 4)  # 1 newborn from mlp 3
     assert by_layer[4] == (2, 0, 0, 2, 4)  # 2 dropped to 0.4: unexplained

@@ -174,23 +174,26 @@ def test_planted_atlas_truth_holds() -> None:
     unit = {k: w.W_dec / np.linalg.norm(w.W_dec, axis=1, keepdims=True) for k, w in pa.weights.items()}
     counts: dict[str, int] = {}
     for (layer, i), t in pa.truth.items():
-        counts[t.category] = counts.get(t.category, 0) + 1
+        counts[t.kind] = counts.get(t.kind, 0) + 1
+        # DESIGN.md: no res(L-1) SAE, no category (the row is still built by one of the recipes)
+        assert (t.category is None) == (layer == 0) and (t.category is None or t.category == t.kind)
         r = unit[(layer, Module.RES)][i]
         prev = unit.get((layer - 1, Module.RES))
         s_res = float((prev @ r).max()) if prev is not None else 0.0
         s_mod = max(float((unit[(layer, m)] @ r).max()) for m in (Module.ATT, Module.MLP))
-        if t.category in ("translated", "processed"):
+        if t.kind in ("translated", "processed"):
             assert s_res >= HIGH and int((prev @ r).argmax()) == t.res_parent
         else:
             assert s_res < LOW
-        if t.category in ("processed", "newborn"):
+        if t.kind in ("processed", "newborn"):
             assert t.module_parent is not None
             m, j = t.module_parent
             assert s_mod >= HIGH and int((unit[(layer, m)] @ r).argmax()) == j
-        elif t.category != "processed":
-            assert t.category == "translated" or s_mod < LOW
+        elif t.kind != "processed":
+            assert t.kind == "translated" or s_mod < LOW
     assert set(counts) == {"translated", "processed", "newborn", "unexplained"}
-    assert pa.categories(0).count("translated") == 0  # layer 0 has no residual predecessor
+    assert pa.categories(0) == [None] * 32  # layer 0 has no residual predecessor: no categories
+    assert "translated" not in {t.kind for (layer, _), t in pa.truth.items() if layer == 0}
 
 
 def test_write_planted_atlas(tmp_path: Path) -> None:

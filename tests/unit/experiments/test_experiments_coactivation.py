@@ -27,7 +27,15 @@ def test_coactivation_on_planted_atlas(planted_ctx, tmp_path: Path) -> None:
     # s^(R) separates groups that differ in RES activity far more often than groups that do not
     mwu = res["mwu_summary"]["res"]
     assert mwu["mean_share_when_module_activity_differs"] > mwu["mean_share_when_module_activity_same"] + 0.3
+    # layer 0 (no res(-1) SAE) stays out of everything pooled; n is the pooled layers' activations
+    pg = res["pooled_groups"]
+    assert pg["layers"] == [1, 2, 3] and pg["n"] == sum(lay["n_active"] for lay in res["layers"][1:])
+    assert all(ci["n"] == pg["n"] and "texts" in ci["method"] for ci in pg["share_intervals"])
+    assert res["layers"][0]["mwu_p"] == {}
+    # the planted res links sit far above the rotated-decoder null
+    assert res["null"]["res"]["p999"] < res["median_score_active_features"]["res"]
     md = path.read_text()
+    assert "n = " in md and "one value per feature" in md
     for needle in ("tiny-llama-0", "planted", "Compared with the paper", "coactivation-shares-by-layer.png"):
         assert needle in md
     for png in ("shares-by-layer", "score-distributions", "mann-whitney", "cosine-vs-correlation"):

@@ -22,10 +22,22 @@ def test_planted_predecessor_found_more_often_than_random(planted_ctx, tmp_path:
     assert m["rerun_max_abs_error"] < 1e-4  # the cached one-token forward reproduces the clean pass
     # the paper's headline: top-1 beats a random one of the top-5, with separated 95% intervals
     assert o["top1"]["success"]["low"] > o["random_top5"]["success"]["high"]
-    assert o["top1"]["activation_change"]["estimate"] > o["random_top5"]["activation_change"]["estimate"] + 0.2
-    # removing all of the top-5 removes the top-1 too, so it is at least as strong on average
-    assert o["top5"]["activation_change"]["estimate"] >= o["top1"]["activation_change"]["estimate"] - 1e-9
-    assert all(r["exhaustive"]["n_removed"] == 1 for r in data["results"]["records"])
+    assert o["top1"]["activation_change"]["estimate"] > o["random_top5"]["activation_change"]["estimate"] + 0.1
+    assert m["top1_vs_random"]["difference"]["low"] > 0  # paired, on targets where both removed something
+    # the paper's denominator: targets for which the method removed something (random often removes nothing)
+    recs = data["results"]["records"]
+    for meth in ("top1", "random_top5", "pearson"):
+        eligible = [r for r in recs if r[meth]["n_removed"] > 0]
+        assert o[meth]["success"]["n"] == len(eligible) == o[meth]["n_with_removal"]
+        assert abs(o[meth]["success"]["estimate"] - sum(r[meth]["success"] for r in eligible) / len(eligible)) < 1e-12
+        assert "texts" in o[meth]["success"]["method"]
+    assert o["random_top5"]["n_with_removal"] < m["n_targets"]  # so the denominator matters here
+    # exhaustive search is the best single removal: where top-1 removed exactly one feature, that feature
+    # was among exhaustive's candidates, so exhaustive leaves the target no higher
+    single = [r for r in recs if r["top1"]["n_removed"] == 1]
+    assert single and all(r["exhaustive"]["z_new"] <= r["top1"]["z_new"] + 1e-5 for r in single)
+    # Pearson calibration leaves out position 0 of every calibration window
+    assert data["meta"]["pearson_calibration_tokens"] == 4 * (len(windows[30]) - 1)
     md = (tmp_path / "deactivation.md").read_text()
     assert "Table 1 on this atlas" in md and "Compared with the paper" in md
     assert (tmp_path / "deactivation-success-by-group.png").stat().st_size > 1000

@@ -62,3 +62,79 @@ def test_repetition_and_coherence() -> None:
     assert repetition_rate([7] * 10) > 0.8
     assert abs(coherence_score(np.log(10.0), 0.0, 10.0) - 1.0) < 1e-12
     assert abs(coherence_score(np.log(20.0), 0.5, 10.0) - 0.25) < 1e-12
+
+
+def test_cluster_bootstrap_widens_for_clustered_data_and_names_its_unit() -> None:
+    from experiments.stats import cluster_bootstrap_ratio
+
+    rng = np.random.default_rng(3)
+    # 20 texts x 50 rows; the outcome is decided per text (all rows of a text succeed or fail together)
+    clusters = np.repeat(np.arange(20), 50)
+    per_text = rng.random(20) < 0.5
+    success = per_text[clusters].astype(float)
+    ci = cluster_bootstrap_ratio(success, np.ones(1000), clusters, seed=0)
+    naive = wilson_interval(int(success.sum()), 1000)
+    assert ci.n == 1000 and "texts" in ci.method and "20 clusters" in ci.method
+    assert abs(ci.estimate - success.mean()) < 1e-12
+    # 20 independent units, not 1000: the interval is several times the naive one
+    assert (ci.high - ci.low) > 3 * (naive.high - naive.low)
+    # independent rows: close to the naive interval
+    iid = (rng.random(1000) < 0.5).astype(float)
+    ci2 = cluster_bootstrap_ratio(iid, np.ones(1000), np.arange(1000), seed=0)
+    nv2 = wilson_interval(int(iid.sum()), 1000)
+    assert 0.7 < (ci2.high - ci2.low) / (nv2.high - nv2.low) < 1.3
+
+
+def test_cluster_bootstrap_ratio_uses_the_denominator() -> None:
+    from experiments.stats import cluster_bootstrap_ratio
+
+    # 10 eligible rows of 40: 5 successes -> 50% of the eligible, not 12.5% of all
+    eligible = np.r_[np.ones(10), np.zeros(30)]
+    success = np.r_[np.ones(5), np.zeros(35)]
+    ci = cluster_bootstrap_ratio(success * eligible, eligible, np.arange(40) % 8, seed=1)
+    assert ci.estimate == 0.5 and ci.n == 10
+
+
+def test_per_feature_mann_whitney_counts_each_feature_once() -> None:
+    from experiments.stats import feature_sets, mann_whitney_per_feature
+
+    rng = np.random.default_rng(5)
+    # 30 features with scores from one distribution; group 0 and group 1 draw from the same features,
+    # but two features that happen to score high are active at 500 tokens each in group 1 only.
+    score = rng.normal(0.3, 0.05, 30)
+    hot = np.argsort(score)[-2:]
+    feats0 = np.r_[np.arange(0, 15), np.arange(0, 15)]
+    feats1 = np.r_[np.arange(15, 30), np.repeat(hot, 500)]
+    rows_f = np.r_[feats0, feats1]
+    rows_g = np.r_[np.zeros(len(feats0), int), np.ones(len(feats1), int)]
+    per_row = mann_whitney_matrix([score[feats0], score[feats1]])[0, 1]
+    per_feature = mann_whitney_per_feature(feature_sets(rows_f, rows_g, 2), score)[0, 1]
+    assert per_row < 1e-6  # the repeated rows make it "significant"
+    assert per_feature > 0.01  # one value per feature: no evidence of a difference
+
+
+def test_sparse_correlations_equal_dense() -> None:
+    from scipy import sparse
+
+    from experiments.stats import column_correlations, sparse_column_correlations
+
+    rng = np.random.default_rng(6)
+    x = np.maximum(rng.normal(size=(300, 7)) - 1.0, 0)
+    y = np.maximum(rng.normal(size=(300, 5)) - 1.0, 0)
+    y[:, 0] = x[:, 2] * 2 + 0.01
+    y[:, 4] = 0.0  # constant column -> 0
+    dense = column_correlations(x, y)
+    sp = sparse_column_correlations(sparse.csr_matrix(x), sparse.csr_matrix(y))
+    np.testing.assert_allclose(sp, dense, atol=1e-9)
+    assert sp[2, 0] > 0.99 and np.all(sp[:, 4] == 0)
+
+
+def test_null_of_a_rotated_copy_is_chance_and_a_copy_scores_one() -> None:
+    from saes.controls import null_summary, top1_scores
+
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=(512, 64)).astype(np.float32)
+    nul = null_summary(w, w.copy(), rows=512, seed=0)
+    # the same decoder rotated at random: best of 512 candidates in 64 dims is chance, ~sqrt(2 ln N / d) ≈ 0.44
+    assert 0.3 < nul.median < 0.6 and nul.p999 < 0.75 and nul.n == 512
+    assert np.all(top1_scores(w, w) > 0.999)  # unrotated: every row finds itself
