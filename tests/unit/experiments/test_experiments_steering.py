@@ -45,14 +45,34 @@ def test_steering_sweep_on_planted_atlas(planted_ctx, tmp_path: Path) -> None:
     data = json.loads((tmp_path / "out" / "steering.json").read_text())
     rows = data["results"]["settings"]
     assert all(len(r["texts"]) == 2 for r in rows if r["n_features"] or r["strategy"] == "unsteered")
-    for r in rows:
-        assert all(0.0 <= t <= 1.0 for t in r["topic"])
-        assert all(c is None or 0.0 <= c <= 1.0 for c in r["coherence"])
     unsteered = [r for r in rows if r["strategy"] == "unsteered"]
     assert len(unsteered) == 2 and all(r["coherence_mean"] is not None for r in unsteered)
+    # promotion adds a vector at every token: something was applied and the text moved off the baseline
+    promoted = [r for r in rows if r["direction"] == "promote" and r["texts"]]
+    assert promoted and all(r["applied_norm"] > 0 for r in promoted)
+    base = next(r for r in unsteered if r["prompt"] == s.promote_prompt)
+    assert all(r["equals_baseline"] == (r["texts"] == base["texts"]) for r in promoted)
+    # winners are re-generated on the held-out report prompts, never on the selection prompt
+    rep = data["results"]["report_settings"]
+    assert {r["role"] for r in rep if r["direction"] == "promote"} >= {"best", "seeds only"}
+    for r in rep:
+        assert set(r["text_prompts"]) == set(s.report_prompts(r["direction"] if r["direction"] != "none" else "promote")) or r["direction"] == "none"
+        assert s.promote_prompt not in r["text_prompts"] and s.suppress_text() not in r["text_prompts"]
+        assert len(r["texts"]) == 2 * len(set(r["text_prompts"])) or not r["n_features"] and r["strategy"] != "unsteered"
     assert (tmp_path / "out" / "steering-promote-best-per-layer.png").stat().st_size > 1000
     md = (tmp_path / "out" / "steering.md").read_text()
-    assert "Compared with the paper" in md and "love and marriage" in md
+    assert "Compared with the paper" in md and "love and marriage" in md and "held-out report prompts" in md
+
+
+def test_a_setting_that_changes_nothing_is_flagged_and_cannot_win() -> None:
+    from experiments.steering_eval import Setting, choose_for_report
+
+    noop = Setting("suppress", "single", 2, None, 0.0, "p", texts=["a"], topic=[0.0], coherence=[1.0], applied_norm=0.0)
+    same = Setting("suppress", "single", 3, None, 0.0, "p", texts=["a"], topic=[0.0], coherence=[1.0], applied_norm=2.0, equals_baseline=True)
+    real = Setting("suppress", "single", 4, None, 0.0, "p", texts=["b"], topic=[0.5], coherence=[0.5], applied_norm=2.0, equals_baseline=False)
+    assert noop.flagged == "zero applied activation" and same.flagged == "output equals the unsteered baseline" and real.flagged is None
+    chosen = choose_for_report([noop, same, real], "suppress")
+    assert chosen["best"] is real  # the flagged ones score higher (1.0 vs 0.25) but cannot win
 
 
 def test_best_per_layer_is_the_maximum() -> None:
