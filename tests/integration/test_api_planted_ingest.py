@@ -47,7 +47,7 @@ def expected_upstream(pa: PlantedAtlas, layer: int, index: int) -> tuple[set[str
     while True:
         t = pa.truth[cur]
         here = feature_uid(pa.name, cur[0], "res", cur[1])
-        if t.module_parent is not None and t.category in ("processed", "newborn"):
+        if t.module_parent is not None and t.kind in ("processed", "newborn"):  # kind: the first layer has no category
             mod, j = t.module_parent
             m = feature_uid(pa.name, cur[0], mod.value, j)
             nodes.add(m)

@@ -224,14 +224,16 @@ def test_recategorize_from_stored_scores(graph: Graph, atlas_name: str, tmp_path
     counts = recategorize(graph, atlas_name, th)
     feats = _snapshot(graph, atlas_name)[0]
     res = [f for f in original[0] if f[2] == "res"]
-
-    def col(i: int) -> np.ndarray | None:
-        return None if all(f[i] is None for f in res) else np.array([np.nan if f[i] is None else f[i] for f in res])
-
-    expected = categorize(col(6), col(7), col(8), len(res), th).tolist()
+    expected = []
+    for layer in sorted({f[1] for f in res}):  # per layer, as ingest categorizes (s_res is absent in the first)
+        rows = [f for f in res if f[1] == layer]
+        cols = [None if all(f[i] is None for f in rows) else np.array([f[i] for f in rows], dtype=float) for i in (6, 7, 8)]
+        expected += [(f[0], c) for f, c in zip(rows, categorize(*cols, len(rows), th).tolist())]
+    expected = [c for _, c in sorted(expected)]
     assert [f[9] for f in feats if f[2] == "res"] == expected
     assert expected != [f[9] for f in res]  # the new thresholds do change some categories
-    assert counts == {c: expected.count(c) for c in ("translated", "processed", "newborn", "unexplained")}
+    assert expected.count(None) == 32  # the first layer stays without categories
+    assert counts == {c: expected.count(c) for c in ("translated", "processed", "newborn", "unexplained")} | {"none": 32}
     stored = graph.read("MATCH (a:Atlas {name: $a}) RETURN a.threshold_res AS r, a.threshold_module AS m", {"a": atlas_name})
     assert stored == [{"r": 0.9, "m": 0.6}]
     # back to the ingest's thresholds through the CLI: exactly the ingested graph again

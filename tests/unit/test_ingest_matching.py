@@ -76,7 +76,8 @@ def test_categorize_rules() -> None:
     s_att = np.array([0.1, 0.3, 0.3, 0.1, 0.0])
     s_mlp = np.array([0.1, 0.0, 0.0, 0.24, 0.25])
     assert categorize(s_res, s_att, s_mlp, 5, th).tolist() == ["translated", "processed", "newborn", "unexplained", "processed"]
-    assert categorize(None, None, np.array([0.3, 0.1]), 2, th).tolist() == ["newborn", "unexplained"]
+    # no res(L-1) SAE: no category at all (DESIGN.md), however high the module score
+    assert categorize(None, None, np.array([0.3, 0.1]), 2, th).tolist() == [None, None]
     assert categorize(np.array([0.6]), None, None, 1, th).tolist() == ["translated"]
 
 
