@@ -22,7 +22,7 @@ from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
     AtlasInfo, CircuitResult, Feature, FeatureEdge, FeatureNotFound, FeatureResult, FeaturesConnection, FeatureSort,
     FeatureWhere, FlowGraph, LineageDirection, Module, Origin, OriginResult, OriginStep, OriginThresholds, PageInfo,
-    Path, PathResult, SAEInfo, SearchHit, SteeringRun, error_result, sort_to_list, where_to_dict,
+    Path, PathResult, SAEInfo, ScoreControl, SearchHit, SteeringRun, error_result, sort_to_list, where_to_dict,
 )
 from queries import errors as qerrors
 from queries import features as qf
@@ -215,7 +215,10 @@ class Query:
                 saes=[SAEInfo(key=s["key"], layer=s["layer"], module=Module(s["module"]), d_sae=s.get("d_sae"), d_in=s.get("d_in"),
                               source=s.get("source"), hook_name=s.get("hook_name"), architecture=s.get("architecture"), complete=s.get("complete"),
                               neuronpedia_id=s.get("neuronpedia_id") or None,
-                              explained_variance=s.get("explained_variance"), l0=s.get("l0"), dead_fraction=s.get("dead_fraction")) for s in saes],
+                              explained_variance=s.get("explained_variance"), l0=s.get("l0"), dead_fraction=s.get("dead_fraction"),
+                              category_rule=s.get("category_rule"), controls=_controls(s), ceiling_median=s.get("ceiling_median"),
+                              ceiling_share_ge_half=s.get("ceiling_share_ge_half")) for s in saes],
+                threshold_rule=a.get("threshold_rule"), null_median_mean=a.get("null_median_mean"), null_p999_max=a.get("null_p999_max"),
             ))
         return out
 
@@ -224,6 +227,18 @@ class Query:
         limit, _ = _page(info, limit, 0)
         rows = await info.context.read(RUNS_FOR_ATLAS, {"atlas": atlas, "limit": limit})
         return [SteeringRun.from_row({**r["run"], "used": r["used"]}) for r in rows]
+
+
+def _controls(s: dict) -> list[ScoreControl]:
+    """The stored null controls of one res SAE, one entry per predecessor that has a score."""
+    out = []
+    for p in ("res", "att", "mlp"):
+        if s.get(f"{p}_score_median") is None:
+            continue
+        out.append(ScoreControl(predecessor=Module(p), score_median=s.get(f"{p}_score_median"), null_median=s.get(f"{p}_null_median"),
+                                null_p99=s.get(f"{p}_null_p99"), null_p999=s.get(f"{p}_null_p999"), null_samples=s.get(f"{p}_null_n"),
+                                cut=s.get(f"cut_{p}")))
+    return out
 
 
 async def _connecting(info: Info, seeds: list[str], min_similarity: float, max_depth: int, pair: tuple[str, str] | None):

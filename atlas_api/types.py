@@ -207,6 +207,17 @@ class SearchHit:
     score: float
 
 
+@strawberry.type(description="A top-1 cosine score of a res SAE against one predecessor SAE, read against its controls.")
+class ScoreControl:
+    predecessor: Module = strawberry.field(description="The predecessor SAE: RES = res(L-1), ATT = att(L), MLP = mlp(L).")
+    score_median: Optional[float] = strawberry.field(description="Median top-1 cosine of this SAE's features against the predecessor.")
+    null_median: Optional[float] = strawberry.field(description="Null: median top-1 cosine against a randomly rotated copy of the predecessor decoder.")
+    null_p99: Optional[float] = None
+    null_p999: Optional[float] = strawberry.field(description="Null 99.9th percentile (the cut of the null:0.999 category rule).")
+    null_samples: Optional[int] = None
+    cut: Optional[float] = strawberry.field(description="The cut that made this SAE's categories for this predecessor.")
+
+
 @strawberry.type
 class SAEInfo:
     key: str
@@ -222,6 +233,12 @@ class SAEInfo:
     explained_variance: Optional[float] = None
     l0: Optional[float] = None
     dead_fraction: Optional[float] = None
+    category_rule: Optional[str] = strawberry.field(default=None, description="Res SAEs: the rule that made its features' categories "
+                                                    "(`fixed:0.5/0.25` or `null:0.999`); null without a res(L-1) SAE.")
+    controls: list[ScoreControl] = strawberry.field(default_factory=list, description="Res SAEs: each predecessor score against its null.")
+    ceiling_median: Optional[float] = strawberry.field(default=None, description="Ceiling: median top-1 cosine against an SAE of the same "
+                                                       "hook point trained with another seed (where one was trained).")
+    ceiling_share_ge_half: Optional[float] = None
 
 
 @strawberry.type
@@ -236,6 +253,9 @@ class AtlasInfo:
     n_saes: int
     n_features: int = strawberry.field(description="Sum of the SAEs' widths.")
     saes: list[SAEInfo]
+    threshold_rule: Optional[str] = strawberry.field(default=None, description="The category rule the atlas was ingested or recategorized with.")
+    null_median_mean: Optional[float] = strawberry.field(default=None, description="Mean over SAE pairs of the null median (chance top-1 cosine).")
+    null_p999_max: Optional[float] = strawberry.field(default=None, description="Largest null 99.9th percentile over SAE pairs.")
 
     @strawberry.field(description="Per layer, how many residual features are translated/processed/newborn/unexplained (the paper's Fig. 3).")
     async def layer_categories(self, info: strawberry.Info["Context", None]) -> list["LayerCategories"]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -215,7 +216,8 @@ def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]],
                                          "best": f"{p}/{j}", "best_is_top1": bool(cos[p].index[f, 0] == j), "n_candidates": len(singles)}
                 records.append(rec)
     return {"settings": asdict(settings) | {"layers": layers}, "n_sites": n_sites, "n_rows": n_rows, "records": records,
-            "pearson_calibration_tokens": calib_s.n, "metrics": aggregate(records, seed=settings.seed)}
+            "pearson_calibration_tokens": calib_s.n, "pearson_calibration": f"{calib_s.n:,} tokens, position 0 of each window excluded",
+            "metrics": aggregate(records, seed=settings.seed)}
 
 
 def aggregate(records: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]:
@@ -308,6 +310,32 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
         },
         started=started,
     )
+    return build_report(report, result, settings.r)
+
+
+def rebuild(json_path: Path, *, note: str) -> Report:
+    """The report of an earlier run re-aggregated from its stored per-target records (no model run): the
+    statistics of this version (denominators, bootstrap over texts) on the same measurements. ``meta``
+    keeps the original run's and adds ``reaggregated`` with ``note``."""
+    import json
+
+    data = json.loads(Path(json_path).read_text())
+    result = data["results"]
+    result.setdefault("pearson_calibration_tokens", data["meta"].get("pearson_calibration_tokens", 0))
+    if "pearson_tokens" not in result.get("settings", {}):  # runs before the fix calibrated on every position
+        result.setdefault("pearson_calibration", f"{result['pearson_calibration_tokens']:,} tokens including position 0 (the earlier protocol)")
+    result["metrics"] = aggregate(result["records"], seed=int(data["meta"].get("seed", 0)))
+    meta = {k: v for k, v in data["meta"].items() if k != "wall_time_s"} | {"measured_wall_time_s": data["meta"].get("wall_time_s")}
+    report = Report(name="deactivation", title="Deactivation of matched predecessors (paper §4.2, Table 1)",
+                    meta={**meta, "reaggregated": note}, started=time.time())
+    return build_report(report, result, float(data["meta"].get("r", 0.0)))
+
+
+def build_report(report: Report, result: dict[str, Any], r: float) -> Report:
+    """Tables, figure and comparison of a deactivation result (from :func:`measure` or stored records)."""
+    m = result["metrics"]
+    if report.meta.get("reaggregated"):
+        report.add(f"**Re-aggregated** from the stored per-target records of an earlier run: {report.meta['reaggregated']}")
     report.data = result
     rows = []
     for meth in METHODS:
@@ -317,7 +345,7 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
                      _ci(o["success_all_targets"], pct=True), o["mean_removed"],
                      f"{paper[0]:.2f}" if paper else "–", f"{paper[1]:.0%}" if paper else "–"])
     report.add(f"## Table 1 on this atlas\n\n{m['n_targets']} target features over {result['n_sites']} (layer, token) sites in "
-               f"{m['n_texts']} texts; r = {settings.r}. **Success** and **activation change** are over the targets for which the method "
+               f"{m['n_texts']} texts; r = {r}. **Success** and **activation change** are over the targets for which the method "
                "removed at least one active feature (the paper's denominator: an empty removal cannot switch a target off); the "
                "*n* column is that denominator out of all targets, and *success / all targets* divides the same successes by every "
                f"target. Intervals: {m['interval_method']} — targets that share a text or a token are not independent.")
@@ -333,7 +361,7 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
     if pp["n_targets"]:
         report.add(f"Paired, on the {pp['n_targets']} targets where both removed something: top-1 cosine {_ci(pp['top1'], pct=True)} vs top-1 "
                    f"Pearson {_ci(pp['pearson'], pct=True)}; difference {_ci(pp['difference'], pct=True)}. Pearson matches come from "
-                   f"{result['pearson_calibration_tokens']:,} calibration tokens (position 0 excluded; the paper: 100K).")
+                   f"{_calib(result)} (the paper: 100K tokens).")
     if m["exhaustive_best_is_top1"] is not None:
         report.add(f"The best single predecessor found by exhaustive search is the cosine top-1 match in {m['exhaustive_best_is_top1']:.0%} of "
                    f"{m['overall']['exhaustive']['n_with_removal']} targets.")
@@ -359,8 +387,12 @@ def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], set
                + md_table(["Group", "Targets", *[METHOD_NAMES[x] for x in METHODS]], grow))
     lrow = [[L, v["top1"]["n_targets"], *[_ci_n(v[meth]) for meth in METHODS]] for L, v in m["by_layer"].items()]
     report.add("## By layer\n\n" + md_table(["Layer", "Targets", *[METHOD_NAMES[x] for x in METHODS]], lrow))
-    report.add(_comparison(m, result["pearson_calibration_tokens"]))
+    report.add(_comparison(m, _calib(result)))
     return report
+
+
+def _calib(result: dict[str, Any]) -> str:
+    return str(result.get("pearson_calibration") or f"{result['pearson_calibration_tokens']:,} tokens")
 
 
 def _half(v: dict[str, Any], side: str) -> float:
@@ -382,7 +414,7 @@ def _ci(d: dict[str, Any], pct: bool = False) -> str:
     return f"{100 * e:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]" if pct else f"{e:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def _comparison(m: dict[str, Any], calib_tokens: int) -> str:
+def _comparison(m: dict[str, Any], calib: str) -> str:
     o = m["overall"]
     lines = ["## Compared with the paper"]
     s = {k: o[k]["success"] for k in METHODS}
@@ -402,6 +434,5 @@ def _comparison(m: dict[str, Any], calib_tokens: int) -> str:
     lines.append("- Differences in protocol: the model and SAEs are this atlas's (the paper: Gemma-2-2B, Gemma Scope JumpReLU SAEs + the "
                  "authors' attention SAEs); with TopK SAEs a target also switches off when others push it out of the top k. Top-1 removes "
                  "every active cosine top-1 predecessor (one per module), while exhaustive removes one single feature, so exhaustive is "
-                 f"not an upper bound on top-1 here. Pearson matches come from {calib_tokens:,} calibration tokens without position 0 "
-                 "(the paper: 100K).")
+                 f"not an upper bound on top-1 here. Pearson matches come from {calib} (the paper: 100K tokens).")
     return "\n".join(lines)

@@ -36,6 +36,7 @@ from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import feature_uid, sae_key
 from queries.schema import CATEGORIES, NO_CATEGORY, ensure_schema
+from saes.controls import DEFAULT_NULL_ROWS, null_top1, summarise_scores
 from saes.manifest import AtlasManifest
 from saes.projections import OutputProjections
 from saes.sources import neuronpedia_id
@@ -53,6 +54,7 @@ class IngestOptions:
     thresholds: Thresholds = field(default_factory=Thresholds)
     backend: Backend = "faiss"
     prefilter: Prefilter = "auto"  # bf16 pre-filter for the CPU (ingest/prefilter.py); never changes results
+    null_rows: int = DEFAULT_NULL_ROWS  # null samples per SAE pair (saes.controls); 0 = no null (not with a null rule)
     resume: bool = False
     progress: bool = False
     node_batch: int = NODE_BATCH
@@ -87,12 +89,14 @@ class LayerResult:
     layer: int
     features: dict[str, dict[str, Any]]  # module → column lists for UPSERT_FEATURES
     edges: list[EdgeSet]
+    controls: dict[str, Any] = field(default_factory=dict)  # properties for the res(L) SAE node (nulls, cuts, rule)
 
 
 def match_layer(
-    layer: int, dec: dict[str, Decoder], prev_res: Decoder | None, k: int, th: Thresholds, backend: Backend, prefilter: Prefilter = "auto"
+    layer: int, dec: dict[str, Decoder], prev_res: Decoder | None, k: int, th: Thresholds, backend: Backend, prefilter: Prefilter = "auto",
+    null_rows: int = DEFAULT_NULL_ROWS,
 ) -> LayerResult:
-    """All matching of one layer: scores, categories and edges into ``res(layer)``."""
+    """All matching of one layer: scores, null controls, categories and edges into ``res(layer)``."""
     res = dec["res"]
     n = res.d_sae
     edges: list[EdgeSet] = []
@@ -106,7 +110,8 @@ def match_layer(
             sims, idx = topk_search(res.unit, dec[mod].unit, k, backend=backend, prefilter=prefilter)
             s[mod] = sims[:, 0].copy()
             edges.append(backward_edges(mod, layer, sims, idx))
-    cats = categorize(s["res"], s["att"], s["mlp"], n, th)
+    controls, cuts = layer_controls(layer, res, {"res": prev_res, "att": dec.get("att"), "mlp": dec.get("mlp")}, s, th, null_rows)
+    cats = categorize(s["res"], s["att"], s["mlp"], n, th, cuts)
     features: dict[str, dict[str, Any]] = {}
     for mod, d in dec.items():
         is_res = mod == "res"
@@ -120,7 +125,48 @@ def match_layer(
             "category": cats.tolist() if is_res else None,
             "d_sae": d.d_sae,
         }
-    return LayerResult(layer, features, edges)
+    return LayerResult(layer, features, edges, controls)
+
+
+def summarise_controls(graph: Graph, atlas: str) -> dict[str, Any]:
+    """Atlas-node view of the per-pair nulls: the mean of their medians, the largest 99.9th percentile, and
+    the category rule(s) of the res SAEs (one rule unless layers were ingested with different options)."""
+    rows = graph.read(W.SAE_CONTROLS, {"atlas": atlas})
+    meds = [r[f"{p}_null_median"] for r in rows for p in ("res", "att", "mlp") if r[f"{p}_null_median"] is not None]
+    p999 = [r[f"{p}_null_p999"] for r in rows for p in ("res", "att", "mlp") if r[f"{p}_null_p999"] is not None]
+    props = {"null_median_mean": float(np.mean(meds)) if meds else None, "null_p999_max": float(max(p999)) if p999 else None,
+             "category_rules": sorted({r["rule"] for r in rows if r["rule"]})}
+    graph.write(W.SET_ATLAS_CONTROLS, {"atlas": atlas, "props": props})
+    return props
+
+
+def layer_controls(
+    layer: int, res: Decoder, preds: dict[str, Decoder | None], s: dict[str, np.ndarray | None], th: Thresholds, null_rows: int
+) -> tuple[dict[str, Any], dict[str, float] | None]:
+    """Per predecessor SAE of ``res(layer)``: the median top-1 score and its null (median, 99th, 99.9th
+    percentile), as SAE-node properties ``{pred}_score_median``, ``{pred}_null_median`` …; plus the
+    category rule and, for a null rule, the per-pair cuts (``None`` for the fixed rule)."""
+    if th.null_quantile is not None and null_rows <= 0:
+        raise InvalidInput(f"thresholds {th.rule} need the null (got null_rows = {null_rows}; leave it at the default {DEFAULT_NULL_ROWS})")
+    props: dict[str, Any] = {"category_rule": th.rule if s["res"] is not None else None}
+    cuts: dict[str, float] = {}
+    for pred, d in preds.items():
+        if d is None or s[pred] is None:
+            continue
+        props[f"{pred}_score_median"] = float(np.median(s[pred]))
+        if null_rows > 0:
+            null = null_top1(res.unit, d.unit, rows=null_rows, seed=layer * 3 + ("res", "att", "mlp").index(pred))
+            summ = summarise_scores(null)
+            props.update({f"{pred}_null_median": summ.median, f"{pred}_null_p99": summ.p99, f"{pred}_null_p999": summ.p999,
+                          f"{pred}_null_n": summ.n})
+            if th.null_quantile is not None:
+                cuts[pred] = float(np.quantile(null, th.null_quantile))
+    if th.null_quantile is None or s["res"] is None:
+        fixed = {"res": th.res, "att": th.module, "mlp": th.module}
+        props.update({f"cut_{p}": fixed[p] for p in preds if s[p] is not None} if s["res"] is not None else {})
+        return props, None
+    props.update({f"cut_{p}": c for p, c in cuts.items()})
+    return props, cuts
 
 
 def _as_list(a: np.ndarray, null_below_zero: bool = False) -> list[Any]:
@@ -170,6 +216,7 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
         report.edges_written += len(params["src"])
         if bar is not None:
             bar.set_postfix_str(f"L{r.layer} edges {mod}")
+    graph.write(W.SET_SAE_CONTROLS, {"key": sae_key(atlas, r.layer, "res"), "props": r.controls})
     graph.write(W.MARK_LAYER_COMPLETE, {"atlas": atlas, "layer": r.layer})
     t2 = time.perf_counter()
     report.node_write_s += t1 - t0
@@ -206,10 +253,11 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
                     f"atlas {name!r} in Neo4j was started from a different manifest; --resume can only finish the same one "
                     "(run without --resume to rebuild it from this manifest)"
                 )
-            if ex["k"] != opts.k or ex["t_res"] != opts.thresholds.res or ex["t_mod"] != opts.thresholds.module:
+            rule = ex.get("rule") or f"fixed:{ex['t_res']:g}/{ex['t_mod']:g}"
+            if ex["k"] != opts.k or ex["t_res"] != opts.thresholds.res or ex["t_mod"] != opts.thresholds.module or rule != opts.thresholds.rule:
                 raise InvalidInput(
-                    f"atlas {name!r} was started with k={ex['k']}, thresholds res={ex['t_res']} module={ex['t_mod']}; "
-                    f"--resume needs the same options (got k={opts.k}, res={opts.thresholds.res}, module={opts.thresholds.module})"
+                    f"atlas {name!r} was started with k={ex['k']}, thresholds {rule}; "
+                    f"--resume needs the same options (got k={opts.k}, thresholds {opts.thresholds.rule})"
                 )
             done = set(ex["complete_layers"])
         elif stored != wanted:
@@ -218,6 +266,7 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
     graph.write(W.UPSERT_ATLAS, {
         "name": name, "model": manifest.model, "d_model": d_model, "n_layers": manifest.n_layers,
         "layers": manifest.layers, "sha": sha, "manifest_path": str(manifest.base_dir), "k": opts.k, "t_res": opts.thresholds.res, "t_mod": opts.thresholds.module,
+        "rule": opts.thresholds.rule,
     })
     if not opts.resume:
         done = set()
@@ -277,7 +326,7 @@ def ingest_atlas(
                 report.match_s += time.perf_counter() - tm  # the wait for this layer's task
             else:
                 dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
-                result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
+                result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows)
                 report.match_s += time.perf_counter() - tm
                 prev_res = dec["res"]
             tw = time.perf_counter()
@@ -287,6 +336,7 @@ def ingest_atlas(
         counts = graph.read(W.COUNT_ATLAS, {"atlas": manifest.name}, timeout=600)[0]
         report.n_features, report.n_edges = int(counts["features"]), int(counts["edges"])
         graph.write(W.MARK_ATLAS_COMPLETE, {"atlas": manifest.name, "n_features": report.n_features, "n_edges": report.n_edges})
+        summarise_controls(graph, manifest.name)
         graph.write(W.FINISH_RUN, {"id": run_id, "status": "complete", "n_features": report.n_features,
                                    "n_edges": report.n_edges, "seconds": time.perf_counter() - t_start})
         return report
@@ -301,7 +351,8 @@ def ingest_atlas(
 
 def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, int]:
     """Recompute every ``res`` feature's category of a complete atlas from its stored scores with other
-    thresholds (no matching, no decoders); the thresholds are stored on the ``Atlas`` node. Returns the
+    thresholds (no matching, no decoders); the rule is stored on the ``Atlas`` node and, with its cuts, on
+    each res ``SAE`` node. A null rule reads each pair's stored null quantile (0.99 or 0.999). Returns the
     count per category (``NO_CATEGORY``: features of layers without a ``res(L-1)`` SAE, left without one)."""
     state = graph.read(W.ATLAS_STATE, {"atlas": atlas})
     if not state:
@@ -310,10 +361,28 @@ def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, 
         raise InvalidInput(
             f"atlas {atlas!r} is not completely ingested; finish it with `atlas ingest <atlas.toml> --resume` before recategorizing"
         )
+    q = thresholds.null_quantile
+    stored = {0.99: "p99", 0.999: "p999"}
+    if q is not None and q not in stored:
+        raise InvalidInput(f"recategorizing with {thresholds.rule} needs a stored null quantile (0.99 or 0.999); re-ingest with "
+                           f"--thresholds {thresholds.rule} for other quantiles")
+    controls = {r["layer"]: r for r in graph.read(W.SAE_CONTROLS_FULL, {"atlas": atlas})}
     counts = dict.fromkeys((*CATEGORIES, NO_CATEGORY), 0)
-    params = {"atlas": atlas, "t_res": thresholds.res, "t_mod": thresholds.module}
     for layer in state[0]["layers"]:
-        for row in graph.write(W.RECATEGORIZE_LAYER, {**params, "layer": layer}, timeout=600):
+        cuts = {"res": thresholds.res, "att": thresholds.module, "mlp": thresholds.module}
+        if q is not None:
+            c = controls.get(layer) or {}
+            for p in cuts:
+                v = c.get(f"{p}_null_{stored[q]}")
+                cuts[p] = float(v) if v is not None else 2.0  # no null stored: that predecessor is absent (never high)
+            if c.get("res_null_median") is None and c.get("res_score_median") is not None:
+                raise InvalidInput(f"atlas {atlas!r} has no stored null for layer {layer}; re-ingest it (the null is computed at ingest)")
+        params = {"atlas": atlas, "layer": layer, "t_res": cuts["res"], "t_att": cuts["att"], "t_mlp": cuts["mlp"]}
+        for row in graph.write(W.RECATEGORIZE_LAYER, params, timeout=600):
             counts[row["category"] or NO_CATEGORY] += int(row["n"])
-    graph.write(W.SET_ATLAS_THRESHOLDS, params)
+        has_res = (controls.get(layer) or {}).get("res_score_median") is not None
+        graph.write(W.SET_SAE_CONTROLS, {"key": sae_key(atlas, layer, "res"), "props": {
+            "category_rule": thresholds.rule if has_res else None, **{f"cut_{p}": (v if has_res and v < 2.0 else None) for p, v in cuts.items()}}})
+    graph.write(W.SET_ATLAS_THRESHOLDS, {"atlas": atlas, "t_res": thresholds.res, "t_mod": thresholds.module, "rule": thresholds.rule})
+    summarise_controls(graph, atlas)
     return counts

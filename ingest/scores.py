@@ -29,10 +29,38 @@ from queries.domain import CATEGORIES, CATEGORY_MODULE_CUT, RESIDUAL_CUT
 @dataclass(frozen=True)
 class Thresholds:
     """``res``: how similar the residual predecessor must be to count as 'high' (paper's t_R = 0.5);
-    ``module``: the same for attention/MLP predecessors (paper's Table 5 MLP cut, 0.25)."""
+    ``module``: the same for attention/MLP predecessors (paper's Table 5 MLP cut, 0.25).
+
+    ``null_quantile`` (``--thresholds null:0.999``) replaces both fixed cuts by, for each SAE pair, that
+    quantile of the pair's null (top-1 cosines against a randomly rotated copy of the predecessor
+    decoder, ``saes.controls``): "high" then means "higher than chance for these two SAEs would give in
+    all but 1 of 1,000 features", a cut that adapts to width and dimension instead of being set by hand."""
 
     res: float = RESIDUAL_CUT
     module: float = CATEGORY_MODULE_CUT
+    null_quantile: float | None = None
+
+    @property
+    def rule(self) -> str:
+        """How categories are made, as stored on the Atlas and SAE nodes: ``fixed:0.5/0.25`` or ``null:0.999``."""
+        return f"null:{self.null_quantile:g}" if self.null_quantile is not None else f"fixed:{self.res:g}/{self.module:g}"
+
+
+def parse_thresholds(text: str, res: float = RESIDUAL_CUT, module: float = CATEGORY_MODULE_CUT) -> Thresholds:
+    """``fixed`` (the ``res``/``module`` cuts) or ``null:Q`` with 0.5 ≤ Q < 1 (a quantile of each pair's null)."""
+    from queries.errors import InvalidInput
+
+    t = text.strip().lower()
+    if t in ("fixed", ""):
+        return Thresholds(res=res, module=module)
+    if t.startswith("null:"):
+        try:
+            q = float(t.split(":", 1)[1])
+        except ValueError:
+            q = float("nan")
+        if 0.5 <= q < 1.0:
+            return Thresholds(res=res, module=module, null_quantile=q)
+    raise InvalidInput(f"thresholds {text!r} are not valid (use 'fixed' for --t-res/--t-module, or 'null:Q' with 0.5 ≤ Q < 1, e.g. null:0.999)")
 
 
 @dataclass
@@ -51,15 +79,21 @@ class EdgeSet:
         return int(self.src.shape[0])
 
 
-def categorize(s_res: np.ndarray | None, s_att: np.ndarray | None, s_mlp: np.ndarray | None, n: int, th: Thresholds) -> np.ndarray:
+def categorize(
+    s_res: np.ndarray | None, s_att: np.ndarray | None, s_mlp: np.ndarray | None, n: int, th: Thresholds, cuts: dict[str, float] | None = None
+) -> np.ndarray:
     """Category names (object array [n]) from the three top-1 score arrays (None = SAE absent).
 
-    Without a ``res(L-1)`` SAE (``s_res is None``) every entry is ``None``: the category is undefined."""
+    Without a ``res(L-1)`` SAE (``s_res is None``) every entry is ``None``: the category is undefined.
+    ``cuts`` (``{"res", "att", "mlp"}`` → cut) overrides the fixed thresholds per predecessor SAE (the
+    null rule); a module is high when its own score reaches its own cut."""
     if s_res is None:
         return np.full(n, None, dtype=object)
-    high_res = s_res >= th.res
-    mods = [s for s in (s_att, s_mlp) if s is not None]
-    high_mod = np.max(np.stack(mods), axis=0) >= th.module if mods else np.zeros(n, dtype=bool)
+    if cuts is None:
+        cuts = {"res": th.res, "att": th.module, "mlp": th.module}
+    high_res = s_res >= cuts["res"]
+    mods = [s >= cuts[m] for m, s in (("att", s_att), ("mlp", s_mlp)) if s is not None]
+    high_mod = np.any(np.stack(mods), axis=0) if mods else np.zeros(n, dtype=bool)
     translated, processed, newborn, unexplained = CATEGORIES
     out = np.full(n, unexplained, dtype=object)
     out[high_res & ~high_mod] = translated

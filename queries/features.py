@@ -48,8 +48,12 @@ ATLASES: LiteralString = (
     "MATCH (a:Atlas) WHERE $name IS NULL OR a.name = $name "
     "OPTIONAL MATCH (a)-[:HAS_SAE]->(s:SAE) "
     "WITH a, s ORDER BY s.layer, s.module "
-    "RETURN a {.name, .model, .d_model, .n_layers, .layers, .complete, .created_at, .updated_at} AS atlas, "
-    "collect(s {.key, .layer, .module, .d_sae, .d_in, .source, .hook_name, .architecture, .complete, .explained_variance, .l0, .dead_fraction, .neuronpedia_id}) AS saes "
+    "RETURN a {.name, .model, .d_model, .n_layers, .layers, .complete, .created_at, .updated_at, .threshold_rule, .null_median_mean, "
+    ".null_p999_max, .category_rules} AS atlas, "
+    "collect(s {.key, .layer, .module, .d_sae, .d_in, .source, .hook_name, .architecture, .complete, .explained_variance, .l0, .dead_fraction, .neuronpedia_id, "
+    ".category_rule, .cut_res, .cut_att, .cut_mlp, .res_score_median, .res_null_median, .res_null_p99, .res_null_p999, .res_null_n, "
+    ".att_score_median, .att_null_median, .att_null_p99, .att_null_p999, .att_null_n, .mlp_score_median, .mlp_null_median, .mlp_null_p99, "
+    ".mlp_null_p999, .mlp_null_n, .ceiling_median, .ceiling_p99, .ceiling_share_ge_half, .ceiling_seed}) AS saes "
     "ORDER BY atlas.name"
 )
 

@@ -17,14 +17,14 @@ UPSERT_ATLAS: LiteralString = """
 MERGE (a:Atlas {name: $name})
 SET a.model = $model, a.d_model = $d_model, a.n_layers = $n_layers, a.layers = $layers,
     a.complete = false, a.manifest_sha256 = $sha, a.manifest_path = $manifest_path, a.k = $k,
-    a.threshold_res = $t_res, a.threshold_module = $t_mod,
+    a.threshold_res = $t_res, a.threshold_module = $t_mod, a.threshold_rule = $rule,
     a.created_at = coalesce(a.created_at, datetime()), a.updated_at = datetime()
 """
 
 GET_ATLAS: LiteralString = """
 MATCH (a:Atlas {name: $name})
 OPTIONAL MATCH (a)-[:HAS_SAE]->(s:SAE)
-RETURN a.manifest_sha256 AS sha, a.k AS k, a.threshold_res AS t_res, a.threshold_module AS t_mod, a.complete AS complete,
+RETURN a.manifest_sha256 AS sha, a.k AS k, a.threshold_res AS t_res, a.threshold_module AS t_mod, a.threshold_rule AS rule, a.complete AS complete,
        [x IN collect(s) WHERE x.complete | x.layer] AS complete_layers,
        collect({layer: s.layer, module: s.module, d_sae: s.d_sae}) AS saes
 """
@@ -52,6 +52,31 @@ MERGE (a)-[:HAS_SAE]->(s)
 
 MARK_LAYER_COMPLETE: LiteralString = """
 MATCH (s:SAE {atlas: $atlas, layer: $layer}) SET s.complete = true
+"""
+
+# Null controls and the category rule of one res SAE (ingest.pipeline.layer_controls); a null entry removes
+# the property, so a re-ingest with other options leaves no stale value.
+SET_SAE_CONTROLS: LiteralString = """
+MATCH (s:SAE {key: $key}) SET s += $props
+"""
+
+SAE_CONTROLS: LiteralString = """
+MATCH (:Atlas {name: $atlas})-[:HAS_SAE]->(s:SAE {module: 'res'})
+RETURN s.layer AS layer, s.category_rule AS rule, s.res_null_median AS res_null_median, s.att_null_median AS att_null_median,
+       s.mlp_null_median AS mlp_null_median, s.res_null_p999 AS res_null_p999, s.att_null_p999 AS att_null_p999,
+       s.mlp_null_p999 AS mlp_null_p999 ORDER BY layer
+"""
+
+SAE_CONTROLS_FULL: LiteralString = """
+MATCH (:Atlas {name: $atlas})-[:HAS_SAE]->(s:SAE {module: 'res'})
+RETURN s.layer AS layer, s.res_score_median AS res_score_median, s.res_null_median AS res_null_median,
+       s.res_null_p99 AS res_null_p99, s.res_null_p999 AS res_null_p999, s.att_null_p99 AS att_null_p99,
+       s.att_null_p999 AS att_null_p999, s.mlp_null_p99 AS mlp_null_p99, s.mlp_null_p999 AS mlp_null_p999
+"""
+
+# Atlas-wide view of the SAE-pair nulls and of the category rule(s) (ingest.pipeline.summarise_controls).
+SET_ATLAS_CONTROLS: LiteralString = """
+MATCH (a:Atlas {name: $atlas}) SET a += $props
 """
 
 MARK_ATLAS_COMPLETE: LiteralString = """
@@ -127,7 +152,7 @@ def delete_in_batches(graph: Graph, statement: LiteralString, params: dict[str, 
 RECATEGORIZE_LAYER: LiteralString = """
 MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'})
 WITH f, f.s_res >= $t_res AS high_res,
-     coalesce(f.s_att >= $t_mod, false) OR coalesce(f.s_mlp >= $t_mod, false) AS high_mod
+     coalesce(f.s_att >= $t_att, false) OR coalesce(f.s_mlp >= $t_mlp, false) AS high_mod
 // no res(L-1) SAE (s_res absent): no category (DESIGN.md), so the CASE yields null
 SET f.category = CASE WHEN high_res IS NULL THEN null WHEN high_res AND NOT high_mod THEN 'translated'
                       WHEN high_res THEN 'processed' WHEN high_mod THEN 'newborn' ELSE 'unexplained' END
@@ -135,7 +160,7 @@ RETURN f.category AS category, count(*) AS n
 """
 
 SET_ATLAS_THRESHOLDS: LiteralString = """
-MATCH (a:Atlas {name: $atlas}) SET a.threshold_res = $t_res, a.threshold_module = $t_mod, a.updated_at = datetime()
+MATCH (a:Atlas {name: $atlas}) SET a.threshold_res = $t_res, a.threshold_module = $t_mod, a.threshold_rule = $rule, a.updated_at = datetime()
 """
 
 ATLAS_STATE: LiteralString = "MATCH (a:Atlas {name: $atlas}) RETURN a.layers AS layers, a.complete AS complete"

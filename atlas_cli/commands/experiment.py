@@ -99,7 +99,7 @@ def coactivation(
 
 @app.command("deactivation")
 def deactivation(
-    atlas: str = _ATLAS,
+    atlas: str = typer.Option(None, "--atlas", help="Atlas name, e.g. smollm2-demo (not needed with --from-records)."),
     out: Path = _OUT,
     manifest: Optional[str] = _MANIFEST,
     model: Optional[str] = _MODEL,
@@ -115,11 +115,20 @@ def deactivation(
     seed: int = _SEED,
     device: str = _DEVICE,
     threads: int = _THREADS,
+    from_records: Optional[Path] = typer.Option(None, "--from-records", help="Re-aggregate an earlier deactivation.json's per-target "
+                                                "records with this version's statistics (no model run) and write the report."),
 ) -> None:
     """Remove matched predecessors at one token and measure whether the target switches off (§4.2, Table 1)."""
     from experiments import deactivation as exp
     from experiments.texts import held_out_windows
 
+    if from_records is not None:
+        if not from_records.is_file():
+            raise InvalidInput(f"--from-records {str(from_records)!r} is not a file (give a deactivation.json written by this command)")
+        _done(exp.rebuild(from_records, note=f"`{_meta()['command']}`").write(out))
+        return
+    if not atlas:
+        raise InvalidInput("--atlas is required (e.g. --atlas smollm2-demo), unless --from-records is given")
     ctx, tmeta = _context(atlas, manifest, model, device, threads)
     layer_list = tuple(int(x) for x in _floats(layers, "--layers")) if layers else None
     if pearson_tokens < 1000:

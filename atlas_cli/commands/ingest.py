@@ -17,6 +17,10 @@ def ingest(
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted ingest of the same manifest: skip completed layers."),
     t_res: float = typer.Option(RESIDUAL_CUT, "--t-res", help="Category threshold for s_res (high residual predecessor)."),
     t_module: float = typer.Option(CATEGORY_MODULE_CUT, "--t-module", help="Category threshold for max(s_att, s_mlp)."),
+    thresholds: str = typer.Option(
+        "fixed", "--thresholds", help="Category rule: fixed (--t-res/--t-module) or null:Q — each cut at quantile Q of that SAE pair's "
+        "null (top-1 cosines against a randomly rotated predecessor decoder), e.g. null:0.999 (docs/ingest.md)."
+    ),
     backend: str = typer.Option("faiss", "--backend", help="Matching backend for att/mlp: faiss | torch | numpy (same results)."),
     prefilter: str = typer.Option(
         "auto", "--prefilter", help="CPU matching: auto (bf16 pre-filter when the CPU has bf16 instructions) | bf16 | off. "
@@ -44,7 +48,7 @@ def ingest(
 ) -> None:
     """Match every SAE of the manifest and write features, scores, categories and FLOWS_TO edges to Neo4j."""
     from ingest.pipeline import IngestOptions, ingest_atlas
-    from ingest.scores import Thresholds
+    from ingest.scores import parse_thresholds
     from queries.db import Graph
     from queries.errors import InvalidInput
     from saes.manifest import load_manifest
@@ -62,7 +66,7 @@ def ingest(
     if ray and bulk is not None:
         raise InvalidInput("--ray and --bulk-csv cannot be combined yet: the Ray path writes online (drop one of them)")
     m = load_manifest(manifest)
-    opts = IngestOptions(k=k, thresholds=Thresholds(res=t_res, module=t_module), backend=backend, prefilter=prefilter, resume=resume,  # type: ignore[arg-type]  # checked above
+    opts = IngestOptions(k=k, thresholds=parse_thresholds(thresholds, t_res, t_module), backend=backend, prefilter=prefilter, resume=resume,  # type: ignore[arg-type]  # checked above
                          progress=progress, edge_batch=edge_batch, node_batch=node_batch, ray=ray, gpu=gpu)
     from steering.architectures import model_projections
 
@@ -74,7 +78,7 @@ def ingest(
         with Graph() as graph:
             counts = recategorize_atlas(graph, m.name, opts.thresholds)
         shares = ", ".join(f"{c} {n}" for c, n in counts.items())
-        typer.echo(f"atlas {m.name!r} recategorized with t_res={t_res}, t_module={t_module}: {shares}")
+        typer.echo(f"atlas {m.name!r} recategorized with {opts.thresholds.rule}: {shares}")
         return
     if bulk_import and bulk is None:
         raise InvalidInput("--bulk-import needs --bulk-csv DIR (the folder the import CSVs are written to)")

@@ -159,3 +159,40 @@ def test_gpu_matching_refuses_tf32() -> None:
         assert _exact_fp32_device("cpu") == "cpu"  # CPU GEMMs have no TF32 mode
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_null_thresholds_parse_and_cut_per_pair() -> None:
+    from ingest.scores import parse_thresholds
+    from queries.errors import InvalidInput
+
+    assert parse_thresholds("fixed").rule == "fixed:0.5/0.25"
+    th = parse_thresholds("null:0.999")
+    assert th.null_quantile == 0.999 and th.rule == "null:0.999"
+    for bad in ("null:1.5", "null:x", "quantile"):
+        with pytest.raises(InvalidInput, match="null:0.999"):
+            parse_thresholds(bad)
+    # per-pair cuts: att high at 0.3 against its cut 0.28, mlp not high at 0.3 against 0.35
+    s_res, s_att, s_mlp = np.array([0.2, 0.2, 0.4]), np.array([0.3, 0.1, 0.1]), np.array([0.1, 0.3, 0.1])
+    cats = categorize(s_res, s_att, s_mlp, 3, th, {"res": 0.3, "att": 0.28, "mlp": 0.35})
+    assert cats.tolist() == ["newborn", "unexplained", "translated"]
+
+
+def test_layer_controls_store_nulls_and_the_rule() -> None:
+    from ingest.pipeline import match_layer
+    from ingest.scores import parse_thresholds
+
+    pa = planted_atlas(n_layers=2, d_model=128, d_sae=64, seed=3)
+    dec, prev = _decoders(pa, 1)
+    fixed = match_layer(1, dec, prev, 3, Thresholds(), "numpy", "off", null_rows=512)
+    c = fixed.controls
+    assert c["category_rule"] == "fixed:0.5/0.25" and c["cut_res"] == 0.5 and c["cut_att"] == 0.25
+    # planted links are far above the rotated-decoder null (chance for 64 candidates in 128 dims is ~0.25)
+    for p in ("res", "att", "mlp"):
+        assert c[f"{p}_null_n"] == 512 and 0.1 < c[f"{p}_null_median"] < c[f"{p}_null_p999"] < 0.5
+    assert c["res_score_median"] > c["res_null_p999"]
+    nul = match_layer(1, dec, prev, 3, parse_thresholds("null:0.999"), "numpy", "off", null_rows=512).controls
+    assert nul["category_rule"] == "null:0.999" and abs(nul["cut_res"] - c["res_null_p999"]) < 0.05
+    # the first layer has no res(L-1): no rule, no categories, but module nulls still
+    first = match_layer(0, *_decoders(pa, 0), 3, Thresholds(), "numpy", "off", null_rows=256)
+    assert first.controls["category_rule"] is None and "res_null_median" not in first.controls and "att_null_median" in first.controls
+    assert set(first.features["res"]["category"]) == {None}
