@@ -130,7 +130,7 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
             {
                 "layer": layer,
                 "predecessors": [s for s, _, _ in ctx.predecessor_modules(layer)],
-                "n_active": int(len(rows)),
+                "n_active": len(rows),
                 "has_res_predecessor": has_res,
                 "counts": counts_g.tolist(),
                 "shares": shares(gids).tolist(),
@@ -146,7 +146,7 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
     if pooled_rows:
         g_all = np.concatenate([g for g, _ in pooled_rows])
         t_all = np.concatenate([t for _, t in pooled_rows])
-        pooled = {"counts": np.bincount(g_all, minlength=len(GROUPS)).tolist(), "n": int(len(g_all)),
+        pooled = {"counts": np.bincount(g_all, minlength=len(GROUPS)).tolist(), "n": len(g_all),
                   "layers": [lay["layer"] for lay in layers_out if lay["has_res_predecessor"]],
                   "share_intervals": [cluster_bootstrap_ratio((g_all == g).astype(float), np.ones(len(g_all)), t_all, seed=settings.seed).as_dict()
                                       for g in range(len(GROUPS))]}

@@ -194,7 +194,7 @@ def cluster_bootstrap_ratio(
     numer = np.asarray(numer, dtype=np.float64)
     denom = np.asarray(denom, dtype=np.float64)
     clusters = np.asarray(clusters)
-    n = int(round(denom.sum()))
+    n = round(denom.sum())
     if n == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0, f"cluster bootstrap over {unit}")
     keys, inv = np.unique(clusters, return_inverse=True)

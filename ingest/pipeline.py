@@ -151,9 +151,10 @@ def layer_controls(
     props: dict[str, Any] = {"category_rule": th.rule if s["res"] is not None else None}
     cuts: dict[str, float] = {}
     for pred, d in preds.items():
-        if d is None or s[pred] is None:
+        score = s[pred]
+        if d is None or score is None:
             continue
-        props[f"{pred}_score_median"] = float(np.median(s[pred]))
+        props[f"{pred}_score_median"] = float(np.median(score))
         if null_rows > 0:
             null = null_top1(res.unit, d.unit, rows=null_rows, seed=layer * 3 + ("res", "att", "mlp").index(pred))
             summ = summarise_scores(null)

@@ -28,7 +28,7 @@ from typing import LiteralString
 from queries.db import Graph
 from queries.domain import CATEGORIES, NO_CATEGORY
 
-__all__ = ["CATEGORIES", "NO_CATEGORY", "FEATURE", "FLOWS_TO", "SCHEMA_STATEMENTS", "ensure_schema"]
+__all__ = ["CATEGORIES", "FEATURE", "FLOWS_TO", "NO_CATEGORY", "SCHEMA_STATEMENTS", "ensure_schema"]
 
 FEATURE = "Feature"
 FLOWS_TO = "FLOWS_TO"

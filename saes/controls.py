@@ -44,7 +44,7 @@ def summarise_scores(scores: np.ndarray) -> ScoreSummary:
     if not len(x):
         return ScoreSummary(float("nan"), float("nan"), float("nan"), 0)
     med, p99, p999 = np.quantile(x, [0.5, 0.99, 0.999])
-    return ScoreSummary(float(med), float(p99), float(p999), int(len(x)))
+    return ScoreSummary(float(med), float(p99), float(p999), len(x))
 
 
 def _unit(w: np.ndarray) -> np.ndarray:

@@ -58,7 +58,7 @@ def test_steering_sweep_on_planted_atlas(planted_ctx, tmp_path: Path) -> None:
     for r in rep:
         assert set(r["text_prompts"]) == set(s.report_prompts(r["direction"] if r["direction"] != "none" else "promote")) or r["direction"] == "none"
         assert s.promote_prompt not in r["text_prompts"] and s.suppress_text() not in r["text_prompts"]
-        assert len(r["texts"]) == 2 * len(set(r["text_prompts"])) or not r["n_features"] and r["strategy"] != "unsteered"
+        assert len(r["texts"]) == 2 * len(set(r["text_prompts"])) or (not r["n_features"] and r["strategy"] != "unsteered")
     assert (tmp_path / "out" / "steering-promote-best-per-layer.png").stat().st_size > 1000
     md = (tmp_path / "out" / "steering.md").read_text()
     assert "Compared with the paper" in md and "love and marriage" in md and "held-out report prompts" in md
