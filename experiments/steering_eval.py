@@ -167,6 +167,7 @@ class _Meter:
 
     def __init__(self, op: Any) -> None:
         self.op, self.total = op, 0.0
+        self.hook = getattr(op, "hook", None)  # SteeringPlan.apply reads where the op applies
 
     def __call__(self, h: Any) -> Any:
         out = self.op(h)
