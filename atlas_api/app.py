@@ -54,30 +54,53 @@ _NO_DASHBOARD = (
 
 class _GraphQL(GraphQL):
     def __init__(self, app_state: dict[str, Any], settings: ApiSettings, steerers: Steerers, **kw: Any) -> None:
-        ide: Literal["graphiql"] | None = "graphiql" if settings.graphiql and settings.introspection else None  # GraphiQL needs introspection
+        ide: Literal["graphiql"] | None = (
+            "graphiql" if settings.graphiql and settings.introspection else None
+        )  # GraphiQL needs introspection
         super().__init__(build_schema(settings), graphql_ide=ide, **kw)
         self._state = app_state
         self._settings = settings
         self._steerers = steerers
 
     async def get_context(self, request: Any, response: Any) -> Context:  # type: ignore[override]
-        return Context(graph=self._state["graph"], settings=self._settings, request=request, response=response,
-                       steerer=self._state.get("steerer"), steerers=self._steerers)
+        return Context(
+            graph=self._state["graph"],
+            settings=self._settings,
+            request=request,
+            response=response,
+            steerer=self._state.get("steerer"),
+            steerers=self._steerers,
+        )
 
     async def parse_http_body(self, request: Any) -> Any:
         """The common request (POST application/json, one operation, no streaming Accept) without strawberry's
         generic path, which parses Content-Type with the email package on every request; else as strawberry."""
         accept = request.headers.get("accept", "")
-        if request.method == "POST" and request.content_type == "application/json" and "multipart" not in accept and "event-stream" not in accept:
+        if (
+            request.method == "POST"
+            and request.content_type == "application/json"
+            and "multipart" not in accept
+            and "event-stream" not in accept
+        ):
             data = self.parse_json(await request.get_body())
-            if (isinstance(data, dict) and isinstance(data.get("query"), str) and isinstance(data.get("variables") or {}, dict)
-                    and isinstance(data.get("extensions") or {}, dict)):
-                return GraphQLRequestData(query=data["query"], variables=data.get("variables"),
-                                          operation_name=data.get("operationName"), extensions=data.get("extensions"))
+            if (
+                isinstance(data, dict)
+                and isinstance(data.get("query"), str)
+                and isinstance(data.get("variables") or {}, dict)
+                and isinstance(data.get("extensions") or {}, dict)
+            ):
+                return GraphQLRequestData(
+                    query=data["query"],
+                    variables=data.get("variables"),
+                    operation_name=data.get("operationName"),
+                    extensions=data.get("extensions"),
+                )
         return await super().parse_http_body(request)  # the body is cached: it can be read again
 
 
-def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None, *, steerer: Any = None) -> "AtlasApp":
+def create_app(
+    settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None, *, steerer: Any = None
+) -> AtlasApp:
     """``steerer``: what runs ``steer`` (anything with ``steer(SteerRequest)``); None = the process-wide Steerer."""
     settings = settings or ApiSettings()
     neo = (neo4j_settings or Neo4jSettings()).model_copy(update={"query_timeout_s": settings.query_timeout_s})
@@ -116,9 +139,17 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
         """GET /export/lineage?uid=...&format=json|circuit-tracer[&direction=&depth=&minSimilarity=...]"""
         q = request.query_params
         if settings.reads == "keyed":
-            token = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            if not token or (store.verify(token) is None and not (settings.api_key and hmac.compare_digest(token, settings.api_key))):
-                return JSONResponse({"error": "reads need a valid API key: send header 'X-API-Key: <key>'", "code": "UNAUTHENTICATED"}, status_code=401)
+            token = (
+                request.headers.get("x-api-key")
+                or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            )
+            if not token or (
+                store.verify(token) is None and not (settings.api_key and hmac.compare_digest(token, settings.api_key))
+            ):
+                return JSONResponse(
+                    {"error": "reads need a valid API key: send header 'X-API-Key: <key>'", "code": "UNAUTHENTICATED"},
+                    status_code=401,
+                )
         try:
             fmt = q.get("format", "json")
             if fmt not in ("json", "circuit-tracer"):
@@ -131,13 +162,23 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
                     depth=int(q["depth"]) if q.get("depth") else None,
                     min_similarity=float(q.get("minSimilarity", RESIDUAL_CUT)),
                     module_min_similarity=float(q.get("moduleMinSimilarity", MODULE_CUT)),
-                    top_k=int(q.get("topK", 1)), max_nodes=settings.max_flow_nodes,
+                    top_k=int(q.get("topK", 1)),
+                    max_nodes=settings.max_flow_nodes,
                 )
             except ValueError as exc:
-                raise qerrors.InvalidInput(f"bad export parameter ({exc}); valid: direction=upstream|downstream|both, depth, minSimilarity, moduleMinSimilarity, topK") from None
-            g = await build_flow_graph_async(lambda t, p: state["graph"].read(t, p, timeout=settings.query_timeout_s), q["uid"], opts, atlas=q.get("atlas"))
+                raise qerrors.InvalidInput(
+                    f"bad export parameter ({exc}); valid: direction=upstream|downstream|both, depth, minSimilarity, moduleMinSimilarity, topK"
+                ) from None
+            g = await build_flow_graph_async(
+                lambda t, p: state["graph"].read(t, p, timeout=settings.query_timeout_s),
+                q["uid"],
+                opts,
+                atlas=q.get("atlas"),
+            )
             if fmt == "circuit-tracer":
-                rows = await state["graph"].read(qnp.NEURONPEDIA_IDS, {"keys": g.sae_keys()}, timeout=settings.query_timeout_s)
+                rows = await state["graph"].read(
+                    qnp.NEURONPEDIA_IDS, {"keys": g.sae_keys()}, timeout=settings.query_timeout_s
+                )
                 body = g.to_circuit_tracer(neuronpedia={r["key"]: r["neuronpedia_id"] for r in rows})
             else:
                 body = g.to_json()
@@ -157,17 +198,24 @@ def create_app(settings: ApiSettings | None = None, neo4j_settings: Neo4jSetting
     middleware = []
     cors: dict[str, Any] = {}
     if settings.cors_origins:
-        cors = {"allow_origins": settings.cors_origins, "allow_methods": ["GET", "POST", "OPTIONS"],
-                "allow_headers": ["content-type", "authorization", "x-api-key"], "max_age": 600}
+        cors = {
+            "allow_origins": settings.cors_origins,
+            "allow_methods": ["GET", "POST", "OPTIONS"],
+            "allow_headers": ["content-type", "authorization", "x-api-key"],
+            "max_age": 600,
+        }
         middleware.append(Middleware(CORSMiddleware, **cors))
     site = Starlette(
         routes=[
             Route("/graphql", gql, methods=["GET", "POST"]),
-            Route("/healthz", healthz), Route("/readyz", readyz), Route("/export/lineage", export),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/export/lineage", export),
             Route("/", dashboard),
             Mount("/assets", app=StaticFiles(directory=DASHBOARD_DIR / "assets", check_dir=False), name="assets"),
         ],
-        middleware=middleware, lifespan=lifespan,
+        middleware=middleware,
+        lifespan=lifespan,
     )
     return AtlasApp(site, CORSMiddleware(gql, **cors) if cors else gql, settings.max_body_bytes)
 
@@ -219,10 +267,27 @@ class AtlasApp:
                     return next(replay, None) or await receive()
 
                 return replayed
-        body = json.dumps({"errors": [{"message": f"request body is larger than {self.max_body_bytes} bytes "
-                                       "(ATLAS_API_MAX_BODY_BYTES); send a smaller query or fewer prompts",
-                                       "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        body = json.dumps(
+            {
+                "errors": [
+                    {
+                        "message": f"request body is larger than {self.max_body_bytes} bytes "
+                        "(ATLAS_API_MAX_BODY_BYTES); send a smaller query or fewer prompts",
+                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                    }
+                ]
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         return None

@@ -29,7 +29,9 @@ class Context:
     # What runs `steer` (a steering.service.Steerer or a client of a steering worker) when the app was given one;
     steerer: Any = None
     steerers: Any = None  # else the app's atlas_api.steer_mutation.Steerers (built at start-up from its settings)
-    _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(
+        default_factory=dict
+    )
     feature_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
     neuronpedia_loader: DataLoader[str, str | None] = field(init=False)
     details_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)

@@ -31,7 +31,10 @@ class RateLimiter:
         tokens = min(self.capacity, tokens + (now - last) * self.rate)
         if tokens < 1.0:
             self._buckets[principal] = (tokens, now)
-            raise RateLimited(f"rate limit of {self.rate * 60:.0f} {self.what} a minute reached for {principal}", (1.0 - tokens) / self.rate)
+            raise RateLimited(
+                f"rate limit of {self.rate * 60:.0f} {self.what} a minute reached for {principal}",
+                (1.0 - tokens) / self.rate,
+            )
         self._buckets[principal] = (tokens - 1.0, now)
         if len(self._buckets) > 10_000:  # forget principals whose buckets are full again
             full_after = self.capacity / self.rate
@@ -61,14 +64,19 @@ class SteerGate:
     async def acquire(self) -> float:
         """Wait for a slot (or raise SteerBusy); returns the start time to hand back to :meth:`release`."""
         if self.admitted >= self.concurrency + self.queue:
-            raise SteerBusy(f"steering is busy ({self.running} running, {self.waiting} waiting, the queue holds {self.queue})", self._hint())
+            raise SteerBusy(
+                f"steering is busy ({self.running} running, {self.waiting} waiting, the queue holds {self.queue})",
+                self._hint(),
+            )
         self.admitted += 1
         try:
             await asyncio.wait_for(self._sem.acquire(), self.timeout_s)
         except BaseException as exc:
             self.admitted -= 1
             if isinstance(exc, TimeoutError):
-                raise SteerBusy(f"steering stayed busy for {self.timeout_s:.0f} s while this request waited", self._hint()) from None
+                raise SteerBusy(
+                    f"steering stayed busy for {self.timeout_s:.0f} s while this request waited", self._hint()
+                ) from None
             raise
         self.running += 1
         return time.monotonic()

@@ -81,10 +81,16 @@ class ApiKey:
         return d
 
     @staticmethod
-    def from_json(d: dict[str, Any]) -> "ApiKey":
+    def from_json(d: dict[str, Any]) -> ApiKey:
         revoked = d.get("revoked")
-        return ApiKey(id=str(d["id"]), name=str(d["name"]), roles=frozenset(Role(r) for r in d["roles"]),
-                      sha256=str(d["sha256"]), created=str(d.get("created") or ""), revoked=str(revoked) if revoked else None)
+        return ApiKey(
+            id=str(d["id"]),
+            name=str(d["name"]),
+            roles=frozenset(Role(r) for r in d["roles"]),
+            sha256=str(d["sha256"]),
+            created=str(d.get("created") or ""),
+            revoked=str(revoked) if revoked else None,
+        )
 
 
 def _digest(token: str) -> str:
@@ -115,7 +121,9 @@ class KeyStore:
         try:
             return {k["id"]: ApiKey.from_json(k) for k in json.loads(raw)["keys"]}
         except (ValueError, KeyError, TypeError) as exc:
-            raise InvalidInput(f"the API keys file {self.path} is damaged ({exc}); restore it or move it away and create new keys") from None
+            raise InvalidInput(
+                f"the API keys file {self.path} is damaged ({exc}); restore it or move it away and create new keys"
+            ) from None
 
     def _refresh(self) -> None:
         now = time.monotonic()
@@ -142,7 +150,7 @@ class KeyStore:
         """The active key ``token`` belongs to, or None (constant-time comparison of the hashes)."""
         if not token.startswith(_PREFIX):
             return None
-        kid, _, secret = token[len(_PREFIX):].partition("_")
+        kid, _, secret = token[len(_PREFIX) :].partition("_")
         if not secret:
             return None
         self._refresh()
@@ -176,8 +184,13 @@ class KeyStore:
             while kid in keys:
                 kid = secrets.token_hex(4)
             token = f"{_PREFIX}{kid}_{secrets.token_urlsafe(32)}"
-            key = ApiKey(id=kid, name=name.strip(), roles=roles, sha256=_digest(token),
-                         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+            key = ApiKey(
+                id=kid,
+                name=name.strip(),
+                roles=roles,
+                sha256=_digest(token),
+                created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            )
             keys[kid] = key
         return key, token
 
@@ -188,5 +201,7 @@ class KeyStore:
                 raise NotFound(f"no active API key with id or name {kid_or_name!r} (see `atlas keys list`)")
             now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             for k in hits:
-                keys[k.id] = ApiKey(id=k.id, name=k.name, roles=k.roles, sha256=k.sha256, created=k.created, revoked=now)
+                keys[k.id] = ApiKey(
+                    id=k.id, name=k.name, roles=k.roles, sha256=k.sha256, created=k.created, revoked=now
+                )
         return hits

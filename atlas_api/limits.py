@@ -19,8 +19,15 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import (
-    ExecutionResult, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode, IntValueNode,
-    OperationDefinitionNode, SelectionSetNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
 )
 from graphql.validation import ValidationContext, ValidationRule
 from strawberry.extensions import MaskErrors, SchemaExtension
@@ -34,8 +41,18 @@ from queries import errors as qerrors
 log = logging.getLogger(__name__)
 
 # Fields that build graphs cost more than a property read.
-_FIELD_COST = {"lineage": 50, "circuit": 100, "path": 100, "origin": 30, "search": 10, "featuresConnection": 5, "features": 2,
-               "attributionGraphsUsingLineage": 60, "featureOrigins": 100, "similar": 50}
+_FIELD_COST = {
+    "lineage": 50,
+    "circuit": 100,
+    "path": 100,
+    "origin": 30,
+    "search": 10,
+    "featuresConnection": 5,
+    "features": 2,
+    "attributionGraphsUsingLineage": 60,
+    "featureOrigins": 100,
+    "similar": 50,
+}
 _PAGE_ARGS = ("limit", "first")
 _NEIGHBOUR_FANOUT = 10
 
@@ -48,11 +65,14 @@ def complexity_rule(settings: ApiSettings) -> type[ValidationRule]:
             ctx: ValidationContext = self.context
             cost = self._selection_cost(node.selection_set, ctx, set())
             if cost > max_complexity:
-                self.report_error(GraphQLError(
-                    f"query complexity {cost} exceeds the limit of {max_complexity} "
-                    "(ask for fewer fields or smaller pages, or split the query)",
-                    node, extensions={"code": "QUERY_TOO_COMPLEX"},
-                ))
+                self.report_error(
+                    GraphQLError(
+                        f"query complexity {cost} exceeds the limit of {max_complexity} "
+                        "(ask for fewer fields or smaller pages, or split the query)",
+                        node,
+                        extensions={"code": "QUERY_TOO_COMPLEX"},
+                    )
+                )
 
         def _selection_cost(self, sel: SelectionSetNode | None, ctx: ValidationContext, seen: set[str]) -> int:
             if sel is None:
@@ -63,14 +83,20 @@ def complexity_rule(settings: ApiSettings) -> type[ValidationRule]:
                     mult = 1
                     for arg in s.arguments or ():
                         if arg.name.value in _PAGE_ARGS:
-                            mult = int(arg.value.value) if isinstance(arg.value, IntValueNode) else settings.max_page_size
-                    if s.name.value in ("features", "featuresConnection", "search") and not any(a.name.value in _PAGE_ARGS for a in s.arguments or ()):
+                            mult = (
+                                int(arg.value.value) if isinstance(arg.value, IntValueNode) else settings.max_page_size
+                            )
+                    if s.name.value in ("features", "featuresConnection", "search") and not any(
+                        a.name.value in _PAGE_ARGS for a in s.arguments or ()
+                    ):
                         mult = settings.default_page_size
                     if s.name.value in ("predecessors", "successors"):
                         # Fan-out: k candidates from up to three modules; topK bounds it when given.
                         k = next((a.value for a in s.arguments or () if a.name.value == "topK"), None)
                         mult = 3 * int(k.value) if isinstance(k, IntValueNode) else _NEIGHBOUR_FANOUT
-                    total += _FIELD_COST.get(s.name.value, 1) + max(mult, 1) * self._selection_cost(s.selection_set, ctx, seen)
+                    total += _FIELD_COST.get(s.name.value, 1) + max(mult, 1) * self._selection_cost(
+                        s.selection_set, ctx, seen
+                    )
                 elif isinstance(s, InlineFragmentNode):
                     total += self._selection_cost(s.selection_set, ctx, seen)
                 elif isinstance(s, FragmentSpreadNode):
@@ -175,8 +201,15 @@ def error_code(exc: BaseException) -> str:
 
 
 # Plain-HTTP routes: GraphQL's refusal statuses plus those a route answers itself (GraphQL answers 200 there).
-_ROUTE_STATUS = {**_HTTP_STATUS, "FEATURE_NOT_FOUND": 404, "ATLAS_NOT_FOUND": 404, "NOT_FOUND": 404, "DATABASE_UNAVAILABLE": 503,
-                 "MODEL_UNAVAILABLE": 503, "INTERNAL": 500}
+_ROUTE_STATUS = {
+    **_HTTP_STATUS,
+    "FEATURE_NOT_FOUND": 404,
+    "ATLAS_NOT_FOUND": 404,
+    "NOT_FOUND": 404,
+    "DATABASE_UNAVAILABLE": 503,
+    "MODEL_UNAVAILABLE": 503,
+    "INTERNAL": 500,
+}
 
 
 def http_error(exc: BaseException) -> tuple[dict[str, str], int]:
@@ -197,7 +230,9 @@ class AtlasErrors(MaskErrors):
     @staticmethod
     def _should_mask(error: GraphQLError) -> bool:
         return error.original_error is not None and (
-            isinstance(error.original_error, qerrors.QueryRejected)  # our own statement refused: a bug, not the user's input
+            isinstance(
+                error.original_error, qerrors.QueryRejected
+            )  # our own statement refused: a bug, not the user's input
             or not isinstance(error.original_error, (qerrors.AtlasError, GraphQLError))
         )
 
@@ -208,12 +243,35 @@ class AtlasErrors(MaskErrors):
             if orig is None or isinstance(orig, GraphQLError):
                 out.append(error)
             elif isinstance(orig, qerrors.AtlasError) and not isinstance(orig, qerrors.QueryRejected):
-                out.append(GraphQLError(str(orig), error.nodes, error.source, error.positions, error.path, None,
-                                        extensions={**(error.extensions or {}), "code": error_code(orig), **({"uid": orig.uid} if isinstance(orig, qerrors.FeatureNotFound) else {}),
-                                                    **({"retryAfter": orig.retry_after} if isinstance(orig, qerrors.RateLimited) else {})}))
+                out.append(
+                    GraphQLError(
+                        str(orig),
+                        error.nodes,
+                        error.source,
+                        error.positions,
+                        error.path,
+                        None,
+                        extensions={
+                            **(error.extensions or {}),
+                            "code": error_code(orig),
+                            **({"uid": orig.uid} if isinstance(orig, qerrors.FeatureNotFound) else {}),
+                            **({"retryAfter": orig.retry_after} if isinstance(orig, qerrors.RateLimited) else {}),
+                        },
+                    )
+                )
             else:
                 log.error("unexpected error in %s", ".".join(map(str, error.path or [])), exc_info=orig)
-                out.append(GraphQLError("Unexpected error.", error.nodes, error.source, error.positions, error.path, None, extensions={"code": "INTERNAL"}))
+                out.append(
+                    GraphQLError(
+                        "Unexpected error.",
+                        error.nodes,
+                        error.source,
+                        error.positions,
+                        error.path,
+                        None,
+                        extensions={"code": "INTERNAL"},
+                    )
+                )
         return out
 
 
@@ -233,13 +291,16 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
     from functools import lru_cache
 
     from graphql import parse
+    from graphql.validation import NoSchemaIntrospectionCustomRule
     from strawberry.extensions.max_aliases import create_validator as alias_rule
     from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
     from strawberry.schema.schema import validate_document
 
-    from graphql.validation import NoSchemaIntrospectionCustomRule
-
-    rules: tuple[type[ValidationRule], ...] = (depth_rule(settings.max_query_depth, None), alias_rule(settings.max_aliases), complexity_rule(settings))
+    rules: tuple[type[ValidationRule], ...] = (
+        depth_rule(settings.max_query_depth, None),
+        alias_rule(settings.max_aliases),
+        complexity_rule(settings),
+    )
     if not settings.introspection:
         rules = (*rules, NoSchemaIntrospectionCustomRule)
     store = KeyStore(settings.keys_file)
@@ -320,7 +381,9 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
             if key is None and settings.api_key and hmac.compare_digest(token, settings.api_key):
                 key = _LEGACY
             if key is None:
-                raise qerrors.Unauthenticated("the API key is not valid or was revoked (ask an admin for a key: `atlas keys create NAME --role ...`)")
+                raise qerrors.Unauthenticated(
+                    "the API key is not valid or was revoked (ask an admin for a key: `atlas keys create NAME --role ...`)"
+                )
         if mutation:
             if settings.mutations == "open" and key is None:
                 return None
@@ -331,12 +394,16 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
             needed = {Role.READ}
         if key is None:
             what = "mutations need" if mutation else "reads need"
-            raise qerrors.Unauthenticated(f"{what} an API key with role {'/'.join(sorted(r.value for r in needed))}: "
-                                          "send header 'X-API-Key: <key>' (or 'Authorization: Bearer <key>')")
+            raise qerrors.Unauthenticated(
+                f"{what} an API key with role {'/'.join(sorted(r.value for r in needed))}: "
+                "send header 'X-API-Key: <key>' (or 'Authorization: Bearer <key>')"
+            )
         missing = sorted(r.value for r in needed if not key.allows(r))
         if missing:
-            raise qerrors.Forbidden(f"API key {key.id} ({key.name}) lacks role {', '.join(missing)} "
-                                    f"(it has {', '.join(sorted(r.value for r in key.roles))}; an admin can create a key with that role)")
+            raise qerrors.Forbidden(
+                f"API key {key.id} ({key.name}) lacks role {', '.join(missing)} "
+                f"(it has {', '.join(sorted(r.value for r in key.roles))}; an admin can create a key with that role)"
+            )
         return key
 
     return AtlasExtension

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.tools import merge_types
@@ -20,9 +20,32 @@ from atlas_api.interop_query import InteropQuery, SearchMode, semantic_rows
 from atlas_api.settings import ApiSettings
 from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
-    AtlasInfo, CircuitResult, Feature, FeatureEdge, FeatureNotFound, FeatureResult, FeaturesConnection, FeatureSort,
-    FeatureWhere, FlowGraph, LineageDirection, Module, Origin, OriginResult, OriginStep, OriginThresholds, PageInfo,
-    Path, PathResult, SAEInfo, ScoreControl, SearchHit, SteeringRun, error_result, sort_to_list, where_to_dict,
+    AtlasInfo,
+    CircuitResult,
+    Feature,
+    FeatureEdge,
+    FeatureNotFound,
+    FeatureResult,
+    FeaturesConnection,
+    FeatureSort,
+    FeatureWhere,
+    FlowGraph,
+    LineageDirection,
+    Module,
+    Origin,
+    OriginResult,
+    OriginStep,
+    OriginThresholds,
+    PageInfo,
+    Path,
+    PathResult,
+    SAEInfo,
+    ScoreControl,
+    SearchHit,
+    SteeringRun,
+    error_result,
+    sort_to_list,
+    where_to_dict,
 )
 from queries import errors as qerrors
 from queries import features as qf
@@ -36,11 +59,13 @@ log = logging.getLogger(__name__)
 Info = strawberry.Info[Context, None]
 
 
-def _page(info: Info, limit: Optional[int], offset: int) -> tuple[int, int]:
+def _page(info: Info, limit: int | None, offset: int) -> tuple[int, int]:
     s = info.context.settings
     limit = s.default_page_size if limit is None else limit
     if not (0 <= limit <= s.max_page_size):
-        raise qerrors.InvalidInput(f"limit {limit} is out of range (valid: 0–{s.max_page_size}; page with offset or featuresConnection)")
+        raise qerrors.InvalidInput(
+            f"limit {limit} is out of range (valid: 0–{s.max_page_size}; page with offset or featuresConnection)"
+        )
     if offset < 0:
         raise qerrors.InvalidInput(f"offset {offset} must not be negative")
     return limit, offset
@@ -57,21 +82,23 @@ def _uncursor(c: str) -> int:
             raise ValueError(kind)
         return int(num)
     except Exception:  # noqa: BLE001 - any malformed cursor is the same user error
-        raise qerrors.InvalidInput(f"cursor {c!r} is not valid (use an endCursor returned by featuresConnection)") from None
+        raise qerrors.InvalidInput(
+            f"cursor {c!r} is not valid (use an endCursor returned by featuresConnection)"
+        ) from None
 
 
-def _uid(uid: str, atlas: Optional[str]) -> str:
+def _uid(uid: str, atlas: str | None) -> str:
     return parse_uid(uid, atlas).uid
 
 
-async def _flow(info: Info, seeds: list[str], options: FlowOptions, atlas: Optional[str]):
+async def _flow(info: Info, seeds: list[str], options: FlowOptions, atlas: str | None):
     return await build_flow_graph_async(info.context.read, seeds, options, atlas=atlas)
 
 
 @strawberry.type
 class Query:
     @strawberry.field(description="One feature by uid (`atlas/12-res/77`, or `12/res/77` with `atlas`).")
-    async def feature(self, info: Info, uid: str, atlas: Optional[str] = None) -> FeatureResult:
+    async def feature(self, info: Info, uid: str, atlas: str | None = None) -> FeatureResult:
         try:
             full = _uid(uid, atlas)
         except qerrors.AtlasError as exc:
@@ -81,10 +108,16 @@ class Query:
             return FeatureNotFound(uid=full, message=str(qerrors.FeatureNotFound(full)))
         return Feature.from_row(row)
 
-    @strawberry.field(description="Features matching `where`, sorted (uid breaks ties), paged by limit/offset (limit ≤ maxPageSize).")
+    @strawberry.field(
+        description="Features matching `where`, sorted (uid breaks ties), paged by limit/offset (limit ≤ maxPageSize)."
+    )
     async def features(
-        self, info: Info, where: Optional[FeatureWhere] = None, sort: Optional[list[FeatureSort]] = None,
-        limit: Optional[int] = None, offset: int = 0,
+        self,
+        info: Info,
+        where: FeatureWhere | None = None,
+        sort: list[FeatureSort] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Feature]:
         limit, offset = _page(info, limit, offset)
         text, params = qf.list_features_statement(where_to_dict(where), sort_to_list(sort), limit=limit, offset=offset)
@@ -93,8 +126,12 @@ class Query:
 
     @strawberry.field(description="Relay-style pages of features with totalCount and pageInfo.")
     async def features_connection(
-        self, info: Info, first: Optional[int] = None, after: Optional[str] = None,
-        where: Optional[FeatureWhere] = None, sort: Optional[list[FeatureSort]] = None,
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        where: FeatureWhere | None = None,
+        sort: list[FeatureSort] | None = None,
     ) -> FeaturesConnection:
         start = _uncursor(after) + 1 if after else 0
         limit, offset = _page(info, first, start)
@@ -107,38 +144,61 @@ class Query:
         rows = rows[:limit]
         edges = [FeatureEdge(cursor=_cursor(offset + i), node=Feature.from_row(r["f"])) for i, r in enumerate(rows)]
         return FeaturesConnection(
-            total_count=total, edges=edges,
+            total_count=total,
+            edges=edges,
             page_info=PageInfo(
-                has_next_page=more, has_previous_page=offset > 0,
-                start_cursor=edges[0].cursor if edges else None, end_cursor=edges[-1].cursor if edges else None,
+                has_next_page=more,
+                has_previous_page=offset > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
             ),
         )
 
-    @strawberry.field(description=(
-        "The flow graph of a feature (paper §3): UPSTREAM follows top-k residual predecessors and attaches "
-        "att/mlp predecessors ≥ moduleMinSimilarity as leaves, stopping below minSimilarity; DOWNSTREAM follows "
-        "top-k residual successors; BOTH does both. depth counts layers (null = whole atlas)."
-    ))
+    @strawberry.field(
+        description=(
+            "The flow graph of a feature (paper §3): UPSTREAM follows top-k residual predecessors and attaches "
+            "att/mlp predecessors ≥ moduleMinSimilarity as leaves, stopping below minSimilarity; DOWNSTREAM follows "
+            "top-k residual successors; BOTH does both. depth counts layers (null = whole atlas)."
+        )
+    )
     async def lineage(
-        self, info: Info, uid: str, direction: LineageDirection = LineageDirection.UPSTREAM, depth: Optional[int] = None,
-        min_similarity: float = RESIDUAL_CUT, module_min_similarity: float = MODULE_CUT, top_k: int = 1,
-        modules: Optional[list[Module]] = None, atlas: Optional[str] = None,
+        self,
+        info: Info,
+        uid: str,
+        direction: LineageDirection = LineageDirection.UPSTREAM,
+        depth: int | None = None,
+        min_similarity: float = RESIDUAL_CUT,
+        module_min_similarity: float = MODULE_CUT,
+        top_k: int = 1,
+        modules: list[Module] | None = None,
+        atlas: str | None = None,
     ) -> FlowGraph:
         opts = FlowOptions(
-            direction=direction, depth=depth, min_similarity=min_similarity,
-            module_min_similarity=module_min_similarity, top_k=top_k,
+            direction=direction,
+            depth=depth,
+            min_similarity=min_similarity,
+            module_min_similarity=module_min_similarity,
+            top_k=top_k,
             modules=frozenset(modules) if modules is not None else frozenset({Module.ATT, Module.MLP}),
             max_nodes=info.context.settings.max_flow_nodes,
         )
         return FlowGraph.from_graph(await _flow(info, [uid], opts, atlas))
 
-    @strawberry.field(description="Where the feature was born: the start of its residual chain, the module that explains it, the chain with categories.")
-    async def origin(self, info: Info, uid: str, thresholds: Optional[OriginThresholds] = None, atlas: Optional[str] = None) -> OriginResult:
+    @strawberry.field(
+        description="Where the feature was born: the start of its residual chain, the module that explains it, the chain with categories."
+    )
+    async def origin(
+        self, info: Info, uid: str, thresholds: OriginThresholds | None = None, atlas: str | None = None
+    ) -> OriginResult:
         t = thresholds or OriginThresholds()
         try:
             full = _uid(uid, atlas)
-            opts = FlowOptions(direction=Direction.UPSTREAM, min_similarity=t.residual, module_min_similarity=t.module,
-                               max_nodes=info.context.settings.max_flow_nodes)
+            opts = FlowOptions(
+                direction=Direction.UPSTREAM,
+                min_similarity=t.residual,
+                module_min_similarity=t.module,
+                max_nodes=info.context.settings.max_flow_nodes,
+            )
             g = await _flow(info, [full], opts, None)
         except qerrors.AtlasError as exc:
             if isinstance(exc, qerrors.DatabaseUnavailable):
@@ -146,13 +206,28 @@ class Query:
             return error_result(exc, "uid")
         o = qf.origin_from_flow_graph(g, full)
         return Origin(
-            feature=Feature.from_flow_node(o.seed), layer=o.layer, module=Module(o.module), born_as=Feature.from_flow_node(o.born_as),
-            source=Feature.from_flow_node(o.source) if o.source else None, source_similarity=o.source_similarity,
-            chain=[OriginStep(feature=Feature.from_flow_node(s.feature), similarity=s.similarity, category=Feature.from_flow_node(s.feature).category) for s in o.chain],
+            feature=Feature.from_flow_node(o.seed),
+            layer=o.layer,
+            module=Module(o.module),
+            born_as=Feature.from_flow_node(o.born_as),
+            source=Feature.from_flow_node(o.source) if o.source else None,
+            source_similarity=o.source_similarity,
+            chain=[
+                OriginStep(
+                    feature=Feature.from_flow_node(s.feature),
+                    similarity=s.similarity,
+                    category=Feature.from_flow_node(s.feature).category,
+                )
+                for s in o.chain
+            ],
         )
 
-    @strawberry.field(description="The subgraph connecting a set of features across layers: every feature on a path between two of them with all links ≥ minSimilarity, within maxDepth layers.")
-    async def circuit(self, info: Info, uids: list[str], min_similarity: float = 0.3, max_depth: int = 6, atlas: Optional[str] = None) -> CircuitResult:
+    @strawberry.field(
+        description="The subgraph connecting a set of features across layers: every feature on a path between two of them with all links ≥ minSimilarity, within maxDepth layers."
+    )
+    async def circuit(
+        self, info: Info, uids: list[str], min_similarity: float = 0.3, max_depth: int = 6, atlas: str | None = None
+    ) -> CircuitResult:
         s = info.context.settings
         try:
             seeds = normalise_seeds(uids, atlas)
@@ -167,8 +242,19 @@ class Query:
             return error_result(exc, "uids")
         return FlowGraph.from_graph(g)
 
-    @strawberry.field(name="path", description="The strongest path from one feature to a later one (maximal product of similarities, links ≥ minSimilarity).")
-    async def path(self, info: Info, from_: Annotated[str, strawberry.argument(name="from")], to: str, min_similarity: float = 0.3, max_depth: int = 12, atlas: Optional[str] = None) -> PathResult:
+    @strawberry.field(
+        name="path",
+        description="The strongest path from one feature to a later one (maximal product of similarities, links ≥ minSimilarity).",
+    )
+    async def path(
+        self,
+        info: Info,
+        from_: Annotated[str, strawberry.argument(name="from")],
+        to: str,
+        min_similarity: float = 0.3,
+        max_depth: int = 12,
+        atlas: str | None = None,
+    ) -> PathResult:
         s = info.context.settings
         try:
             a, b = _uid(from_, atlas), _uid(to, atlas)
@@ -177,52 +263,90 @@ class Query:
             g = await _connecting(info, [a, b], min_similarity, max_depth, (a, b))
             best = qf.strongest_path(g, a, b)
             if best is None:
-                raise qerrors.InvalidInput(f"no path from {a} to {b} with every link ≥ {min_similarity} within {max_depth} layers (lower minSimilarity or raise maxDepth)")
+                raise qerrors.InvalidInput(
+                    f"no path from {a} to {b} with every link ≥ {min_similarity} within {max_depth} layers (lower minSimilarity or raise maxDepth)"
+                )
         except qerrors.AtlasError as exc:
             if isinstance(exc, qerrors.DatabaseUnavailable):
                 raise
             return error_result(exc, "from")
         return Path(score=best.score, weakest_link=best.min_similarity, graph=FlowGraph.from_graph(best.graph))
 
-    @strawberry.field(description=(
-        "Search over feature labels and top contexts, best first: FULLTEXT (default, Lucene syntax) or SEMANTIC "
-        "(nearest label embeddings; needs `atlas labels embed`)."
-    ))
-    async def search(self, info: Info, text: str, atlas: Optional[str] = None, limit: int = 20, mode: SearchMode = SearchMode.FULLTEXT) -> list[SearchHit]:
+    @strawberry.field(
+        description=(
+            "Search over feature labels and top contexts, best first: FULLTEXT (default, Lucene syntax) or SEMANTIC "
+            "(nearest label embeddings; needs `atlas labels embed`)."
+        )
+    )
+    async def search(
+        self, info: Info, text: str, atlas: str | None = None, limit: int = 20, mode: SearchMode = SearchMode.FULLTEXT
+    ) -> list[SearchHit]:
         limit, _ = _page(info, limit, 0)
         if not text.strip():
-            raise qerrors.InvalidInput("search text is empty (give words to look for, e.g. \"wedding\")")
+            raise qerrors.InvalidInput('search text is empty (give words to look for, e.g. "wedding")')
         if mode is SearchMode.SEMANTIC:
             rows = await semantic_rows(info, text, atlas, limit)
             return [SearchHit(feature=Feature.from_row(r["f"]), score=r["score"]) for r in rows]
         try:
-            rows = await info.context.read(qf.SEARCH, {"text": text, "atlas": atlas, "limit": limit, "scan": limit * 10 if atlas else limit})
+            rows = await info.context.read(
+                qf.SEARCH, {"text": text, "atlas": atlas, "limit": limit, "scan": limit * 10 if atlas else limit}
+            )
         except qerrors.QueryRejected as exc:
-            raise qerrors.InvalidInput(f"search text {text!r} is not a valid full-text query ({exc.server_message}); quote it or escape Lucene characters like : ( ) ~ *") from exc
+            raise qerrors.InvalidInput(
+                f"search text {text!r} is not a valid full-text query ({exc.server_message}); quote it or escape Lucene characters like : ( ) ~ *"
+            ) from exc
         return [SearchHit(feature=Feature.from_row(r["f"]), score=r["score"]) for r in rows]
 
     @strawberry.field(description="Atlases with their SAEs, layer range, sizes and whether each is complete.")
-    async def atlases(self, info: Info, name: Optional[str] = None) -> list[AtlasInfo]:
+    async def atlases(self, info: Info, name: str | None = None) -> list[AtlasInfo]:
         rows = await info.context.read(qf.ATLASES, {"name": name})
         out = []
         for r in rows:
             a, saes = r["atlas"], [s for s in r["saes"] if s.get("key")]
             layers = sorted({s["layer"] for s in saes}) or list(a.get("layers") or [])
-            out.append(AtlasInfo(
-                name=a["name"], model=a.get("model"), d_model=a.get("d_model"), complete=bool(a.get("complete")),
-                min_layer=layers[0] if layers else None, max_layer=layers[-1] if layers else None, n_layers=a.get("n_layers"),
-                n_saes=len(saes), n_features=sum(int(s.get("d_sae") or 0) for s in saes),
-                saes=[SAEInfo(key=s["key"], layer=s["layer"], module=Module(s["module"]), d_sae=s.get("d_sae"), d_in=s.get("d_in"),
-                              source=s.get("source"), hook_name=s.get("hook_name"), architecture=s.get("architecture"), complete=s.get("complete"),
-                              neuronpedia_id=s.get("neuronpedia_id") or None,
-                              explained_variance=s.get("explained_variance"), l0=s.get("l0"), dead_fraction=s.get("dead_fraction"),
-                              category_rule=s.get("category_rule"), controls=_controls(s), ceiling_median=s.get("ceiling_median"),
-                              ceiling_share_ge_half=s.get("ceiling_share_ge_half")) for s in saes],
-                threshold_rule=a.get("threshold_rule"), null_median_mean=a.get("null_median_mean"), null_p999_max=a.get("null_p999_max"),
-            ))
+            out.append(
+                AtlasInfo(
+                    name=a["name"],
+                    model=a.get("model"),
+                    d_model=a.get("d_model"),
+                    complete=bool(a.get("complete")),
+                    min_layer=layers[0] if layers else None,
+                    max_layer=layers[-1] if layers else None,
+                    n_layers=a.get("n_layers"),
+                    n_saes=len(saes),
+                    n_features=sum(int(s.get("d_sae") or 0) for s in saes),
+                    saes=[
+                        SAEInfo(
+                            key=s["key"],
+                            layer=s["layer"],
+                            module=Module(s["module"]),
+                            d_sae=s.get("d_sae"),
+                            d_in=s.get("d_in"),
+                            source=s.get("source"),
+                            hook_name=s.get("hook_name"),
+                            architecture=s.get("architecture"),
+                            complete=s.get("complete"),
+                            neuronpedia_id=s.get("neuronpedia_id") or None,
+                            explained_variance=s.get("explained_variance"),
+                            l0=s.get("l0"),
+                            dead_fraction=s.get("dead_fraction"),
+                            category_rule=s.get("category_rule"),
+                            controls=_controls(s),
+                            ceiling_median=s.get("ceiling_median"),
+                            ceiling_share_ge_half=s.get("ceiling_share_ge_half"),
+                        )
+                        for s in saes
+                    ],
+                    threshold_rule=a.get("threshold_rule"),
+                    null_median_mean=a.get("null_median_mean"),
+                    null_p999_max=a.get("null_p999_max"),
+                )
+            )
         return out
 
-    @strawberry.field(description="Stored steer runs of an atlas (SteeringRun nodes), newest first, with the features each used.")
+    @strawberry.field(
+        description="Stored steer runs of an atlas (SteeringRun nodes), newest first, with the features each used."
+    )
     async def steering_runs(self, info: Info, atlas: str, limit: int = 20) -> list[SteeringRun]:
         limit, _ = _page(info, limit, 0)
         rows = await info.context.read(RUNS_FOR_ATLAS, {"atlas": atlas, "limit": limit})
@@ -235,23 +359,37 @@ def _controls(s: dict) -> list[ScoreControl]:
     for p in ("res", "att", "mlp"):
         if s.get(f"{p}_score_median") is None:
             continue
-        out.append(ScoreControl(predecessor=Module(p), score_median=s.get(f"{p}_score_median"), null_median=s.get(f"{p}_null_median"),
-                                null_p99=s.get(f"{p}_null_p99"), null_p999=s.get(f"{p}_null_p999"), null_samples=s.get(f"{p}_null_n"),
-                                cut=s.get(f"cut_{p}")))
+        out.append(
+            ScoreControl(
+                predecessor=Module(p),
+                score_median=s.get(f"{p}_score_median"),
+                null_median=s.get(f"{p}_null_median"),
+                null_p99=s.get(f"{p}_null_p99"),
+                null_p999=s.get(f"{p}_null_p999"),
+                null_samples=s.get(f"{p}_null_n"),
+                cut=s.get(f"cut_{p}"),
+            )
+        )
     return out
 
 
-async def _connecting(info: Info, seeds: list[str], min_similarity: float, max_depth: int, pair: tuple[str, str] | None):
+async def _connecting(
+    info: Info, seeds: list[str], min_similarity: float, max_depth: int, pair: tuple[str, str] | None
+):
     if not -1.0 <= min_similarity <= 1.0:
         raise qerrors.InvalidInput(f"minSimilarity {min_similarity} is out of range (valid: -1.0–1.0)")
-    reach = await info.context.read(qf.CIRCUIT_REACH, {"uids": seeds, "min_sim": min_similarity, "max_depth": max_depth})
+    reach = await info.context.read(
+        qf.CIRCUIT_REACH, {"uids": seeds, "min_sim": min_similarity, "max_depth": max_depth}
+    )
     found = {r["uid"] for r in reach}
     for u in seeds:
         if u not in found:
             raise qerrors.FeatureNotFound(u)
     members = qf.circuit_members(reach, max_depth, ordered_pair=pair)
     if len(members) > info.context.settings.max_flow_nodes:
-        raise qerrors.InvalidInput(f"the circuit has {len(members)} features, more than the cap of {info.context.settings.max_flow_nodes} (raise minSimilarity or lower maxDepth)")
+        raise qerrors.InvalidInput(
+            f"the circuit has {len(members)} features, more than the cap of {info.context.settings.max_flow_nodes} (raise minSimilarity or lower maxDepth)"
+        )
     rows = await info.context.read(qf.SUBGRAPH, {"uids": members, "min_sim": min_similarity})
     g = qf.subgraph_from_rows(seeds, rows)
     return qf.prune_to_connecting(g, ordered_pair=pair)
@@ -259,15 +397,19 @@ async def _connecting(info: Info, seeds: list[str], min_similarity: float, max_d
 
 @strawberry.type
 class LabelMutation:
-    @strawberry.mutation(description="Set (or clear with null) a feature's human label; it becomes searchable. Needs the API key when one is configured.")
-    async def set_label(self, info: Info, uid: str, label: Optional[str], atlas: Optional[str] = None) -> FeatureResult:
+    @strawberry.mutation(
+        description="Set (or clear with null) a feature's human label; it becomes searchable. Needs the API key when one is configured."
+    )
+    async def set_label(self, info: Info, uid: str, label: str | None, atlas: str | None = None) -> FeatureResult:
         try:
             full = _uid(uid, atlas)
             if label is not None and len(label) > 2_000:
                 raise qerrors.InvalidInput(f"label is {len(label)} characters long (valid: at most 2000)")
         except qerrors.AtlasError as exc:
             return error_result(exc, "uid")
-        rows = await info.context.graph.write(qf.SET_LABEL, {"uid": full, "label": label}, timeout=info.context.settings.query_timeout_s)
+        rows = await info.context.graph.write(
+            qf.SET_LABEL, {"uid": full, "label": label}, timeout=info.context.settings.query_timeout_s
+        )
         if not rows:
             return FeatureNotFound(uid=full, message=str(qerrors.FeatureNotFound(full)))
         return Feature.from_row(rows[0]["f"])

@@ -8,7 +8,7 @@ one of them. Field names follow Neo4j's GraphQL library (``where``/``sort``/``..
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 
 # -- enums: the domain's own (queries.domain), exposed as GraphQL enums -------------------------------
 # strawberry.enum marks the class itself (and returns it), so the domain classes ARE the GraphQL enums.
-strawberry.enum(Module, name="Module", description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output.")
-strawberry.enum(Category, name="Category", description="The paper's semantic categories of a residual feature (paper §2.1).")
+strawberry.enum(
+    Module,
+    name="Module",
+    description="Where in layer L an SAE reads: residual stream after the block, attention output, MLP output.",
+)
+strawberry.enum(
+    Category, name="Category", description="The paper's semantic categories of a residual feature (paper §2.1)."
+)
 strawberry.enum(LineageDirection, name="LineageDirection")
 
 
@@ -50,7 +56,7 @@ class FeatureNotFound:
 @strawberry.type(description="An argument is not acceptable; the message names the value, what is valid and the fix.")
 class InvalidInput:
     message: str
-    field: Optional[str] = None
+    field: str | None = None
 
 
 def error_result(exc: qerrors.AtlasError, field: str | None = None) -> FeatureNotFound | InvalidInput:
@@ -75,53 +81,81 @@ class Feature:
     layer: int
     module: Module
     index: int
-    category: Optional[Category] = strawberry.field(description="Residual features only: translated/processed/newborn/unexplained; null where the layer has no res(L-1) SAE (the category is undefined there, not low).")
-    s_res: Optional[float] = strawberry.field(description="Top-1 cosine with res(L-1) (residual features only).")
-    s_att: Optional[float] = strawberry.field(description="Top-1 cosine with att(L) (residual features only).")
-    s_mlp: Optional[float] = strawberry.field(description="Top-1 cosine with mlp(L) (residual features only).")
-    label: Optional[str] = None
-    frequency: Optional[float] = None
-    decoder_norm: Optional[float] = None
-    d_sae: Optional[int] = None
+    category: Category | None = strawberry.field(
+        description="Residual features only: translated/processed/newborn/unexplained; null where the layer has no res(L-1) SAE (the category is undefined there, not low)."
+    )
+    s_res: float | None = strawberry.field(description="Top-1 cosine with res(L-1) (residual features only).")
+    s_att: float | None = strawberry.field(description="Top-1 cosine with att(L) (residual features only).")
+    s_mlp: float | None = strawberry.field(description="Top-1 cosine with mlp(L) (residual features only).")
+    label: str | None = None
+    frequency: float | None = None
+    decoder_norm: float | None = None
+    d_sae: int | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Feature":
+    def from_row(cls, row: dict[str, Any]) -> Feature:
         return cls(
-            uid=row["uid"], atlas=row["atlas"], layer=int(row["layer"]), module=Module(row["module"]), index=int(row["index"]),
-            category=_cat(row.get("category")), s_res=row.get("s_res"), s_att=row.get("s_att"), s_mlp=row.get("s_mlp"),
-            label=row.get("label"), frequency=row.get("frequency"), decoder_norm=row.get("decoder_norm"), d_sae=row.get("d_sae"),
+            uid=row["uid"],
+            atlas=row["atlas"],
+            layer=int(row["layer"]),
+            module=Module(row["module"]),
+            index=int(row["index"]),
+            category=_cat(row.get("category")),
+            s_res=row.get("s_res"),
+            s_att=row.get("s_att"),
+            s_mlp=row.get("s_mlp"),
+            label=row.get("label"),
+            frequency=row.get("frequency"),
+            decoder_norm=row.get("decoder_norm"),
+            d_sae=row.get("d_sae"),
         )
 
     @classmethod
-    def from_flow_node(cls, n: FlowNode) -> "Feature":
+    def from_flow_node(cls, n: FlowNode) -> Feature:
         return cls(
-            uid=n.uid, atlas=n.atlas, layer=n.layer, module=n.module, index=n.index, category=_cat(n.category),
-            s_res=n.s_res, s_att=n.s_att, s_mlp=n.s_mlp, label=n.label,
+            uid=n.uid,
+            atlas=n.atlas,
+            layer=n.layer,
+            module=n.module,
+            index=n.index,
+            category=_cat(n.category),
+            s_res=n.s_res,
+            s_att=n.s_att,
+            s_mlp=n.s_mlp,
+            label=n.label,
         )
 
-    @strawberry.field(description="The feature's page on Neuronpedia when its SAE has a Neuronpedia id (SAELens registry, manifest or cfg.json); else null.")
-    async def neuronpedia_url(self, info: strawberry.Info["Context", None]) -> Optional[str]:
+    @strawberry.field(
+        description="The feature's page on Neuronpedia when its SAE has a Neuronpedia id (SAELens registry, manifest or cfg.json); else null."
+    )
+    async def neuronpedia_url(self, info: strawberry.Info[Context, None]) -> str | None:
         key = sae_key(self.atlas, self.layer, self.module.value)
         np_id = (await info.context.neuronpedia_ids([key]))[key]
         return parse_neuronpedia_id(np_id).feature_url(self.index) if np_id else None
 
-    @strawberry.field(description="Top-activating contexts (from the labelling pass); the activating token is marked «like this».")
-    async def top_contexts(self, info: strawberry.Info["Context", None]) -> Optional[list[str]]:
+    @strawberry.field(
+        description="Top-activating contexts (from the labelling pass); the activating token is marked «like this»."
+    )
+    async def top_contexts(self, info: strawberry.Info[Context, None]) -> list[str] | None:
         row = await info.context.details_loader.load(self.uid)
         return list(row["top_contexts"]) if row and row.get("top_contexts") is not None else None
 
     @strawberry.field(description="The largest activation seen in the labelling pass.")
-    async def max_activation(self, info: strawberry.Info["Context", None]) -> Optional[float]:
+    async def max_activation(self, info: strawberry.Info[Context, None]) -> float | None:
         row = await info.context.details_loader.load(self.uid)
         return row.get("max_activation") if row else None
 
     @strawberry.field(description="Features flowing into this one (earlier modules), strongest first.")
-    async def predecessors(self, info: strawberry.Info["Context", None], min_similarity: float = 0.0, top_k: Optional[int] = None) -> list["Link"]:
+    async def predecessors(
+        self, info: strawberry.Info[Context, None], min_similarity: float = 0.0, top_k: int | None = None
+    ) -> list[Link]:
         rows = await info.context.neighbours("pred", self.uid, min_similarity, top_k)
         return [Link.from_row(r) for r in rows]
 
     @strawberry.field(description="Features this one flows into (later modules), strongest first.")
-    async def successors(self, info: strawberry.Info["Context", None], min_similarity: float = 0.0, top_k: Optional[int] = None) -> list["Link"]:
+    async def successors(
+        self, info: strawberry.Info[Context, None], min_similarity: float = 0.0, top_k: int | None = None
+    ) -> list[Link]:
         rows = await info.context.neighbours("succ", self.uid, min_similarity, top_k)
         return [Link.from_row(r) for r in rows]
 
@@ -130,12 +164,19 @@ class Feature:
 class Link:
     feature: Feature
     similarity: float
-    target_rank: Optional[int] = strawberry.field(description="Rank among the target's candidates from this module (0 = top-1).")
-    source_rank: Optional[int] = strawberry.field(description="Rank among the source's residual successors (0 = top-1).")
+    target_rank: int | None = strawberry.field(
+        description="Rank among the target's candidates from this module (0 = top-1)."
+    )
+    source_rank: int | None = strawberry.field(description="Rank among the source's residual successors (0 = top-1).")
 
     @classmethod
-    def from_row(cls, r: dict[str, Any]) -> "Link":
-        return cls(feature=Feature.from_row(r["f"]), similarity=r["similarity"], target_rank=r.get("target_rank"), source_rank=r.get("source_rank"))
+    def from_row(cls, r: dict[str, Any]) -> Link:
+        return cls(
+            feature=Feature.from_row(r["f"]),
+            similarity=r["similarity"],
+            target_rank=r.get("target_rank"),
+            source_rank=r.get("source_rank"),
+        )
 
 
 # -- flow graphs -------------------------------------------------------------------------------------
@@ -152,45 +193,57 @@ class FlowGraph:
     nodes: list[Feature]
     edges: list[FlowEdge]
     truncated: bool = strawberry.field(description="True when the node cap cut the graph short.")
-    l_start: Optional[int] = strawberry.field(description="First residual layer of the graph (the paper's l_start).")
-    l_end: Optional[int] = strawberry.field(description="Last residual layer of the graph (the paper's l_end).")
+    l_start: int | None = strawberry.field(description="First residual layer of the graph (the paper's l_start).")
+    l_end: int | None = strawberry.field(description="Last residual layer of the graph (the paper's l_end).")
     _graph: strawberry.Private[QFlowGraph]
 
     @classmethod
-    def from_graph(cls, g: QFlowGraph) -> "FlowGraph":
+    def from_graph(cls, g: QFlowGraph) -> FlowGraph:
         return cls(
-            seeds=list(g.seeds), nodes=[Feature.from_flow_node(n) for n in g.nodes],
+            seeds=list(g.seeds),
+            nodes=[Feature.from_flow_node(n) for n in g.nodes],
             edges=[FlowEdge(source=e.source, target=e.target, similarity=e.similarity) for e in g.edges],
-            truncated=g.truncated, l_start=g.l_start, l_end=g.l_end, _graph=g,
+            truncated=g.truncated,
+            l_start=g.l_start,
+            l_end=g.l_end,
+            _graph=g,
         )
 
     @strawberry.field(description="The graph as plain JSON (format feature-atlas/flow-graph@1).")
     def json(self) -> JSON:
         return cast(JSON, self._graph.to_json())  # JSON is strawberry's NewType over object
 
-    @strawberry.field(description=(
-        "The graph as circuit-tracer graph JSON (metadata/qParams/nodes/links) for its graph viewer; metadata.scan is the "
-        "Neuronpedia model id when the SAEs have Neuronpedia ids."
-    ))
-    async def circuit_tracer_json(self, info: strawberry.Info["Context", None]) -> JSON:
-        return cast(JSON, self._graph.to_circuit_tracer(neuronpedia=await info.context.neuronpedia_ids(self._graph.sae_keys())))
+    @strawberry.field(
+        description=(
+            "The graph as circuit-tracer graph JSON (metadata/qParams/nodes/links) for its graph viewer; metadata.scan is the "
+            "Neuronpedia model id when the SAEs have Neuronpedia ids."
+        )
+    )
+    async def circuit_tracer_json(self, info: strawberry.Info[Context, None]) -> JSON:
+        return cast(
+            JSON, self._graph.to_circuit_tracer(neuronpedia=await info.context.neuronpedia_ids(self._graph.sae_keys()))
+        )
 
 
 @strawberry.type
 class OriginStep:
     feature: Feature
-    similarity: Optional[float] = strawberry.field(description="Similarity of the link to the next (later) step; null for the queried feature.")
-    category: Optional[Category]
+    similarity: float | None = strawberry.field(
+        description="Similarity of the link to the next (later) step; null for the queried feature."
+    )
+    category: Category | None
 
 
 @strawberry.type(description="Where a feature was born: the start of its residual chain and what explains it there.")
 class Origin:
     feature: Feature
     layer: int
-    module: Module = strawberry.field(description="RES when it appears in the residual stream itself (unexplained, or layer 0).")
+    module: Module = strawberry.field(
+        description="RES when it appears in the residual stream itself (unexplained, or layer 0)."
+    )
     born_as: Feature = strawberry.field(description="The first residual feature of the chain.")
-    source: Optional[Feature] = strawberry.field(description="The att/mlp feature it came from, if any.")
-    source_similarity: Optional[float]
+    source: Feature | None = strawberry.field(description="The att/mlp feature it came from, if any.")
+    source_similarity: float | None
     chain: list[OriginStep] = strawberry.field(description="From the queried feature back to where it was born.")
 
 
@@ -207,15 +260,25 @@ class SearchHit:
     score: float
 
 
-@strawberry.type(description="A top-1 cosine score of a res SAE against one predecessor SAE, read against its controls.")
+@strawberry.type(
+    description="A top-1 cosine score of a res SAE against one predecessor SAE, read against its controls."
+)
 class ScoreControl:
-    predecessor: Module = strawberry.field(description="The predecessor SAE: RES = res(L-1), ATT = att(L), MLP = mlp(L).")
-    score_median: Optional[float] = strawberry.field(description="Median top-1 cosine of this SAE's features against the predecessor.")
-    null_median: Optional[float] = strawberry.field(description="Null: median top-1 cosine against a randomly rotated copy of the predecessor decoder.")
-    null_p99: Optional[float] = None
-    null_p999: Optional[float] = strawberry.field(description="Null 99.9th percentile (the cut of the null:0.999 category rule).")
-    null_samples: Optional[int] = None
-    cut: Optional[float] = strawberry.field(description="The cut that made this SAE's categories for this predecessor.")
+    predecessor: Module = strawberry.field(
+        description="The predecessor SAE: RES = res(L-1), ATT = att(L), MLP = mlp(L)."
+    )
+    score_median: float | None = strawberry.field(
+        description="Median top-1 cosine of this SAE's features against the predecessor."
+    )
+    null_median: float | None = strawberry.field(
+        description="Null: median top-1 cosine against a randomly rotated copy of the predecessor decoder."
+    )
+    null_p99: float | None = None
+    null_p999: float | None = strawberry.field(
+        description="Null 99.9th percentile (the cut of the null:0.999 category rule)."
+    )
+    null_samples: int | None = None
+    cut: float | None = strawberry.field(description="The cut that made this SAE's categories for this predecessor.")
 
 
 @strawberry.type
@@ -223,53 +286,75 @@ class SAEInfo:
     key: str
     layer: int
     module: Module
-    d_sae: Optional[int]
-    d_in: Optional[int]
-    source: Optional[str]
-    hook_name: Optional[str]
-    architecture: Optional[str]
-    complete: Optional[bool]
-    neuronpedia_id: Optional[str] = strawberry.field(default=None, description="Neuronpedia id `{model}/{layer}-{set}` where known.")
-    explained_variance: Optional[float] = None
-    l0: Optional[float] = None
-    dead_fraction: Optional[float] = None
-    category_rule: Optional[str] = strawberry.field(default=None, description="Res SAEs: the rule that made its features' categories "
-                                                    "(`fixed:0.5/0.25` or `null:0.999`); null without a res(L-1) SAE.")
-    controls: list[ScoreControl] = strawberry.field(default_factory=list, description="Res SAEs: each predecessor score against its null.")
-    ceiling_median: Optional[float] = strawberry.field(default=None, description="Ceiling: median top-1 cosine against an SAE of the same "
-                                                       "hook point trained with another seed (where one was trained).")
-    ceiling_share_ge_half: Optional[float] = None
+    d_sae: int | None
+    d_in: int | None
+    source: str | None
+    hook_name: str | None
+    architecture: str | None
+    complete: bool | None
+    neuronpedia_id: str | None = strawberry.field(
+        default=None, description="Neuronpedia id `{model}/{layer}-{set}` where known."
+    )
+    explained_variance: float | None = None
+    l0: float | None = None
+    dead_fraction: float | None = None
+    category_rule: str | None = strawberry.field(
+        default=None,
+        description="Res SAEs: the rule that made its features' categories "
+        "(`fixed:0.5/0.25` or `null:0.999`); null without a res(L-1) SAE.",
+    )
+    controls: list[ScoreControl] = strawberry.field(
+        default_factory=list, description="Res SAEs: each predecessor score against its null."
+    )
+    ceiling_median: float | None = strawberry.field(
+        default=None,
+        description="Ceiling: median top-1 cosine against an SAE of the same "
+        "hook point trained with another seed (where one was trained).",
+    )
+    ceiling_share_ge_half: float | None = None
 
 
 @strawberry.type
 class AtlasInfo:
     name: str
-    model: Optional[str]
-    d_model: Optional[int]
+    model: str | None
+    d_model: int | None
     complete: bool = strawberry.field(description="True only once every SAE, feature and edge is written.")
-    min_layer: Optional[int]
-    max_layer: Optional[int]
-    n_layers: Optional[int]
+    min_layer: int | None
+    max_layer: int | None
+    n_layers: int | None
     n_saes: int
     n_features: int = strawberry.field(description="Sum of the SAEs' widths.")
     saes: list[SAEInfo]
-    threshold_rule: Optional[str] = strawberry.field(default=None, description="The category rule the atlas was ingested or recategorized with.")
-    null_median_mean: Optional[float] = strawberry.field(default=None, description="Mean over SAE pairs of the null median (chance top-1 cosine).")
-    null_p999_max: Optional[float] = strawberry.field(default=None, description="Largest null 99.9th percentile over SAE pairs.")
+    threshold_rule: str | None = strawberry.field(
+        default=None, description="The category rule the atlas was ingested or recategorized with."
+    )
+    null_median_mean: float | None = strawberry.field(
+        default=None, description="Mean over SAE pairs of the null median (chance top-1 cosine)."
+    )
+    null_p999_max: float | None = strawberry.field(
+        default=None, description="Largest null 99.9th percentile over SAE pairs."
+    )
 
-    @strawberry.field(description="Per layer, how many residual features are translated/processed/newborn/unexplained (the paper's Fig. 3).")
-    async def layer_categories(self, info: strawberry.Info["Context", None]) -> list["LayerCategories"]:
+    @strawberry.field(
+        description="Per layer, how many residual features are translated/processed/newborn/unexplained (the paper's Fig. 3)."
+    )
+    async def layer_categories(self, info: strawberry.Info[Context, None]) -> list[LayerCategories]:
         rows = await info.context.read(qstats.LAYER_CATEGORIES, {"atlas": self.name})
         return [LayerCategories(**d) for d in qstats.layer_category_table(rows)]
 
-    @strawberry.field(description="Histograms of sRes, sAtt, sMlp over the atlas's residual features: `bins` equal bins over [0, 1] (a negative cosine counts in the first).")
-    async def score_histograms(self, info: strawberry.Info["Context", None], bins: int = 20) -> list["ScoreHistogram"]:
+    @strawberry.field(
+        description="Histograms of sRes, sAtt, sMlp over the atlas's residual features: `bins` equal bins over [0, 1] (a negative cosine counts in the first)."
+    )
+    async def score_histograms(self, info: strawberry.Info[Context, None], bins: int = 20) -> list[ScoreHistogram]:
         qstats.check_bins(bins)
         rows = await info.context.read(qstats.SCORE_HISTOGRAMS, {"atlas": self.name, "bins": bins})
         return [ScoreHistogram(**d) for d in qstats.histogram_table(rows, bins)]
 
 
-@strawberry.type(description="Residual features of one layer by category; `uncategorised` have no category (e.g. layer 0).")
+@strawberry.type(
+    description="Residual features of one layer by category; `uncategorised` have no category (e.g. layer 0)."
+)
 class LayerCategories:
     layer: int
     total: int
@@ -290,19 +375,21 @@ class ScoreHistogram:
 @strawberry.type
 class SteeringRunFeature:
     uid: str
-    coefficient: Optional[float]
-    mode: Optional[str]
+    coefficient: float | None
+    mode: str | None
 
 
-@strawberry.type(description="A stored steer run (SteeringRun node): its request, texts and the features it used with their coefficients.")
+@strawberry.type(
+    description="A stored steer run (SteeringRun node): its request, texts and the features it used with their coefficients."
+)
 class SteeringRun:
     id: str
     atlas: str
-    created_at: Optional[str]
-    model: Optional[str]
-    strategy: Optional[str]
-    schedule: Optional[str]
-    mode: Optional[str]
+    created_at: str | None
+    model: str | None
+    strategy: str | None
+    schedule: str | None
+    mode: str | None
     prompts: list[str]
     baseline: list[str]
     steered: list[str]
@@ -311,92 +398,104 @@ class SteeringRun:
     features: list[SteeringRunFeature]
 
     @classmethod
-    def from_row(cls, r: dict[str, Any]) -> "SteeringRun":
+    def from_row(cls, r: dict[str, Any]) -> SteeringRun:
         return cls(
-            id=r["id"], atlas=r["atlas"], created_at=r.get("created_at"), model=r.get("model"), strategy=r.get("strategy"),
-            schedule=r.get("schedule"), mode=r.get("mode"), prompts=list(r.get("prompts") or []), baseline=list(r.get("baseline") or []),
-            steered=list(r.get("steered") or []), seeds=list(r.get("seeds") or []), seed_strengths=[float(x) for x in r.get("seed_strengths") or []],
-            features=[SteeringRunFeature(uid=u["uid"], coefficient=u.get("coefficient"), mode=u.get("mode")) for u in r.get("used") or []],
+            id=r["id"],
+            atlas=r["atlas"],
+            created_at=r.get("created_at"),
+            model=r.get("model"),
+            strategy=r.get("strategy"),
+            schedule=r.get("schedule"),
+            mode=r.get("mode"),
+            prompts=list(r.get("prompts") or []),
+            baseline=list(r.get("baseline") or []),
+            steered=list(r.get("steered") or []),
+            seeds=list(r.get("seeds") or []),
+            seed_strengths=[float(x) for x in r.get("seed_strengths") or []],
+            features=[
+                SteeringRunFeature(uid=u["uid"], coefficient=u.get("coefficient"), mode=u.get("mode"))
+                for u in r.get("used") or []
+            ],
         )
 
 
 # -- filters, sorting, pagination (Neo4j GraphQL library shapes) --------------------------------------
 @strawberry.input
 class IntFilter:
-    eq: Optional[int] = None
-    ne: Optional[int] = None
-    in_: Optional[list[int]] = strawberry.field(default=None, name="in")
-    lt: Optional[int] = None
-    lte: Optional[int] = None
-    gt: Optional[int] = None
-    gte: Optional[int] = None
+    eq: int | None = None
+    ne: int | None = None
+    in_: list[int] | None = strawberry.field(default=None, name="in")
+    lt: int | None = None
+    lte: int | None = None
+    gt: int | None = None
+    gte: int | None = None
 
 
 @strawberry.input
 class FloatFilter:
-    eq: Optional[float] = None
-    lt: Optional[float] = None
-    lte: Optional[float] = None
-    gt: Optional[float] = None
-    gte: Optional[float] = None
-    is_null: Optional[bool] = None
+    eq: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    gt: float | None = None
+    gte: float | None = None
+    is_null: bool | None = None
 
 
 @strawberry.input
 class StringFilter:
-    eq: Optional[str] = None
-    ne: Optional[str] = None
-    in_: Optional[list[str]] = strawberry.field(default=None, name="in")
-    contains: Optional[str] = None
-    starts_with: Optional[str] = None
-    ends_with: Optional[str] = None
-    is_null: Optional[bool] = None
+    eq: str | None = None
+    ne: str | None = None
+    in_: list[str] | None = strawberry.field(default=None, name="in")
+    contains: str | None = None
+    starts_with: str | None = None
+    ends_with: str | None = None
+    is_null: bool | None = None
 
 
 @strawberry.input
 class ModuleFilter:
-    eq: Optional[Module] = None
-    in_: Optional[list[Module]] = strawberry.field(default=None, name="in")
+    eq: Module | None = None
+    in_: list[Module] | None = strawberry.field(default=None, name="in")
 
 
 @strawberry.input
 class CategoryFilter:
-    eq: Optional[Category] = None
-    in_: Optional[list[Category]] = strawberry.field(default=None, name="in")
-    is_null: Optional[bool] = None
+    eq: Category | None = None
+    in_: list[Category] | None = strawberry.field(default=None, name="in")
+    is_null: bool | None = None
 
 
 @strawberry.input(description="Feature filter; fields at one level are ANDed. Shaped like Neo4j's GraphQL library.")
 class FeatureWhere:
-    uid: Optional[StringFilter] = None
-    atlas: Optional[StringFilter] = None
-    layer: Optional[IntFilter] = None
-    module: Optional[ModuleFilter] = None
-    index: Optional[IntFilter] = None
-    category: Optional[CategoryFilter] = None
-    s_res: Optional[FloatFilter] = None
-    s_att: Optional[FloatFilter] = None
-    s_mlp: Optional[FloatFilter] = None
-    label: Optional[StringFilter] = None
-    frequency: Optional[FloatFilter] = None
-    decoder_norm: Optional[FloatFilter] = None
-    AND: Optional[list["FeatureWhere"]] = None
-    OR: Optional[list["FeatureWhere"]] = None
-    NOT: Optional["FeatureWhere"] = None
+    uid: StringFilter | None = None
+    atlas: StringFilter | None = None
+    layer: IntFilter | None = None
+    module: ModuleFilter | None = None
+    index: IntFilter | None = None
+    category: CategoryFilter | None = None
+    s_res: FloatFilter | None = None
+    s_att: FloatFilter | None = None
+    s_mlp: FloatFilter | None = None
+    label: StringFilter | None = None
+    frequency: FloatFilter | None = None
+    decoder_norm: FloatFilter | None = None
+    AND: list[FeatureWhere] | None = None
+    OR: list[FeatureWhere] | None = None
+    NOT: FeatureWhere | None = None
 
 
 @strawberry.input(description="One sort key; give one field per entry, e.g. [{layer: ASC}, {sRes: DESC}].")
 class FeatureSort:
-    atlas: Optional[SortDirection] = None
-    layer: Optional[SortDirection] = None
-    module: Optional[SortDirection] = None
-    index: Optional[SortDirection] = None
-    category: Optional[SortDirection] = None
-    s_res: Optional[SortDirection] = None
-    s_att: Optional[SortDirection] = None
-    s_mlp: Optional[SortDirection] = None
-    frequency: Optional[SortDirection] = None
-    uid: Optional[SortDirection] = None
+    atlas: SortDirection | None = None
+    layer: SortDirection | None = None
+    module: SortDirection | None = None
+    index: SortDirection | None = None
+    category: SortDirection | None = None
+    s_res: SortDirection | None = None
+    s_att: SortDirection | None = None
+    s_mlp: SortDirection | None = None
+    frequency: SortDirection | None = None
+    uid: SortDirection | None = None
 
 
 def where_to_dict(w: FeatureWhere | None) -> dict[str, Any] | None:
@@ -444,8 +543,8 @@ def sort_to_list(sort: list[FeatureSort] | None) -> list[dict[str, str]]:
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: Optional[str]
-    end_cursor: Optional[str]
+    start_cursor: str | None
+    end_cursor: str | None
 
 
 @strawberry.type
@@ -463,9 +562,12 @@ class FeaturesConnection:
 
 @strawberry.input
 class OriginThresholds:
-    residual: float = strawberry.field(default=domain.RESIDUAL_CUT, description="Residual cut t_R: the chain stops below it (paper 0.5).")
+    residual: float = strawberry.field(
+        default=domain.RESIDUAL_CUT, description="Residual cut t_R: the chain stops below it (paper 0.5)."
+    )
     module: float = strawberry.field(
-        default=domain.MODULE_CUT, description="Module cut: an att/mlp predecessor explains the birth at or above it (paper 0.15)."
+        default=domain.MODULE_CUT,
+        description="Module cut: an att/mlp predecessor explains the birth at or above it (paper 0.15).",
     )
 
 

@@ -33,19 +33,56 @@ log = logging.getLogger(__name__)
 
 PROFILES: dict[str, TrainSpec] = {
     "tiny": TrainSpec(
-        atlas="smollm2-tiny", model=None, layers=[0, 1], d_sae=512, k=16, lr=3e-3, token_budget=8_000, seq_len=64,
-        seqs_per_batch=8, buffer_batches=2, train_batch_tokens=512, heldout_tokens=2_000, dead_after_tokens=4_000,
-        n_contexts=3, checkpoint_every=10,
+        atlas="smollm2-tiny",
+        model=None,
+        layers=[0, 1],
+        d_sae=512,
+        k=16,
+        lr=3e-3,
+        token_budget=8_000,
+        seq_len=64,
+        seqs_per_batch=8,
+        buffer_batches=2,
+        train_batch_tokens=512,
+        heldout_tokens=2_000,
+        dead_after_tokens=4_000,
+        n_contexts=3,
+        checkpoint_every=10,
     ),
     "default": TrainSpec(
-        atlas="smollm2-demo", model=None, layers=list(range(8, 12)), d_sae=2048, k=64, lr=2e-3, token_budget=300_000,
-        seq_len=128, seqs_per_batch=8, buffer_batches=4, train_batch_tokens=1024, heldout_tokens=16_384,
-        dead_after_tokens=50_000, n_contexts=5, checkpoint_every=50,
+        atlas="smollm2-demo",
+        model=None,
+        layers=list(range(8, 12)),
+        d_sae=2048,
+        k=64,
+        lr=2e-3,
+        token_budget=300_000,
+        seq_len=128,
+        seqs_per_batch=8,
+        buffer_batches=4,
+        train_batch_tokens=1024,
+        heldout_tokens=16_384,
+        dead_after_tokens=50_000,
+        n_contexts=5,
+        checkpoint_every=50,
     ),
     "full": TrainSpec(
-        atlas="smollm2-full", model=None, layers=list(range(30)), d_sae=8192, k=64, lr=1e-3, token_budget=20_000_000,
-        seq_len=256, seqs_per_batch=32, buffer_batches=8, train_batch_tokens=2048, heldout_tokens=131_072,
-        dead_after_tokens=2_000_000, n_contexts=8, checkpoint_every=200, device="auto",
+        atlas="smollm2-full",
+        model=None,
+        layers=list(range(30)),
+        d_sae=8192,
+        k=64,
+        lr=1e-3,
+        token_budget=20_000_000,
+        seq_len=256,
+        seqs_per_batch=32,
+        buffer_batches=8,
+        train_batch_tokens=2048,
+        heldout_tokens=131_072,
+        dead_after_tokens=2_000_000,
+        n_contexts=8,
+        checkpoint_every=200,
+        device="auto",
     ),
 }
 
@@ -74,7 +111,12 @@ class DemoReport:
 
 
 def run_demo(
-    profile: str = "default", *, echo: Callable[[str], None] = print, progress: bool = True, device: str | None = None, atlas: str | None = None,
+    profile: str = "default",
+    *,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
+    device: str | None = None,
+    atlas: str | None = None,
     start_database: Callable[[Callable[[str], None]], str] | None = None,
 ) -> DemoReport:
     """Everything but serving. Idempotent: a second run reuses the trained atlas and the ingested graph.
@@ -113,8 +155,10 @@ def run_demo(
     cached = load_cached(out_dir, spec)
     t = time.perf_counter()
     if cached is None:
-        echo(f"training {len(spec.layers) * len(spec.modules)} SAEs for layers {spec.layers[0]}–{spec.layers[-1]} "
-             f"({spec.d_sae} latents, k={spec.k}, {spec.token_budget:,} tokens) into {out_dir}")
+        echo(
+            f"training {len(spec.layers) * len(spec.modules)} SAEs for layers {spec.layers[0]}–{spec.layers[-1]} "
+            f"({spec.d_sae} latents, k={spec.k}, {spec.token_budget:,} tokens) into {out_dir}"
+        )
         loaded = load_model(spec.model, device=spec.resolved_device())
         timings["model_s"] = round(time.perf_counter() - t, 2)
         result = train_atlas(spec, out_dir, loaded=loaded, settings=settings, progress=progress)
@@ -145,8 +189,21 @@ def run_demo(
     echo(f"min EV {s['min_explained_variance']:.3f} · max L0 {s['max_l0']:.1f} · max dead {s['max_dead_fraction']:.3f}")
     echo("")
     echo(format_shares(shares, origins))
-    return DemoReport(profile, spec.atlas, result.manifest_path, result.cached, pub.layers_written, pub.labels_written,
-                      metrics, shares, origins, uri, seed.get("uid"), seed.get("label"), timings)
+    return DemoReport(
+        profile,
+        spec.atlas,
+        result.manifest_path,
+        result.cached,
+        pub.layers_written,
+        pub.labels_written,
+        metrics,
+        shares,
+        origins,
+        uri,
+        seed.get("uid"),
+        seed.get("label"),
+        timings,
+    )
 
 
 @dataclass
@@ -156,7 +213,7 @@ class PublishReport:
     timings: dict[str, float]
 
 
-def publish(result: "TrainResult", graph: "Graph", *, progress: bool = False) -> PublishReport:
+def publish(result: TrainResult, graph: Graph, *, progress: bool = False) -> PublishReport:
     """Ingest a trained atlas (resumable: complete layers are skipped), then put the held-out metrics on
     its SAE nodes and the labels on its Feature nodes (labels only when the graph lacks them)."""
     from ingest.pipeline import ingest_atlas
@@ -179,11 +236,20 @@ def publish(result: "TrainResult", graph: "Graph", *, progress: bool = False) ->
     report = ingest_atlas(manifest, graph, options=opts)
     timings["ingest_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()
-    set_sae_metrics(graph, [
-        {"key": sae_key(atlas, m["layer"], m["module"]), "explained_variance": m["explained_variance"], "l0": m["l0"],
-         "dead_fraction": m["dead_fraction"], "heldout_tokens": int(m["heldout_tokens"]), "train_tokens": int(m["train_tokens"])}
-        for m in metrics["saes"]
-    ])
+    set_sae_metrics(
+        graph,
+        [
+            {
+                "key": sae_key(atlas, m["layer"], m["module"]),
+                "explained_variance": m["explained_variance"],
+                "l0": m["l0"],
+                "dead_fraction": m["dead_fraction"],
+                "heldout_tokens": int(m["heldout_tokens"]),
+                "train_tokens": int(m["train_tokens"]),
+            }
+            for m in metrics["saes"]
+        ],
+    )
     labels_written = 0
     if report.layers_written or count_labelled(graph, atlas) == 0:
         for m in metrics["saes"]:
@@ -200,24 +266,35 @@ def format_shares(categories: dict[int, dict[str, float]], origins: dict[int, di
     from queries.schema import CATEGORIES, NO_CATEGORY
 
     cats = CATEGORIES
-    lines = ["res features per layer — best predecessor (top-1 cosine) and category shares:",
-             f"{'layer':>5} {'res':>6} {'att':>6} {'mlp':>6} | " + " ".join(f"{c:>11}" for c in cats)]
+    lines = [
+        "res features per layer — best predecessor (top-1 cosine) and category shares:",
+        f"{'layer':>5} {'res':>6} {'att':>6} {'mlp':>6} | " + " ".join(f"{c:>11}" for c in cats),
+    ]
     for layer in sorted(set(categories) | set(origins)):
         o, c = origins.get(layer, {}), categories.get(layer, {})
         cat_text = " ".join(f"{c.get(k, 0):>11.1%}" for k in cats)
         if c.get(NO_CATEGORY, 0) > 0:
-            cat_text = "no res(L-1) SAE: no categories" if c.get(NO_CATEGORY) == 1 else cat_text + f"  ({c[NO_CATEGORY]:.1%} without one)"
-        lines.append(f"{layer:>5} {o.get('res', 0):>6.1%} {o.get('att', 0):>6.1%} {o.get('mlp', 0):>6.1%} | " + cat_text)
+            cat_text = (
+                "no res(L-1) SAE: no categories"
+                if c.get(NO_CATEGORY) == 1
+                else cat_text + f"  ({c[NO_CATEGORY]:.1%} without one)"
+            )
+        lines.append(
+            f"{layer:>5} {o.get('res', 0):>6.1%} {o.get('att', 0):>6.1%} {o.get('mlp', 0):>6.1%} | " + cat_text
+        )
     return "\n".join(lines)
 
 
 def example_queries(atlas: str, seed_uid: str, word: str) -> list[tuple[str, str]]:
     """Three GraphQL queries that work on the demo atlas (titles and query text)."""
     return [
-        ("Where does a feature come from? (upstream lineage)",
-         f'{{ lineage(uid: "{seed_uid}", direction: UPSTREAM) {{ nodes {{ uid label category }} edges {{ source target similarity }} }} }}'),
-        ("Which features fire on a word? (full-text search over labels and contexts)",
-         f'{{ search(text: "{word}", atlas: "{atlas}", limit: 5) {{ score feature {{ uid label frequency }} }} }}'),
-        ("The atlas and its SAEs",
-         f'{{ atlases(name: "{atlas}") {{ name model nLayers nSaes nFeatures }} }}'),
+        (
+            "Where does a feature come from? (upstream lineage)",
+            f'{{ lineage(uid: "{seed_uid}", direction: UPSTREAM) {{ nodes {{ uid label category }} edges {{ source target similarity }} }} }}',
+        ),
+        (
+            "Which features fire on a word? (full-text search over labels and contexts)",
+            f'{{ search(text: "{word}", atlas: "{atlas}", limit: 5) {{ score feature {{ uid label frequency }} }} }}',
+        ),
+        ("The atlas and its SAEs", f'{{ atlases(name: "{atlas}") {{ name model nLayers nSaes nFeatures }} }}'),
     ]

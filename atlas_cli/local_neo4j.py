@@ -52,7 +52,7 @@ class LocalNeo4jSettings(BaseSettings):
     stop_timeout_s: float = 90.0
 
     @model_validator(mode="after")
-    def _home_password(self) -> "LocalNeo4jSettings":
+    def _home_password(self) -> LocalNeo4jSettings:
         if self.password is None:
             self.password = local_password(self.home)
         return self
@@ -123,11 +123,22 @@ def assemble(force: bool = False) -> Path:
     tmp = lib.with_name("lib.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     proc = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(DEPLOY_DIR / "pom.xml"), "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"],
-        capture_output=True, text=True,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(DEPLOY_DIR / "pom.xml"),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={tmp}",
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
-        raise AtlasError(f"Maven could not assemble Neo4j (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-800:]}")
+        raise AtlasError(
+            f"Maven could not assemble Neo4j (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-800:]}"
+        )
     shutil.rmtree(lib, ignore_errors=True)
     tmp.rename(lib)
     marker.touch()
@@ -141,8 +152,13 @@ def _write_config(s: LocalNeo4jSettings) -> None:
         d.mkdir(parents=True, exist_ok=True)
     (s.conf_dir / "neo4j.conf").write_text(
         template.substitute(
-            listen_address=s.listen_address, bolt_port=s.bolt_port, data_dir=s.data_dir, logs_dir=s.logs_dir,
-            import_dir=s.home / "import", heap=s.heap, pagecache=s.pagecache,
+            listen_address=s.listen_address,
+            bolt_port=s.bolt_port,
+            data_dir=s.data_dir,
+            logs_dir=s.logs_dir,
+            import_dir=s.home / "import",
+            heap=s.heap,
+            pagecache=s.pagecache,
         )
         + ("server.databases.default_to_read_only=true\n" if s.read_only else "")
     )
@@ -177,7 +193,9 @@ def admin(s: LocalNeo4jSettings, *args: str) -> subprocess.CompletedProcess[str]
     """Run ``neo4j-admin`` (e.g. ``database import full``) against the local server's home."""
     assemble()
     _write_config(s)
-    return subprocess.run([_java(), "-cp", f"{lib_dir()}/*", ADMIN_TOOL, *args], env=_env(s), capture_output=True, text=True)
+    return subprocess.run(
+        [_java(), "-cp", f"{lib_dir()}/*", ADMIN_TOOL, *args], env=_env(s), capture_output=True, text=True
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -211,7 +229,9 @@ def _port_open(host: str, port: int) -> bool:
 
 def status(s: LocalNeo4jSettings) -> ServerStatus:
     pid = _read_pid(s)
-    return ServerStatus(running=pid is not None and _port_open(s.listen_address, s.bolt_port), pid=pid, bolt_uri=s.bolt_uri, home=s.home)
+    return ServerStatus(
+        running=pid is not None and _port_open(s.listen_address, s.bolt_port), pid=pid, bolt_uri=s.bolt_uri, home=s.home
+    )
 
 
 def _wait_ready(s: LocalNeo4jSettings, pid: int) -> None:
@@ -221,7 +241,9 @@ def _wait_ready(s: LocalNeo4jSettings, pid: int) -> None:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         if not _pid_alive(pid):
-            raise DatabaseUnavailable(f"Neo4j exited during start-up; see {s.logs_dir / 'console.log'}: {_tail(s.logs_dir / 'console.log')}")
+            raise DatabaseUnavailable(
+                f"Neo4j exited during start-up; see {s.logs_dir / 'console.log'}: {_tail(s.logs_dir / 'console.log')}"
+            )
         if _port_open(s.listen_address, s.bolt_port):
             try:
                 with GraphDatabase.driver(s.bolt_uri, auth=("neo4j", s.password or ""), connection_timeout=2) as driver:
@@ -230,7 +252,9 @@ def _wait_ready(s: LocalNeo4jSettings, pid: int) -> None:
             except Exception as exc:  # noqa: BLE001 - any failure here means "not ready yet"
                 last_error = exc
         time.sleep(0.5)
-    raise DatabaseUnavailable(f"Neo4j did not become ready within {s.start_timeout_s:.0f}s at {s.bolt_uri} (last error: {last_error}); see {s.logs_dir}")
+    raise DatabaseUnavailable(
+        f"Neo4j did not become ready within {s.start_timeout_s:.0f}s at {s.bolt_uri} (last error: {last_error}); see {s.logs_dir}"
+    )
 
 
 def _tail(path: Path, n: int = 600) -> str:
@@ -258,8 +282,19 @@ def start(s: LocalNeo4jSettings) -> ServerStatus:
         _initialise_auth(s)
     console = open(s.logs_dir / "console.log", "ab")  # noqa: SIM115 - handed to the server process, which outlives this call
     heap_flags = [f"-Xms{s.heap}", f"-Xmx{s.heap}"]
-    cmd = [_java(), *heap_flags, "-XX:+UseG1GC", "-cp", f"{lib_dir()}/*", ENTRY_POINT, f"--home-dir={s.home}", f"--config-dir={s.conf_dir}"]
-    server = subprocess.Popen(cmd, env=_env(s), stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        _java(),
+        *heap_flags,
+        "-XX:+UseG1GC",
+        "-cp",
+        f"{lib_dir()}/*",
+        ENTRY_POINT,
+        f"--home-dir={s.home}",
+        f"--config-dir={s.conf_dir}",
+    ]
+    server = subprocess.Popen(
+        cmd, env=_env(s), stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     s.pid_file.write_text(str(server.pid))
     _wait_ready(s, server.pid)
     if s.password:  # clients that know only this server's URI find its password by port (queries.settings)
@@ -292,7 +327,9 @@ def neo4j_version() -> str:
     """The assembled Neo4j's version, read from the kernel jar's name (e.g. ``5.26.19``)."""
     for jar in sorted(assemble().glob("neo4j-kernel-[0-9]*.jar")):
         return jar.stem.removeprefix("neo4j-kernel-")
-    raise AtlasError(f"no neo4j-kernel jar in {lib_dir()}; re-assemble Neo4j (delete {lib_dir()} and run `atlas db start`)")
+    raise AtlasError(
+        f"no neo4j-kernel jar in {lib_dir()}; re-assemble Neo4j (delete {lib_dir()} and run `atlas db start`)"
+    )
 
 
 def dump(s: LocalNeo4jSettings, to_dir: Path, database: str = "neo4j") -> Path:
@@ -302,14 +339,20 @@ def dump(s: LocalNeo4jSettings, to_dir: Path, database: str = "neo4j") -> Path:
     import json
 
     if status(s).running:
-        raise AtlasError(f"the Neo4j server at {s.bolt_uri} is running; Community Edition dumps a stopped database: run `atlas db stop` first")
+        raise AtlasError(
+            f"the Neo4j server at {s.bolt_uri} is running; Community Edition dumps a stopped database: run `atlas db stop` first"
+        )
     if not (s.data_dir / "databases" / database).exists():
-        raise AtlasError(f"there is no database {database!r} under {s.data_dir} (is ATLAS_NEO4J_HOME={s.home} the server you meant?)")
+        raise AtlasError(
+            f"there is no database {database!r} under {s.data_dir} (is ATLAS_NEO4J_HOME={s.home} the server you meant?)"
+        )
     to_dir.mkdir(parents=True, exist_ok=True)
     target = to_dir / f"{database}.dump"
     proc = admin(s, "database", "dump", database, f"--to-path={to_dir}", "--overwrite-destination=true")
     if proc.returncode != 0 or not target.exists():
-        raise AtlasError(f"neo4j-admin could not dump {database!r} (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}")
+        raise AtlasError(
+            f"neo4j-admin could not dump {database!r} (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}"
+        )
     (to_dir / DUMP_META).write_text(json.dumps({"neo4j_version": neo4j_version(), "database": database}))
     return target
 
@@ -324,7 +367,9 @@ def load(s: LocalNeo4jSettings, from_dir: Path, database: str = "neo4j") -> None
     if not source.exists():
         raise AtlasError(f"no dump {source} (make one with `atlas db dump {from_dir}` on the source server)")
     if status(s).running:
-        raise AtlasError(f"the Neo4j server at {s.bolt_uri} is running; stop it (`atlas db stop`) before loading a dump into it")
+        raise AtlasError(
+            f"the Neo4j server at {s.bolt_uri} is running; stop it (`atlas db stop`) before loading a dump into it"
+        )
     mine = neo4j_version()
     try:
         theirs = str(json.loads((from_dir / DUMP_META).read_text())["neo4j_version"])
@@ -342,7 +387,9 @@ def load(s: LocalNeo4jSettings, from_dir: Path, database: str = "neo4j") -> None
         _initialise_auth(s)
     proc = admin(s, "database", "load", database, f"--from-path={from_dir}", "--overwrite-destination=true")
     if proc.returncode != 0:
-        raise AtlasError(f"neo4j-admin could not load {source} (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}")
+        raise AtlasError(
+            f"neo4j-admin could not load {source} (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[-600:]}"
+        )
 
 
 def backup(s: LocalNeo4jSettings, to_dir: Path, database: str = "neo4j") -> Path:

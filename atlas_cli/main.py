@@ -10,7 +10,21 @@ import sys
 
 import typer
 
-from atlas_cli.commands import cypher, db, demo, experiment, export, graphs, ingest, keys, labels, serve, steer, steer_worker, train
+from atlas_cli.commands import (
+    cypher,
+    db,
+    demo,
+    experiment,
+    export,
+    graphs,
+    ingest,
+    keys,
+    labels,
+    serve,
+    steer,
+    steer_worker,
+    train,
+)
 from queries.errors import AtlasError
 
 app = typer.Typer(

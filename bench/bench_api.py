@@ -44,10 +44,16 @@ from queries.settings import Neo4jSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
-FEATURE_Q = "query($uid: String!) { feature(uid: $uid) { ... on Feature { uid layer module index category sRes sAtt sMlp } } }"
-LINEAGE_Q = ("query($uid: String!, $depth: Int!) { lineage(uid: $uid, depth: $depth, minSimilarity: 0) "
-             "{ nodes { uid layer module index category sRes sAtt sMlp } edges { source target similarity } } }")
-FEATURES_Q = ("query($w: FeatureWhere!) { features(where: $w, sort: [{sRes: DESC}], limit: 20) { uid layer module index sRes } }")
+FEATURE_Q = (
+    "query($uid: String!) { feature(uid: $uid) { ... on Feature { uid layer module index category sRes sAtt sMlp } } }"
+)
+LINEAGE_Q = (
+    "query($uid: String!, $depth: Int!) { lineage(uid: $uid, depth: $depth, minSimilarity: 0) "
+    "{ nodes { uid layer module index category sRes sAtt sMlp } edges { source target similarity } } }"
+)
+FEATURES_Q = (
+    "query($w: FeatureWhere!) { features(where: $w, sort: [{sRes: DESC}], limit: 20) { uid layer module index sRes } }"
+)
 
 
 def machine() -> dict[str, Any]:
@@ -56,13 +62,24 @@ def machine() -> dict[str, Any]:
 
     cpu = "unknown"
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+        cpu = next(
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "host": socket.gethostname(),
-            "loadavg_1_5_15": [round(x, 2) for x in load],
-            "note": "shared machine (other jobs running): timings are noisy" if load[0] > 0.5 * (os.cpu_count() or 1) else "quiet at start"}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+        "loadavg_1_5_15": [round(x, 2) for x in load],
+        "note": "shared machine (other jobs running): timings are noisy"
+        if load[0] > 0.5 * (os.cpu_count() or 1)
+        else "quiet at start",
+    }
 
 
 def ensure_quick_atlas(name: str, d_sae: int, d_model: int, layers: int) -> None:
@@ -75,7 +92,11 @@ def ensure_quick_atlas(name: str, d_sae: int, d_model: int, layers: int) -> None
         row = g.read("MATCH (a:Atlas {name: $n}) RETURN a.complete AS c", {"n": name})
         if row and row[0]["c"]:
             return
-        entries = [SAEEntry(L, mod, synthetic=SyntheticSpec(d_sae=d_sae, seed=1000 * L + i, d_in=d_model)) for L in range(layers) for i, mod in enumerate(Module)]
+        entries = [
+            SAEEntry(L, mod, synthetic=SyntheticSpec(d_sae=d_sae, seed=1000 * L + i, d_in=d_model))
+            for L in range(layers)
+            for i, mod in enumerate(Module)
+        ]
         m = AtlasManifest(name=name, model="synthetic/gemma-depth", d_model=d_model, saes=entries)
         print(f"ingesting {name} ({layers} layers × 3 × {d_sae}, d {d_model}) ...", flush=True)
         ingest_atlas(m, g, k=5, progress=True, resume=bool(row))
@@ -83,13 +104,18 @@ def ensure_quick_atlas(name: str, d_sae: int, d_model: int, layers: int) -> None
 
 def pick_seeds(atlas: str, n: int, seed: int = 0) -> dict[str, list[str]]:
     with Graph() as g:
-        layers = g.read("MATCH (a:Atlas {name: $n})-[:HAS_SAE]->(s:SAE {module: 'res'}) RETURN s.layer AS l, s.d_sae AS d ORDER BY l", {"n": atlas})
+        layers = g.read(
+            "MATCH (a:Atlas {name: $n})-[:HAS_SAE]->(s:SAE {module: 'res'}) RETURN s.layer AS l, s.d_sae AS d ORDER BY l",
+            {"n": atlas},
+        )
         if not layers:
             raise SystemExit(f"atlas {atlas!r} has no residual SAEs in Neo4j (ingest it first, or use --quick)")
         rng = random.Random(seed)
         top = layers[-1]
         deep = [f"{atlas}/{top['l']}-res/{rng.randrange(top['d'])}" for _ in range(n)]
-        mid = [f"{atlas}/{(row := rng.choice(layers[6:] or layers))['l']}-res/{rng.randrange(row['d'])}" for _ in range(n)]
+        mid = [
+            f"{atlas}/{(row := rng.choice(layers[6:] or layers))['l']}-res/{rng.randrange(row['d'])}" for _ in range(n)
+        ]
         return {"deep": deep, "mid": mid, "layers": [r["l"] for r in layers]}
 
 
@@ -110,7 +136,14 @@ class KeepAliveClient:
             writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
-            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), None)
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                None,
+            )
             if length is None:
                 raise RuntimeError(f"response without content-length: {head[:200]!r}")
             data = json.loads(await reader.readexactly(length))
@@ -150,15 +183,38 @@ async def closed_loop(clients: int, seconds: float, make: Callable[[int], Awaita
     wall = time.perf_counter() - t0
     lat.sort()
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
-    return {"n": len(lat), "errors": errors, "p50_ms": round(q(0.50), 2), "p99_ms": round(q(0.99), 2),
-            "mean_ms": round(statistics.fmean(lat) * 1000, 2), "rps": round(len(lat) / wall, 1)}
+    return {
+        "n": len(lat),
+        "errors": errors,
+        "p50_ms": round(q(0.50), 2),
+        "p99_ms": round(q(0.99), 2),
+        "mean_ms": round(statistics.fmean(lat) * 1000, 2),
+        "rps": round(len(lat) / wall, 1),
+    }
 
 
 def start_api(port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ATLAS_API_MAX_COMPLEXITY": "1000000"}
-    proc = subprocess.Popen([sys.executable, "-m", "atlas_cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                             "--workers", str(workers)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "atlas_cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -187,15 +243,52 @@ async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         workloads: dict[str, tuple[Callable[[int], dict[str, Any]], Callable[[int], Awaitable[Any]]]] = {
-            "feature": (lambda i: {"query": FEATURE_Q, "variables": {"uid": seeds["mid"][i % 200]}},
-                        lambda i: graph.read(qf.FEATURES_BY_UID, {"uids": [seeds["mid"][i % 200]]})),
-            "lineage_depth6": (lambda i: {"query": LINEAGE_Q, "variables": {"uid": seeds["mid"][i % 200], "depth": 6}},
-                               lambda i: build_flow_graph_async(graph.read, seeds["mid"][i % 200], FlowOptions(direction=Direction.UPSTREAM, depth=6, min_similarity=0.0))),
-            "lineage_depth25": (lambda i: {"query": LINEAGE_Q, "variables": {"uid": seeds["deep"][i % 200], "depth": 25}},
-                                lambda i: build_flow_graph_async(graph.read, seeds["deep"][i % 200], FlowOptions(direction=Direction.UPSTREAM, depth=25, min_similarity=0.0))),
-            "features_filter": (lambda i: {"query": FEATURES_Q, "variables": {"w": {"atlas": {"eq": atlas}, "layer": {"eq": where_layers[i % 97]}, "module": {"eq": "RES"}, "sRes": {"gt": 0.2}}}},
-                                lambda i: graph.read(*qf.list_features_statement({"atlas": {"eq": atlas}, "layer": {"eq": where_layers[i % 97]}, "module": {"eq": "res"}, "s_res": {"gt": 0.2}},
-                                                                                 [{"s_res": "DESC"}], limit=20, offset=0))),
+            "feature": (
+                lambda i: {"query": FEATURE_Q, "variables": {"uid": seeds["mid"][i % 200]}},
+                lambda i: graph.read(qf.FEATURES_BY_UID, {"uids": [seeds["mid"][i % 200]]}),
+            ),
+            "lineage_depth6": (
+                lambda i: {"query": LINEAGE_Q, "variables": {"uid": seeds["mid"][i % 200], "depth": 6}},
+                lambda i: build_flow_graph_async(
+                    graph.read,
+                    seeds["mid"][i % 200],
+                    FlowOptions(direction=Direction.UPSTREAM, depth=6, min_similarity=0.0),
+                ),
+            ),
+            "lineage_depth25": (
+                lambda i: {"query": LINEAGE_Q, "variables": {"uid": seeds["deep"][i % 200], "depth": 25}},
+                lambda i: build_flow_graph_async(
+                    graph.read,
+                    seeds["deep"][i % 200],
+                    FlowOptions(direction=Direction.UPSTREAM, depth=25, min_similarity=0.0),
+                ),
+            ),
+            "features_filter": (
+                lambda i: {
+                    "query": FEATURES_Q,
+                    "variables": {
+                        "w": {
+                            "atlas": {"eq": atlas},
+                            "layer": {"eq": where_layers[i % 97]},
+                            "module": {"eq": "RES"},
+                            "sRes": {"gt": 0.2},
+                        }
+                    },
+                },
+                lambda i: graph.read(
+                    *qf.list_features_statement(
+                        {
+                            "atlas": {"eq": atlas},
+                            "layer": {"eq": where_layers[i % 97]},
+                            "module": {"eq": "res"},
+                            "s_res": {"gt": 0.2},
+                        },
+                        [{"s_res": "DESC"}],
+                        limit=20,
+                        offset=0,
+                    )
+                ),
+            ),
         }
         for name, (body, raw) in workloads.items():
             if args.queries and name not in args.queries:
@@ -229,10 +322,17 @@ async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:
 
                 await closed_loop(min(clients, 4), 0.5, call_raw)
                 raw_stats = await closed_loop(clients, args.seconds, call_raw)
-                results[name][clients] = {"api": api_stats, "cypher": raw_stats, "api_over_cypher_mean": round(api_stats["mean_ms"] / max(raw_stats["mean_ms"], 1e-9), 2)}
-                print(f"{name:16s} clients={clients:3d}  API p50 {api_stats['p50_ms']:7.2f} p99 {api_stats['p99_ms']:7.2f} ms {api_stats['rps']:7.1f}/s"
-                      f" | Cypher p50 {raw_stats['p50_ms']:7.2f} p99 {raw_stats['p99_ms']:7.2f} ms {raw_stats['rps']:7.1f}/s"
-                      f" | ratio {results[name][clients]['api_over_cypher_mean']}  errors {api_stats['errors']}/{raw_stats['errors']}", flush=True)
+                results[name][clients] = {
+                    "api": api_stats,
+                    "cypher": raw_stats,
+                    "api_over_cypher_mean": round(api_stats["mean_ms"] / max(raw_stats["mean_ms"], 1e-9), 2),
+                }
+                print(
+                    f"{name:16s} clients={clients:3d}  API p50 {api_stats['p50_ms']:7.2f} p99 {api_stats['p99_ms']:7.2f} ms {api_stats['rps']:7.1f}/s"
+                    f" | Cypher p50 {raw_stats['p50_ms']:7.2f} p99 {raw_stats['p99_ms']:7.2f} ms {raw_stats['rps']:7.1f}/s"
+                    f" | ratio {results[name][clients]['api_over_cypher_mean']}  errors {api_stats['errors']}/{raw_stats['errors']}",
+                    flush=True,
+                )
     finally:
         await graph.close()
         api.terminate()
@@ -246,37 +346,59 @@ def write(out: dict[str, Any]) -> None:
     stem = "api" if out["workers"] == 1 else f"api-workers{out['workers']}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1) + "\n")
     lines = [
-        "# API benchmark", "",
+        "# API benchmark",
+        "",
         f"Atlas `{out['atlas']}`; {out['seconds']} s per cell; lineage with minSimilarity 0 (walks the full depth); "
         f"API served by {out['workers']} uvicorn worker process(es).",
-        f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, load {out['machine']['loadavg_1_5_15']} — {out['machine']['note']}.", "",
-        "**Targets (2 cores):** feature p99 ≤ 20 ms and lineage(depth 6) p99 ≤ 100 ms at 10 clients; API/Cypher ≤ 1.5×.", "",
+        f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, load {out['machine']['loadavg_1_5_15']} — {out['machine']['note']}.",
+        "",
+        "**Targets (2 cores):** feature p99 ≤ 20 ms and lineage(depth 6) p99 ≤ 100 ms at 10 clients; API/Cypher ≤ 1.5×.",
+        "",
         f"- feature p99 at 10 clients: **{out['feature_p99_ms']} ms**",
         f"- lineage depth 6 p99 at 10 clients: **{out['lineage_depth6_p99_ms']} ms**",
         f"- lineage depth 25 p99 at 10 clients: **{out['lineage_depth25_p99_ms']} ms**",
-        f"- API over raw Cypher (geometric mean of mean-latency ratios at 10 clients): **{out['api_over_cypher_ratio']}×**", "",
+        f"- API over raw Cypher (geometric mean of mean-latency ratios at 10 clients): **{out['api_over_cypher_ratio']}×**",
+        "",
         "| query | clients | API p50 ms | API p99 ms | API req/s | Cypher p50 ms | Cypher p99 ms | Cypher req/s | API/Cypher |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, by_c in out["results"].items():
         for c, r in by_c.items():
             a, y = r["api"], r["cypher"]
-            lines.append(f"| {name} | {c} | {a['p50_ms']} | {a['p99_ms']} | {a['rps']} | {y['p50_ms']} | {y['p99_ms']} | {y['rps']} | {r['api_over_cypher_mean']} |")
-    lines += ["", "The Cypher baseline runs the same statements (and the same flow-graph assembly for lineage) through the",
-              "async driver in the load generator's process; the API adds HTTP, GraphQL parsing/validation and serialisation.",
-              "API clients are persistent keep-alive HTTP/1.1 connections, one per client (a minimal client, so the load",
-              "generator's own CPU stays small next to the API's; a shared httpx pool made the generator the bottleneck at 50 clients).",
-              "Load generator, API and Neo4j share the machine's cores, so absolute numbers depend on the machine."]
+            lines.append(
+                f"| {name} | {c} | {a['p50_ms']} | {a['p99_ms']} | {a['rps']} | {y['p50_ms']} | {y['p99_ms']} | {y['rps']} | {r['api_over_cypher_mean']} |"
+            )
+    lines += [
+        "",
+        "The Cypher baseline runs the same statements (and the same flow-graph assembly for lineage) through the",
+        "async driver in the load generator's process; the API adds HTTP, GraphQL parsing/validation and serialisation.",
+        "API clients are persistent keep-alive HTTP/1.1 connections, one per client (a minimal client, so the load",
+        "generator's own CPU stays small next to the API's; a shared httpx pool made the generator the bottleneck at 50 clients).",
+        "Load generator, API and Neo4j share the machine's cores, so absolute numbers depend on the machine.",
+    ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--atlas", default=None, help="An atlas already in Neo4j (e.g. bench-gemma-26 from bench_ingest.py --shape gemma --keep).")
-    ap.add_argument("--quick", action="store_true", help="Ingest (once) and use a small 26-layer synthetic atlas; short cells.")
+    ap.add_argument(
+        "--atlas",
+        default=None,
+        help="An atlas already in Neo4j (e.g. bench-gemma-26 from bench_ingest.py --shape gemma --keep).",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="Ingest (once) and use a small 26-layer synthetic atlas; short cells."
+    )
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 10, 50])
-    ap.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the API (atlas serve --workers).")
-    ap.add_argument("--queries", nargs="+", default=None, help="Only these workloads (feature, lineage_depth6, lineage_depth25, features_filter); saves nothing.")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes of the API (atlas serve --workers)."
+    )
+    ap.add_argument(
+        "--queries",
+        nargs="+",
+        default=None,
+        help="Only these workloads (feature, lineage_depth6, lineage_depth25, features_filter); saves nothing.",
+    )
     ap.add_argument("--seconds", type=float, default=None, help="Duration of each measured cell (default 10, quick 4).")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -297,7 +419,12 @@ def main() -> None:
     ref = 10 if 10 in args.clients else args.clients[0]
     ratios = [results[q][ref]["api_over_cypher_mean"] for q in results]
     out = {
-        "atlas": atlas, "quick": args.quick, "seconds": args.seconds, "clients": args.clients, "workers": args.workers, "machine": mach,
+        "atlas": atlas,
+        "quick": args.quick,
+        "seconds": args.seconds,
+        "clients": args.clients,
+        "workers": args.workers,
+        "machine": mach,
         "feature_p99_ms": results["feature"][ref]["api"]["p99_ms"],
         "lineage_depth6_p99_ms": results["lineage_depth6"][ref]["api"]["p99_ms"],
         "lineage_depth25_p99_ms": results["lineage_depth25"][ref]["api"]["p99_ms"],
@@ -306,7 +433,20 @@ def main() -> None:
         "results": {q: {str(c): r for c, r in by_c.items()} for q, by_c in results.items()},
     }
     write(out)
-    print(json.dumps({k: out[k] for k in ("feature_p99_ms", "lineage_depth6_p99_ms", "lineage_depth25_p99_ms", "api_over_cypher_ratio", "clients")}))
+    print(
+        json.dumps(
+            {
+                k: out[k]
+                for k in (
+                    "feature_p99_ms",
+                    "lineage_depth6_p99_ms",
+                    "lineage_depth25_p99_ms",
+                    "api_over_cypher_ratio",
+                    "clients",
+                )
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

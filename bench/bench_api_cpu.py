@@ -88,8 +88,14 @@ async def measure(args: argparse.Namespace, port: int, api_pid: int) -> dict[str
             wall = time.perf_counter() - t0
             after = {g: sum(cpu_s(p) for p in pids) for g, pids in groups.items()}
             per = {g: round((after[g] - before[g]) / max(stats["n"], 1) * 1e3, 3) for g in groups}
-            out[name] = {**stats, "cpu_ms_per_request": per, "cpu_ms_per_request_total": round(sum(per.values()), 3),
-                         "machine_busy_pct": round(sum(after[g] - before[g] for g in groups) / wall / (os.cpu_count() or 1) * 100)}
+            out[name] = {
+                **stats,
+                "cpu_ms_per_request": per,
+                "cpu_ms_per_request_total": round(sum(per.values()), 3),
+                "machine_busy_pct": round(
+                    sum(after[g] - before[g] for g in groups) / wall / (os.cpu_count() or 1) * 100
+                ),
+            }
             print(name, json.dumps(out[name]), flush=True)
     finally:
         for c in conns:
@@ -116,22 +122,40 @@ def main() -> None:
         api.terminate()
         api.wait(10)
     a, c = res["api"]["cpu_ms_per_request"], res["cypher"]["cpu_ms_per_request"]
-    out = {"atlas": args.atlas, "query": "feature", "clients": args.clients, "workers": args.workers, "seconds": args.seconds,
-           "machine": mach, **res,
-           "api_server_cpu_over_driver_cpu": round(a["api_server"] / max(c["load_generator"], 1e-9), 2)}
+    out = {
+        "atlas": args.atlas,
+        "query": "feature",
+        "clients": args.clients,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "machine": mach,
+        **res,
+        "api_server_cpu_over_driver_cpu": round(a["api_server"] / max(c["load_generator"], 1e-9), 2),
+    }
     B.RESULTS.mkdir(parents=True, exist_ok=True)
     (B.RESULTS / "api-cpu.json").write_text(json.dumps(out, indent=1) + "\n")
-    md = ["# Where a `feature` request's CPU goes", "",
-          f"`python bench/bench_api_cpu.py --atlas {args.atlas} --clients {args.clients}` · {args.workers} API worker(s) · machine: {mach}", "",
-          "CPU milliseconds per request, by process (utime+stime from /proc over the timed loop):", "",
-          "| path | req/s | load generator | API server | Neo4j | total | machine busy |", "|---|---|---|---|---|---|---|"]
+    md = [
+        "# Where a `feature` request's CPU goes",
+        "",
+        f"`python bench/bench_api_cpu.py --atlas {args.atlas} --clients {args.clients}` · {args.workers} API worker(s) · machine: {mach}",
+        "",
+        "CPU milliseconds per request, by process (utime+stime from /proc over the timed loop):",
+        "",
+        "| path | req/s | load generator | API server | Neo4j | total | machine busy |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in ("api", "cypher"):
         r = res[name]
         p = r["cpu_ms_per_request"]
-        md.append(f"| {name} | {r['rps']} | {p['load_generator']} | {p['api_server']} | {p['neo4j']} | {r['cpu_ms_per_request_total']} | {r['machine_busy_pct']}% |")
-    md += ["", f"The API server spends **{out['api_server_cpu_over_driver_cpu']}×** the CPU the raw driver's process spends per request "
-           "(in the Cypher path, the load generator *is* the driver process). With one worker that process is the bottleneck "
-           "on 2 cores, so this ratio is what sets bench_api.py's `feature` latency ratio."]
+        md.append(
+            f"| {name} | {r['rps']} | {p['load_generator']} | {p['api_server']} | {p['neo4j']} | {r['cpu_ms_per_request_total']} | {r['machine_busy_pct']}% |"
+        )
+    md += [
+        "",
+        f"The API server spends **{out['api_server_cpu_over_driver_cpu']}×** the CPU the raw driver's process spends per request "
+        "(in the Cypher path, the load generator *is* the driver process). With one worker that process is the bottleneck "
+        "on 2 cores, so this ratio is what sets bench_api.py's `feature` latency ratio.",
+    ]
     (B.RESULTS / "api-cpu.md").write_text("\n".join(md) + "\n")
     print(json.dumps({k: out[k] for k in ("api_server_cpu_over_driver_cpu",)}))
 

@@ -34,8 +34,12 @@ def machine() -> dict[str, object]:
     chromium = subprocess.run(["chromium", "--version"], capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()
     return {
-        "cpu": model, "cores": os.cpu_count(), "cpu_flags_simd": [f for f in flags if f.startswith(("avx", "sse4", "fma", "amx"))],
-        "browser": chromium, "python": platform.python_version(), "load_avg_at_start": [round(x, 2) for x in load],
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "cpu_flags_simd": [f for f in flags if f.startswith(("avx", "sse4", "fma", "amx"))],
+        "browser": chromium,
+        "python": platform.python_version(),
+        "load_avg_at_start": [round(x, 2) for x in load],
         "shared": load[0] > 0.5 * (os.cpu_count() or 1),
     }
 
@@ -45,25 +49,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "figures.json"
         env = {**os.environ, "ATLAS_DASHBOARD_BENCH": str(out), "PYTHONPATH": str(ROOT)}
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "tests/integration/test_dashboard_browser.py::test_performance_figures"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/integration/test_dashboard_browser.py::test_performance_figures",
+        ]
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
         figures = json.loads(out.read_text())
-    result = {**figures, "machine": before, "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
-              "targets": {"first_view_ms": 1000, "bundle_kb_gzip": 500, "graph500_render_ms": 1000},
-              "command": "python bench/bench_dashboard.py"}
+    result = {
+        **figures,
+        "machine": before,
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "targets": {"first_view_ms": 1000, "bundle_kb_gzip": 500, "graph500_render_ms": 1000},
+        "command": "python bench/bench_dashboard.py",
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "dashboard.json").write_text(json.dumps(result, indent=2) + "\n")
     m = before
     md = [
-        "# Dashboard performance", "",
+        "# Dashboard performance",
+        "",
         f"Machine: {m['cpu']}, {m['cores']} cores; {m['browser']} headless; load average at start {m['load_avg_at_start']}"
-        f"{' (shared machine: other jobs were running, timings are noisy)' if m['shared'] else ''}.", "",
-        "| figure | value | target | how |", "|---|---|---|---|",
+        f"{' (shared machine: other jobs were running, timings are noisy)' if m['shared'] else ''}.",
+        "",
+        "| figure | value | target | how |",
+        "|---|---|---|---|",
         f"| first view (atlases, cold load) | **{result['first_view_ms']} ms** (runs {result['first_view_ms_runs']}) | ≤ 1000 ms | navigation start → view rendered with its data, median of 5 |",
         f"| JS + CSS shipped | **{result['bundle_kb_gzip']} kB** gzip | ≤ 500 kB | {', '.join(result['bundle_files'])} |",
         f"| 500-node flow graph laid out and drawn | **{result['graph500_render_ms']} ms** (runs {result['graph500_render_ms_runs']}; layout + Cytoscape init {result['graph500_layout_and_init_ms']} ms) | ≤ 1000 ms | synthetic graph through the view's code, to the first painted frame, median of 5 |",
-        "", "Measured by `python bench/bench_dashboard.py` (runs `test_performance_figures` of tests/integration/test_dashboard_browser.py).",
+        "",
+        "Measured by `python bench/bench_dashboard.py` (runs `test_performance_figures` of tests/integration/test_dashboard_browser.py).",
     ]
     (RESULTS / "dashboard.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

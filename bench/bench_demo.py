@@ -37,7 +37,9 @@ def load_average() -> list[float]:
         return []
 
 
-def bench_activations(loaded: Any, layers: list[int], seqs: int = 8, seq_len: int = 128, reps: int = 3) -> dict[str, float]:
+def bench_activations(
+    loaded: Any, layers: list[int], seqs: int = 8, seq_len: int = 128, reps: int = 3
+) -> dict[str, float]:
     """Tokens/s of one forward with hooks on res/att/mlp of ``layers`` (stopping after the last), vs the whole model."""
     import torch
 
@@ -55,7 +57,11 @@ def bench_activations(loaded: Any, layers: list[int], seqs: int = 8, seq_len: in
     for _ in range(reps):
         run_capture(loaded, points, ids, stop_early=False)
     full = seqs * seq_len * reps / (time.perf_counter() - t)
-    return {"points": len(points), "tokens_per_s_stop_after_last_layer": round(early, 1), "tokens_per_s_full_forward": round(full, 1)}
+    return {
+        "points": len(points),
+        "tokens_per_s_stop_after_last_layer": round(early, 1),
+        "tokens_per_s_full_forward": round(full, 1),
+    }
 
 
 def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024, steps: int = 3) -> dict[str, Any]:
@@ -74,8 +80,14 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
         tr.step(x)
     ours = batch * steps * n_saes / (time.perf_counter() - t)
 
-    out: dict[str, Any] = {"n_saes": n_saes, "d_in": d_in, "d_sae": d_sae, "k": k, "batch_tokens": batch,
-                           "ours_tokens_per_s_per_sae": round(ours, 1)}
+    out: dict[str, Any] = {
+        "n_saes": n_saes,
+        "d_in": d_in,
+        "d_sae": d_sae,
+        "k": k,
+        "batch_tokens": batch,
+        "ours_tokens_per_s_per_sae": round(ours, 1),
+    }
     try:
         from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
         from sae_lens.saes.sae import TrainStepInput
@@ -85,8 +97,15 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
 
         def step() -> None:
             for i, (s, o) in enumerate(zip(saes, opts)):
-                res = s.training_forward_pass(TrainStepInput(sae_in=x[i], coefficients={}, dead_neuron_mask=torch.zeros(d_sae, dtype=torch.bool),
-                                                             n_training_steps=0, is_logging_step=False))
+                res = s.training_forward_pass(
+                    TrainStepInput(
+                        sae_in=x[i],
+                        coefficients={},
+                        dead_neuron_mask=torch.zeros(d_sae, dtype=torch.bool),
+                        n_training_steps=0,
+                        is_logging_step=False,
+                    )
+                )
                 o.zero_grad()
                 res.loss.backward()
                 o.step()
@@ -129,11 +148,22 @@ def run_tiny_profile() -> dict[str, Any]:
             else:
                 os.environ["ATLAS_CACHE_DIR"] = old
             with Graph() as g:
-                g.write("MATCH (n) WHERE n.atlas = $a OR (n:Atlas AND n.name = $a) DETACH DELETE n", {"a": "bench-demo-tiny"}, timeout=300)
-    return {"first_run_s": round(first, 1), "second_run_s": round(second, 1), "summary": rep.metrics["summary"], "timings": rep.timings}
+                g.write(
+                    "MATCH (n) WHERE n.atlas = $a OR (n:Atlas AND n.name = $a) DETACH DELETE n",
+                    {"a": "bench-demo-tiny"},
+                    timeout=300,
+                )
+    return {
+        "first_run_s": round(first, 1),
+        "second_run_s": round(second, 1),
+        "summary": rep.metrics["summary"],
+        "timings": rep.timings,
+    }
 
 
-def robust_explained_variance(loaded: Any, atlas_dir: Path, layers: list[int], n_seqs: int = 32, seq_len: int = 128) -> list[dict[str, Any]]:
+def robust_explained_variance(
+    loaded: Any, atlas_dir: Path, layers: list[int], n_seqs: int = 32, seq_len: int = 128
+) -> list[dict[str, Any]]:
     """EV of the saved SAEs on held-out tokens, also with the 1% largest-norm tokens left out.
 
     Why: in SmolLM2's later layers a few tokens (newlines, whitespace) carry activations so large that they
@@ -148,12 +178,14 @@ def robust_explained_variance(loaded: Any, atlas_dir: Path, layers: list[int], n
     from training.corpus import ensure_default_corpus, load_split, pack_sequences
 
     split = load_split(ensure_default_corpus())
-    seqs = [s for s, _ in zip(pack_sequences(loaded.tokenizer, split.held_out, seq_len, shuffle_seed=None), range(n_seqs))]
+    seqs = [
+        s for s, _ in zip(pack_sequences(loaded.tokenizer, split.held_out, seq_len, shuffle_seed=None), range(n_seqs))
+    ]
     ids = torch.tensor([s[0] for s in seqs])
     points = [HookPoint(layer, m) for layer in layers for m in (Module.RES, Module.ATT, Module.MLP)]
     acts: dict[Any, list[torch.Tensor]] = {p: [] for p in points}
     for i in range(0, len(ids), 8):
-        got = run_capture(loaded, points, ids[i:i + 8])
+        got = run_capture(loaded, points, ids[i : i + 8])
         for p in points:
             acts[p].append(got[p][:, 1:].reshape(-1, got[p].shape[-1]))
     out = []
@@ -163,13 +195,20 @@ def robust_explained_variance(loaded: Any, atlas_dir: Path, layers: list[int], n
         z = sae.encode(x.astype(np.float32)).astype(np.float64)
         recon = z @ sae.W_dec + sae.b_dec
         c = x - x.mean(0)
-        norms = (c ** 2).sum(-1)
+        norms = (c**2).sum(-1)
         keep = norms <= np.quantile(norms, 0.99)
         xk = x[keep]
-        ev_all = 1 - ((x - recon) ** 2).sum() / (c ** 2).sum()
+        ev_all = 1 - ((x - recon) ** 2).sum() / (c**2).sum()
         ev_keep = 1 - ((xk - recon[keep]) ** 2).sum() / ((xk - xk.mean(0)) ** 2).sum()
-        out.append({"sae": str(p), "tokens": len(x), "ev": round(float(ev_all), 4), "ev_without_top1pct_tokens": round(float(ev_keep), 4),
-                    "variance_share_of_top1pct_tokens": round(float(norms[~keep].sum() / norms.sum()), 4)})
+        out.append(
+            {
+                "sae": str(p),
+                "tokens": len(x),
+                "ev": round(float(ev_all), 4),
+                "ev_without_top1pct_tokens": round(float(ev_keep), 4),
+                "variance_share_of_top1pct_tokens": round(float(norms[~keep].sum() / norms.sum()), 4),
+            }
+        )
     return out
 
 
@@ -189,7 +228,9 @@ def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
         "k": spec.k,
         "token_budget": spec.token_budget,
         "summary": metrics["summary"],
-        "saes": [{k: m[k] for k in ("layer", "module", "explained_variance", "l0", "dead_fraction")} for m in metrics["saes"]],
+        "saes": [
+            {k: m[k] for k in ("layer", "module", "explained_variance", "l0", "dead_fraction")} for m in metrics["saes"]
+        ],
         "train_timings": metrics["timings"],
         "forward_tokens_per_s": metrics.get("forward_tokens_per_s"),
         "train_tokens_per_s_per_sae": metrics.get("train_tokens_per_s_per_sae"),
@@ -210,7 +251,9 @@ def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--default-log", type=Path, default=None, help="log of the `atlas demo` run that built the default atlas")
+    ap.add_argument(
+        "--default-log", type=Path, default=None, help="log of the `atlas demo` run that built the default atlas"
+    )
     ap.add_argument("--skip-tiny", action="store_true", help="do not run the tiny profile end to end")
     args = ap.parse_args()
 
@@ -226,7 +269,8 @@ def main() -> None:
     # Judge from the load itself rather than assume: more runnable work than cores means other jobs compete.
     busy = load_before[0] > (os.cpu_count() or 1) + 0.5
     machine["shared"] = (
-        f"yes: 1-min load {load_before[0]:.1f} on {os.cpu_count()} cores at start; timings are pessimistic" if busy
+        f"yes: 1-min load {load_before[0]:.1f} on {os.cpu_count()} cores at start; timings are pessimistic"
+        if busy
         else f"no other heavy job (1-min load {load_before[0]:.1f} on {os.cpu_count()} cores at start)"
     )
     results: dict[str, Any] = {"machine": machine, "torch_threads": torch.get_num_threads()}
@@ -248,14 +292,21 @@ def main() -> None:
         from training.settings import TrainingSettings
 
         print("robust EV of the default atlas …", flush=True)
-        results["default_profile"]["robust_ev"] = robust_explained_variance(loaded, TrainingSettings().atlases_dir / spec.atlas, spec.layers)
+        results["default_profile"]["robust_ev"] = robust_explained_variance(
+            loaded, TrainingSettings().atlases_dir / spec.atlas, spec.layers
+        )
     d = results["default_profile"]
     summary = d.get("summary", {})
     results["default_profile_s"] = d.get("end_to_end_first_run_s")
     results["min_explained_variance"] = summary.get("min_explained_variance")
     results["max_l0"] = summary.get("max_l0")
     results["max_dead_fraction"] = summary.get("max_dead_fraction")
-    results["quality_bar_met"] = bool(summary) and summary["min_explained_variance"] >= 0.7 and summary["max_l0"] <= 64 and summary["max_dead_fraction"] <= 0.10
+    results["quality_bar_met"] = (
+        bool(summary)
+        and summary["min_explained_variance"] >= 0.7
+        and summary["max_l0"] <= 64
+        and summary["max_dead_fraction"] <= 0.10
+    )
     results["peak_rss_mib_bench"] = round(peak_rss_mib(), 1)
     results["load_average_at_end"] = load_average()
 
@@ -284,7 +335,8 @@ def render_md(r: dict[str, Any]) -> str:
         lines += [
             f"Layers {d['layers'][0]}–{d['layers'][-1]} × res/att/mlp, {d['d_sae']} latents, TopK k={d['k']}, {d['token_budget']:,} training tokens.",
             "",
-            f"- end-to-end first run: **{r['default_profile_s']} s**" + (" (budget 900 s on an unshared 2-core CPU)" if r["default_profile_s"] else ""),
+            f"- end-to-end first run: **{r['default_profile_s']} s**"
+            + (" (budget 900 s on an unshared 2-core CPU)" if r["default_profile_s"] else ""),
             f"- min held-out EV **{r['min_explained_variance']:.3f}**, max L0 **{r['max_l0']:.0f}**, max dead fraction **{r['max_dead_fraction']:.3f}** "
             f"→ quality bar (EV ≥ 0.7, L0 ≤ 64, dead ≤ 10%) {'met' if r['quality_bar_met'] else 'NOT met'}",
             f"- training timings: {d['train_timings']}",
@@ -294,12 +346,23 @@ def render_md(r: dict[str, Any]) -> str:
             "| SAE | EV (held-out) | L0 | dead |",
             "|---|---|---|---|",
         ]
-        lines += [f"| {s['layer']}-{s['module']} | {s['explained_variance']:.3f} | {s['l0']:.1f} | {s['dead_fraction']:.3f} |" for s in d["saes"]]
+        lines += [
+            f"| {s['layer']}-{s['module']} | {s['explained_variance']:.3f} | {s['l0']:.1f} | {s['dead_fraction']:.3f} |"
+            for s in d["saes"]
+        ]
         if d.get("robust_ev"):
-            lines += ["", "EV re-measured on 32 held-out sequences, also without the 1% tokens of largest norm (a few newline/whitespace "
-                      "tokens carry most of the variance in later layers, which inflates the standard EV there):", "",
-                      "| SAE | EV | EV without top-1% tokens | variance share of top-1% tokens |", "|---|---|---|---|"]
-            lines += [f"| {e['sae']} | {e['ev']:.3f} | {e['ev_without_top1pct_tokens']:.3f} | {e['variance_share_of_top1pct_tokens']:.3f} |" for e in d["robust_ev"]]
+            lines += [
+                "",
+                "EV re-measured on 32 held-out sequences, also without the 1% tokens of largest norm (a few newline/whitespace "
+                "tokens carry most of the variance in later layers, which inflates the standard EV there):",
+                "",
+                "| SAE | EV | EV without top-1% tokens | variance share of top-1% tokens |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {e['sae']} | {e['ev']:.3f} | {e['ev_without_top1pct_tokens']:.3f} | {e['variance_share_of_top1pct_tokens']:.3f} |"
+                for e in d["robust_ev"]
+            ]
     a, t = r["activations"], r["trainers"]
     lines += [
         "",
@@ -309,12 +372,18 @@ def render_md(r: dict[str, Any]) -> str:
         f"{a['tokens_per_s_full_forward']} tok/s through all layers",
         f"- SAE training ({t['n_saes']} SAEs, {t['d_in']}→{t['d_sae']}, k={t['k']}, {t['batch_tokens']} tokens/step): ours "
         f"{t['ours_tokens_per_s_per_sae']} tok/s per SAE"
-        + (f", sae-lens TopKTrainingSAE {t['sae_lens_tokens_per_s_per_sae']} tok/s per SAE (ours is {t['speedup_vs_sae_lens']}× as fast)" if "sae_lens_tokens_per_s_per_sae" in t else f" (sae-lens: {t.get('sae_lens_error')})"),
+        + (
+            f", sae-lens TopKTrainingSAE {t['sae_lens_tokens_per_s_per_sae']} tok/s per SAE (ours is {t['speedup_vs_sae_lens']}× as fast)"
+            if "sae_lens_tokens_per_s_per_sae" in t
+            else f" (sae-lens: {t.get('sae_lens_error')})"
+        ),
     ]
     if "tiny_profile" in r:
         tp = r["tiny_profile"]
-        lines += [f"- tiny profile end to end: first run {tp['first_run_s']} s, second run {tp['second_run_s']} s "
-                  f"(min EV {tp['summary']['min_explained_variance']:.3f} — 8k tokens, a smoke test, not an atlas)"]
+        lines += [
+            f"- tiny profile end to end: first run {tp['first_run_s']} s, second run {tp['second_run_s']} s "
+            f"(min EV {tp['summary']['min_explained_variance']:.3f} — 8k tokens, a smoke test, not an atlas)"
+        ]
     lines.append(f"- peak RSS of the benchmark process: {r['peak_rss_mib_bench']} MiB")
     return "\n".join(lines) + "\n"
 

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_ingest import machine, manifest_for  # noqa: E402
+
 from ingest.pipeline import IngestOptions, ingest_atlas  # noqa: E402
 from queries.db import Graph  # noqa: E402
 from queries.maintenance import drop_atlas  # noqa: E402
@@ -48,8 +49,11 @@ FEATURE = '{ feature(uid: "%s") { __typename ... on Feature { uid category sRes 
 def fingerprint(g: Graph, atlas: str) -> dict[str, Any]:
     h = hashlib.sha256()
     n = 0
-    for e in g.read("MATCH (s:Feature {atlas: $a})-[e:FLOWS_TO]->(t) RETURN s.uid AS s, t.uid AS t, e.similarity AS sim ORDER BY s, t",
-                    {"a": atlas}, timeout=600):
+    for e in g.read(
+        "MATCH (s:Feature {atlas: $a})-[e:FLOWS_TO]->(t) RETURN s.uid AS s, t.uid AS t, e.similarity AS sim ORDER BY s, t",
+        {"a": atlas},
+        timeout=600,
+    ):
         h.update(f"{e['s']}|{e['t']}|{e['sim']!r}\n".encode())
         n += 1
     nodes = g.read("MATCH (f:Feature {atlas: $a}) RETURN count(f) AS n", {"a": atlas})[0]["n"]
@@ -73,7 +77,12 @@ def bench_ray() -> dict[str, Any]:
         single = fingerprint(g, m.name)
         drop_atlas(g, m.name)
         t0 = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+        ray.init(
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": worker_env()},
+        )
         out["ray_cluster_start_s"] = round(time.perf_counter() - t0, 1)
         try:
             t0 = time.perf_counter()
@@ -96,7 +105,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def load_run(api: str, uid: str, clients: int, seconds: float, kill_at: float | None = None, kill: Any = None) -> dict[str, Any]:
+def load_run(
+    api: str, uid: str, clients: int, seconds: float, kill_at: float | None = None, kill: Any = None
+) -> dict[str, Any]:
     import httpx
 
     stop = time.monotonic() + seconds
@@ -128,8 +139,14 @@ def load_run(api: str, uid: str, clients: int, seconds: float, kill_at: float | 
     for t in threads:
         t.join()
     lat.sort()
-    return {"requests": len(lat), "failures": len(failures), "failure_examples": failures[:3], "req_per_s": round(len(lat) / (time.monotonic() - t0), 1),
-            "p50_ms": round(statistics.median(lat), 1), "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1)}
+    return {
+        "requests": len(lat),
+        "failures": len(failures),
+        "failure_examples": failures[:3],
+        "req_per_s": round(len(lat) / (time.monotonic() - t0), 1),
+        "p50_ms": round(statistics.median(lat), 1),
+        "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 1),
+    }
 
 
 def bench_readers() -> dict[str, Any]:
@@ -141,14 +158,24 @@ def bench_readers() -> dict[str, Any]:
 
     m = manifest_for("smollm2", None)  # 184,320 features, ~984k edges: big enough to size a store and a dump
     with tempfile.TemporaryDirectory() as tmp:
-        a, b = (local_neo4j.LocalNeo4jSettings(home=Path(tmp) / n, bolt_port=_free_port(), heap="512m", pagecache="256m",
-                                                 password="bench-readers-secret") for n in "ab")  # one password on every read server
+        a, b = (
+            local_neo4j.LocalNeo4jSettings(
+                home=Path(tmp) / n,
+                bolt_port=_free_port(),
+                heap="512m",
+                pagecache="256m",
+                password="bench-readers-secret",
+            )
+            for n in "ab"
+        )  # one password on every read server
         try:
             local_neo4j.start(a)
             with Graph(Neo4jSettings(uri=a.bolt_uri, password=a.password)) as g:
                 ingest_atlas(m, g, options=IngestOptions(k=5))
-                counts = {"features": g.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"],
-                          "edges": g.read("MATCH ()-[e:FLOWS_TO]->() RETURN count(e) AS n")[0]["n"]}
+                counts = {
+                    "features": g.read("MATCH (f:Feature) RETURN count(f) AS n")[0]["n"],
+                    "edges": g.read("MATCH ()-[e:FLOWS_TO]->() RETURN count(e) AS n")[0]["n"],
+                }
             local_neo4j.stop(a)
             t0 = time.perf_counter()
             dump_file = local_neo4j.dump(a, Path(tmp) / "dump")
@@ -157,13 +184,25 @@ def bench_readers() -> dict[str, Any]:
             local_neo4j.load(b, Path(tmp) / "dump")
             load_s = time.perf_counter() - t0
             store = sum(f.stat().st_size for f in (b.data_dir / "databases" / "neo4j").rglob("*") if f.is_file())
-            sizes = {**counts, "dump_bytes": dump_file.stat().st_size, "loaded_store_bytes": store,
-                     "store_bytes_per_edge_incl_nodes": round(store / counts["edges"], 1), "dump_s": round(dump_s, 1), "load_s": round(load_s, 1)}
+            sizes = {
+                **counts,
+                "dump_bytes": dump_file.stat().st_size,
+                "loaded_store_bytes": store,
+                "store_bytes_per_edge_incl_nodes": round(store / counts["edges"], 1),
+                "dump_s": round(dump_s, 1),
+                "load_s": round(load_s, 1),
+            }
             local_neo4j.start(a)
             local_neo4j.start(b)
-            neo = Neo4jSettings(uri=a.bolt_uri, password=a.password, read_uris=f"{a.bolt_uri},{b.bolt_uri}", connect_timeout_s=2.0)
+            neo = Neo4jSettings(
+                uri=a.bolt_uri, password=a.password, read_uris=f"{a.bolt_uri},{b.bolt_uri}", connect_timeout_s=2.0
+            )
             port = _free_port()
-            server = uvicorn.Server(uvicorn.Config(create_app(ApiSettings(query_timeout_s=5), neo), host="127.0.0.1", port=port, log_level="warning"))
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    create_app(ApiSettings(query_timeout_s=5), neo), host="127.0.0.1", port=port, log_level="warning"
+                )
+            )
             th = threading.Thread(target=server.run, daemon=True)
             th.start()
             while not server.started:
@@ -179,9 +218,17 @@ def bench_readers() -> dict[str, Any]:
         finally:
             for s in (a, b):
                 local_neo4j.stop(s)
-    return {"atlas": f"{m.name}: SmolLM2-shaped synthetic (30 × 3 × 2,048), dumped from server A and loaded into B", "store": sizes,
-            "clients": 10, "seconds": 8, "kill_at_s": 3, "both_alive": both, "one_killed": killed,
-            "api_p99_ms_two_readers_one_killed": killed["p99_ms"], "api_p99_ms_two_readers": both["p99_ms"]}
+    return {
+        "atlas": f"{m.name}: SmolLM2-shaped synthetic (30 × 3 × 2,048), dumped from server A and loaded into B",
+        "store": sizes,
+        "clients": 10,
+        "seconds": 8,
+        "kill_at_s": 3,
+        "both_alive": both,
+        "one_killed": killed,
+        "api_p99_ms_two_readers_one_killed": killed["p99_ms"],
+        "api_p99_ms_two_readers": both["p99_ms"],
+    }
 
 
 def main() -> None:
@@ -203,28 +250,42 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     r, rd = result.get("ray", {}), result.get("readers", {})
-    md = ["# Deploy / scale-out benchmark", "", "`python bench/bench_deploy.py` — " + result["machine"]["cpu"] + f", {result['machine']['cores']} cores. "
-          "Load average (1/5/15 min) per part: " + "; ".join(
-              f"{part} {result[part]['machine']['loadavg_1_5_15']} → {result[part]['load_at_end']}" for part in ("ray", "readers")
-              if part in result and "machine" in result[part])
-          + ". The machine was shared with other engineers' jobs (load far above its 2 cores): latencies are noisy and "
-          "read as upper bounds; the ratios compare runs of the same part back to back.", "", "| what | figure |", "|---|---|"]
+    md = [
+        "# Deploy / scale-out benchmark",
+        "",
+        "`python bench/bench_deploy.py` — " + result["machine"]["cpu"] + f", {result['machine']['cores']} cores. "
+        "Load average (1/5/15 min) per part: "
+        + "; ".join(
+            f"{part} {result[part]['machine']['loadavg_1_5_15']} → {result[part]['load_at_end']}"
+            for part in ("ray", "readers")
+            if part in result and "machine" in result[part]
+        )
+        + ". The machine was shared with other engineers' jobs (load far above its 2 cores): latencies are noisy and "
+        "read as upper bounds; the ratios compare runs of the same part back to back.",
+        "",
+        "| what | figure |",
+        "|---|---|",
+    ]
     if r:
-        md += [f"| Ray ingest / single process, SmolLM2-shaped atlas (wall, same run, same Neo4j) | **{r['ray_over_single_process']}×** "
-               f"({r['ray_s']} s vs {r['single_process_s']} s; local Ray start {r['ray_cluster_start_s']} s not included) |",
-               f"| graphs equal (counts + sha256 of (source, target, similarity)) | {r['graphs_equal']} ({r['fingerprint']['features']:,} features, {r['fingerprint']['edges']:,} edges) |",
-               f"| matching: single-process compute / Ray wait in the driver | {r['single_matching_s']} s / {r['ray_matching_wait_s']} s |",
-               "| why Ray is not slower here | the driver writes layer L while Ray workers already match later layers; the single process "
-               "alternates matching and writing. That overlap outweighs Ray's task and transfer overhead on this atlas; one run on a loaded machine, "
-               "so read it as 'about the same', not as a speed-up |"]
+        md += [
+            f"| Ray ingest / single process, SmolLM2-shaped atlas (wall, same run, same Neo4j) | **{r['ray_over_single_process']}×** "
+            f"({r['ray_s']} s vs {r['single_process_s']} s; local Ray start {r['ray_cluster_start_s']} s not included) |",
+            f"| graphs equal (counts + sha256 of (source, target, similarity)) | {r['graphs_equal']} ({r['fingerprint']['features']:,} features, {r['fingerprint']['edges']:,} edges) |",
+            f"| matching: single-process compute / Ray wait in the driver | {r['single_matching_s']} s / {r['ray_matching_wait_s']} s |",
+            "| why Ray is not slower here | the driver writes layer L while Ray workers already match later layers; the single process "
+            "alternates matching and writing. That overlap outweighs Ray's task and transfer overhead on this atlas; one run on a loaded machine, "
+            "so read it as 'about the same', not as a speed-up |",
+        ]
     if rd:
         k, b = rd["one_killed"], rd["both_alive"]
-        md += [f"| API `feature` p99 at 10 clients, two readers, one SIGKILLed at 3 s of 8 s | **{k['p99_ms']} ms** (p50 {k['p50_ms']} ms, "
-               f"{k['requests']} requests, {k['failures']} failed) |",
-               f"| same, both readers alive (same run) | {b['p99_ms']} ms (p50 {b['p50_ms']} ms, {b['requests']} requests, {b['failures']} failed) |",
-               f"| `atlas db dump` / `atlas db load` of that atlas ({rd['store']['features']:,} features, {rd['store']['edges']:,} edges) | "
-               f"{rd['store']['dump_s']} s / {rd['store']['load_s']} s; dump {rd['store']['dump_bytes'] / 1e6:.0f} MB, loaded store "
-               f"{rd['store']['loaded_store_bytes'] / 1e6:.0f} MB ({rd['store']['store_bytes_per_edge_incl_nodes']} bytes per edge, nodes included) |"]
+        md += [
+            f"| API `feature` p99 at 10 clients, two readers, one SIGKILLed at 3 s of 8 s | **{k['p99_ms']} ms** (p50 {k['p50_ms']} ms, "
+            f"{k['requests']} requests, {k['failures']} failed) |",
+            f"| same, both readers alive (same run) | {b['p99_ms']} ms (p50 {b['p50_ms']} ms, {b['requests']} requests, {b['failures']} failed) |",
+            f"| `atlas db dump` / `atlas db load` of that atlas ({rd['store']['features']:,} features, {rd['store']['edges']:,} edges) | "
+            f"{rd['store']['dump_s']} s / {rd['store']['load_s']} s; dump {rd['store']['dump_bytes'] / 1e6:.0f} MB, loaded store "
+            f"{rd['store']['loaded_store_bytes'] / 1e6:.0f} MB ({rd['store']['store_bytes_per_edge_incl_nodes']} bytes per edge, nodes included) |",
+        ]
     (RESULTS / "deploy.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

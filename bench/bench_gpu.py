@@ -49,9 +49,15 @@ def gpu_info() -> dict[str, object]:
     if DEV != "cuda":
         return {"gpu_name": "none (smoke run on the CPU)", "torch": torch.__version__}
     p = torch.cuda.get_device_properties(0)
-    return {"gpu_name": torch.cuda.get_device_name(0), "gpu_memory_gib": round(p.total_memory / 2**30, 1),
-            "sm_count": p.multi_processor_count, "torch": torch.__version__, "cuda": torch.version.cuda,
-            "host_cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+    return {
+        "gpu_name": torch.cuda.get_device_name(0),
+        "gpu_memory_gib": round(p.total_memory / 2**30, 1),
+        "sm_count": p.multi_processor_count,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "host_cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
 
 
 def bench_matching(n_layers: int, d_sae: int, d_model: int, k: int) -> dict[str, object]:
@@ -117,7 +123,9 @@ def bench_matching(n_layers: int, d_sae: int, d_model: int, k: int) -> dict[str,
     return {
         "shape": {"layers": n_layers, "d_sae": d_sae, "d_model": d_model, "k": k, "pairs": n_pairs},
         "faiss_gpu": faiss_gpu_available(),
-        "path": "faiss-gpu IndexFlatIP" if faiss_gpu_available() else "torch fp32 GEMM + top-k on the GPU (faiss-gpu not installed)",
+        "path": "faiss-gpu IndexFlatIP"
+        if faiss_gpu_available()
+        else "torch fp32 GEMM + top-k on the GPU (faiss-gpu not installed)",
         "decoder_generation_s": round(gen_s, 2),
         "gemma_matching_s": round(matching_s, 2),
         "pair_s_median": round(statistics.median(pair_times), 4),
@@ -142,10 +150,21 @@ def _smollm2_shaped_random() -> object:
 
     tok = byte_tokenizer()
     # SmolLM2-135M's architecture (its config.json): 30 layers, d 576, 9 heads / 3 KV heads, MLP 1,536.
-    cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-                      num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
-                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=8192,
+        rope_theta=100000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(cfg).to(torch.float32)
     return wrap_model(model, tok, name="smollm2-135m-shaped-random", source="random", device=DEV)
@@ -172,11 +191,11 @@ def _corpus(path: Path, n_bytes: int) -> Path:
 def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
     import torch
 
+    from atlas_cli.demo import profile_spec
     from queries.ids import Module
     from steering.hooks import HookPoint
     from training.activations import forward_batches
     from training.corpus import load_split
-    from atlas_cli.demo import profile_spec
     from training.sae import BankTrainer, TopKBank, TopKConfig
     from training.train import train_atlas
 
@@ -191,8 +210,16 @@ def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
     split = load_split(corpus, held_out_fraction=full.held_out_fraction, text_field=full.text_field)
 
     # Forward alone: all 90 hook points captured, activations kept on the device.
-    fb = forward_batches(loaded, points, split.train, seq_len=full.seq_len, seqs_per_batch=full.seqs_per_batch,
-                         shuffle_seed=0, max_sequences=full.seqs_per_batch * 12, keep_on_device=True)
+    fb = forward_batches(
+        loaded,
+        points,
+        split.train,
+        seq_len=full.seq_len,
+        seqs_per_batch=full.seqs_per_batch,
+        shuffle_seed=0,
+        max_sequences=full.seqs_per_batch * 12,
+        keep_on_device=True,
+    )
     next(fb)
     _sync()
     t, toks = time.perf_counter(), 0
@@ -202,7 +229,9 @@ def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
     fwd_tok_s = toks / (time.perf_counter() - t)
 
     # SAE steps alone: the bank of 90 TopK SAEs on 2,048-token steps.
-    cfg = TopKConfig(d_in=loaded.d_model, d_sae=full.d_sae, k=full.k, lr=full.lr, dead_after_tokens=full.dead_after_tokens, seed=0)
+    cfg = TopKConfig(
+        d_in=loaded.d_model, d_sae=full.d_sae, k=full.k, lr=full.lr, dead_after_tokens=full.dead_after_tokens, seed=0
+    )
     x = torch.randn(n, full.train_batch_tokens, loaded.d_model, device=DEV)
     steps = 3 if smoke else 30
     step_times: dict[str, list[float]] = {"fp32": [], "tf32": []}
@@ -227,7 +256,12 @@ def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
 
     # End to end on a slice of the full profile's token budget (same shapes, fewer tokens).
     spec = full
-    spec.atlas, spec.corpus, spec.token_budget, spec.heldout_tokens = "bench-gpu-full", str(corpus), train_tokens, 32_768
+    spec.atlas, spec.corpus, spec.token_budget, spec.heldout_tokens = (
+        "bench-gpu-full",
+        str(corpus),
+        train_tokens,
+        32_768,
+    )
     spec.device = DEV
     t = time.perf_counter()
     result = train_atlas(spec, work / "atlas", loaded=loaded, progress=False, resume=False, force=True)
@@ -240,8 +274,13 @@ def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
     fixed_s = tm["heldout_s"] * heldout_scale + tm["write_s"] + tm["corpus_s"]
     return {
         "model": "SmolLM2-135M architecture, random weights (byte tokenizer; lm_head not run)",
-        "profile": "full", "hook_points": n, "d_sae": full.d_sae, "k": full.k, "train_batch_tokens": full.train_batch_tokens,
-        "seq_len": full.seq_len, "seqs_per_batch": full.seqs_per_batch,
+        "profile": "full",
+        "hook_points": n,
+        "d_sae": full.d_sae,
+        "k": full.k,
+        "train_batch_tokens": full.train_batch_tokens,
+        "seq_len": full.seq_len,
+        "seqs_per_batch": full.seqs_per_batch,
         "forward_tokens_per_s": round(fwd_tok_s),
         "sae_step_s_fp32": round(step_fp32, 4),
         "sae_step_s": round(step_s, 4),
@@ -254,7 +293,7 @@ def bench_training(train_tokens: int, smoke: bool = False) -> dict[str, object]:
         "e2e_min_explained_variance": m["summary"].get("min_explained_variance"),
         "projected_full_profile_s": round(per_token * spec_budget() + fixed_s, 0),
         "projection": "train_total_s per token × the full profile's token budget + held-out pass scaled to the "
-                      "profile's held-out tokens + writing (fixed)",
+        "profile's held-out tokens + writing (fixed)",
         "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1) if DEV == "cuda" else None,
     }
 
@@ -273,7 +312,9 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=26)
     ap.add_argument("--train-tokens", type=int, default=1_000_000)
     ap.add_argument("--skip-training", action="store_true")
-    ap.add_argument("--smoke", action="store_true", help="check every code path on the CPU at tiny shapes; saves nothing")
+    ap.add_argument(
+        "--smoke", action="store_true", help="check every code path on the CPU at tiny shapes; saves nothing"
+    )
     args = ap.parse_args()
     import torch
 
@@ -281,7 +322,9 @@ def main() -> None:
     if args.smoke:
         DEV = "cpu"
     elif not torch.cuda.is_available():
-        raise SystemExit("bench_gpu.py needs torch with a CUDA GPU (none is visible); CPU figures come from bench_ingest.py / bench_demo.py")
+        raise SystemExit(
+            "bench_gpu.py needs torch with a CUDA GPU (none is visible); CPU figures come from bench_ingest.py / bench_demo.py"
+        )
     result: dict[str, object] = {"machine": gpu_info(), "date": time.strftime("%Y-%m-%d")}
     d_sae, d_model = (512, 64) if args.smoke else (16384, 2304)
     result["matching"] = bench_matching(2 if args.smoke else args.layers, d_sae, d_model, DEFAULT_K)

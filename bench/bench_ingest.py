@@ -41,7 +41,10 @@ from queries.maintenance import drop_atlas  # noqa: E402
 from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec  # noqa: E402
 from saes.sources import synthetic_sae  # noqa: E402
 
-SHAPES = {"smollm2": (30, 2048, 576, "HuggingFaceTB/SmolLM2-135M-Instruct"), "gemma": (26, 16384, 2304, "google/gemma-2-2b")}
+SHAPES = {
+    "smollm2": (30, 2048, 576, "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "gemma": (26, 16384, 2304, "google/gemma-2-2b"),
+}
 
 
 def machine() -> dict[str, object]:
@@ -55,28 +58,45 @@ def machine() -> dict[str, object]:
         pass
     load = os.getloadavg()
     return {
-        "cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "host": socket.gethostname(),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
         "loadavg_1_5_15": [round(x, 2) for x in load],
-        "note": "shared machine (other engineers' jobs running), timings are noisy" if load[0] > 0.5 * (os.cpu_count() or 1) else "quiet at start",
+        "note": "shared machine (other engineers' jobs running), timings are noisy"
+        if load[0] > 0.5 * (os.cpu_count() or 1)
+        else "quiet at start",
     }
 
 
 def manifest_for(shape: str, layers: int | None) -> AtlasManifest:
     n_layers, d_sae, d_model, model = SHAPES[shape]
     n = layers or n_layers
-    entries = [SAEEntry(layer, mod, synthetic=SyntheticSpec(d_sae=d_sae, seed=1000 * layer + i, d_in=d_model))
-               for layer in range(n) for i, mod in enumerate(Module)]
+    entries = [
+        SAEEntry(layer, mod, synthetic=SyntheticSpec(d_sae=d_sae, seed=1000 * layer + i, d_in=d_model))
+        for layer in range(n)
+        for i, mod in enumerate(Module)
+    ]
     return AtlasManifest(name=f"bench-{shape}-{n}", model=model, d_model=d_model, saes=entries)
 
 
 MATCHERS = {
     # name → (what it is, call); "faiss" is what `atlas ingest` runs (the bf16 pre-filter where the CPU has bf16)
-    "faiss": ("FAISS backend as ingest runs it (prefilter auto)", lambda q, b, k: topk_search(q, b, k, backend="faiss")),
-    "faiss_flat": ("FAISS IndexFlatIP alone (prefilter off)", lambda q, b, k: topk_search(q, b, k, backend="faiss", prefilter="off")),
+    "faiss": (
+        "FAISS backend as ingest runs it (prefilter auto)",
+        lambda q, b, k: topk_search(q, b, k, backend="faiss"),
+    ),
+    "faiss_flat": (
+        "FAISS IndexFlatIP alone (prefilter off)",
+        lambda q, b, k: topk_search(q, b, k, backend="faiss", prefilter="off"),
+    ),
     "torch": ("torch fp32 matmul + topk, tiled", lambda q, b, k: topk_search(q, b, k, backend="torch")),
     "numpy": ("numpy matmul + argpartition, tiled", lambda q, b, k: topk_search(q, b, k, backend="numpy")),
     "both_ways": ("res(L-1)-res(L) both directions as ingest runs it", lambda q, b, k: topk_both_ways(q, b, k)),
-    "both_ways_torch": ("both directions, torch fp32 (prefilter off)", lambda q, b, k: topk_both_ways(q, b, k, prefilter="off")),
+    "both_ways_torch": (
+        "both directions, torch fp32 (prefilter off)",
+        lambda q, b, k: topk_both_ways(q, b, k, prefilter="off"),
+    ),
 }
 
 
@@ -101,9 +121,14 @@ def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3) -> dict[s
             t = time.perf_counter()
             answer[name] = call(q, b, k)
             times[name].append(time.perf_counter() - t)
-    out: dict[str, object] = {"faiss_threads": faiss.omp_get_max_threads(), "torch_threads": torch.get_num_threads(), "repeats": repeats,
-                              "cpu_has_fast_bf16": cpu_has_fast_bf16(), "prefilter_active": resolve_prefilter("auto"),
-                              "matchers": {name: what for name, (what, _call) in MATCHERS.items()}}
+    out: dict[str, object] = {
+        "faiss_threads": faiss.omp_get_max_threads(),
+        "torch_threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+        "prefilter_active": resolve_prefilter("auto"),
+        "matchers": {name: what for name, (what, _call) in MATCHERS.items()},
+    }
     for name in MATCHERS:
         out[f"{name}_s"] = round(float(np.median(times[name])), 3)
     # exactness: the full top-k lists must agree (up to fp32 near-ties); similarities to fp32 rounding
@@ -141,14 +166,24 @@ def bench_bulk(manifest: AtlasManifest, opts: IngestOptions) -> dict[str, float]
         finally:
             local_neo4j.stop(settings)
         if (got["features"], got["edges"]) != (exp.n_features, exp.n_edges):
-            raise SystemExit(f"bulk import check failed: {got} in Neo4j, {exp.n_features} features / {exp.n_edges} edges exported")
-        return {"export_s": round(exp.seconds, 2), "export_matching_s": round(exp.match_s, 2), "import_s": round(import_s, 2),
-                "nodes": exp.n_features, "relationships": exp.n_edges,
-                "import_relationships_per_s": round(exp.n_edges / import_s), "import_nodes_per_s": round(exp.n_features / import_s),
-                "end_to_end_s": round(exp.seconds + import_s, 1)}
+            raise SystemExit(
+                f"bulk import check failed: {got} in Neo4j, {exp.n_features} features / {exp.n_edges} edges exported"
+            )
+        return {
+            "export_s": round(exp.seconds, 2),
+            "export_matching_s": round(exp.match_s, 2),
+            "import_s": round(import_s, 2),
+            "nodes": exp.n_features,
+            "relationships": exp.n_edges,
+            "import_relationships_per_s": round(exp.n_edges / import_s),
+            "import_nodes_per_s": round(exp.n_features / import_s),
+            "end_to_end_s": round(exp.seconds + import_s, 1),
+        }
 
 
-def _online(m: AtlasManifest, opts: IngestOptions, keep: bool, private: bool) -> tuple[object, float, dict[str, object]]:
+def _online(
+    m: AtlasManifest, opts: IngestOptions, keep: bool, private: bool
+) -> tuple[object, float, dict[str, object]]:
     """Online ingest end to end into NEO4J_URI, or into a private temporary server (heap and page cache
     from ATLAS_NEO4J_HEAP / ATLAS_NEO4J_PAGECACHE) so other users' queries do not share its threads."""
     from queries.settings import Neo4jSettings
@@ -184,9 +219,20 @@ def _online(m: AtlasManifest, opts: IngestOptions, keep: bool, private: bool) ->
     return rep, end_to_end, info
 
 
-RUN_KEYS = ("faiss_vs_torch_speedup", "faiss_flat_vs_torch_speedup", "both_ways_vs_torch_speedup", "relationships_per_s", "nodes_per_s",
-            "end_to_end_s", "matching_s", "write_s", "nodes",
-            "relationships", "peak_rss_mb", "projected_full_gemma_s")
+RUN_KEYS = (
+    "faiss_vs_torch_speedup",
+    "faiss_flat_vs_torch_speedup",
+    "both_ways_vs_torch_speedup",
+    "relationships_per_s",
+    "nodes_per_s",
+    "end_to_end_s",
+    "matching_s",
+    "write_s",
+    "nodes",
+    "relationships",
+    "peak_rss_mb",
+    "projected_full_gemma_s",
+)
 
 
 def _save_summary(results_dir: Path, run_id: str, result: dict[str, object]) -> Path:
@@ -199,19 +245,34 @@ def _save_summary(results_dir: Path, run_id: str, result: dict[str, object]) -> 
         summary = {}
     runs = summary.get("runs", {}) if isinstance(summary.get("runs"), dict) else {}
     runs[run_id] = result
-    headline = next((r for r in (f"gemma-{SHAPES['gemma'][0]}", f"smollm2-{SHAPES['smollm2'][0]}") if r in runs), run_id)
+    headline = next(
+        (r for r in (f"gemma-{SHAPES['gemma'][0]}", f"smollm2-{SHAPES['smollm2'][0]}") if r in runs), run_id
+    )
     top = runs[headline]
-    summary = {"headline_run": headline, **{key: top[key] for key in (*RUN_KEYS, "machine") if key in top}, "runs": runs}
+    summary = {
+        "headline_run": headline,
+        **{key: top[key] for key in (*RUN_KEYS, "machine") if key in top},
+        "runs": runs,
+    }
     path.write_text(json.dumps(summary, indent=2) + "\n")
-    md = ["# Ingest benchmark", "", f"`python bench/bench_ingest.py --shape <shape> [--layers N]`; headline run: **{headline}**. "
-          "Targets (2 cores): FAISS ≥ 1.3× torch matmul+topk, online writes ≥ 50,000 relationships/s, full Gemma-shaped atlas "
-          "end to end ≤ 20 min.", "", "| run | " + " | ".join(RUN_KEYS) + " | bulk import nodes/s | bulk import rel/s | load at start |",
-          "|---" * (len(RUN_KEYS) + 4) + "|"]
+    md = [
+        "# Ingest benchmark",
+        "",
+        f"`python bench/bench_ingest.py --shape <shape> [--layers N]`; headline run: **{headline}**. "
+        "Targets (2 cores): FAISS ≥ 1.3× torch matmul+topk, online writes ≥ 50,000 relationships/s, full Gemma-shaped atlas "
+        "end to end ≤ 20 min.",
+        "",
+        "| run | " + " | ".join(RUN_KEYS) + " | bulk import nodes/s | bulk import rel/s | load at start |",
+        "|---" * (len(RUN_KEYS) + 4) + "|",
+    ]
     for rid, r in runs.items():
         bulk = r.get("bulk") or {}
         load = (r.get("machine") or {}).get("loadavg_1_5_15")
-        md.append(f"| {rid} | " + " | ".join(str(r.get(k, "")) for k in RUN_KEYS)
-                  + f" | {bulk.get('import_nodes_per_s', '')} | {bulk.get('import_relationships_per_s', '')} | {load} |")
+        md.append(
+            f"| {rid} | "
+            + " | ".join(str(r.get(k, "")) for k in RUN_KEYS)
+            + f" | {bulk.get('import_nodes_per_s', '')} | {bulk.get('import_relationships_per_s', '')} | {load} |"
+        )
     md += ["", "Per-run details (matching per backend, write server, bulk path, machine): `ingest-<run>.md`."]
     path.with_suffix(".md").write_text("\n".join(md) + "\n")
     return path
@@ -225,15 +286,23 @@ def _update_matching(results_dir: Path, run_id: str, fresh: dict[str, object]) -
         print(f"no saved run {path.name}: nothing updated")
         return
     saved = json.loads(path.read_text())
-    keys = ("matching_one_pair", "matching_design_pair", "faiss_vs_torch_speedup", "faiss_flat_vs_torch_speedup", "both_ways_vs_torch_speedup")
+    keys = (
+        "matching_one_pair",
+        "matching_design_pair",
+        "faiss_vs_torch_speedup",
+        "faiss_flat_vs_torch_speedup",
+        "both_ways_vs_torch_speedup",
+    )
     saved.update({k: fresh[k] for k in keys})
     saved["matching_machine"] = fresh["machine"]
     path.write_text(json.dumps(saved, indent=2) + "\n")
     md = path.with_suffix(".md").read_text().split("\n\nMatching one pair")[0]
     match = saved["matching_one_pair"]
-    md += (f"\n\nMatching one pair (median of {match['repeats']}, s; re-measured with --matching-only on "  # type: ignore[index]
-           f"{fresh['machine']}): {json.dumps(match)}\n\nthe design's reference pair, top-8 16k × 16k × 576: "
-           f"{json.dumps(saved['matching_design_pair'])}\n")
+    md += (
+        f"\n\nMatching one pair (median of {match['repeats']}, s; re-measured with --matching-only on "  # type: ignore[index]
+        f"{fresh['machine']}): {json.dumps(match)}\n\nthe design's reference pair, top-8 16k × 16k × 576: "
+        f"{json.dumps(saved['matching_design_pair'])}\n"
+    )
     path.with_suffix(".md").write_text(md)
     _save_summary(results_dir, run_id, saved)
     print(f"updated the matching figures of {path} and the summary")
@@ -244,10 +313,19 @@ def main() -> None:
     ap.add_argument("--shape", choices=sorted(SHAPES), default="smollm2")
     ap.add_argument("--layers", type=int, default=None, help="Use only the first N layers (reduced atlas).")
     ap.add_argument("-k", type=int, default=5)
-    ap.add_argument("--bulk", action="store_true", help="Also time CSV export + neo4j-admin import into a private server.")
-    ap.add_argument("--private-server", action="store_true",
-                    help="Write online into a private temporary Neo4j (ATLAS_NEO4J_HEAP/ATLAS_NEO4J_PAGECACHE) instead of NEO4J_URI.")
-    ap.add_argument("--matching-only", action="store_true", help="Only time the matchers; update the matching figures of the saved run of this shape.")
+    ap.add_argument(
+        "--bulk", action="store_true", help="Also time CSV export + neo4j-admin import into a private server."
+    )
+    ap.add_argument(
+        "--private-server",
+        action="store_true",
+        help="Write online into a private temporary Neo4j (ATLAS_NEO4J_HEAP/ATLAS_NEO4J_PAGECACHE) instead of NEO4J_URI.",
+    )
+    ap.add_argument(
+        "--matching-only",
+        action="store_true",
+        help="Only time the matchers; update the matching figures of the saved run of this shape.",
+    )
     ap.add_argument("--keep", action="store_true", help="Keep the ingested atlas in Neo4j (NEO4J_URI only).")
     ap.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args()
@@ -256,8 +334,15 @@ def main() -> None:
     n_layers, d_sae, d_model, _ = SHAPES[args.shape]
     m = manifest_for(args.shape, args.layers)
     run_id = f"{args.shape}-{m.n_layers}"
-    result: dict[str, object] = {"shape": args.shape, "layers": m.n_layers, "d_sae": d_sae, "d_model": d_model, "k": args.k,
-                                 "n_features": m.n_layers * 3 * d_sae, "machine": machine()}
+    result: dict[str, object] = {
+        "shape": args.shape,
+        "layers": m.n_layers,
+        "d_sae": d_sae,
+        "d_model": d_model,
+        "k": args.k,
+        "n_features": m.n_layers * 3 * d_sae,
+        "machine": machine(),
+    }
     print(f"machine: {result['machine']}")
     print(f"matching one SAE pair {d_sae}×{d_sae}×{d_model}, top-{args.k} ...", flush=True)
     match = bench_matching(d_sae, d_model, args.k)
@@ -274,31 +359,52 @@ def main() -> None:
     opts = IngestOptions(k=args.k, progress=True)
     rep, end_to_end, info = _online(m, opts, args.keep, args.private_server)
     result["online_server"] = info["server"]
-    result.update({
-        "end_to_end_s": round(end_to_end, 1), "matching_s": round(rep.match_s, 1), "write_s": round(rep.write_s, 1),
-        "nodes": rep.nodes_written, "relationships": rep.edges_written,
-        "nodes_per_s": round(rep.nodes_written / max(rep.node_write_s, 1e-9)),
-        "relationships_per_s": round(rep.edges_written / max(rep.edge_write_s, 1e-9)),
-    })
+    result.update(
+        {
+            "end_to_end_s": round(end_to_end, 1),
+            "matching_s": round(rep.match_s, 1),
+            "write_s": round(rep.write_s, 1),
+            "nodes": rep.nodes_written,
+            "relationships": rep.edges_written,
+            "nodes_per_s": round(rep.nodes_written / max(rep.node_write_s, 1e-9)),
+            "relationships_per_s": round(rep.edges_written / max(rep.edge_write_s, 1e-9)),
+        }
+    )
     result["loadavg_after_online"] = [round(x, 2) for x in os.getloadavg()]
     if args.bulk:
         result["bulk"] = bench_bulk(m, opts)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     if args.layers and args.shape == "gemma":
         # Matching scales with SAE pairs (3 per layer, 2 at the first: 3n - 1), the rest with layers.
-        result["projected_full_gemma_s"] = round(rep.match_s / (3 * m.n_layers - 1) * (3 * n_layers - 1)
-                                                 + (end_to_end - rep.match_s) / m.n_layers * n_layers)
+        result["projected_full_gemma_s"] = round(
+            rep.match_s / (3 * m.n_layers - 1) * (3 * n_layers - 1) + (end_to_end - rep.match_s) / m.n_layers * n_layers
+        )
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"ingest-{run_id}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    md = [f"# Ingest benchmark ({args.shape}, {m.n_layers} layers × 3 × {d_sae}, d_model {d_model}, k={args.k})", "",
-          f"Machine: {result['machine']}", "", f"Online writes into: {result['online_server']}; load after the online ingest: "
-          f"{result['loadavg_after_online']}", "", "| figure | value |", "|---|---|"]
+    md = [
+        f"# Ingest benchmark ({args.shape}, {m.n_layers} layers × 3 × {d_sae}, d_model {d_model}, k={args.k})",
+        "",
+        f"Machine: {result['machine']}",
+        "",
+        f"Online writes into: {result['online_server']}; load after the online ingest: "
+        f"{result['loadavg_after_online']}",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
     md += [f"| {key} | {result[key]} |" for key in RUN_KEYS if key in result]
-    md += ["", f"Matching one pair (median of {match['repeats']}, s): {json.dumps(match)}",
-           "", f"the design's reference pair, top-8 16k × 16k × 576: {json.dumps(result['matching_design_pair'])}"]
+    md += [
+        "",
+        f"Matching one pair (median of {match['repeats']}, s): {json.dumps(match)}",
+        "",
+        f"the design's reference pair, top-8 16k × 16k × 576: {json.dumps(result['matching_design_pair'])}",
+    ]
     if "bulk" in result:
-        md += ["", f"Bulk path (CSV export incl. matching, then neo4j-admin import into a private server): {json.dumps(result['bulk'])}"]
+        md += [
+            "",
+            f"Bulk path (CSV export incl. matching, then neo4j-admin import into a private server): {json.dumps(result['bulk'])}",
+        ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     summary = _save_summary(args.results_dir, run_id, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))

@@ -35,7 +35,11 @@ def pair_stats(queries: np.ndarray, base: np.ndarray, k: int) -> dict[str, float
     q16, b16 = pf.to_bf16(queries), pf.to_bf16(base)
     keep = min(pf.DEFAULT_CANDIDATES + 1, len(base))
     vals = torch.topk(q16.rows @ b16.rows.T, keep, dim=1).values.double().numpy()
-    need = pf.candidates_needed(vals, k, pf.error_bound(q16, b16, queries.shape[1])) if keep < len(base) else np.full(len(queries), keep)
+    need = (
+        pf.candidates_needed(vals, k, pf.error_bound(q16, b16, queries.shape[1]))
+        if keep < len(base)
+        else np.full(len(queries), keep)
+    )
     t = time.perf_counter()
     s1, i1 = pf.prefiltered_topk(queries, base, k, tile_rows=_tile_rows(len(base), DEFAULT_TILE_BYTES))
     t_pf = time.perf_counter() - t
@@ -43,9 +47,16 @@ def pair_stats(queries: np.ndarray, base: np.ndarray, k: int) -> dict[str, float
     s2, i2 = topk_search(queries, base, k, prefilter="off", use_gpu=False)
     t_flat = time.perf_counter() - t
     ok = need[need >= 0]
-    return {"rows": len(queries), "uncertified": int((need < 0).sum()), "median_candidates": float(np.median(ok)) if len(ok) else -1.0,
-            "p99_candidates": round(float(np.percentile(ok, 99)), 1) if len(ok) else -1.0, "same_topk": float((i1 == i2).mean()),
-            "max_sim_diff": float(np.abs(s1 - s2).max()), "prefilter_s": round(t_pf, 3), "faiss_flat_s": round(t_flat, 3)}
+    return {
+        "rows": len(queries),
+        "uncertified": int((need < 0).sum()),
+        "median_candidates": float(np.median(ok)) if len(ok) else -1.0,
+        "p99_candidates": round(float(np.percentile(ok, 99)), 1) if len(ok) else -1.0,
+        "same_topk": float((i1 == i2).mean()),
+        "max_sim_diff": float(np.abs(s1 - s2).max()),
+        "prefilter_s": round(t_pf, 3),
+        "faiss_flat_s": round(t_flat, 3),
+    }
 
 
 def main() -> None:
@@ -65,19 +76,45 @@ def main() -> None:
             if key in dec:
                 rows.append({"layer": layer, "against": label, **pair_stats(dec[(layer, "res")], dec[key], args.k)})
                 print(json.dumps(rows[-1]), flush=True)
-    out = {"atlas": m.name, "k": args.k, "d_model": d_model, "n_candidates": pf.DEFAULT_CANDIDATES, "cpu_has_fast_bf16": pf.cpu_has_fast_bf16(),
-           "machine": machine(), "pairs": rows,
-           "uncertified_rows": sum(r["uncertified"] for r in rows), "rows": sum(r["rows"] for r in rows),
-           "all_topk_equal": all(r["same_topk"] == 1.0 for r in rows)}
+    out = {
+        "atlas": m.name,
+        "k": args.k,
+        "d_model": d_model,
+        "n_candidates": pf.DEFAULT_CANDIDATES,
+        "cpu_has_fast_bf16": pf.cpu_has_fast_bf16(),
+        "machine": machine(),
+        "pairs": rows,
+        "uncertified_rows": sum(r["uncertified"] for r in rows),
+        "rows": sum(r["rows"] for r in rows),
+        "all_topk_equal": all(r["same_topk"] == 1.0 for r in rows),
+    }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / f"prefilter-{m.name}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
-    cols = ["layer", "against", "rows", "uncertified", "median_candidates", "p99_candidates", "same_topk", "max_sim_diff", "prefilter_s", "faiss_flat_s"]
-    md = [f"# bf16 pre-filter on atlas `{m.name}` (k={args.k}, d_model {d_model}, {pf.DEFAULT_CANDIDATES} candidates kept)", "",
-          f"`python bench/bench_prefilter.py <atlas.toml>` · machine: {out['machine']}", "",
-          f"Rows without a proof (searched exactly): **{out['uncertified_rows']} of {out['rows']}**; every top-{args.k} list equal to "
-          f"FAISS flat: **{out['all_topk_equal']}**. Times are single runs (small pairs: fixed costs dominate; `auto` only "
-          "turns the pre-filter on from 1e10 multiply-adds).", "", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+    cols = [
+        "layer",
+        "against",
+        "rows",
+        "uncertified",
+        "median_candidates",
+        "p99_candidates",
+        "same_topk",
+        "max_sim_diff",
+        "prefilter_s",
+        "faiss_flat_s",
+    ]
+    md = [
+        f"# bf16 pre-filter on atlas `{m.name}` (k={args.k}, d_model {d_model}, {pf.DEFAULT_CANDIDATES} candidates kept)",
+        "",
+        f"`python bench/bench_prefilter.py <atlas.toml>` · machine: {out['machine']}",
+        "",
+        f"Rows without a proof (searched exactly): **{out['uncertified_rows']} of {out['rows']}**; every top-{args.k} list equal to "
+        f"FAISS flat: **{out['all_topk_equal']}**. Times are single runs (small pairs: fixed costs dominate; `auto` only "
+        "turns the pre-filter on from 1e10 multiply-adds).",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|---" * len(cols) + "|",
+    ]
     md += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     path.with_suffix(".md").write_text("\n".join(md) + "\n")
     print(f"saved {path}")

@@ -41,9 +41,16 @@ def machine() -> dict[str, object]:
             model = line.split(":", 1)[1].strip()
             break
     load = os.getloadavg()
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "host": socket.gethostname(),
-            "loadavg_1_5_15": [round(x, 2) for x in load],
-            "note": "shared machine (other engineers' jobs running), timings are noisy" if load[0] > 0.5 * (os.cpu_count() or 1) else "quiet at start"}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "host": socket.gethostname(),
+        "loadavg_1_5_15": [round(x, 2) for x in load],
+        "note": "shared machine (other engineers' jobs running), timings are noisy"
+        if load[0] > 0.5 * (os.cpu_count() or 1)
+        else "quiet at start",
+    }
 
 
 def main() -> None:
@@ -54,10 +61,21 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
     name = f"bench-similar-{args.d_sae}"
-    result: dict[str, object] = {"machine": machine(), "d_sae": args.d_sae, "d_model": args.d_model, "k": 10, "requests": args.requests}
+    result: dict[str, object] = {
+        "machine": machine(),
+        "d_sae": args.d_sae,
+        "d_model": args.d_model,
+        "k": 10,
+        "requests": args.requests,
+    }
     with tempfile.TemporaryDirectory() as tmp, Graph() as g:
-        entries = [SAEEntry(layer, Module.RES, synthetic=SyntheticSpec(d_sae=args.d_sae, seed=layer, d_in=args.d_model)) for layer in (0, 1)]
-        AtlasManifest(name=name, model="bench/synthetic", d_model=args.d_model, saes=entries, base_dir=Path(tmp)).write(Path(tmp) / "atlas.toml")
+        entries = [
+            SAEEntry(layer, Module.RES, synthetic=SyntheticSpec(d_sae=args.d_sae, seed=layer, d_in=args.d_model))
+            for layer in (0, 1)
+        ]
+        AtlasManifest(name=name, model="bench/synthetic", d_model=args.d_model, saes=entries, base_dir=Path(tmp)).write(
+            Path(tmp) / "atlas.toml"
+        )
         t0 = time.perf_counter()
         ingest_atlas(load_manifest(Path(tmp) / "atlas.toml"), g, k=5)
         result["ingest_s"] = round(time.perf_counter() - t0, 1)
@@ -69,12 +87,17 @@ def main() -> None:
         api = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(timeout=120) as client:
+
                 def ask(i: int) -> tuple[float, dict]:
                     t = time.perf_counter()
-                    r = client.post(f"{api}/graphql", json={"query": query, "variables": {"u": f"{name}/1-res/{i}", "s": f"{name}/0-res"}}).json()
+                    r = client.post(
+                        f"{api}/graphql",
+                        json={"query": query, "variables": {"u": f"{name}/1-res/{i}", "s": f"{name}/0-res"}},
+                    ).json()
                     if "errors" in r:
                         raise SystemExit(f"similar failed: {r['errors']}")
                     return (time.perf_counter() - t) * 1000, r["data"]["similar"]
+
                 cold_ms, first = ask(0)
                 assert first["cold"] and len(first["neighbours"]) == 10
                 warm = [ask(1 + i % (args.d_sae - 1))[0] for i in range(args.requests)]
@@ -83,24 +106,35 @@ def main() -> None:
             proc.wait(30)
             drop_atlas(g, name)
     warm.sort()
-    result.update({
-        "cold_ms": round(cold_ms, 1), "cold_server_ms": first["millis"],
-        "warm_p50_ms": round(statistics.median(warm), 2), "warm_p99_ms": round(warm[min(len(warm) - 1, int(0.99 * len(warm)))], 2),
-        "warm_mean_ms": round(statistics.fmean(warm), 2), "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-    })
+    result.update(
+        {
+            "cold_ms": round(cold_ms, 1),
+            "cold_server_ms": first["millis"],
+            "warm_p50_ms": round(statistics.median(warm), 2),
+            "warm_p99_ms": round(warm[min(len(warm) - 1, int(0.99 * len(warm)))], 2),
+            "warm_mean_ms": round(statistics.fmean(warm), 2),
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        }
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "api-similar.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     md = [
-        f"# API `similar` on a {args.d_sae:,}-wide SAE (d_model {args.d_model:,})", "",
-        (f"`python bench/bench_similar.py --d-sae {args.d_sae} --d-model {args.d_model}` on {m['cpu']} ({m['cores']} cores), "
-         f"load {m['loadavg_1_5_15']} at start, {result['loadavg_after']} after; {m['note']}. One client over HTTP, k = 10, "
-         "exact FAISS IndexFlatIP over the normalised decoder; the neighbours' Feature nodes are resolved too."), "",
-        "| figure | value |", "|---|---|",
+        f"# API `similar` on a {args.d_sae:,}-wide SAE (d_model {args.d_model:,})",
+        "",
+        (
+            f"`python bench/bench_similar.py --d-sae {args.d_sae} --d-model {args.d_model}` on {m['cpu']} ({m['cores']} cores), "
+            f"load {m['loadavg_1_5_15']} at start, {result['loadavg_after']} after; {m['note']}. One client over HTTP, k = 10, "
+            "exact FAISS IndexFlatIP over the normalised decoder; the neighbours' Feature nodes are resolved too."
+        ),
+        "",
+        "| figure | value |",
+        "|---|---|",
         f"| cold request (read + normalise the SAE, build the index, search) | {result['cold_ms']} ms (server side {result['cold_server_ms']} ms) |",
         f"| warm p50 / p99 ({args.requests} requests) | **{result['warm_p50_ms']} ms / {result['warm_p99_ms']} ms** |",
-        f"| warm mean | {result['warm_mean_ms']} ms |", "",
+        f"| warm mean | {result['warm_mean_ms']} ms |",
+        "",
     ]
     (out / "api-similar.md").write_text("\n".join(md))
     print("\n".join(md))

@@ -33,10 +33,15 @@ def machine() -> dict[str, object]:
     import torch
 
     return {
-        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "shared": True, "note": "shared 2-core machine: other engineers' jobs ran concurrently, figures are noisy",
+        "shared": True,
+        "note": "shared 2-core machine: other engineers' jobs ran concurrently, figures are noisy",
     }
 
 
@@ -52,8 +57,14 @@ def build_atlas(folder: Path, d_model: int, layers: list[int], d_sae: int) -> Pa
         for mod in Module:
             rows = rng.standard_normal((d_sae, d_model)).astype(np.float32)
             rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-            w = SAEWeights(W_dec=rows, W_enc=rows.T.copy(), b_enc=np.zeros(d_sae, np.float32), b_dec=np.zeros(d_model, np.float32),
-                           threshold=np.full(d_sae, 0.5, np.float32), architecture="jumprelu")
+            w = SAEWeights(
+                W_dec=rows,
+                W_enc=rows.T.copy(),
+                b_enc=np.zeros(d_sae, np.float32),
+                b_dec=np.zeros(d_model, np.float32),
+                threshold=np.full(d_sae, 0.5, np.float32),
+                architecture="jumprelu",
+            )
             save_sae_dir(folder / f"{layer}-{mod.value}", w)
             entries.append(SAEEntry(layer, mod, path=f"{layer}-{mod.value}"))
     m = AtlasManifest("bench-steering", "HuggingFaceTB/SmolLM2-135M-Instruct", d_model, entries, base_dir=folder)
@@ -82,7 +93,12 @@ def main() -> None:
     from steering.model import DEFAULT_MODEL, load_model
     from steering.saes import SAEBank
 
-    results: dict[str, object] = {"machine": machine(), "model": DEFAULT_MODEL, "new_tokens": args.tokens, "repeats": args.repeats}
+    results: dict[str, object] = {
+        "machine": machine(),
+        "model": DEFAULT_MODEL,
+        "new_tokens": args.tokens,
+        "repeats": args.repeats,
+    }
     if not args.skip_cold:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["ATLAS_CACHE_DIR"] = tmp
@@ -108,14 +124,32 @@ def main() -> None:
             out = []
             for i in range(n):
                 layer, mod = points[(i * 7) % len(points)]  # spread over layers and modules
-                out.append(SteerFeature(FeatureRef("bench-steering", layer, mod, int(rng.integers(d_sae))), 2.0 if mode is Mode.ADD else 0.0, mode))
+                out.append(
+                    SteerFeature(
+                        FeatureRef("bench-steering", layer, mod, int(rng.integers(d_sae))),
+                        2.0 if mode is Mode.ADD else 0.0,
+                        mode,
+                    )
+                )
             return out
 
-        plans = {"add_1": compile_plan(feats(1, Mode.ADD), bank), "add_10": compile_plan(feats(10, Mode.ADD), bank),
-                 "add_100": compile_plan(feats(100, Mode.ADD), bank), "rescale_100": compile_plan(feats(100, Mode.RESCALE), bank)}
+        plans = {
+            "add_1": compile_plan(feats(1, Mode.ADD), bank),
+            "add_10": compile_plan(feats(10, Mode.ADD), bank),
+            "add_100": compile_plan(feats(100, Mode.ADD), bank),
+            "rescale_100": compile_plan(feats(100, Mode.RESCALE), bank),
+        }
         results["hook_points_100_features"] = len(plans["add_100"].ops)
-        prompts = ["I think that the biggest problem of contemporary theoretical physics is ", "I think ", "The city council voted",
-                   "Once upon a time", "def fibonacci(n):", "The wedding was", "In the beginning", "My favourite food is"]
+        prompts = [
+            "I think that the biggest problem of contemporary theoretical physics is ",
+            "I think ",
+            "The city council voted",
+            "Once upon a time",
+            "def fibonacci(n):",
+            "The wedding was",
+            "In the beginning",
+            "My favourite food is",
+        ]
         cfg = GenerationConfig(max_new_tokens=args.tokens, temperature=0, stop_at_eos=False)
         table: dict[str, dict[str, float]] = {}
         for batch in (1, 8):
@@ -137,7 +171,12 @@ def main() -> None:
             for k in plans:
                 results[f"steered_over_unsteered_{k}_{b}"] = round(table[b][k] / table[b]["unsteered"], 3)
         results["steered_over_unsteered_tps_100_features"] = round(
-            min(table["batch1"]["add_100"] / table["batch1"]["unsteered"], table["batch8"]["add_100"] / table["batch8"]["unsteered"]), 3)
+            min(
+                table["batch1"]["add_100"] / table["batch1"]["unsteered"],
+                table["batch8"]["add_100"] / table["batch8"]["unsteered"],
+            ),
+            3,
+        )
     results["peak_rss_gib"] = round(psutil.Process().memory_info().rss / 2**30, 2)
     try:
         import resource
@@ -150,22 +189,37 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     md = [
-        "# Steering benchmark (SmolLM2-135M-Instruct, fp32, CPU)", "",
-        f"Machine: {results['machine']}", "",
+        "# Steering benchmark (SmolLM2-135M-Instruct, fp32, CPU)",
+        "",
+        f"Machine: {results['machine']}",
+        "",
         f"Model load: cold (GGUF → fp32 + cache) {results.get('model_load_cold_s', 'n/a')} s; warm (safetensors cache) {results['model_load_s']} s.",
         f"Greedy generation of {args.tokens} new tokens per prompt, median of {args.repeats} interleaved repeats; "
-        f"additive features spread over layers {layers[0]}–{layers[-1]} × res/att/mlp ({results['hook_points_100_features']} hook points at 100 features).", "",
-        "| batch | unsteered tok/s | 1 feature | 10 features | 100 features | 100 rescaled |", "|---|---|---|---|---|---|",
+        f"additive features spread over layers {layers[0]}–{layers[-1]} × res/att/mlp ({results['hook_points_100_features']} hook points at 100 features).",
+        "",
+        "| batch | unsteered tok/s | 1 feature | 10 features | 100 features | 100 rescaled |",
+        "|---|---|---|---|---|---|",
     ]
     for b, row in table.items():
         u = row["unsteered"]
-        md.append(f"| {b[5:]} | {u} | {row['add_1']} ({row['add_1']/u:.2f}×) | {row['add_10']} ({row['add_10']/u:.2f}×) | "
-                  f"{row['add_100']} ({row['add_100']/u:.2f}×) | {row['rescale_100']} ({row['rescale_100']/u:.2f}×) |")
-    md += ["", f"**steered / unsteered at 100 features (worst batch): {results['steered_over_unsteered_tps_100_features']}** "
-           f"(target ≥ 0.9: {'met' if results['target_met'] else 'NOT met'}). Peak RSS {results.get('max_rss_gib')} GiB.",
-           "", "The machine was shared with other engineers' jobs while this ran: absolute tok/s are noisy; ratios are measured in the same run with interleaved repeats.", ""]
+        md.append(
+            f"| {b[5:]} | {u} | {row['add_1']} ({row['add_1'] / u:.2f}×) | {row['add_10']} ({row['add_10'] / u:.2f}×) | "
+            f"{row['add_100']} ({row['add_100'] / u:.2f}×) | {row['rescale_100']} ({row['rescale_100'] / u:.2f}×) |"
+        )
+    md += [
+        "",
+        f"**steered / unsteered at 100 features (worst batch): {results['steered_over_unsteered_tps_100_features']}** "
+        f"(target ≥ 0.9: {'met' if results['target_met'] else 'NOT met'}). Peak RSS {results.get('max_rss_gib')} GiB.",
+        "",
+        "The machine was shared with other engineers' jobs while this ran: absolute tok/s are noisy; ratios are measured in the same run with interleaved repeats.",
+        "",
+    ]
     out.with_suffix(".md").write_text("\n".join(md))
-    print(json.dumps({k: results[k] for k in ("steered_over_unsteered_tps_100_features", "unsteered_tps_batch1", "model_load_s")}))
+    print(
+        json.dumps(
+            {k: results[k] for k in ("steered_over_unsteered_tps_100_features", "unsteered_tps_batch1", "model_load_s")}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,27 @@ def write_pair(folder: Path, rows: int, d: int) -> list[Path]:
         p = folder / name
         p.mkdir(parents=True, exist_ok=True)
         w_dec = rng.standard_normal((rows, d), dtype=np.float32)
-        save_file({"W_dec": w_dec, "W_enc": np.ascontiguousarray(w_dec.T), "b_enc": np.zeros(rows, np.float32),
-                   "b_dec": np.zeros(d, np.float32)}, str(p / "sae_weights.safetensors"))
-        (p / "cfg.json").write_text(json.dumps({"d_in": d, "d_sae": rows, "architecture": "standard", "dtype": "float32",
-                                                "apply_b_dec_to_input": True, "normalize_activations": "none"}))
+        save_file(
+            {
+                "W_dec": w_dec,
+                "W_enc": np.ascontiguousarray(w_dec.T),
+                "b_enc": np.zeros(rows, np.float32),
+                "b_dec": np.zeros(d, np.float32),
+            },
+            str(p / "sae_weights.safetensors"),
+        )
+        (p / "cfg.json").write_text(
+            json.dumps(
+                {
+                    "d_in": d,
+                    "d_sae": rows,
+                    "architecture": "standard",
+                    "dtype": "float32",
+                    "apply_b_dec_to_input": True,
+                    "normalize_activations": "none",
+                }
+            )
+        )
         del w_dec
         out.append(p)
     return out
@@ -94,23 +111,59 @@ def main() -> None:
         gen_s = time.perf_counter() - t
         runs = {}
         for mode in ("stream", "memory"):
-            res = subprocess.run([sys.executable, __file__, "--tile-rows", str(args.tile_rows), "--child", mode, str(prev), str(cur), str(folder)],
-                                 check=True, capture_output=True, text=True)
+            res = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--tile-rows",
+                    str(args.tile_rows),
+                    "--child",
+                    mode,
+                    str(prev),
+                    str(cur),
+                    str(folder),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             runs[mode] = json.loads(res.stdout.strip().splitlines()[-1])
-        same = all(np.array_equal(np.load(folder / f"stream-{w}.npy")[:, 0], np.load(folder / f"memory-{w}.npy")[:, 0]) for w in ("bwd", "fwd"))
+        same = all(
+            np.array_equal(np.load(folder / f"stream-{w}.npy")[:, 0], np.load(folder / f"memory-{w}.npy")[:, 0])
+            for w in ("bwd", "fwd")
+        )
         file_bytes = sum((p / "sae_weights.safetensors").stat().st_size for p in (prev, cur))
     finally:
         if args.dir is None:
             shutil.rmtree(folder, ignore_errors=True)
     decoder_bytes = args.rows * args.d * 4
     result = {
-        "rows": args.rows, "d": args.d, "k": K, "tile_rows": args.tile_rows,
-        "decoder_bytes_each": decoder_bytes, "files_bytes_total_with_encoders": file_bytes, "generate_s": round(gen_s, 1),
-        "stream": runs["stream"], "memory": runs["memory"], "top1_identical_both_ways": bool(same),
+        "rows": args.rows,
+        "d": args.d,
+        "k": K,
+        "tile_rows": args.tile_rows,
+        "decoder_bytes_each": decoder_bytes,
+        "files_bytes_total_with_encoders": file_bytes,
+        "generate_s": round(gen_s, 1),
+        "stream": runs["stream"],
+        "memory": runs["memory"],
+        "top1_identical_both_ways": bool(same),
         "rss_ratio_memory_over_stream": round(runs["memory"]["peak_rss_bytes"] / runs["stream"]["peak_rss_bytes"], 2),
         "time_ratio_stream_over_memory": round(runs["stream"]["seconds"] / runs["memory"]["seconds"], 2),
-        "machine_at_start": started, "machine_at_end": machine(),
-        "command": " ".join(["python", "bench/bench_wide.py", "--rows", str(args.rows), "--d", str(args.d), "--tile-rows", str(args.tile_rows)]),
+        "machine_at_start": started,
+        "machine_at_end": machine(),
+        "command": " ".join(
+            [
+                "python",
+                "bench/bench_wide.py",
+                "--rows",
+                str(args.rows),
+                "--d",
+                str(args.d),
+                "--tile-rows",
+                str(args.tile_rows),
+            ]
+        ),
     }
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +187,11 @@ def main() -> None:
     ]
     md_path = out / "wide.md"
     previous = md_path.read_text().split("\n# ") if md_path.is_file() else []
-    kept = [p if p.startswith("# ") else "# " + p for p in previous if p.strip() and f"({args.rows:,} × {args.d:,}," not in p]
+    kept = [
+        p if p.startswith("# ") else "# " + p
+        for p in previous
+        if p.strip() and f"({args.rows:,} × {args.d:,}," not in p
+    ]
     md_path.write_text("\n".join([*(k.rstrip("\n") + "\n" for k in kept), "\n".join(md) + "\n"]))
     print("\n".join(md))
 

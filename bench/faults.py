@@ -57,14 +57,24 @@ def machine() -> dict[str, Any]:
                 flags = [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx", "sse4"))]
     except OSError:
         pass
-    return {"cpu": cpu, "flags": flags, "cores": os.cpu_count(), "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpu": cpu,
+        "flags": flags,
+        "cores": os.cpu_count(),
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def write_manifest(folder: Path, layers: int, d_sae: int, d_model: int = 576) -> Path:
     """A SmolLM2-width synthetic atlas (d_model 576; `layers` layers of res/att/mlp SAEs of d_sae features)."""
-    entries = [SAEEntry(layer, mod, synthetic=SyntheticSpec(d_sae=d_sae, seed=1000 * layer + i, d_in=d_model))
-               for layer in range(layers) for i, mod in enumerate(Module)]
-    return AtlasManifest(name=ATLAS, model="HuggingFaceTB/SmolLM2-135M-Instruct", d_model=d_model, saes=entries).write(folder / "atlas.toml")
+    entries = [
+        SAEEntry(layer, mod, synthetic=SyntheticSpec(d_sae=d_sae, seed=1000 * layer + i, d_in=d_model))
+        for layer in range(layers)
+        for i, mod in enumerate(Module)
+    ]
+    return AtlasManifest(name=ATLAS, model="HuggingFaceTB/SmolLM2-135M-Instruct", d_model=d_model, saes=entries).write(
+        folder / "atlas.toml"
+    )
 
 
 def _env(neo: Neo4jSettings) -> dict[str, str]:
@@ -73,7 +83,18 @@ def _env(neo: Neo4jSettings) -> dict[str, str]:
 
 def _ingest_cmd(manifest: Path, resume: bool) -> list[str]:
     # numpy matching keeps each run single-threaded-deterministic and light; --edge-batch small: many transactions to kill inside.
-    cmd = [sys.executable, "-m", "atlas_cli.main", "ingest", str(manifest), "--no-progress", "--backend", "numpy", "--edge-batch", "2000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "atlas_cli.main",
+        "ingest",
+        str(manifest),
+        "--no-progress",
+        "--backend",
+        "numpy",
+        "--edge-batch",
+        "2000",
+    ]
     return [*cmd, "--resume"] if resume else cmd
 
 
@@ -106,11 +127,19 @@ def _edges_now(neo: Neo4jSettings) -> int:
         return 0
 
 
-def kill_trial(neo: Neo4jSettings, manifest: Path, fraction: float, ref: dict[str, Any], server: local_neo4j.LocalNeo4jSettings | None = None) -> dict[str, Any]:
+def kill_trial(
+    neo: Neo4jSettings,
+    manifest: Path,
+    fraction: float,
+    ref: dict[str, Any],
+    server: local_neo4j.LocalNeo4jSettings | None = None,
+) -> dict[str, Any]:
     """Start an ingest and SIGKILL it (or, with ``server``, Neo4j) once it has written ``fraction`` of the reference's
     edges (a seeded point in its progress, polled every 50 ms); then ``--resume`` and compare with ``ref``."""
     _drop(neo)
-    proc = subprocess.Popen(_ingest_cmd(manifest, False), env=_env(neo), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _ingest_cmd(manifest, False), env=_env(neo), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     target = max(1, int(fraction * ref["edges"]))
     seen = 0
     while proc.poll() is None and seen < target:
@@ -129,13 +158,22 @@ def kill_trial(neo: Neo4jSettings, manifest: Path, fraction: float, ref: dict[st
         _, err = proc.communicate(timeout=300)
         local_neo4j.start(server)  # recovery of a killed store happens here
         if killed:
-            clear_error = proc.returncode != 0 and "error: " in err and "Traceback" not in err  # one clear line, not a crash
+            clear_error = (
+                proc.returncode != 0 and "error: " in err and "Traceback" not in err
+            )  # one clear line, not a crash
     partial = _state(neo)
     resumed = subprocess.run(_ingest_cmd(manifest, True), env=_env(neo), cwd=ROOT, capture_output=True, text=True)
     final = _state(neo)
-    return {"kill_at_edges": seen, "kill_fraction": round(fraction, 3), "killed_mid_run": killed, "clear_error": clear_error,
-            "partial_edges": partial["edges"], "resume_rc": resumed.returncode,
-            "resume_error": resumed.stderr.strip()[-300:] if resumed.returncode else None, "equal": final == ref and resumed.returncode == 0}
+    return {
+        "kill_at_edges": seen,
+        "kill_fraction": round(fraction, 3),
+        "killed_mid_run": killed,
+        "clear_error": clear_error,
+        "partial_edges": partial["edges"],
+        "resume_rc": resumed.returncode,
+        "resume_error": resumed.stderr.strip()[-300:] if resumed.returncode else None,
+        "equal": final == ref and resumed.returncode == 0,
+    }
 
 
 def _free_port() -> int:
@@ -146,17 +184,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def restart(server: local_neo4j.LocalNeo4jSettings, neo: Neo4jSettings, clients: int = 8, down_s: float = 3.0) -> dict[str, Any]:
+def restart(
+    server: local_neo4j.LocalNeo4jSettings, neo: Neo4jSettings, clients: int = 8, down_s: float = 3.0
+) -> dict[str, Any]:
     import httpx
 
     with Graph(neo) as g:
         uid = g.read("MATCH (f:Feature {atlas: $a}) RETURN f.uid AS u LIMIT 1", {"a": ATLAS})[0]["u"]
     port = _free_port()
     env = {**_env(neo), "ATLAS_API_QUERY_TIMEOUT_S": "5"}
-    api = subprocess.Popen([sys.executable, "-m", "atlas_cli.main", "serve", "--port", str(port), "--log-level", "warning"], env=env, cwd=ROOT,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = subprocess.Popen(
+        [sys.executable, "-m", "atlas_cli.main", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
-    query = {"query": 'query($u: String!) { feature(uid: $u) { __typename ... on Feature { uid } } }', "variables": {"u": uid}}
+    query = {
+        "query": "query($u: String!) { feature(uid: $u) { __typename ... on Feature { uid } } }",
+        "variables": {"u": uid},
+    }
     log: list[tuple[float, str]] = []  # (time, "ok" | error code)
     stop = threading.Event()
 
@@ -166,7 +214,14 @@ def restart(server: local_neo4j.LocalNeo4jSettings, neo: Neo4jSettings, clients:
                 try:
                     body = c.post(f"{base}/graphql", json=query).json()
                     errs = body.get("errors") or []
-                    log.append((time.monotonic(), "ok" if not errs and body["data"]["feature"]["uid"] == uid else str(errs[0].get("extensions", {}).get("code"))))
+                    log.append(
+                        (
+                            time.monotonic(),
+                            "ok"
+                            if not errs and body["data"]["feature"]["uid"] == uid
+                            else str(errs[0].get("extensions", {}).get("code")),
+                        )
+                    )
                 except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
                     log.append((time.monotonic(), f"transport:{type(exc).__name__}"))
                 time.sleep(0.02)
@@ -203,8 +258,15 @@ def restart(server: local_neo4j.LocalNeo4jSettings, neo: Neo4jSettings, clients:
     # After the first success, every later answer must be a success too (no flapping, nothing stuck).
     after = Counter(code for ts, code in log if first_ok is not None and ts > first_ok)
     untyped = {c: n for c, n in during.items() if c not in ("ok", "DATABASE_UNAVAILABLE", "QUERY_TIMEOUT")}
-    return {"clients": clients, "requests": len(log), "outage_answers": dict(during), "untyped_errors_during_outage": untyped,
-            "recovery_s": round(first_ok - t_ready, 2) if first_ok else None, "answers_after_recovery": dict(after), "stuck_clients": stuck}
+    return {
+        "clients": clients,
+        "requests": len(log),
+        "outage_answers": dict(during),
+        "untyped_errors_during_outage": untyped,
+        "recovery_s": round(first_ok - t_ready, 2) if first_ok else None,
+        "answers_after_recovery": dict(after),
+        "stuck_clients": stuck,
+    }
 
 
 def main() -> None:
@@ -218,9 +280,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    result: dict[str, Any] = {"machine": machine(), "seed": args.seed, "atlas": {"layers": args.layers, "d_sae": args.d_sae, "d_model": 576}}
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "seed": args.seed,
+        "atlas": {"layers": args.layers, "d_sae": args.d_sae, "d_model": 576},
+    }
     with tempfile.TemporaryDirectory(prefix="atlas-faults-") as tmp:
-        server = local_neo4j.LocalNeo4jSettings(home=Path(tmp) / "neo4j", bolt_port=_free_port(), heap="512m", pagecache="128m")
+        server = local_neo4j.LocalNeo4jSettings(
+            home=Path(tmp) / "neo4j", bolt_port=_free_port(), heap="512m", pagecache="128m"
+        )
         local_neo4j.start(server)
         try:
             neo = Neo4jSettings(uri=server.bolt_uri, password=server.password, connect_timeout_s=2.0)
@@ -231,8 +299,16 @@ def main() -> None:
             result["reference"] = {**ref, "seconds": round(ref_s, 1)}
             trials = [kill_trial(neo, manifest, rng.uniform(0.02, 0.95), ref) for _ in range(args.trials)]
             kills = [kill_trial(neo, manifest, rng.uniform(0.05, 0.9), ref, server) for _ in range(args.neo4j_kills)]
-            result["ingest_sigkill"] = {"trials": len(trials), "mismatches": sum(not t["equal"] for t in trials), "runs": trials}
-            result["neo4j_sigkill"] = {"trials": len(kills), "mismatches": sum(not t["equal"] for t in kills), "runs": kills}
+            result["ingest_sigkill"] = {
+                "trials": len(trials),
+                "mismatches": sum(not t["equal"] for t in trials),
+                "runs": trials,
+            }
+            result["neo4j_sigkill"] = {
+                "trials": len(kills),
+                "mismatches": sum(not t["equal"] for t in kills),
+                "runs": kills,
+            }
             if args.restart:
                 result["restart"] = restart(server, neo)
         finally:
@@ -242,9 +318,11 @@ def main() -> None:
     (args.out / "faults.json").write_text(json.dumps(result, indent=1))
     r = result.get("restart", {})
     md = [
-        "# Fault injection (bench/faults.py)", "",
+        "# Fault injection (bench/faults.py)",
+        "",
         f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, load {result['machine']['loadavg_1_5_15']} at start, "
-        f"{result['loadavg_after']} at the end (shared machine). Seed {args.seed}; atlas {args.layers} layers x res/att/mlp, d_sae {args.d_sae}, d_model 576.", "",
+        f"{result['loadavg_after']} at the end (shared machine). Seed {args.seed}; atlas {args.layers} layers x res/att/mlp, d_sae {args.d_sae}, d_model 576.",
+        "",
         f"- uninterrupted ingest: {ref['features']} features, {ref['edges']} edges, checksum `{ref['checksum'][:16]}`, {ref_s:.1f} s",
         f"- ingest SIGKILLed at seeded points of its progress (a fraction of the edges written) then `--resume`d: {len(trials)} trials, "
         f"{result['ingest_sigkill']['mismatches']} mismatches ({sum(t['killed_mid_run'] for t in trials)} killed mid-run)",
@@ -252,8 +330,10 @@ def main() -> None:
         f"({sum(t['killed_mid_run'] for t in kills)} killed mid-run; the ingest's error was one clear line in {sum(bool(t['clear_error']) for t in kills)})",
     ]
     if r:
-        md.append(f"- Neo4j stopped for 3 s under {r['clients']} clients: answers during the outage {r['outage_answers']}, untyped {r['untyped_errors_during_outage'] or 'none'}; "
-                  f"API answered again {r['recovery_s']} s after Neo4j was ready; after that {r['answers_after_recovery']}; stuck clients {r['stuck_clients']}")
+        md.append(
+            f"- Neo4j stopped for 3 s under {r['clients']} clients: answers during the outage {r['outage_answers']}, untyped {r['untyped_errors_during_outage'] or 'none'}; "
+            f"API answered again {r['recovery_s']} s after Neo4j was ready; after that {r['answers_after_recovery']}; stuck clients {r['stuck_clients']}"
+        )
     (args.out / "faults.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -31,19 +31,33 @@ def main() -> None:
     start = machine()
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "fuzz.json"
-        env = {**os.environ, "ATLAS_FUZZ_CASES": str(args.cases), "ATLAS_FUZZ_SEED": str(args.seed), "ATLAS_FUZZ_REPORT": str(report_path),
-               "PYTHONPATH": str(ROOT)}
-        proc = subprocess.run([sys.executable, "-m", "pytest", "tests/integration/test_api_fuzz.py", "-q", "-p", "no:cacheprovider"],
-                              cwd=ROOT, env=env, capture_output=True, text=True)
+        env = {
+            **os.environ,
+            "ATLAS_FUZZ_CASES": str(args.cases),
+            "ATLAS_FUZZ_SEED": str(args.seed),
+            "ATLAS_FUZZ_REPORT": str(report_path),
+            "PYTHONPATH": str(ROOT),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/integration/test_api_fuzz.py", "-q", "-p", "no:cacheprovider"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         report = json.loads(report_path.read_text())
     report.update(machine=start, loadavg_after=[round(x, 2) for x in os.getloadavg()], pytest_rc=proc.returncode)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fuzz_api.json").write_text(json.dumps(report, indent=1))
-    md = ["# GraphQL fuzzing (bench/fuzz_api.py)", "",
-          f"Machine: {start['cpu']}, {start['cores']} cores, load {start['loadavg_1_5_15']} (shared machine).", "",
-          f"- {report['cases']} schemathesis cases (seed {report['seed']}) over {report['operations']} operations in {report['seconds']} s",
-          f"- responses with status 5xx or code INTERNAL: **{report['server_errors']}**",
-          f"- HTTP statuses: {report['statuses']}; error codes: {report['error_codes']}"]
+    md = [
+        "# GraphQL fuzzing (bench/fuzz_api.py)",
+        "",
+        f"Machine: {start['cpu']}, {start['cores']} cores, load {start['loadavg_1_5_15']} (shared machine).",
+        "",
+        f"- {report['cases']} schemathesis cases (seed {report['seed']}) over {report['operations']} operations in {report['seconds']} s",
+        f"- responses with status 5xx or code INTERNAL: **{report['server_errors']}**",
+        f"- HTTP statuses: {report['statuses']}; error codes: {report['error_codes']}",
+    ]
     (args.out / "fuzz_api.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     sys.exit(proc.returncode)

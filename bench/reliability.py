@@ -21,9 +21,21 @@ def _load(name: str) -> dict[str, Any] | None:
 
 def main() -> None:
     faults, fuzz, soak = _load("faults.json"), _load("fuzz_api.json"), _load("soak.json")
-    out: dict[str, Any] = {"soak_errors": None, "soak_rss_growth": None, "feature_p99_ms_50_clients": None, "resume_trials": None,
-                           "resume_mismatches": None, "neo4j_kill_trials": None, "neo4j_kill_mismatches": None, "fuzz_cases": None,
-                           "fuzz_server_errors": None, "restart_recovery_s": None, "restart_untyped_errors": None, "not_measured": {}, "sources": {}}
+    out: dict[str, Any] = {
+        "soak_errors": None,
+        "soak_rss_growth": None,
+        "feature_p99_ms_50_clients": None,
+        "resume_trials": None,
+        "resume_mismatches": None,
+        "neo4j_kill_trials": None,
+        "neo4j_kill_mismatches": None,
+        "fuzz_cases": None,
+        "fuzz_server_errors": None,
+        "restart_recovery_s": None,
+        "restart_untyped_errors": None,
+        "not_measured": {},
+        "sources": {},
+    }
     if faults:
         out["resume_trials"] = faults["ingest_sigkill"]["trials"]
         out["resume_mismatches"] = faults["ingest_sigkill"]["mismatches"]
@@ -46,13 +58,22 @@ def main() -> None:
         out["soak_rss_growth"] = max(growth) if growth else None
         fifty = next((p for p in soak["phases"] if p["clients"] == 50), None)
         out["feature_p99_ms_50_clients"] = fifty["per_query"]["feature"]["p99_ms"] if fifty else None
-        out["sources"]["soak"] = {"atlas": soak["atlas"], "seconds_per_level": soak["seconds_per_level"],
-                                  "clients": [p["clients"] for p in soak["phases"]], "machine": soak["machine"]}
+        out["sources"]["soak"] = {
+            "atlas": soak["atlas"],
+            "seconds_per_level": soak["seconds_per_level"],
+            "clients": [p["clients"] for p in soak["phases"]],
+            "machine": soak["machine"],
+        }
     else:
         out["not_measured"]["soak"] = "bench/results/soak.json missing (run bench/soak.py)"
     (RESULTS / "reliability.json").write_text(json.dumps(out, indent=1))
-    lines = ["# Reliability figures (issue 12)", "", "Collected by bench/reliability.py from faults.json, fuzz_api.json and soak.json "
-             "(each has its machine, load and settings; all measured on a shared 2-core machine).", ""]
+    lines = [
+        "# Reliability figures (issue 12)",
+        "",
+        "Collected by bench/reliability.py from faults.json, fuzz_api.json and soak.json "
+        "(each has its machine, load and settings; all measured on a shared 2-core machine).",
+        "",
+    ]
     lines += [f"- `{k}`: {v}" for k, v in out.items() if k not in ("not_measured", "sources")]
     lines += ["", *(f"- not measured, {k}: {why}" for k, why in out["not_measured"].items())]
     (RESULTS / "reliability.md").write_text("\n".join(lines) + "\n")

@@ -44,8 +44,12 @@ def rates() -> dict[str, Any]:
         "online_rel_per_s": ing["relationships_per_s"],
         "edges_per_feature": ing["relationships"] / ing["n_features"],
         "bulk_rel_per_s": smol["bulk"]["import_relationships_per_s"],
-        "sources": {"cpu": "ingest-gemma-26.json matching_s", "gpu": "gpu.json matching.pair_s_median",
-                    "online": "ingest-gemma-26.json relationships_per_s", "bulk": "ingest.json runs.smollm2-30.bulk.import_relationships_per_s"},
+        "sources": {
+            "cpu": "ingest-gemma-26.json matching_s",
+            "gpu": "gpu.json matching.pair_s_median",
+            "online": "ingest-gemma-26.json relationships_per_s",
+            "bulk": "ingest.json runs.smollm2-30.bulk.import_relationships_per_s",
+        },
     }
     try:
         store = _load("deploy.json")["readers"]["store"]
@@ -66,10 +70,21 @@ def table() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         pairs = (layers - 1) + 2 * layers
         flops = pairs * 2 * width * width * d
         edges = features * r["edges_per_feature"]
-        row = {"suite": suite, "model": model, "layers": layers, "d_model": d, "width": width, "saes": layers * sites,
-               "features": features, "edges_est": round(edges), "matching_tflop": round(flops / 1e12, 1),
-               "h200_gpu_min": round(flops / r["gpu_flops_per_s"] / 60, 2), "cpu2_hours": round(flops / r["cpu_flops_per_s"] / 3600, 1),
-               "online_write_min": round(edges / r["online_rel_per_s"] / 60, 1), "bulk_import_min": round(edges / r["bulk_rel_per_s"] / 60, 1)}
+        row = {
+            "suite": suite,
+            "model": model,
+            "layers": layers,
+            "d_model": d,
+            "width": width,
+            "saes": layers * sites,
+            "features": features,
+            "edges_est": round(edges),
+            "matching_tflop": round(flops / 1e12, 1),
+            "h200_gpu_min": round(flops / r["gpu_flops_per_s"] / 60, 2),
+            "cpu2_hours": round(flops / r["cpu_flops_per_s"] / 3600, 1),
+            "online_write_min": round(edges / r["online_rel_per_s"] / 60, 1),
+            "bulk_import_min": round(edges / r["bulk_rel_per_s"] / 60, 1),
+        }
         if "store_bytes_per_edge" in r:
             row["store_gb"] = round(edges * r["store_bytes_per_edge"] / 1e9, 1)
             row["dump_gb"] = round(edges * r["dump_bytes_per_edge"] / 1e9, 1)
@@ -80,11 +95,27 @@ def table() -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def main() -> None:
     rows, r = table()
-    cols = ["suite", "saes", "features", "edges_est", "matching_tflop", "h200_gpu_min", "cpu2_hours", "online_write_min", "bulk_import_min",
-            "store_gb", "dump_gb", "load_min"]
+    cols = [
+        "suite",
+        "saes",
+        "features",
+        "edges_est",
+        "matching_tflop",
+        "h200_gpu_min",
+        "cpu2_hours",
+        "online_write_min",
+        "bulk_import_min",
+        "store_gb",
+        "dump_gb",
+        "load_min",
+    ]
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
-        md.append("| " + " | ".join(f"{row[c]:,}" if isinstance(row.get(c), int) else str(row.get(c, "—")) for c in cols) + " |")
+        md.append(
+            "| "
+            + " | ".join(f"{row[c]:,}" if isinstance(row.get(c), int) else str(row.get(c, "—")) for c in cols)
+            + " |"
+        )
     (RESULTS / "scale.json").write_text(json.dumps({"rates": r, "rows": rows}, indent=1))
     (RESULTS / "scale.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

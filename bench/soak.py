@@ -28,14 +28,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_api import KeepAliveClient, ensure_quick_atlas, machine, pick_seeds, start_api  # noqa: E402
+
 from queries.db import Graph  # noqa: E402
 from queries.labels import SET_FEATURE_LABELS  # noqa: E402
 
 WORDS = ["river", "music", "python", "garden", "winter", "number", "question", "city", "colour", "money"]
 QUERIES = {
     "feature": "query($u: String!) { feature(uid: $u) { ... on Feature { uid layer module index category sRes sAtt sMlp label } } }",
-    "features": ("query($a: String!, $l: Int!) { features(where: {atlas: {eq: $a}, layer: {eq: $l}, module: {eq: RES}, sRes: {gt: 0.2}}, "
-                 "sort: [{sRes: DESC}], limit: 20) { uid sRes } }"),
+    "features": (
+        "query($a: String!, $l: Int!) { features(where: {atlas: {eq: $a}, layer: {eq: $l}, module: {eq: RES}, sRes: {gt: 0.2}}, "
+        "sort: [{sRes: DESC}], limit: 20) { uid sRes } }"
+    ),
     "lineage": "query($u: String!) { lineage(uid: $u, depth: 6, minSimilarity: 0) { nodes { uid layer module } edges { source target similarity } } }",
     "origin": "query($u: String!) { origin(uid: $u) { ... on Origin { layer module bornAs { uid } } } }",
     "search": "query($t: String!, $a: String!) { search(text: $t, atlas: $a, limit: 10) { feature { uid } score } }",
@@ -81,8 +84,22 @@ def label_some(atlas: str, n: int = 300) -> None:
     """Give `n` residual features labels so `search` finds something (synthetic atlases have none)."""
     rng = random.Random(3)
     with Graph() as g:
-        uids = [r["u"] for r in g.read("MATCH (f:Feature {atlas: $a, module: 'res'}) RETURN f.uid AS u LIMIT $n", {"a": atlas, "n": n})]
-        rows = [{"uid": u, "label": f"{rng.choice(WORDS)} {rng.choice(WORDS)}", "top_contexts": [], "frequency": None, "max_activation": None} for u in uids]
+        uids = [
+            r["u"]
+            for r in g.read(
+                "MATCH (f:Feature {atlas: $a, module: 'res'}) RETURN f.uid AS u LIMIT $n", {"a": atlas, "n": n}
+            )
+        ]
+        rows = [
+            {
+                "uid": u,
+                "label": f"{rng.choice(WORDS)} {rng.choice(WORDS)}",
+                "top_contexts": [],
+                "frequency": None,
+                "max_activation": None,
+            }
+            for u in uids
+        ]
         g.write(SET_FEATURE_LABELS, {"rows": rows})
 
 
@@ -102,11 +119,18 @@ async def phase(port: int, atlas: str, seeds: dict[str, Any], clients: int, seco
                 kind = kinds[i % len(kinds)]
                 i += 1
                 u = rng.choice(seeds["mid"])
-                variables: dict[str, Any] = {"u": u, "a": atlas, "l": rng.choice(seeds["layers"]), "t": rng.choice(WORDS),
-                                             "us": [u, rng.choice(seeds["deep"])]}
+                variables: dict[str, Any] = {
+                    "u": u,
+                    "a": atlas,
+                    "l": rng.choice(seeds["layers"]),
+                    "t": rng.choice(WORDS),
+                    "us": [u, rng.choice(seeds["deep"])],
+                }
                 t = time.perf_counter()
                 try:
-                    status, body = await asyncio.wait_for(client.post_json({"query": QUERIES[kind], "variables": variables}), 60)
+                    status, body = await asyncio.wait_for(
+                        client.post_json({"query": QUERIES[kind], "variables": variables}), 60
+                    )
                     ok = status == 200 and not body.get("errors")
                     if not ok and len(samples) < 5:
                         samples.append(f"{kind}: {status} {json.dumps(body)[:300]}")
@@ -127,9 +151,17 @@ async def phase(port: int, atlas: str, seeds: dict[str, Any], clients: int, seco
         xs = sorted(xs)
         return round(xs[min(len(xs) - 1, int(p * len(xs)))] * 1000, 2) if xs else None
 
-    return {"clients": clients, "seconds": round(wall, 1), "requests": sum(map(len, lat.values())), "errors": sum(errors.values()),
-            "rps": round(sum(map(len, lat.values())) / wall, 1), "error_samples": samples,
-            "per_query": {k: {"n": len(v), "errors": errors[k], "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)} for k, v in lat.items()}}
+    return {
+        "clients": clients,
+        "seconds": round(wall, 1),
+        "requests": sum(map(len, lat.values())),
+        "errors": sum(errors.values()),
+        "rps": round(sum(map(len, lat.values())) / wall, 1),
+        "error_samples": samples,
+        "per_query": {
+            k: {"n": len(v), "errors": errors[k], "p50_ms": pct(v, 0.5), "p99_ms": pct(v, 0.99)} for k, v in lat.items()
+        },
+    }
 
 
 def main() -> None:
@@ -171,21 +203,38 @@ def main() -> None:
             api.kill()
             api.wait(10)
     growth = {k: (round((rss1[k] - rss_warm[k]) / rss_warm[k], 3) if rss1[k] and rss_warm[k] else None) for k in rss1}
-    out = {"atlas": atlas, "machine": start, "loadavg_after": [round(x, 2) for x in os.getloadavg()], "seconds_per_level": args.seconds,
-           "rss_start": rss0, "rss_after_warmup": rss_warm, "rss_end": rss1, "rss_growth_after_warmup": growth, "phases": phases,
-           "errors": sum(p["errors"] for p in phases)}
+    out = {
+        "atlas": atlas,
+        "machine": start,
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "seconds_per_level": args.seconds,
+        "rss_start": rss0,
+        "rss_after_warmup": rss_warm,
+        "rss_end": rss1,
+        "rss_growth_after_warmup": growth,
+        "phases": phases,
+        "errors": sum(p["errors"] for p in phases),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps(out, indent=1))
-    md = ["# Soak and load (bench/soak.py)", "",
-          f"Atlas `{atlas}`; {args.seconds:.0f} s per client level; machine {start['cpu']}, {start['cores']} cores, load {start['loadavg_1_5_15']} "
-          f"at start, {out['loadavg_after']} at the end (shared machine: {start['note']}). API: one uvicorn worker on loopback.", "",
-          f"RSS (MB) after warm-up → end: API {rss_warm['api_mb']} → {rss1['api_mb']} ({growth['api_mb']}), Neo4j {rss_warm['neo4j_mb']} → {rss1['neo4j_mb']} "
-          f"({growth['neo4j_mb']}); errors {out['errors']}.", "",
-          "| clients | requests | errors | req/s | " + " | ".join(f"{k} p50/p99 ms" for k in QUERIES) + " |",
-          "|---|---|---|---|" + "---|" * len(QUERIES)]
+    md = [
+        "# Soak and load (bench/soak.py)",
+        "",
+        f"Atlas `{atlas}`; {args.seconds:.0f} s per client level; machine {start['cpu']}, {start['cores']} cores, load {start['loadavg_1_5_15']} "
+        f"at start, {out['loadavg_after']} at the end (shared machine: {start['note']}). API: one uvicorn worker on loopback.",
+        "",
+        f"RSS (MB) after warm-up → end: API {rss_warm['api_mb']} → {rss1['api_mb']} ({growth['api_mb']}), Neo4j {rss_warm['neo4j_mb']} → {rss1['neo4j_mb']} "
+        f"({growth['neo4j_mb']}); errors {out['errors']}.",
+        "",
+        "| clients | requests | errors | req/s | " + " | ".join(f"{k} p50/p99 ms" for k in QUERIES) + " |",
+        "|---|---|---|---|" + "---|" * len(QUERIES),
+    ]
     for p in phases:
-        md.append(f"| {p['clients']} | {p['requests']} | {p['errors']} | {p['rps']} | "
-                  + " | ".join(f"{q['p50_ms']}/{q['p99_ms']}" for q in p["per_query"].values()) + " |")
+        md.append(
+            f"| {p['clients']} | {p['requests']} | {p['errors']} | {p['rps']} | "
+            + " | ".join(f"{q['p50_ms']}/{q['p99_ms']}" for q in p["per_query"].values())
+            + " |"
+        )
     (args.out / "soak.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 

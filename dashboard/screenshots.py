@@ -17,8 +17,18 @@ from typing import Any
 from urllib.parse import quote
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "dashboard"
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000", "--hide-scrollbars")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+    "--hide-scrollbars",
+)
 
 
 def chromium() -> Any:
@@ -30,14 +40,18 @@ def chromium() -> Any:
     opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for f in FLAGS:
         opts.add_argument(f)
-    return webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts)
+    return webdriver.Chrome(
+        service=Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=opts
+    )
 
 
 def ready(d: Any, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if d.execute_script("const m = document.querySelector('main'); return !!(m && m.dataset.ready && !m.hasAttribute('aria-busy')) "
-                            "&& !document.querySelector('[aria-busy]')"):
+        if d.execute_script(
+            "const m = document.querySelector('main'); return !!(m && m.dataset.ready && !m.hasAttribute('aria-busy')) "
+            "&& !document.querySelector('[aria-busy]')"
+        ):
             time.sleep(0.4)  # let charts and Cytoscape paint
             return
         time.sleep(0.1)
@@ -59,6 +73,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     d = chromium()
     try:
+
         def shot(hash_: str, name: str) -> None:
             d.get("about:blank")
             d.get(f"{a.base}/{hash_}")
@@ -67,13 +82,17 @@ def main() -> None:
 
         shot(f"#/atlases?atlas={quote(a.atlas)}", "atlases")
         shot(f"#/search?q={quote(a.word)}&atlas={quote(a.atlas)}&module=res", "search")
-        uid = a.uid or d.execute_script("const x = document.querySelector('table.results a.uid'); return x && x.textContent")
+        uid = a.uid or d.execute_script(
+            "const x = document.querySelector('table.results a.uid'); return x && x.textContent"
+        )
         if not uid:
             raise SystemExit(f"no feature found for {a.word!r}: pass --uid")
         shot(f"#/feature/{quote(uid, safe='')}", "feature")
         shot(f"#/graph/{quote(uid, safe='')}?direction=both&minSimilarity={a.min_similarity}", "flow-graph")
         nodes = d.execute_script("return (window.__atlasLastDrawn || {nodes: []}).nodes")
-        earliest = min((n for n in nodes if "-res/" in n), key=lambda u: int(u.split("/")[-2].split("-")[0]), default=uid)
+        earliest = min(
+            (n for n in nodes if "-res/" in n), key=lambda u: int(u.split("/")[-2].split("-")[0]), default=uid
+        )
         shot(f"#/path?uids={quote(earliest)},{quote(uid)}&minSimilarity={a.min_similarity}", "path-circuit")
         s_atlas, s_uid = a.steer_atlas or a.atlas, a.steer_uid or uid
         s_min = a.min_similarity if a.steer_min_similarity is None else a.steer_min_similarity
@@ -82,7 +101,9 @@ def main() -> None:
             ready(d)
             d.find_element("css selector", "form.steer button").click()
             end = time.monotonic() + 600
-            while time.monotonic() < end and not d.find_elements("css selector", ".gen.steered, .steer-result .notice.error"):
+            while time.monotonic() < end and not d.find_elements(
+                "css selector", ".gen.steered, .steer-result .notice.error"
+            ):
                 time.sleep(0.5)
             time.sleep(1.0)
         else:

@@ -70,5 +70,8 @@ def encode_windows(
                 rows[key].append(sparse.csr_matrix(ctx.saes[key].encode(h)))
     return Samples(
         where=np.concatenate(where).astype(np.int64) if where else np.zeros((0, 2), dtype=np.int64),
-        acts={k: sparse.vstack(v, format="csr") if v else sparse.csr_matrix((0, ctx.saes[k].d_sae)) for k, v in rows.items()},
+        acts={
+            k: sparse.vstack(v, format="csr") if v else sparse.csr_matrix((0, ctx.saes[k].d_sae))
+            for k, v in rows.items()
+        },
     )

@@ -85,7 +85,9 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
         for short, src_layer, mod in ctx.predecessor_modules(layer):
             m = cosine_matches(w_target, ctx.saes[(src_layer, mod)].W_dec, k=1)
             if "res" in [sh for sh, _, _ in ctx.predecessor_modules(layer)]:
-                null_scores[short].append(null_top1(w_target, ctx.saes[(src_layer, mod)].W_dec, seed=settings.seed + layer))
+                null_scores[short].append(
+                    null_top1(w_target, ctx.saes[(src_layer, mod)].W_dec, seed=settings.seed + layer)
+                )
             src = samples.dense(src_layer, mod)
             active[short] = src[rows, m.top1[feats]] > 0
             score[short] = m.top1_score[feats].astype(np.float64)
@@ -99,7 +101,10 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
                 for kind, partner in (("matched", m.top1[cand]), ("random", rand)):
                     corr = _pair_correlations(target[:, cand], src[:, partner])
                     cos = cosine_of_pairs(w_target, ctx.saes[(src_layer, mod)].W_dec, cand, partner)
-                    pair_rows += [{"layer": layer, "module": short, "kind": kind, "cosine": float(c), "act_corr": float(r)} for c, r in zip(cos, corr)]
+                    pair_rows += [
+                        {"layer": layer, "module": short, "kind": kind, "cosine": float(c), "act_corr": float(r)}
+                        for c, r in zip(cos, corr)
+                    ]
         gids = group_ids(active["res"], active["mlp"], active["att"])
         counts_g = np.bincount(gids, minlength=len(GROUPS))
         # One value per feature: a feature's top-1 score is a constant that repeats at every token it is
@@ -124,8 +129,12 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
         for p in SCORES:
             if has_res and not np.all(np.isnan(score[p])):
                 active_scores[p].append(score[p][first])
-        share_ci = [cluster_bootstrap_ratio((gids == g).astype(float), np.ones(len(gids)), text_of_row, seed=settings.seed).as_dict()
-                    for g in range(len(GROUPS))]
+        share_ci = [
+            cluster_bootstrap_ratio(
+                (gids == g).astype(float), np.ones(len(gids)), text_of_row, seed=settings.seed
+            ).as_dict()
+            for g in range(len(GROUPS))
+        ]
         layers_out.append(
             {
                 "layer": layer,
@@ -138,7 +147,12 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
                 "n_features_by_group": [len(x) for x in sets],
                 "mwu_p": {p: v.tolist() for p, v in mwu.items()},
                 "mean_score_by_group": {
-                    p: [float(np.nanmean(score[p][gids == g])) if np.any(gids == g) and not np.all(np.isnan(score[p])) else None for g in range(len(GROUPS))]
+                    p: [
+                        float(np.nanmean(score[p][gids == g]))
+                        if np.any(gids == g) and not np.all(np.isnan(score[p]))
+                        else None
+                        for g in range(len(GROUPS))
+                    ]
                     for p in SCORES
                 },
             }
@@ -146,10 +160,17 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
     if pooled_rows:
         g_all = np.concatenate([g for g, _ in pooled_rows])
         t_all = np.concatenate([t for _, t in pooled_rows])
-        pooled = {"counts": np.bincount(g_all, minlength=len(GROUPS)).tolist(), "n": len(g_all),
-                  "layers": [lay["layer"] for lay in layers_out if lay["has_res_predecessor"]],
-                  "share_intervals": [cluster_bootstrap_ratio((g_all == g).astype(float), np.ones(len(g_all)), t_all, seed=settings.seed).as_dict()
-                                      for g in range(len(GROUPS))]}
+        pooled = {
+            "counts": np.bincount(g_all, minlength=len(GROUPS)).tolist(),
+            "n": len(g_all),
+            "layers": [lay["layer"] for lay in layers_out if lay["has_res_predecessor"]],
+            "share_intervals": [
+                cluster_bootstrap_ratio(
+                    (g_all == g).astype(float), np.ones(len(g_all)), t_all, seed=settings.seed
+                ).as_dict()
+                for g in range(len(GROUPS))
+            ],
+        }
     else:
         pooled = {"counts": [0] * len(GROUPS), "n": 0, "layers": [], "share_intervals": []}
     return {
@@ -157,7 +178,9 @@ def analyse(ctx: AtlasContext, samples: Samples, settings: CoactivationSettings)
         "n_samples": samples.n,
         "interval_method": "95% percentile bootstrap over texts (whole windows resampled, 2,000 draws)",
         "pooled_groups": pooled,
-        "median_score_active_features": {p: float(np.median(np.concatenate(v))) if v else None for p, v in active_scores.items()},
+        "median_score_active_features": {
+            p: float(np.median(np.concatenate(v))) if v else None for p, v in active_scores.items()
+        },
         "n_active_features": {p: int(sum(len(x) for x in v)) for p, v in active_scores.items()},
         "null": {p: summarise_scores(np.concatenate(v)).as_dict() for p, v in null_scores.items() if v},
         "layers": layers_out,
@@ -195,7 +218,9 @@ def _mwu_summary(layers: list[dict[str, Any]], alpha: float) -> dict[str, Any]:
         out[p] = {
             "share_significant": share.tolist(),
             "n_tests": n.astype(int).tolist(),
-            "mean_share_when_module_activity_differs": cnt["differs"][0] / cnt["differs"][1] if cnt["differs"][1] else None,
+            "mean_share_when_module_activity_differs": cnt["differs"][0] / cnt["differs"][1]
+            if cnt["differs"][1]
+            else None,
             "n_tests_when_module_activity_differs": cnt["differs"][1],
             "mean_share_when_module_activity_same": cnt["same"][0] / cnt["same"][1] if cnt["same"][1] else None,
             "n_tests_when_module_activity_same": cnt["same"][1],
@@ -221,7 +246,9 @@ def _pair_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         m_cos = np.array([r["cosine"] for r in sel if r["kind"] == "matched"])
         m_corr = np.array([r["act_corr"] for r in sel if r["kind"] == "matched"])
         rho_m, p_m = spearman(m_cos, m_corr)
-        entry.update({"spearman_all": rho, "spearman_all_p": pval, "spearman_matched": rho_m, "spearman_matched_p": p_m})
+        entry.update(
+            {"spearman_all": rho, "spearman_all_p": pval, "spearman_matched": rho_m, "spearman_matched_p": p_m}
+        )
         out[module] = entry
     return out
 
@@ -229,11 +256,16 @@ def _pair_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 # -- the run -----------------------------------------------------------------------------------------
 
 
-def run(ctx: AtlasContext, windows: list[list[int]], settings: CoactivationSettings, *, meta: dict[str, Any] | None = None) -> Report:
+def run(
+    ctx: AtlasContext, windows: list[list[int]], settings: CoactivationSettings, *, meta: dict[str, Any] | None = None
+) -> Report:
     """Encode the windows, analyse, and build the report (call ``Report.write(out_dir)``)."""
     started = time.time()
     positions = sample_positions(len(windows), len(windows[0]), settings.tokens_per_text, settings.seed)
-    keys = sorted({(L, Module.RES) for L in ctx.target_layers()} | {(sl, m) for L in ctx.target_layers() for _, sl, m in ctx.predecessor_modules(L)})
+    keys = sorted(
+        {(L, Module.RES) for L in ctx.target_layers()}
+        | {(sl, m) for L in ctx.target_layers() for _, sl, m in ctx.predecessor_modules(L)}
+    )
     samples = encode_windows(ctx, windows, positions, batch_size=settings.batch_size, keys=keys)
     result = analyse(ctx, samples, settings)
     report = Report(
@@ -264,14 +296,24 @@ def _write_sections(report: Report, r: dict[str, Any]) -> None:
     overall = np.array(pg["counts"], dtype=float)
     overall_share = overall / max(overall.sum(), 1)
     first = [lay["layer"] for lay in layers if not lay["has_res_predecessor"]]
-    report.add("## Groups\n\nEvery active residual feature at a sampled token, grouped by which of its cosine top-1 "
-               "predecessors are active at that token (paper §2.1, empirical groups). Pooled over the layers that have a res(L−1) "
-               f"SAE ({', '.join(map(str, pg['layers'])) or 'none'})"
-               + (f"; layer(s) {', '.join(map(str, first))} have none, so no feature there can be From RES and their shares are shown "
-                  "per layer only" if first else "")
-               + f". n = {pg['n']} (feature, token) activations; intervals: {r['interval_method']}.")
-    report.add(md_table(["Group", "Count", "Share [95% CI]"],
-                        [[g, int(c), _share(ci)] for g, c, ci in zip(GROUPS, overall, pg["share_intervals"])]))
+    report.add(
+        "## Groups\n\nEvery active residual feature at a sampled token, grouped by which of its cosine top-1 "
+        "predecessors are active at that token (paper §2.1, empirical groups). Pooled over the layers that have a res(L−1) "
+        f"SAE ({', '.join(map(str, pg['layers'])) or 'none'})"
+        + (
+            f"; layer(s) {', '.join(map(str, first))} have none, so no feature there can be From RES and their shares are shown "
+            "per layer only"
+            if first
+            else ""
+        )
+        + f". n = {pg['n']} (feature, token) activations; intervals: {r['interval_method']}."
+    )
+    report.add(
+        md_table(
+            ["Group", "Count", "Share [95% CI]"],
+            [[g, int(c), _share(ci)] for g, c, ci in zip(GROUPS, overall, pg["share_intervals"])],
+        )
+    )
     fig, ax = new_figure(8, 4)
     a = ax[0][0]
     xs = [lay["layer"] for lay in layers]
@@ -282,10 +324,25 @@ def _write_sections(report: Report, r: dict[str, Any]) -> None:
     a.set_xlabel("layer")
     a.set_ylabel("share of active residual features")
     a.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
-    report.figure("shares-by-layer", fig, "Group shares by layer (cf. the paper's Fig. 5); a layer without a res(L−1) SAE cannot have RES groups")
-    report.add(md_table(["Layer", "res(L−1) SAE", "n (active)", *SHORT_GROUPS],
-                        [[lay["layer"], "yes" if lay["has_res_predecessor"] else "**no**", lay["n_active"], *[float(x) for x in lay["shares"]]]
-                         for lay in layers]))
+    report.figure(
+        "shares-by-layer",
+        fig,
+        "Group shares by layer (cf. the paper's Fig. 5); a layer without a res(L−1) SAE cannot have RES groups",
+    )
+    report.add(
+        md_table(
+            ["Layer", "res(L−1) SAE", "n (active)", *SHORT_GROUPS],
+            [
+                [
+                    lay["layer"],
+                    "yes" if lay["has_res_predecessor"] else "**no**",
+                    lay["n_active"],
+                    *[float(x) for x in lay["shares"]],
+                ]
+                for lay in layers
+            ],
+        )
+    )
 
     # score distributions + Mann–Whitney
     fig, ax = new_figure(13, 3.8, ncols=3)
@@ -298,8 +355,12 @@ def _write_sections(report: Report, r: dict[str, Any]) -> None:
             a.boxplot([data[i] for i in keep], showfliers=False)
             a.set_xticks(range(1, len(keep) + 1), [SHORT_GROUPS[i] for i in keep], rotation=45, fontsize=8)
         a.set_title(f"s^({p[0].upper()}) by group")
-    report.figure("score-distributions", fig, "Top-1 cosine scores by group, one value per distinct active feature, pooled over the layers "
-                  "with a res(L−1) SAE (cf. Fig. 4)")
+    report.figure(
+        "score-distributions",
+        fig,
+        "Top-1 cosine scores by group, one value per distinct active feature, pooled over the layers "
+        "with a res(L−1) SAE (cf. Fig. 4)",
+    )
     fig, ax = new_figure(14, 4.2, ncols=3)
     for col, p in enumerate(SCORES):
         a = ax[0][col]
@@ -309,28 +370,70 @@ def _write_sections(report: Report, r: dict[str, Any]) -> None:
         a.set_yticks(range(len(GROUPS)), SHORT_GROUPS, fontsize=7)
         a.set_title(f"s^({p[0].upper()}): share p<{report.data['settings']['alpha']}")
     fig.colorbar(im, ax=[ax[0][i] for i in range(3)], shrink=0.8)
-    report.figure("mann-whitney", fig, "Share of layers whose pairwise Mann–Whitney U test (one value per feature) has p < 0.001 "
-                  "(white: fewer than 5 features in a group)")
+    report.figure(
+        "mann-whitney",
+        fig,
+        "Share of layers whose pairwise Mann–Whitney U test (one value per feature) has p < 0.001 "
+        "(white: fewer than 5 features in a group)",
+    )
     rows = []
     for p in SCORES:
         s = r["mwu_summary"][p]
-        rows.append([f"s^({p[0].upper()})", _frac(s["mean_share_when_module_activity_differs"], s["n_tests_when_module_activity_differs"]),
-                     _frac(s["mean_share_when_module_activity_same"], s["n_tests_when_module_activity_same"]),
-                     _frac(s["from_mlp_vs_from_mlp_att"], s["from_mlp_vs_from_mlp_att_n_tests"])])
-    report.add("## Score distributions\n\nPaper: groups differ in s^(P) when module P is active in only one of them; "
-               "From MLP vs From MLP & ATT differ in s^(R/M/A) in 67% / 72% / 100% of tests. Each test here uses **one value per "
-               "feature** (the features seen in one group but never in the other, against the reverse), one test per layer with a "
-               "res(L−1) SAE; shares are significant tests / tests (n).")
-    report.add(md_table(["Score", "share p<0.001, P active in one group only", "… P active in both or neither", "From MLP vs From MLP & ATT"], rows))
+        rows.append(
+            [
+                f"s^({p[0].upper()})",
+                _frac(s["mean_share_when_module_activity_differs"], s["n_tests_when_module_activity_differs"]),
+                _frac(s["mean_share_when_module_activity_same"], s["n_tests_when_module_activity_same"]),
+                _frac(s["from_mlp_vs_from_mlp_att"], s["from_mlp_vs_from_mlp_att_n_tests"]),
+            ]
+        )
+    report.add(
+        "## Score distributions\n\nPaper: groups differ in s^(P) when module P is active in only one of them; "
+        "From MLP vs From MLP & ATT differ in s^(R/M/A) in 67% / 72% / 100% of tests. Each test here uses **one value per "
+        "feature** (the features seen in one group but never in the other, against the reverse), one test per layer with a "
+        "res(L−1) SAE; shares are significant tests / tests (n)."
+    )
+    report.add(
+        md_table(
+            [
+                "Score",
+                "share p<0.001, P active in one group only",
+                "… P active in both or neither",
+                "From MLP vs From MLP & ATT",
+            ],
+            rows,
+        )
+    )
 
     # matched vs random pairs
-    report.add("## Decoder cosine vs activation correlation\n\nFor residual features active at ≥ "
-               f"{report.data['settings']['min_feature_count']} sampled tokens: Pearson correlation of their activations with "
-               "their cosine top-1 predecessor (matched) and with a random feature of the same SAE (random).")
+    report.add(
+        "## Decoder cosine vs activation correlation\n\nFor residual features active at ≥ "
+        f"{report.data['settings']['min_feature_count']} sampled tokens: Pearson correlation of their activations with "
+        "their cosine top-1 predecessor (matched) and with a random feature of the same SAE (random)."
+    )
     prow = []
     for p, e in r["pairs"].items():
-        prow.append([p, _fmt_int(e["matched_act_corr"]), _fmt_int(e["random_act_corr"]), e["spearman_all"], e["spearman_matched"]])
-    report.add(md_table(["Predecessor SAE", "matched: mean act. corr [95% CI]", "random", "Spearman(cos, corr), all pairs", "… matched only"], prow))
+        prow.append(
+            [
+                p,
+                _fmt_int(e["matched_act_corr"]),
+                _fmt_int(e["random_act_corr"]),
+                e["spearman_all"],
+                e["spearman_matched"],
+            ]
+        )
+    report.add(
+        md_table(
+            [
+                "Predecessor SAE",
+                "matched: mean act. corr [95% CI]",
+                "random",
+                "Spearman(cos, corr), all pairs",
+                "… matched only",
+            ],
+            prow,
+        )
+    )
     fig, ax = new_figure(13, 3.8, ncols=3)
     for col, p in enumerate(SCORES):
         a = ax[0][col]
@@ -341,7 +444,9 @@ def _write_sections(report: Report, r: dict[str, Any]) -> None:
         a.set_ylabel("activation correlation")
         a.set_title(f"target res(L) vs {p}")
         a.legend(fontsize=7)
-    report.figure("cosine-vs-correlation", fig, "Decoder cosine vs activation correlation, matched vs random pairs (cf. Fig. 3)")
+    report.figure(
+        "cosine-vs-correlation", fig, "Decoder cosine vs activation correlation, matched vs random pairs (cf. Fig. 3)"
+    )
     report.add(_comparison(r, overall_share))
 
 
@@ -373,27 +478,39 @@ def _comparison(r: dict[str, Any], overall_share: np.ndarray) -> str:
     if pg["n"]:
         g = int(np.argmax(overall_share))
         largest = GROUPS[g]
-        lines.append(f"- Largest group: **{largest}** ({_share(pg['share_intervals'][g])}, n = {pg['n']} activations in layers "
-                     f"{', '.join(map(str, pg['layers']))}). Paper: From nowhere is the largest (Fig. 12a)"
-                     + (" — same." if largest == "From nowhere" else " — **differs**."))
+        lines.append(
+            f"- Largest group: **{largest}** ({_share(pg['share_intervals'][g])}, n = {pg['n']} activations in layers "
+            f"{', '.join(map(str, pg['layers']))}). Paper: From nowhere is the largest (Fig. 12a)"
+            + (" — same." if largest == "From nowhere" else " — **differs**.")
+        )
         att_share = float(sum(overall_share[i] for i in range(len(GROUPS)) if "att" in GROUP_MODULES[i]))
-        lines.append(f"- Groups with an active ATT predecessor: {att_share:.0%} of the same n activations. Paper: rare with its Gemma attention "
-                     "SAEs, common with Llama Scope.")
+        lines.append(
+            f"- Groups with an active ATT predecessor: {att_share:.0%} of the same n activations. Paper: rare with its Gemma attention "
+            "SAEs, common with Llama Scope."
+        )
     for p in SCORES:
         s = r["mwu_summary"][p]
         d, same = s["mean_share_when_module_activity_differs"], s["mean_share_when_module_activity_same"]
         if d is None or same is None:
             continue
         verdict = "same direction as the paper" if d > same else "**does not reproduce**"
-        lines.append(f"- s^({p[0].upper()}) separates groups that differ in {p.upper()} activity in {_frac(d, s['n_tests_when_module_activity_differs'])} "
-                     f"of tests vs {_frac(same, s['n_tests_when_module_activity_same'])} otherwise ({verdict}; one value per feature).")
+        lines.append(
+            f"- s^({p[0].upper()}) separates groups that differ in {p.upper()} activity in {_frac(d, s['n_tests_when_module_activity_differs'])} "
+            f"of tests vs {_frac(same, s['n_tests_when_module_activity_same'])} otherwise ({verdict}; one value per feature)."
+        )
     paper_mlp_vs_mlp_att = {"res": 0.67, "mlp": 0.72, "att": 1.00}
     ours = {p: r["mwu_summary"][p]["from_mlp_vs_from_mlp_att"] for p in SCORES}
     if any(v is not None for v in ours.values()):
-        cells = ", ".join(f"s^({p[0].upper()}) {_frac(ours[p], r['mwu_summary'][p]['from_mlp_vs_from_mlp_att_n_tests'])} (paper "
-                          f"{paper_mlp_vs_mlp_att[p]:.0%})" for p in SCORES if ours[p] is not None)
-        lines.append(f"- From MLP vs From MLP & ATT, share of tests with p < 0.001: {cells}. With n of 3–4 tests a share moves in steps "
-                     "of 25–33 points: read these cells as anecdotes.")
+        cells = ", ".join(
+            f"s^({p[0].upper()}) {_frac(ours[p], r['mwu_summary'][p]['from_mlp_vs_from_mlp_att_n_tests'])} (paper "
+            f"{paper_mlp_vs_mlp_att[p]:.0%})"
+            for p in SCORES
+            if ours[p] is not None
+        )
+        lines.append(
+            f"- From MLP vs From MLP & ATT, share of tests with p < 0.001: {cells}. With n of 3–4 tests a share moves in steps "
+            "of 25–33 points: read these cells as anecdotes."
+        )
     med = r.get("median_score_active_features", {})
     nul = r.get("null", {})
     parts = []
@@ -405,20 +522,31 @@ def _comparison(r: dict[str, Any], overall_share: np.ndarray) -> str:
             txt += f" vs null median {nul[p]['median']:.2f}, 99.9th pct {nul[p]['p999']:.2f}"
         parts.append(txt)
     if parts:
-        lines.append(f"- Median top-1 cosine of distinct active residual features: {'; '.join(parts)}. The null is the top-1 cosine "
-                     "against a randomly rotated copy of the predecessor decoder (same spectrum, no shared directions). The paper's "
-                     "Gemma Scope features reach s^(R) near 1 for many features (Fig. 3).")
+        lines.append(
+            f"- Median top-1 cosine of distinct active residual features: {'; '.join(parts)}. The null is the top-1 cosine "
+            "against a randomly rotated copy of the predecessor decoder (same spectrum, no shared directions). The paper's "
+            "Gemma Scope features reach s^(R) near 1 for many features (Fig. 3)."
+        )
     first = [lay["layer"] for lay in r["layers"] if not lay["has_res_predecessor"]]
     if first:
-        lines.append(f"- Layer(s) {', '.join(map(str, first))} have no res(L−1) SAE in this atlas, so no RES group can occur there: they are "
-                     "left out of the pooled shares, tests and medians.")
+        lines.append(
+            f"- Layer(s) {', '.join(map(str, first))} have no res(L−1) SAE in this atlas, so no RES group can occur there: they are "
+            "left out of the pooled shares, tests and medians."
+        )
     for p, e in r["pairs"].items():
         m, rnd = e["matched_act_corr"], e["random_act_corr"]
         if m["estimate"] is None or rnd["estimate"] is None:
             continue
-        verdict = ("matched pairs co-activate more, as the paper claims" if m["low"] > rnd["high"]
-                   else "**matched and random pairs are not separated**")
-        lines.append(f"- {p}: mean activation correlation {_fmt_int(m)} (matched) vs {_fmt_int(rnd)} (random), one value per feature: {verdict}.")
-    lines.append("- Data differ from the paper's (FineWeb, TinyStories, AutoMathText, python code; 250 samples each): "
-                 "here one held-out corpus, so no per-dataset split; shares are per layer of this atlas only.")
+        verdict = (
+            "matched pairs co-activate more, as the paper claims"
+            if m["low"] > rnd["high"]
+            else "**matched and random pairs are not separated**"
+        )
+        lines.append(
+            f"- {p}: mean activation correlation {_fmt_int(m)} (matched) vs {_fmt_int(rnd)} (random), one value per feature: {verdict}."
+        )
+    lines.append(
+        "- Data differ from the paper's (FineWeb, TinyStories, AutoMathText, python code; 250 samples each): "
+        "here one held-out corpus, so no per-dataset split; shares are per layer of this atlas only."
+    )
     return "\n".join(lines)

@@ -26,7 +26,9 @@ def repetition_rate(tokens: Sequence[int], n: int = 3) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-def continuation_nll(model: Any, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]], *, batch_size: int = 8) -> np.ndarray:
+def continuation_nll(
+    model: Any, prompt_ids: Sequence[int], continuations: Sequence[Sequence[int]], *, batch_size: int = 8
+) -> np.ndarray:
     """Mean NLL (nats/token) of each continuation after the prompt; NaN for empty continuations."""
     import torch
 

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class AtlasContext:
     name: str
-    model: "LoadedModel"
-    saes: dict[tuple[int, Module], "SAEWeights"]
+    model: LoadedModel
+    saes: dict[tuple[int, Module], SAEWeights]
     manifest_path: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -42,7 +42,9 @@ class AtlasContext:
                     f"d_model = {self.model.d_model}; run the experiment with the model the atlas was built for"
                 )
             if w.W_enc is None and w.architecture != "standard":
-                raise InvalidInput(f"SAE {layer}-{mod.value} of atlas {self.name!r} has no encoder; experiments need activations")
+                raise InvalidInput(
+                    f"SAE {layer}-{mod.value} of atlas {self.name!r} has no encoder; experiments need activations"
+                )
 
     @property
     def layers(self) -> list[int]:
@@ -66,7 +68,9 @@ class AtlasContext:
         return [L for L in self.layers if self.has(L, Module.RES) and self.predecessor_modules(L)]
 
 
-def load_context(atlas: str, *, manifest: str | Path | None = None, model: str | None = None, device: str = "cpu") -> AtlasContext:
+def load_context(
+    atlas: str, *, manifest: str | Path | None = None, model: str | None = None, device: str = "cpu"
+) -> AtlasContext:
     """Load the SAEs of an atlas (with encoders) and its model (``model`` overrides the manifest's)."""
     from saes.locate import find_manifest
     from saes.sources import load_sae
@@ -77,4 +81,9 @@ def load_context(atlas: str, *, manifest: str | Path | None = None, model: str |
     man: AtlasManifest = find_manifest(atlas, explicit=manifest, search=SteeringSettings().manifests)
     saes = {(e.layer, e.module): load_sae(e, man.base_dir) for e in man.saes}
     loaded = load_model(model or man.model, device=device)
-    return AtlasContext(name=atlas, model=loaded, saes=saes, manifest_path=Path(manifest).expanduser() if manifest else man.base_dir / "atlas.toml")
+    return AtlasContext(
+        name=atlas,
+        model=loaded,
+        saes=saes,
+        manifest_path=Path(manifest).expanduser() if manifest else man.base_dir / "atlas.toml",
+    )

@@ -60,7 +60,9 @@ class DeactivationSettings:
     n_texts: int = 12  # the paper: 35 FineWeb texts (see docs/experiments.md for the CPU budget)
     tokens_per_text: int = 5  # the paper: 5 random tokens per text
     window: int = 64
-    layers: tuple[int, ...] | None = None  # default: 3 layers at the paper's relative depths 6/26, 12/26, 18/26 (all if ≤ 3)
+    layers: tuple[int, ...] | None = (
+        None  # default: 3 layers at the paper's relative depths 6/26, 12/26, 18/26 (all if ≤ 3)
+    )
     max_targets: int = 25  # the paper: up to 25 active targets per layer–token pair
     r: float = 0.0
     pearson_tokens: int = 100_000  # calibration tokens for Pearson matching (the paper: 100K); position 0 excluded
@@ -122,7 +124,7 @@ class _Runner:
         scale = 1.0 - self.r
         w_dec = sae.W_dec
 
-        def fn(h: "torch.Tensor") -> "torch.Tensor":
+        def fn(h: torch.Tensor) -> torch.Tensor:
             x = h[:, -1].float().cpu().numpy()
             a = sae.encode(x) * mask  # the features' *current* activations at this point
             delta = torch.from_numpy((scale * a) @ w_dec).to(h.device, h.dtype)
@@ -151,14 +153,20 @@ def _method_sets(
     return sets
 
 
-def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], settings: DeactivationSettings) -> dict[str, Any]:
+def measure(
+    ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], settings: DeactivationSettings
+) -> dict[str, Any]:
     """Run the protocol; returns per-target records and the aggregated metrics."""
     layers = list(settings.layers) if settings.layers else default_layers(ctx)
     for L in layers:
         if L not in ctx.target_layers():
-            raise InvalidInput(f"layer {L} has no res SAE with predecessor SAEs in atlas {ctx.name!r} (valid: {ctx.target_layers()})")
+            raise InvalidInput(
+                f"layer {L} has no res SAE with predecessor SAEs in atlas {ctx.name!r} (valid: {ctx.target_layers()})"
+            )
     rng = np.random.default_rng(settings.seed + 2)
-    keys = sorted({(L, Module.RES) for L in layers} | {(sl, m) for L in layers for _, sl, m in ctx.predecessor_modules(L)})
+    keys = sorted(
+        {(L, Module.RES) for L in layers} | {(sl, m) for L in layers for _, sl, m in ctx.predecessor_modules(L)}
+    )
     # Pearson matches from calibration text, disjoint from the evaluation windows. Position 0 is left out:
     # it is the attention sink (outsized norms) that SAE training and the evaluation never sample.
     calib_s = encode_windows(ctx, calib, [np.arange(1, len(w)) for w in calib], keys=keys)
@@ -202,8 +210,15 @@ def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]],
             single_idx = np.array([row_of[s] for s in singles], dtype=np.int64)
             for k, f in enumerate(targets):
                 z_old = float(z[f])
-                rec: dict[str, Any] = {"layer": L, "window": int(w), "token": int(t), "feature": int(f), "group": int(gids[cand[k]]),
-                                       "z_old": z_old, "z_rerun": float(base[f])}
+                rec: dict[str, Any] = {
+                    "layer": L,
+                    "window": int(w),
+                    "token": int(t),
+                    "feature": int(f),
+                    "group": int(gids[cand[k]]),
+                    "z_old": z_old,
+                    "z_rerun": float(base[f]),
+                }
                 for m, s in sets[k].items():
                     zn = float(z_new[row_of[s], f])
                     rec[m] = {"n_removed": len(s), "z_new": zn, "success": zn <= 0.0, "change": 1.0 - zn / z_old}
@@ -211,13 +226,26 @@ def measure(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]],
                     col = z_new[single_idx, f]
                     best = int(np.argmin(col))
                     zn = float(col[best])
-                    (p, j), = singles[best]
-                    rec["exhaustive"] = {"n_removed": 1, "z_new": zn, "success": zn <= 0.0, "change": 1.0 - zn / z_old,
-                                         "best": f"{p}/{j}", "best_is_top1": bool(cos[p].index[f, 0] == j), "n_candidates": len(singles)}
+                    ((p, j),) = singles[best]
+                    rec["exhaustive"] = {
+                        "n_removed": 1,
+                        "z_new": zn,
+                        "success": zn <= 0.0,
+                        "change": 1.0 - zn / z_old,
+                        "best": f"{p}/{j}",
+                        "best_is_top1": bool(cos[p].index[f, 0] == j),
+                        "n_candidates": len(singles),
+                    }
                 records.append(rec)
-    return {"settings": asdict(settings) | {"layers": layers}, "n_sites": n_sites, "n_rows": n_rows, "records": records,
-            "pearson_calibration_tokens": calib_s.n, "pearson_calibration": f"{calib_s.n:,} tokens, position 0 of each window excluded",
-            "metrics": aggregate(records, seed=settings.seed)}
+    return {
+        "settings": asdict(settings) | {"layers": layers},
+        "n_sites": n_sites,
+        "n_rows": n_rows,
+        "records": records,
+        "pearson_calibration_tokens": calib_s.n,
+        "pearson_calibration": f"{calib_s.n:,} tokens, position 0 of each window excluded",
+        "metrics": aggregate(records, seed=settings.seed),
+    }
 
 
 def aggregate(records: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]:
@@ -238,8 +266,12 @@ def aggregate(records: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]
             change = np.array([r[m]["change"] if r[m]["n_removed"] > 0 else np.nan for r in rows], dtype=float)
             out[m] = {
                 "success": cluster_bootstrap_ratio(success * removed, removed, win, seed=seed).as_dict(),
-                "success_all_targets": cluster_bootstrap_ratio(success * removed, np.ones(len(rows)), win, seed=seed).as_dict(),
-                "had_something_to_remove": cluster_bootstrap_ratio(removed, np.ones(len(rows)), win, seed=seed).as_dict(),
+                "success_all_targets": cluster_bootstrap_ratio(
+                    success * removed, np.ones(len(rows)), win, seed=seed
+                ).as_dict(),
+                "had_something_to_remove": cluster_bootstrap_ratio(
+                    removed, np.ones(len(rows)), win, seed=seed
+                ).as_dict(),
                 "activation_change": cluster_bootstrap_mean(change, win, seed=seed).as_dict(),
                 "mean_removed": float(np.mean([r[m]["n_removed"] for r in rows])) if rows else None,
                 "n_targets": len(rows),
@@ -248,7 +280,11 @@ def aggregate(records: list[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]
         return out
 
     layers = sorted({r["layer"] for r in records})
-    by_group = {GROUPS[g]: summarise([r for r in records if r["group"] == g]) for g in range(1, len(GROUPS)) if any(r["group"] == g for r in records)}
+    by_group = {
+        GROUPS[g]: summarise([r for r in records if r["group"] == g])
+        for g in range(1, len(GROUPS))
+        if any(r["group"] == g for r in records)
+    }
     ex = [r["exhaustive"] for r in records if "exhaustive" in r]
     return {
         "n_targets": len(records),
@@ -272,24 +308,40 @@ def paired_comparison(records: list[dict[str, Any]], a: str, b: str, *, seed: in
     win = np.array([r["window"] for r in rows])
     sa = np.array([bool(r[a]["success"]) for r in rows], dtype=float)
     sb = np.array([bool(r[b]["success"]) for r in rows], dtype=float)
-    out: dict[str, Any] = {"n_targets": len(rows), a: cluster_bootstrap_mean(sa, win, seed=seed).as_dict(),
-                           b: cluster_bootstrap_mean(sb, win, seed=seed).as_dict(),
-                           "difference": cluster_bootstrap_mean(sa - sb, win, seed=seed).as_dict()}
+    out: dict[str, Any] = {
+        "n_targets": len(rows),
+        a: cluster_bootstrap_mean(sa, win, seed=seed).as_dict(),
+        b: cluster_bootstrap_mean(sb, win, seed=seed).as_dict(),
+        "difference": cluster_bootstrap_mean(sa - sb, win, seed=seed).as_dict(),
+    }
     # ratio of the two rates, resampling texts jointly (so the pairing is kept)
     if len(rows) and sb.sum() > 0:
         keys, inv = np.unique(win, return_inverse=True)
         na, nb = np.bincount(inv, sa, len(keys)), np.bincount(inv, sb, len(keys))
-        w = np.random.default_rng(seed).multinomial(len(keys), np.full(len(keys), 1 / len(keys)), size=2000).astype(float)
+        w = (
+            np.random.default_rng(seed)
+            .multinomial(len(keys), np.full(len(keys), 1 / len(keys)), size=2000)
+            .astype(float)
+        )
         den = w @ nb
         ratios = (w @ na)[den > 0] / den[den > 0]
         lo, hi = np.quantile(ratios, [0.025, 0.975])
-        out["ratio"] = Interval(float(sa.sum() / sb.sum()), float(lo), float(hi), len(rows), "cluster bootstrap over texts").as_dict()
+        out["ratio"] = Interval(
+            float(sa.sum() / sb.sum()), float(lo), float(hi), len(rows), "cluster bootstrap over texts"
+        ).as_dict()
     else:
         out["ratio"] = None
     return out
 
 
-def run(ctx: AtlasContext, windows: list[list[int]], calib: list[list[int]], settings: DeactivationSettings, *, meta: dict[str, Any] | None = None) -> Report:
+def run(
+    ctx: AtlasContext,
+    windows: list[list[int]],
+    calib: list[list[int]],
+    settings: DeactivationSettings,
+    *,
+    meta: dict[str, Any] | None = None,
+) -> Report:
     started = time.time()
     result = measure(ctx, windows, calib, settings)
     m = result["metrics"]
@@ -323,11 +375,20 @@ def rebuild(json_path: Path, *, note: str) -> Report:
     result = data["results"]
     result.setdefault("pearson_calibration_tokens", data["meta"].get("pearson_calibration_tokens", 0))
     if "pearson_tokens" not in result.get("settings", {}):  # runs before the fix calibrated on every position
-        result.setdefault("pearson_calibration", f"{result['pearson_calibration_tokens']:,} tokens including position 0 (the earlier protocol)")
+        result.setdefault(
+            "pearson_calibration",
+            f"{result['pearson_calibration_tokens']:,} tokens including position 0 (the earlier protocol)",
+        )
     result["metrics"] = aggregate(result["records"], seed=int(data["meta"].get("seed", 0)))
-    meta = {k: v for k, v in data["meta"].items() if k != "wall_time_s"} | {"measured_wall_time_s": data["meta"].get("wall_time_s")}
-    report = Report(name="deactivation", title="Deactivation of matched predecessors (paper §4.2, Table 1)",
-                    meta={**meta, "reaggregated": note}, started=time.time())
+    meta = {k: v for k, v in data["meta"].items() if k != "wall_time_s"} | {
+        "measured_wall_time_s": data["meta"].get("wall_time_s")
+    }
+    report = Report(
+        name="deactivation",
+        title="Deactivation of matched predecessors (paper §4.2, Table 1)",
+        meta={**meta, "reaggregated": note},
+        started=time.time(),
+    )
     return build_report(report, result, float(data["meta"].get("r", 0.0)))
 
 
@@ -335,37 +396,71 @@ def build_report(report: Report, result: dict[str, Any], r: float) -> Report:
     """Tables, figure and comparison of a deactivation result (from :func:`measure` or stored records)."""
     m = result["metrics"]
     if report.meta.get("reaggregated"):
-        report.add(f"**Re-aggregated** from the stored per-target records of an earlier run: {report.meta['reaggregated']}")
+        report.add(
+            f"**Re-aggregated** from the stored per-target records of an earlier run: {report.meta['reaggregated']}"
+        )
     report.data = result
     rows = []
     for meth in METHODS:
         o = m["overall"][meth]
         paper = PAPER_TABLE1.get(meth)
-        rows.append([METHOD_NAMES[meth], _ci(o["activation_change"]), _ci(o["success"], pct=True), f"{o['n_with_removal']} / {o['n_targets']}",
-                     _ci(o["success_all_targets"], pct=True), o["mean_removed"],
-                     f"{paper[0]:.2f}" if paper else "–", f"{paper[1]:.0%}" if paper else "–"])
-    report.add(f"## Table 1 on this atlas\n\n{m['n_targets']} target features over {result['n_sites']} (layer, token) sites in "
-               f"{m['n_texts']} texts; r = {r}. **Success** and **activation change** are over the targets for which the method "
-               "removed at least one active feature (the paper's denominator: an empty removal cannot switch a target off); the "
-               "*n* column is that denominator out of all targets, and *success / all targets* divides the same successes by every "
-               f"target. Intervals: {m['interval_method']} — targets that share a text or a token are not independent.")
-    report.add(md_table(["Method", "Mean activation change", "Success", "n (had something to remove / all)", "Success / all targets",
-                         "Features removed (mean)", "Paper: change", "Paper: success"], rows))
+        rows.append(
+            [
+                METHOD_NAMES[meth],
+                _ci(o["activation_change"]),
+                _ci(o["success"], pct=True),
+                f"{o['n_with_removal']} / {o['n_targets']}",
+                _ci(o["success_all_targets"], pct=True),
+                o["mean_removed"],
+                f"{paper[0]:.2f}" if paper else "–",
+                f"{paper[1]:.0%}" if paper else "–",
+            ]
+        )
+    report.add(
+        f"## Table 1 on this atlas\n\n{m['n_targets']} target features over {result['n_sites']} (layer, token) sites in "
+        f"{m['n_texts']} texts; r = {r}. **Success** and **activation change** are over the targets for which the method "
+        "removed at least one active feature (the paper's denominator: an empty removal cannot switch a target off); the "
+        "*n* column is that denominator out of all targets, and *success / all targets* divides the same successes by every "
+        f"target. Intervals: {m['interval_method']} — targets that share a text or a token are not independent."
+    )
+    report.add(
+        md_table(
+            [
+                "Method",
+                "Mean activation change",
+                "Success",
+                "n (had something to remove / all)",
+                "Success / all targets",
+                "Features removed (mean)",
+                "Paper: change",
+                "Paper: success",
+            ],
+            rows,
+        )
+    )
     pc = m["top1_vs_random"]
     if pc["n_targets"]:
         ratio = pc["ratio"]
-        report.add(f"Paired, on the {pc['n_targets']} targets where both removed something: top-1 {_ci(pc['top1'], pct=True)} vs random of "
-                   f"top-5 {_ci(pc['random_top5'], pct=True)}; difference {_ci(pc['difference'], pct=True)}"
-                   + (f", ratio {ratio['estimate']:.1f}× [{ratio['low']:.1f}, {ratio['high']:.1f}]." if ratio else "."))
+        report.add(
+            f"Paired, on the {pc['n_targets']} targets where both removed something: top-1 {_ci(pc['top1'], pct=True)} vs random of "
+            f"top-5 {_ci(pc['random_top5'], pct=True)}; difference {_ci(pc['difference'], pct=True)}"
+            + (f", ratio {ratio['estimate']:.1f}× [{ratio['low']:.1f}, {ratio['high']:.1f}]." if ratio else ".")
+        )
     pp = m["top1_vs_pearson"]
     if pp["n_targets"]:
-        report.add(f"Paired, on the {pp['n_targets']} targets where both removed something: top-1 cosine {_ci(pp['top1'], pct=True)} vs top-1 "
-                   f"Pearson {_ci(pp['pearson'], pct=True)}; difference {_ci(pp['difference'], pct=True)}. Pearson matches come from "
-                   f"{_calib(result)} (the paper: 100K tokens).")
+        report.add(
+            f"Paired, on the {pp['n_targets']} targets where both removed something: top-1 cosine {_ci(pp['top1'], pct=True)} vs top-1 "
+            f"Pearson {_ci(pp['pearson'], pct=True)}; difference {_ci(pp['difference'], pct=True)}. Pearson matches come from "
+            f"{_calib(result)} (the paper: 100K tokens)."
+        )
     if m["exhaustive_best_is_top1"] is not None:
-        report.add(f"The best single predecessor found by exhaustive search is the cosine top-1 match in {m['exhaustive_best_is_top1']:.0%} of "
-                   f"{m['overall']['exhaustive']['n_with_removal']} targets.")
-    report.add(f"Check: re-running with nothing removed reproduces the clean activation to within {m['rerun_max_abs_error']:.2g}.")
+        report.add(
+            f"The best single predecessor found by exhaustive search is the cosine top-1 match in {m['exhaustive_best_is_top1']:.0%} of "
+            f"{m['overall']['exhaustive']['n_with_removal']} targets."
+        )
+    report.add(
+        f"Check: re-running with nothing removed reproduces the clean activation to within {m['rerun_max_abs_error']:.2g}."
+    )
     # by group (Fig. 6)
     groups = list(m["by_group"])
     fig, ax = new_figure(9, 4)
@@ -380,11 +475,19 @@ def build_report(report: Report, result: dict[str, Any], r: float) -> Report:
     a.set_ylabel("success (targets with a removal)")
     a.set_ylim(0, 1)
     a.legend(fontsize=7)
-    report.figure("success-by-group", fig, "Deactivation success by group and method over targets with something removed; 95% bootstrap-over-texts "
-                  "intervals (cf. the paper's Fig. 6)")
-    grow = [[g, m["by_group"][g]["top1"]["n_targets"], *[_ci_n(m["by_group"][g][meth]) for meth in METHODS]] for g in groups]
-    report.add("## By group\n\nSuccess over the targets with something removed (n after each rate).\n\n"
-               + md_table(["Group", "Targets", *[METHOD_NAMES[x] for x in METHODS]], grow))
+    report.figure(
+        "success-by-group",
+        fig,
+        "Deactivation success by group and method over targets with something removed; 95% bootstrap-over-texts "
+        "intervals (cf. the paper's Fig. 6)",
+    )
+    grow = [
+        [g, m["by_group"][g]["top1"]["n_targets"], *[_ci_n(m["by_group"][g][meth]) for meth in METHODS]] for g in groups
+    ]
+    report.add(
+        "## By group\n\nSuccess over the targets with something removed (n after each rate).\n\n"
+        + md_table(["Group", "Targets", *[METHOD_NAMES[x] for x in METHODS]], grow)
+    )
     lrow = [[L, v["top1"]["n_targets"], *[_ci_n(v[meth]) for meth in METHODS]] for L, v in m["by_layer"].items()]
     report.add("## By layer\n\n" + md_table(["Layer", "Targets", *[METHOD_NAMES[x] for x in METHODS]], lrow))
     report.add(_comparison(m, _calib(result)))
@@ -421,18 +524,32 @@ def _comparison(m: dict[str, Any], calib: str) -> str:
     pc = m["top1_vs_random"]
     if s["top1"]["n"] and pc["n_targets"] and pc["ratio"]:
         d = pc["difference"]
-        verdict = ("as in the paper" if d["low"] > 0 else "**not separated here**: the interval of the difference includes 0")
-        lines.append(f"- Top-1 vs random of top-5 (paired, {pc['n_targets']} targets where both removed something): {_ci(pc['top1'], pct=True)} vs "
-                     f"{_ci(pc['random_top5'], pct=True)}, {pc['ratio']['estimate']:.1f}× [{pc['ratio']['low']:.1f}, {pc['ratio']['high']:.1f}] "
-                     f"({verdict}; paper: random clearly worse, Fig. 6).")
+        verdict = (
+            "as in the paper" if d["low"] > 0 else "**not separated here**: the interval of the difference includes 0"
+        )
+        lines.append(
+            f"- Top-1 vs random of top-5 (paired, {pc['n_targets']} targets where both removed something): {_ci(pc['top1'], pct=True)} vs "
+            f"{_ci(pc['random_top5'], pct=True)}, {pc['ratio']['estimate']:.1f}× [{pc['ratio']['low']:.1f}, {pc['ratio']['high']:.1f}] "
+            f"({verdict}; paper: random clearly worse, Fig. 6)."
+        )
         p_top1 = PAPER_TABLE1["top1"][1]
         inside = s["top1"]["low"] <= p_top1 <= s["top1"]["high"]
-        lines.append(f"- Top-1 success {_ci(s['top1'], pct=True)} (n={s['top1']['n']}) vs the paper's 65%: "
-                     + ("the paper's value is inside our interval." if inside else "**differs** (the paper's value is outside our interval)."))
-        lines.append(f"- Top-1 Pearson: {_ci(s['pearson'], pct=True)} (n={s['pearson']['n']}; paper: 65%, equal to cosine). Exhaustive: "
-                     f"{_ci(s['exhaustive'], pct=True)} (n={s['exhaustive']['n']}; paper: 73%).")
-    lines.append("- Differences in protocol: the model and SAEs are this atlas's (the paper: Gemma-2-2B, Gemma Scope JumpReLU SAEs + the "
-                 "authors' attention SAEs); with TopK SAEs a target also switches off when others push it out of the top k. Top-1 removes "
-                 "every active cosine top-1 predecessor (one per module), while exhaustive removes one single feature, so exhaustive is "
-                 f"not an upper bound on top-1 here. Pearson matches come from {calib} (the paper: 100K tokens).")
+        lines.append(
+            f"- Top-1 success {_ci(s['top1'], pct=True)} (n={s['top1']['n']}) vs the paper's 65%: "
+            + (
+                "the paper's value is inside our interval."
+                if inside
+                else "**differs** (the paper's value is outside our interval)."
+            )
+        )
+        lines.append(
+            f"- Top-1 Pearson: {_ci(s['pearson'], pct=True)} (n={s['pearson']['n']}; paper: 65%, equal to cosine). Exhaustive: "
+            f"{_ci(s['exhaustive'], pct=True)} (n={s['exhaustive']['n']}; paper: 73%)."
+        )
+    lines.append(
+        "- Differences in protocol: the model and SAEs are this atlas's (the paper: Gemma-2-2B, Gemma Scope JumpReLU SAEs + the "
+        "authors' attention SAEs); with TopK SAEs a target also switches off when others push it out of the top k. Top-1 removes "
+        "every active cosine top-1 predecessor (one per module), while exhaustive removes one single feature, so exhaustive is "
+        f"not an upper bound on top-1 here. Pearson matches come from {calib} (the paper: 100K tokens)."
+    )
     return "\n".join(lines)

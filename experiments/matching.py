@@ -45,7 +45,10 @@ def topk_rows(sim: np.ndarray, k: int) -> Matches:
     part = np.argpartition(-sim, k - 1, axis=1)[:, :k]
     vals = np.take_along_axis(sim, part, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")
-    return Matches(np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(vals, order, axis=1).astype(np.float32))
+    return Matches(
+        np.take_along_axis(part, order, axis=1).astype(np.int64),
+        np.take_along_axis(vals, order, axis=1).astype(np.float32),
+    )
 
 
 def cosine_matches(target_w_dec: np.ndarray, source_w_dec: np.ndarray, k: int = 5) -> Matches:
@@ -53,7 +56,9 @@ def cosine_matches(target_w_dec: np.ndarray, source_w_dec: np.ndarray, k: int = 
     return topk_rows(unit_rows(target_w_dec) @ unit_rows(source_w_dec).T, k)
 
 
-def cosine_of_pairs(target_w_dec: np.ndarray, source_w_dec: np.ndarray, target_idx: np.ndarray, source_idx: np.ndarray) -> np.ndarray:
+def cosine_of_pairs(
+    target_w_dec: np.ndarray, source_w_dec: np.ndarray, target_idx: np.ndarray, source_idx: np.ndarray
+) -> np.ndarray:
     """Cosine of the decoder rows of given (target, source) pairs."""
     t = unit_rows(target_w_dec[target_idx])
     s = unit_rows(source_w_dec[source_idx])

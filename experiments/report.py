@@ -48,7 +48,13 @@ def machine_description() -> dict[str, Any]:
 
 def run_meta(atlas: str, model: str, windows: list[list[int]], tokens_per_text: int) -> dict[str, Any]:
     """What every token-sampling experiment's report states first: atlas, model and the text sample."""
-    return {"atlas": atlas, "model": model, "texts": len(windows), "tokens_per_text": tokens_per_text, "window_tokens": len(windows[0])}
+    return {
+        "atlas": atlas,
+        "model": model,
+        "texts": len(windows),
+        "tokens_per_text": tokens_per_text,
+        "window_tokens": len(windows[0]),
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -108,10 +114,14 @@ class Report:
             fig.savefig(out / filename, dpi=110, bbox_inches="tight")
             plt.close(fig)
         payload = {"experiment": self.name, "meta": self.meta, "results": self.data}
-        (out / f"{self.name}.json").write_text(json.dumps(_jsonable(payload), separators=(",", ":")) + "\n")  # compact: per-target records are large
+        (out / f"{self.name}.json").write_text(
+            json.dumps(_jsonable(payload), separators=(",", ":")) + "\n"
+        )  # compact: per-target records are large
         md = [f"# {self.title}", "", self._header(), ""]
         md += [s + "\n" for s in self.sections]
-        md.append(f"Machine-readable numbers: [`{self.name}.json`]({self.name}.json). Wall time {elapsed:.0f} s (the experiment itself; loading the model and SAEs excluded).")
+        md.append(
+            f"Machine-readable numbers: [`{self.name}.json`]({self.name}.json). Wall time {elapsed:.0f} s (the experiment itself; loading the model and SAEs excluded)."
+        )
         path = out / f"{self.name}.md"
         path.write_text("\n".join(md) + "\n")
         log.info("wrote %s", path)

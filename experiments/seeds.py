@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def from_labels(graph: "Graph", atlas: str, theme: str, scorer: "TopicScorer", k: int = 3, *, limit: int = 50_000) -> list[tuple[str, float, str]]:
+def from_labels(
+    graph: Graph, atlas: str, theme: str, scorer: TopicScorer, k: int = 3, *, limit: int = 50_000
+) -> list[tuple[str, float, str]]:
     """(uid, similarity, label) of the ``k`` res features whose label best matches the theme; [] without labels."""
     from queries.features import list_features_statement
 
@@ -48,7 +50,9 @@ def middle_layers(ctx: AtlasContext) -> list[int]:
     return res_layers[lo:hi]
 
 
-def from_activations(ctx: AtlasContext, theme: str, reference: list[list[int]], k: int = 3, *, layers: list[int] | None = None) -> list[tuple[str, float, str]]:
+def from_activations(
+    ctx: AtlasContext, theme: str, reference: list[list[int]], k: int = 3, *, layers: list[int] | None = None
+) -> list[tuple[str, float, str]]:
     """(uid, z-score, "activation contrast") of the ``k`` res features most specific to the theme text."""
     from experiments.activations import encode_windows
 

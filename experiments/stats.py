@@ -256,7 +256,7 @@ def mann_whitney_per_feature(sets: list[set[int]], score_by_feature: np.ndarray,
     return out
 
 
-def sparse_column_correlations(x: "object", y: "object") -> np.ndarray:
+def sparse_column_correlations(x: object, y: object) -> np.ndarray:
     """:func:`column_correlations` for sparse ``[n, a]`` and ``[n, b]`` matrices (scipy CSR) without
     densifying them: from Σx, Σx², Σy, Σy² and the sparse product xᵀy (100K tokens × 2,048 latents dense
     would take 800 MB per SAE). Constant columns get correlation 0."""

@@ -33,7 +33,9 @@ def calibrate_thresholds(ctx: AtlasContext, windows: list[list[int]], *, rate: f
         pre = w.pre_activations(h)
         thr = np.quantile(pre, 1.0 - rate, axis=0).astype(np.float32)
         new[key] = replace(w, architecture="jumprelu", threshold=np.maximum(thr, 1e-6), k=None)
-    return AtlasContext(name=ctx.name, model=ctx.model, saes=new, manifest_path=ctx.manifest_path, extra=dict(ctx.extra))
+    return AtlasContext(
+        name=ctx.name, model=ctx.model, saes=new, manifest_path=ctx.manifest_path, extra=dict(ctx.extra)
+    )
 
 
 def write_atlas(ctx: AtlasContext, folder: str | Path, *, model_name: str | None = None) -> Path:

@@ -18,7 +18,9 @@ from queries.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 
-def held_out_windows(tokenizer: Any, n: int, n_tokens: int, *, seed: int = 0, corpus: str | Path | None = None) -> list[list[int]]:
+def held_out_windows(
+    tokenizer: Any, n: int, n_tokens: int, *, seed: int = 0, corpus: str | Path | None = None
+) -> list[list[int]]:
     """``n`` windows of ``n_tokens`` token ids from held-out text, drawn at random (seeded) from all the
     non-overlapping windows of all held-out chunks."""
     from training.corpus import load_split, resolve_corpus
@@ -29,11 +31,15 @@ def held_out_windows(tokenizer: Any, n: int, n_tokens: int, *, seed: int = 0, co
     if len(windows) < n:
         log.warning("held-out text gave %d windows of %d tokens (asked for %d)", len(windows), n_tokens, n)
     if not windows:
-        raise InvalidInput(f"no held-out text of at least {n_tokens} tokens in corpus {corpus or 'default'} (give a larger corpus or fewer tokens)")
+        raise InvalidInput(
+            f"no held-out text of at least {n_tokens} tokens in corpus {corpus or 'default'} (give a larger corpus or fewer tokens)"
+        )
     return windows[:n]
 
 
-def windows_from_texts(tokenizer: Any, texts: Any, n: int | None, n_tokens: int, *, every: bool = False) -> list[list[int]]:
+def windows_from_texts(
+    tokenizer: Any, texts: Any, n: int | None, n_tokens: int, *, every: bool = False
+) -> list[list[int]]:
     """Windows of exactly ``n_tokens`` tokens: the first of each long-enough text, or with ``every`` all
     non-overlapping windows of each text; at most ``n`` (None: no limit)."""
     out: list[list[int]] = []

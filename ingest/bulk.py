@@ -37,8 +37,10 @@ from saes.sources import neuronpedia_id
 log = logging.getLogger(__name__)
 
 # Types follow what the online path stores: Python int → long, float → double.
-FEATURE_HEADER = ("uid:ID(Feature),atlas,layer:long,module,index:long,d_sae:long,decoder_norm:double,"
-                  "s_res:double,s_att:double,s_mlp:double,category,:LABEL")
+FEATURE_HEADER = (
+    "uid:ID(Feature),atlas,layer:long,module,index:long,d_sae:long,decoder_norm:double,"
+    "s_res:double,s_att:double,s_mlp:double,category,:LABEL"
+)
 EDGE_HEADER = ":START_ID(Feature),:END_ID(Feature),similarity:double,target_rank:long,source_rank:long,:TYPE"
 
 
@@ -59,10 +61,20 @@ class BulkExport:
         """Arguments after ``neo4j-admin`` (the database must be stopped; it is replaced)."""
         f = self.folder.resolve()
         # The database name goes first: --nodes/--relationships take several values and would swallow it.
-        args = ["database", "import", "full", self.database, "--overwrite-destination=true", "--multiline-fields=false",
-                f"--report-file={f / 'import.report'}",
-                f"--nodes=Atlas={f / 'atlas.csv'}", f"--nodes=SAE={f / 'saes.csv'}", f"--nodes=IngestRun={f / 'run.csv'}",
-                f"--relationships=HAS_SAE={f / 'has_sae.csv'}", f"--relationships=BUILT={f / 'built.csv'}"]
+        args = [
+            "database",
+            "import",
+            "full",
+            self.database,
+            "--overwrite-destination=true",
+            "--multiline-fields=false",
+            f"--report-file={f / 'import.report'}",
+            f"--nodes=Atlas={f / 'atlas.csv'}",
+            f"--nodes=SAE={f / 'saes.csv'}",
+            f"--nodes=IngestRun={f / 'run.csv'}",
+            f"--relationships=HAS_SAE={f / 'has_sae.csv'}",
+            f"--relationships=BUILT={f / 'built.csv'}",
+        ]
         args += [f"--nodes=Feature={f / 'feature_header.csv'},{p.resolve()}" for p in self.node_files]
         args += [f"--relationships=FLOWS_TO={f / 'edge_header.csv'},{p.resolve()}" for p in self.edge_files]
         return args
@@ -76,7 +88,10 @@ def _col(values: list[float] | list[str] | None, n: int) -> list[str]:
     """A CSV column: ``repr`` keeps every double exact; an absent value is an empty field (no property)."""
     if values is None:
         return [""] * n
-    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else (repr(v) if isinstance(v, float) else str(v)) for v in values]
+    return [
+        "" if v is None or (isinstance(v, float) and np.isnan(v)) else (repr(v) if isinstance(v, float) else str(v))
+        for v in values
+    ]
 
 
 def _rows(path: Path, header: str, rows: list[list[object]]) -> None:
@@ -110,8 +125,20 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
             n = len(c["index"])
             prefix = feature_uid(name, layer, mod, 0)[:-1]
             fixed = f",{name},{layer},{mod},"
-            cols = zip(c["index"], _col(c["norm"], n), _col(c["s_res"], n), _col(c["s_att"], n), _col(c["s_mlp"], n), _col(c["category"], n))
-            chunks.append("".join(f"{prefix}{i}{fixed}{i},{c['d_sae']},{nm},{sr},{sa},{sm},{cat},Feature\n" for i, nm, sr, sa, sm, cat in cols))
+            cols = zip(
+                c["index"],
+                _col(c["norm"], n),
+                _col(c["s_res"], n),
+                _col(c["s_att"], n),
+                _col(c["s_mlp"], n),
+                _col(c["category"], n),
+            )
+            chunks.append(
+                "".join(
+                    f"{prefix}{i}{fixed}{i},{c['d_sae']},{nm},{sr},{sa},{sm},{cat},Feature\n"
+                    for i, nm, sr, sa, sm, cat in cols
+                )
+            )
             out.n_features += n
         p = out.folder / f"features_{layer}.csv"
         p.write_text("".join(chunks))
@@ -123,37 +150,93 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
             n = len(es)
             tr = ["" if v < 0 else str(v) for v in es.target_rank.tolist()]
             sr = ["" if v < 0 else str(v) for v in es.source_rank.tolist()]
-            echunks.append("".join(
-                f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{a},{b},FLOWS_TO\n"
-                for s, t, sim, a, b in zip(es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist(), tr, sr)
-            ))
+            echunks.append(
+                "".join(
+                    f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{a},{b},FLOWS_TO\n"
+                    for s, t, sim, a, b in zip(es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist(), tr, sr)
+                )
+            )
             out.n_edges += n
         p = out.folder / f"edges_{layer}.csv"
         p.write_text("".join(echunks))
         out.edge_files.append(p)
         prev_res = dec["res"]
     now = datetime.now(UTC).isoformat()
-    _rows(out.folder / "atlas.csv",
-          "name:ID(Atlas),model,d_model:long,n_layers:long,layers:long[],complete:boolean,manifest_sha256,manifest_path,k:long,"
-          "threshold_res:double,threshold_module:double,n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
-          [[name, manifest.model, d_model, manifest.n_layers, ";".join(map(str, manifest.layers)), "true", manifest.sha256(), str(manifest.base_dir), opts.k,
-            repr(float(opts.thresholds.res)), repr(float(opts.thresholds.module)), out.n_features, out.n_edges, now, now, "Atlas"]])
+    _rows(
+        out.folder / "atlas.csv",
+        "name:ID(Atlas),model,d_model:long,n_layers:long,layers:long[],complete:boolean,manifest_sha256,manifest_path,k:long,"
+        "threshold_res:double,threshold_module:double,n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
+        [
+            [
+                name,
+                manifest.model,
+                d_model,
+                manifest.n_layers,
+                ";".join(map(str, manifest.layers)),
+                "true",
+                manifest.sha256(),
+                str(manifest.base_dir),
+                opts.k,
+                repr(float(opts.thresholds.res)),
+                repr(float(opts.thresholds.module)),
+                out.n_features,
+                out.n_edges,
+                now,
+                now,
+                "Atlas",
+            ]
+        ],
+    )
     saes: list[list[object]] = []
     has: list[list[object]] = []
     for e in manifest.saes:
         key = sae_key(name, e.layer, e.module)
-        saes.append([key, name, e.layer, e.module.value, sizes[(e.layer, e.module.value)], d_model, e.describe(),
-                     neuronpedia_id(e, manifest.base_dir) or "", "true", "SAE"])
+        saes.append(
+            [
+                key,
+                name,
+                e.layer,
+                e.module.value,
+                sizes[(e.layer, e.module.value)],
+                d_model,
+                e.describe(),
+                neuronpedia_id(e, manifest.base_dir) or "",
+                "true",
+                "SAE",
+            ]
+        )
         has.append([name, key, "HAS_SAE"])
-    _rows(out.folder / "saes.csv", "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,neuronpedia_id,complete:boolean,:LABEL", saes)
+    _rows(
+        out.folder / "saes.csv",
+        "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,neuronpedia_id,complete:boolean,:LABEL",
+        saes,
+    )
     _rows(out.folder / "has_sae.csv", ":START_ID(Atlas),:END_ID(SAE),:TYPE", has)
     # The same run id as the online path's, so a later online re-ingest updates this node in place.
     run_id = f"{name}:{manifest.sha256()[:16]}"
     out.seconds = time.perf_counter() - t0
-    _rows(out.folder / "run.csv",
-          "id:ID(IngestRun),atlas,status,k:long,backend,resumed:long,n_features:long,n_edges:long,seconds:double,"
-          "started_at:datetime,finished_at:datetime,path,:LABEL",
-          [[run_id, name, "complete", opts.k, opts.backend, 0, out.n_features, out.n_edges, repr(out.seconds), now, now, "bulk", "IngestRun"]])
+    _rows(
+        out.folder / "run.csv",
+        "id:ID(IngestRun),atlas,status,k:long,backend,resumed:long,n_features:long,n_edges:long,seconds:double,"
+        "started_at:datetime,finished_at:datetime,path,:LABEL",
+        [
+            [
+                run_id,
+                name,
+                "complete",
+                opts.k,
+                opts.backend,
+                0,
+                out.n_features,
+                out.n_edges,
+                repr(out.seconds),
+                now,
+                now,
+                "bulk",
+                "IngestRun",
+            ]
+        ],
+    )
     _rows(out.folder / "built.csv", ":START_ID(IngestRun),:END_ID(Atlas),:TYPE", [[run_id, name, "BUILT"]])
     log.info("exported atlas %s: %d features, %d edges in %.1fs", name, out.n_features, out.n_edges, out.seconds)
     return out

@@ -61,7 +61,9 @@ def check_decoder(entry: SAEEntry, w_dec: np.ndarray, d_model: int) -> np.ndarra
             if d_in != d_model and entry.module.value == "att"
             else ""
         )
-        raise SAEFileError(f"SAE {label}: d_in = {d_in} but the atlas's d_model = {d_model} (every SAE must read the d_model space{hint})")
+        raise SAEFileError(
+            f"SAE {label}: d_in = {d_in} but the atlas's d_model = {d_model} (every SAE must read the d_model space{hint})"
+        )
     finite = np.isfinite(w_dec).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -100,12 +102,14 @@ def check_transcoder_hooks(entry: SAEEntry, w: SAEWeights) -> None:
         raise SAEFileError(
             f"SAE {entry.layer}-{entry.module.value} ({entry.describe()}) is a transcoder reading {w.hook_name} and writing "
             f"{w.hook_name_out}, which disagree with its place at module {entry.module.value!r} of layer {layer} "
-            f"(a transcoder sits at module = \"mlp\" of the layer whose MLP it replaces: it reads one of {', '.join(ins)} "
+            f'(a transcoder sits at module = "mlp" of the layer whose MLP it replaces: it reads one of {", ".join(ins)} '
             f"and writes {want_out})"
         )
 
 
-def to_model_space(entry: SAEEntry, w: SAEWeights, d_model: int | None, projections: OutputProjections | None) -> tuple[np.ndarray, np.ndarray | None]:
+def to_model_space(
+    entry: SAEEntry, w: SAEWeights, d_model: int | None, projections: OutputProjections | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The decoder in d_model space: ``W_dec`` itself, or for a ``hook_z`` SAE ``W_dec @ W_O`` with the z-space
     row norms. Raises SAEFileError for a hook_z SAE without W_O, at a module other than att, or of the wrong width."""
     if w.is_transcoder:
@@ -114,7 +118,9 @@ def to_model_space(entry: SAEEntry, w: SAEWeights, d_model: int | None, projecti
         return w.W_dec, None
     label = f"{entry.layer}-{entry.module.value} ({entry.describe()})"
     if entry.module is not Module.ATT:
-        raise SAEFileError(f"SAE {label} reads {w.hook_name}, an attention hook, but the manifest puts it at module {entry.module.value!r} (use module = \"att\")")
+        raise SAEFileError(
+            f'SAE {label} reads {w.hook_name}, an attention hook, but the manifest puts it at module {entry.module.value!r} (use module = "att")'
+        )
     if projections is None:
         raise SAEFileError(
             f"SAE {label} reads {w.hook_name} (the per-head space, d_in = {w.d_in}); matching maps its rows into d_model through "
@@ -158,9 +164,13 @@ class DecoderCache:
             self.used -= int(self._items.pop(key).unit.nbytes)
 
 
-def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections: OutputProjections | None = None,
-                   details: dict[tuple[int, str], dict[str, str]] | None = None,
-                   cache: DecoderCache | None = None) -> tuple[int, dict[tuple[int, str], int]]:
+def validate_atlas(
+    manifest: AtlasManifest,
+    progress: bool = False,
+    projections: OutputProjections | None = None,
+    details: dict[tuple[int, str], dict[str, str]] | None = None,
+    cache: DecoderCache | None = None,
+) -> tuple[int, dict[tuple[int, str], int]]:
     """Load and check every SAE (decoders only); returns ``(d_model, {(layer, module): d_sae})``.
 
     Synthetic sources are checked from their spec (they are finite and non-zero by construction). ``details``,
@@ -178,7 +188,9 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections:
             if d_model is None:
                 d_model = d_in
             if d_in != d_model:
-                raise SAEFileError(f"SAE {entry.label} ({entry.describe()}): d_in = {d_in} but the atlas's d_model = {d_model} (every SAE must read the d_model space)")
+                raise SAEFileError(
+                    f"SAE {entry.label} ({entry.describe()}): d_in = {d_in} but the atlas's d_model = {d_model} (every SAE must read the d_model space)"
+                )
             sizes[(entry.layer, entry.module.value)] = entry.synthetic.d_sae
             continue
         w = load_sae(entry, manifest.base_dir, decoder_only=True)
@@ -190,15 +202,23 @@ def validate_atlas(manifest: AtlasManifest, progress: bool = False, projections:
         if cache is not None and cache.fits(w_dec.size * 4):  # kept as float32
             cache.offer(_unit(entry, w, w_dec, norms, source_norms, projections))
         if source_norms is not None and details is not None and projections is not None:
-            details[(entry.layer, entry.module.value)] = {"hook_name": str(w.hook_name), "w_o_source": projections.source}
+            details[(entry.layer, entry.module.value)] = {
+                "hook_name": str(w.hook_name),
+                "w_o_source": projections.source,
+            }
         elif details is not None and w.hook_name:  # every SAE's hook is kept on its node (Neuronpedia exports name it)
             details[(entry.layer, entry.module.value)] = {"hook_name": str(w.hook_name)}
     assert d_model is not None  # a manifest has at least one SAE
     return d_model, sizes
 
 
-def load_unit_decoder(entry: SAEEntry, base_dir: Path, d_model: int, projections: OutputProjections | None = None,
-                      cache: DecoderCache | None = None) -> Decoder:
+def load_unit_decoder(
+    entry: SAEEntry,
+    base_dir: Path,
+    d_model: int,
+    projections: OutputProjections | None = None,
+    cache: DecoderCache | None = None,
+) -> Decoder:
     """One SAE's decoder (mapped through W_O for hook_z SAEs), validated and L2-normalised: from ``cache`` when
     validation kept it, else read and checked now."""
     if cache is not None and (dec := cache.take(entry)) is not None:
@@ -208,20 +228,42 @@ def load_unit_decoder(entry: SAEEntry, base_dir: Path, d_model: int, projections
     return _unit(entry, w, w_dec, check_decoder(entry, w_dec, d_model), source_norms, projections)
 
 
-def _unit(entry: SAEEntry, w: SAEWeights, w_dec: np.ndarray, norms: np.ndarray, source_norms: np.ndarray | None,
-          projections: OutputProjections | None) -> Decoder:
+def _unit(
+    entry: SAEEntry,
+    w: SAEWeights,
+    w_dec: np.ndarray,
+    norms: np.ndarray,
+    source_norms: np.ndarray | None,
+    projections: OutputProjections | None,
+) -> Decoder:
     unit = w_dec
     unit /= norms.astype(np.float32)[:, None]  # in place: decoders can be GBs
-    return Decoder(entry=entry, unit=np.ascontiguousarray(unit, dtype=np.float32), norms=norms.astype(np.float32),
-                   hook_name=w.hook_name, architecture=w.architecture, source_norms=source_norms,
-                   w_o_source=projections.source if source_norms is not None and projections is not None else None)
+    return Decoder(
+        entry=entry,
+        unit=np.ascontiguousarray(unit, dtype=np.float32),
+        norms=norms.astype(np.float32),
+        hook_name=w.hook_name,
+        architecture=w.architecture,
+        source_norms=source_norms,
+        w_o_source=projections.source if source_norms is not None and projections is not None else None,
+    )
 
 
-def layer_decoders(manifest: AtlasManifest, layer: int, d_model: int, projections: OutputProjections | None = None,
-                   cache: DecoderCache | None = None, prev_res: Decoder | None = None) -> tuple[dict[str, Decoder], Decoder | None]:
+def layer_decoders(
+    manifest: AtlasManifest,
+    layer: int,
+    d_model: int,
+    projections: OutputProjections | None = None,
+    cache: DecoderCache | None = None,
+    prev_res: Decoder | None = None,
+) -> tuple[dict[str, Decoder], Decoder | None]:
     """What matching layer L needs: the unit decoders of res/att/mlp(L) by module, and res(L-1) (``prev_res``
     when the caller still holds it from the previous layer; None at the first layer)."""
-    dec = {m.value: load_unit_decoder(e, manifest.base_dir, d_model, projections, cache) for m in Module if (e := manifest.entry(layer, m)) is not None}
+    dec = {
+        m.value: load_unit_decoder(e, manifest.base_dir, d_model, projections, cache)
+        for m in Module
+        if (e := manifest.entry(layer, m)) is not None
+    }
     if prev_res is None and layer - 1 in manifest.layers:
         prev_entry = manifest.entry(layer - 1, Module.RES)
         assert prev_entry is not None  # the manifest guarantees a gap-free residual chain

@@ -67,7 +67,9 @@ def _exact_fp32_device(device: str) -> str:
     """Matching must be exact fp32: refuse to run where torch would silently use TF32 for fp32 GEMMs."""
     import torch
 
-    if device == "cuda" and (torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest"):
+    if device == "cuda" and (
+        torch.backends.cuda.matmul.allow_tf32 or torch.get_float32_matmul_precision() != "highest"
+    ):
         raise InvalidInput(
             "torch is set to TF32 for float32 matrix products (torch.backends.cuda.matmul.allow_tf32 / "
             "set_float32_matmul_precision): matching needs exact fp32; reset them to their defaults"
@@ -94,7 +96,9 @@ def _faiss_index(base: np.ndarray, use_gpu: bool) -> tuple[Any, bool]:
     # FAISS computes exact IP search as sgemm over (4096 queries × database_bs rows) blocks, then a heap
     # per query. The default 1024-row blocks make many small GEMMs; 4096 was ~10% faster at 16k × 576
     # here (process-global setting; it changes speed only, never results).
-    faiss.cvar.distance_compute_blas_database_bs = max(faiss.cvar.distance_compute_blas_database_bs, FAISS_BLAS_DATABASE_BS)
+    faiss.cvar.distance_compute_blas_database_bs = max(
+        faiss.cvar.distance_compute_blas_database_bs, FAISS_BLAS_DATABASE_BS
+    )
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(base)
     if use_gpu:
@@ -199,7 +203,9 @@ def topk_both_ways(
     t_all = np.ascontiguousarray(targets, dtype=np.float32)
     if device == "cpu" and _use_prefilter(prefilter, len(t_all), len(sources), t_all.shape[1]):
         s_all = np.ascontiguousarray(sources, dtype=np.float32)
-        return prefiltered_both_ways(t_all, s_all, k, tile_rows=_tile_rows(len(s_all), max_tile_bytes), progress=progress)
+        return prefiltered_both_ways(
+            t_all, s_all, k, tile_rows=_tile_rows(len(s_all), max_tile_bytes), progress=progress
+        )
     s_t = torch.from_numpy(np.ascontiguousarray(sources, dtype=np.float32)).to(device)
     n_t, n_s = t_all.shape[0], s_t.shape[0]
     kb, kf = min(k, n_s), min(k, n_t)

@@ -93,7 +93,13 @@ class LayerResult:
 
 
 def match_layer(
-    layer: int, dec: dict[str, Decoder], prev_res: Decoder | None, k: int, th: Thresholds, backend: Backend, prefilter: Prefilter = "auto",
+    layer: int,
+    dec: dict[str, Decoder],
+    prev_res: Decoder | None,
+    k: int,
+    th: Thresholds,
+    backend: Backend,
+    prefilter: Prefilter = "auto",
     null_rows: int = DEFAULT_NULL_ROWS,
 ) -> LayerResult:
     """All matching of one layer: scores, null controls, categories and edges into ``res(layer)``."""
@@ -110,7 +116,9 @@ def match_layer(
             sims, idx = topk_search(res.unit, dec[mod].unit, k, backend=backend, prefilter=prefilter)
             s[mod] = sims[:, 0].copy()
             edges.append(backward_edges(mod, layer, sims, idx))
-    controls, cuts = layer_controls(layer, res, {"res": prev_res, "att": dec.get("att"), "mlp": dec.get("mlp")}, s, th, null_rows)
+    controls, cuts = layer_controls(
+        layer, res, {"res": prev_res, "att": dec.get("att"), "mlp": dec.get("mlp")}, s, th, null_rows
+    )
     cats = categorize(s["res"], s["att"], s["mlp"], n, th, cuts)
     features: dict[str, dict[str, Any]] = {}
     for mod, d in dec.items():
@@ -134,20 +142,30 @@ def summarise_controls(graph: Graph, atlas: str) -> dict[str, Any]:
     rows = graph.read(W.SAE_CONTROLS, {"atlas": atlas})
     meds = [r[f"{p}_null_median"] for r in rows for p in ("res", "att", "mlp") if r[f"{p}_null_median"] is not None]
     p999 = [r[f"{p}_null_p999"] for r in rows for p in ("res", "att", "mlp") if r[f"{p}_null_p999"] is not None]
-    props = {"null_median_mean": float(np.mean(meds)) if meds else None, "null_p999_max": float(max(p999)) if p999 else None,
-             "category_rules": sorted({r["rule"] for r in rows if r["rule"]})}
+    props = {
+        "null_median_mean": float(np.mean(meds)) if meds else None,
+        "null_p999_max": float(max(p999)) if p999 else None,
+        "category_rules": sorted({r["rule"] for r in rows if r["rule"]}),
+    }
     graph.write(W.SET_ATLAS_CONTROLS, {"atlas": atlas, "props": props})
     return props
 
 
 def layer_controls(
-    layer: int, res: Decoder, preds: dict[str, Decoder | None], s: dict[str, np.ndarray | None], th: Thresholds, null_rows: int
+    layer: int,
+    res: Decoder,
+    preds: dict[str, Decoder | None],
+    s: dict[str, np.ndarray | None],
+    th: Thresholds,
+    null_rows: int,
 ) -> tuple[dict[str, Any], dict[str, float] | None]:
     """Per predecessor SAE of ``res(layer)``: the median top-1 score and its null (median, 99th, 99.9th
     percentile), as SAE-node properties ``{pred}_score_median``, ``{pred}_null_median`` …; plus the
     category rule and, for a null rule, the per-pair cuts (``None`` for the fixed rule)."""
     if th.null_quantile is not None and null_rows <= 0:
-        raise InvalidInput(f"thresholds {th.rule} need the null (got null_rows = {null_rows}; leave it at the default {DEFAULT_NULL_ROWS})")
+        raise InvalidInput(
+            f"thresholds {th.rule} need the null (got null_rows = {null_rows}; leave it at the default {DEFAULT_NULL_ROWS})"
+        )
     props: dict[str, Any] = {"category_rule": th.rule if s["res"] is not None else None}
     cuts: dict[str, float] = {}
     for pred, d in preds.items():
@@ -158,8 +176,14 @@ def layer_controls(
         if null_rows > 0:
             null = null_top1(res.unit, d.unit, rows=null_rows, seed=layer * 3 + ("res", "att", "mlp").index(pred))
             summ = summarise_scores(null)
-            props.update({f"{pred}_null_median": summ.median, f"{pred}_null_p99": summ.p99, f"{pred}_null_p999": summ.p999,
-                          f"{pred}_null_n": summ.n})
+            props.update(
+                {
+                    f"{pred}_null_median": summ.median,
+                    f"{pred}_null_p99": summ.p99,
+                    f"{pred}_null_p999": summ.p999,
+                    f"{pred}_null_n": summ.n,
+                }
+            )
             if th.null_quantile is not None:
                 cuts[pred] = float(np.quantile(null, th.null_quantile))
     if th.null_quantile is None or s["res"] is None:
@@ -176,7 +200,9 @@ def _as_list(a: np.ndarray, null_below_zero: bool = False) -> list[Any]:
     return a.tolist()
 
 
-def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, report: IngestReport, bar: Any = None) -> None:
+def write_layer(
+    graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, report: IngestReport, bar: Any = None
+) -> None:
     """Write one layer's features and the edges into its res SAE (see module docstring for why this order)."""
     t0 = time.perf_counter()
     W.delete_in_batches(graph, W.DELETE_EDGES_INTO_LAYER, {"atlas": atlas, "layer": r.layer})
@@ -191,11 +217,24 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
         for a in range(0, n, opts.node_batch):
             b = min(n, a + opts.node_batch)
             cut = lambda v, a=a, b=b: v[a:b] if isinstance(v, list) else v  # noqa: E731
-            graph.write(statement, {
-                "prefix": prefix, "atlas": atlas, "layer": r.layer, "module": mod, "d_sae": cols["d_sae"],
-                "index": cut(cols["index"]), "norm": cut(cols["norm"]), "source_norm": cut(cols.get("source_norm")), "s_res": cut(cols["s_res"]),
-                "s_att": cut(cols["s_att"]), "s_mlp": cut(cols["s_mlp"]), "category": cut(cols["category"]),
-            }, timeout=300)
+            graph.write(
+                statement,
+                {
+                    "prefix": prefix,
+                    "atlas": atlas,
+                    "layer": r.layer,
+                    "module": mod,
+                    "d_sae": cols["d_sae"],
+                    "index": cut(cols["index"]),
+                    "norm": cut(cols["norm"]),
+                    "source_norm": cut(cols.get("source_norm")),
+                    "s_res": cut(cols["s_res"]),
+                    "s_att": cut(cols["s_att"]),
+                    "s_mlp": cut(cols["s_mlp"]),
+                    "category": cut(cols["category"]),
+                },
+                timeout=300,
+            )
             report.nodes_written += b - a
             if bar is not None:
                 bar.set_postfix_str(f"L{r.layer} nodes {mod}")
@@ -207,10 +246,22 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
         tr, sr = _as_list(es.target_rank, True), _as_list(es.source_rank, True)
         for a in range(0, n, opts.edge_batch):
             b = min(n, a + opts.edge_batch)
-            batches.append(({
-                "atlas": atlas, "src_layer": es.source_layer, "src_module": es.source_module, "dst_layer": r.layer, "src": src[a:b], "dst": dst[a:b],
-                "sim": sim[a:b], "target_rank": tr[a:b], "source_rank": sr[a:b],
-            }, es.source_module))
+            batches.append(
+                (
+                    {
+                        "atlas": atlas,
+                        "src_layer": es.source_layer,
+                        "src_module": es.source_module,
+                        "dst_layer": r.layer,
+                        "src": src[a:b],
+                        "dst": dst[a:b],
+                        "sim": sim[a:b],
+                        "target_rank": tr[a:b],
+                        "source_rank": sr[a:b],
+                    },
+                    es.source_module,
+                )
+            )
 
     for params, mod in batches:
         graph.write(W.CREATE_EDGES, params, timeout=300)
@@ -224,21 +275,37 @@ def write_layer(graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, r
     report.edge_write_s += t2 - t1
 
 
-def _sae_rows(manifest: AtlasManifest, d_model: int, sizes: dict[tuple[int, str], int],
-              details: dict[tuple[int, str], dict[str, str]] | None = None) -> list[dict[str, Any]]:
+def _sae_rows(
+    manifest: AtlasManifest,
+    d_model: int,
+    sizes: dict[tuple[int, str], int],
+    details: dict[tuple[int, str], dict[str, str]] | None = None,
+) -> list[dict[str, Any]]:
     rows = []
     for e in manifest.saes:
-        rows.append({
-            "key": sae_key(manifest.name, e.layer, e.module), "layer": e.layer, "module": e.module.value,
-            "d_sae": sizes[(e.layer, e.module.value)], "d_in": d_model, "source": e.describe(),
-            "neuronpedia_id": neuronpedia_id(e, manifest.base_dir),
-            **(details or {}).get((e.layer, e.module.value), {}),  # hook_z SAEs: hook_name, w_o_source
-        })
+        rows.append(
+            {
+                "key": sae_key(manifest.name, e.layer, e.module),
+                "layer": e.layer,
+                "module": e.module.value,
+                "d_sae": sizes[(e.layer, e.module.value)],
+                "d_in": d_model,
+                "source": e.describe(),
+                "neuronpedia_id": neuronpedia_id(e, manifest.base_dir),
+                **(details or {}).get((e.layer, e.module.value), {}),  # hook_z SAEs: hook_name, w_o_source
+            }
+        )
     return rows
 
 
-def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model: int, sizes: dict[tuple[int, str], int],
-             details: dict[tuple[int, str], dict[str, str]] | None = None) -> set[int]:
+def _prepare(
+    graph: Graph,
+    manifest: AtlasManifest,
+    opts: IngestOptions,
+    d_model: int,
+    sizes: dict[tuple[int, str], int],
+    details: dict[tuple[int, str], dict[str, str]] | None = None,
+) -> set[int]:
     """Write/refresh the metadata nodes; return the layers that a resumed run may skip."""
     name = manifest.name
     sha = manifest.sha256()
@@ -255,7 +322,12 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
                     "(run without --resume to rebuild it from this manifest)"
                 )
             rule = ex.get("rule") or f"fixed:{ex['t_res']:g}/{ex['t_mod']:g}"
-            if ex["k"] != opts.k or ex["t_res"] != opts.thresholds.res or ex["t_mod"] != opts.thresholds.module or rule != opts.thresholds.rule:
+            if (
+                ex["k"] != opts.k
+                or ex["t_res"] != opts.thresholds.res
+                or ex["t_mod"] != opts.thresholds.module
+                or rule != opts.thresholds.rule
+            ):
                 raise InvalidInput(
                     f"atlas {name!r} was started with k={ex['k']}, thresholds {rule}; "
                     f"--resume needs the same options (got k={opts.k}, thresholds {opts.thresholds.rule})"
@@ -264,11 +336,22 @@ def _prepare(graph: Graph, manifest: AtlasManifest, opts: IngestOptions, d_model
         elif stored != wanted:
             log.info("atlas %s exists with a different set of SAEs: dropping it first", name)
             maintenance.drop_atlas(graph, name, keep_steering_runs=True)  # a rebuild keeps the steering history
-    graph.write(W.UPSERT_ATLAS, {
-        "name": name, "model": manifest.model, "d_model": d_model, "n_layers": manifest.n_layers,
-        "layers": manifest.layers, "sha": sha, "manifest_path": str(manifest.base_dir), "k": opts.k, "t_res": opts.thresholds.res, "t_mod": opts.thresholds.module,
-        "rule": opts.thresholds.rule,
-    })
+    graph.write(
+        W.UPSERT_ATLAS,
+        {
+            "name": name,
+            "model": manifest.model,
+            "d_model": d_model,
+            "n_layers": manifest.n_layers,
+            "layers": manifest.layers,
+            "sha": sha,
+            "manifest_path": str(manifest.base_dir),
+            "k": opts.k,
+            "t_res": opts.thresholds.res,
+            "t_mod": opts.thresholds.module,
+            "rule": opts.thresholds.rule,
+        },
+    )
     if not opts.resume:
         done = set()
     graph.write(W.UPSERT_SAES, {"atlas": name, "rows": _sae_rows(manifest, d_model, sizes, details)})
@@ -290,14 +373,18 @@ def ingest_atlas(
     options: IngestOptions | None = None,
 ) -> IngestReport:
     """Ingest ``manifest`` into ``graph``; see the module docstring for the order and resume semantics."""
-    opts = options or IngestOptions(k=k, thresholds=thresholds or Thresholds(), backend=backend, resume=resume, progress=progress)
+    opts = options or IngestOptions(
+        k=k, thresholds=thresholds or Thresholds(), backend=backend, resume=resume, progress=progress
+    )
     if opts.k < 1:
         raise InvalidInput(f"k = {opts.k} is not valid (use k ≥ 1; the default is {DEFAULT_K})")
     from tqdm.auto import tqdm
 
     details: dict[tuple[int, str], dict[str, str]] = {}
     cache = DecoderCache(0 if opts.ray else opts.decoder_cache_bytes)  # Ray tasks read their own decoders
-    d_model, sizes = validate_atlas(manifest, progress=opts.progress, projections=opts.projections, details=details, cache=cache)
+    d_model, sizes = validate_atlas(
+        manifest, progress=opts.progress, projections=opts.projections, details=details, cache=cache
+    )
     graph.verify()
     ray_run = None
     if opts.ray:  # connect before anything is written: an unreachable cluster leaves the graph untouched
@@ -312,7 +399,16 @@ def ingest_atlas(
         if ray_run is not None:
             ray_matching.submit(ray_run, manifest, [x for x in manifest.layers if x not in done], d_model, opts)
         run_id = f"{manifest.name}:{manifest.sha256()[:16]}"
-        graph.write(W.UPSERT_RUN, {"atlas": manifest.name, "id": run_id, "k": opts.k, "backend": opts.backend, "resumed": int(bool(opts.resume))})
+        graph.write(
+            W.UPSERT_RUN,
+            {
+                "atlas": manifest.name,
+                "id": run_id,
+                "k": opts.k,
+                "backend": opts.backend,
+                "resumed": int(bool(opts.resume)),
+            },
+        )
         report = IngestReport(manifest.name, [], [], 0, 0)
         prev_res: Decoder | None = None
         bar = tqdm(manifest.layers, desc=f"ingest {manifest.name}", unit="layer", disable=not opts.progress)
@@ -327,7 +423,9 @@ def ingest_atlas(
                 report.match_s += time.perf_counter() - tm  # the wait for this layer's task
             else:
                 dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
-                result = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows)
+                result = match_layer(
+                    layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows
+                )
                 report.match_s += time.perf_counter() - tm
                 prev_res = dec["res"]
             tw = time.perf_counter()
@@ -336,10 +434,20 @@ def ingest_atlas(
             report.layers_written.append(layer)
         counts = graph.read(W.COUNT_ATLAS, {"atlas": manifest.name}, timeout=600)[0]
         report.n_features, report.n_edges = int(counts["features"]), int(counts["edges"])
-        graph.write(W.MARK_ATLAS_COMPLETE, {"atlas": manifest.name, "n_features": report.n_features, "n_edges": report.n_edges})
+        graph.write(
+            W.MARK_ATLAS_COMPLETE, {"atlas": manifest.name, "n_features": report.n_features, "n_edges": report.n_edges}
+        )
         summarise_controls(graph, manifest.name)
-        graph.write(W.FINISH_RUN, {"id": run_id, "status": "complete", "n_features": report.n_features,
-                                   "n_edges": report.n_edges, "seconds": time.perf_counter() - t_start})
+        graph.write(
+            W.FINISH_RUN,
+            {
+                "id": run_id,
+                "status": "complete",
+                "n_features": report.n_features,
+                "n_edges": report.n_edges,
+                "seconds": time.perf_counter() - t_start,
+            },
+        )
         return report
     except DatabaseUnavailable as exc:
         raise DatabaseUnavailable(
@@ -365,8 +473,10 @@ def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, 
     q = thresholds.null_quantile
     stored = {0.99: "p99", 0.999: "p999"}
     if q is not None and q not in stored:
-        raise InvalidInput(f"recategorizing with {thresholds.rule} needs a stored null quantile (0.99 or 0.999); re-ingest with "
-                           f"--thresholds {thresholds.rule} for other quantiles")
+        raise InvalidInput(
+            f"recategorizing with {thresholds.rule} needs a stored null quantile (0.99 or 0.999); re-ingest with "
+            f"--thresholds {thresholds.rule} for other quantiles"
+        )
     controls = {r["layer"]: r for r in graph.read(W.SAE_CONTROLS_FULL, {"atlas": atlas})}
     counts = dict.fromkeys((*CATEGORIES, NO_CATEGORY), 0)
     for layer in state[0]["layers"]:
@@ -377,13 +487,26 @@ def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, 
                 v = c.get(f"{p}_null_{stored[q]}")
                 cuts[p] = float(v) if v is not None else 2.0  # no null stored: that predecessor is absent (never high)
             if c.get("res_null_median") is None and c.get("res_score_median") is not None:
-                raise InvalidInput(f"atlas {atlas!r} has no stored null for layer {layer}; re-ingest it (the null is computed at ingest)")
+                raise InvalidInput(
+                    f"atlas {atlas!r} has no stored null for layer {layer}; re-ingest it (the null is computed at ingest)"
+                )
         params = {"atlas": atlas, "layer": layer, "t_res": cuts["res"], "t_att": cuts["att"], "t_mlp": cuts["mlp"]}
         for row in graph.write(W.RECATEGORIZE_LAYER, params, timeout=600):
             counts[row["category"] or NO_CATEGORY] += int(row["n"])
         has_res = (controls.get(layer) or {}).get("res_score_median") is not None
-        graph.write(W.SET_SAE_CONTROLS, {"key": sae_key(atlas, layer, "res"), "props": {
-            "category_rule": thresholds.rule if has_res else None, **{f"cut_{p}": (v if has_res and v < 2.0 else None) for p, v in cuts.items()}}})
-    graph.write(W.SET_ATLAS_THRESHOLDS, {"atlas": atlas, "t_res": thresholds.res, "t_mod": thresholds.module, "rule": thresholds.rule})
+        graph.write(
+            W.SET_SAE_CONTROLS,
+            {
+                "key": sae_key(atlas, layer, "res"),
+                "props": {
+                    "category_rule": thresholds.rule if has_res else None,
+                    **{f"cut_{p}": (v if has_res and v < 2.0 else None) for p, v in cuts.items()},
+                },
+            },
+        )
+    graph.write(
+        W.SET_ATLAS_THRESHOLDS,
+        {"atlas": atlas, "t_res": thresholds.res, "t_mod": thresholds.module, "rule": thresholds.rule},
+    )
     summarise_controls(graph, atlas)
     return counts

@@ -85,7 +85,7 @@ def resolve_prefilter(prefilter: Prefilter | None = None, settings: IngestSettin
 class Bf16Rows:
     """bf16 copy of fp32 rows, with each row's norm and exact rounding error (for the bound)."""
 
-    rows: "torch.Tensor"  # type: ignore[name-defined]  # noqa: F821 - torch is imported lazily
+    rows: torch.Tensor  # type: ignore[name-defined]  # noqa: F821 - torch is imported lazily
     norm: np.ndarray  # float64 [n]
     err: np.ndarray  # float64 [n]
 
@@ -132,7 +132,9 @@ def candidates_needed(top_vals: np.ndarray, k: int, delta: np.ndarray) -> np.nda
     return need
 
 
-def rerank_exact(queries: np.ndarray, base: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def rerank_exact(
+    queries: np.ndarray, base: np.ndarray, candidates: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact fp32 top-k of each query among its candidate base rows (FAISS), sorted descending. Each row of
     ``candidates`` lists base rows, then -1 padding (FAISS stops a row at its first negative id)."""
     import faiss
@@ -145,8 +147,17 @@ def rerank_exact(queries: np.ndarray, base: np.ndarray, candidates: np.ndarray, 
     if nq:
         # ld_ids must be given: FAISS's default stride is the base size, not n_candidates.
         faiss.knn_inner_products_by_idx(  # type: ignore[attr-defined]  # in faiss's SWIG module, absent from its type stubs
-            faiss.swig_ptr(queries), faiss.swig_ptr(base), faiss.swig_ptr(candidates), base.shape[1], nq, base.shape[0],
-            n_cand, k, faiss.swig_ptr(vals), faiss.swig_ptr(ids), n_cand,
+            faiss.swig_ptr(queries),
+            faiss.swig_ptr(base),
+            faiss.swig_ptr(candidates),
+            base.shape[1],
+            nq,
+            base.shape[0],
+            n_cand,
+            k,
+            faiss.swig_ptr(vals),
+            faiss.swig_ptr(ids),
+            n_cand,
         )
     return vals, ids
 

@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 TASK_RETRIES = 3
 
 
-def _match_task(manifest: Any, layer: int, d_model: int, k: int, thresholds: Any, backend: str, prefilter: str, projections: Any) -> Any:
+def _match_task(
+    manifest: Any, layer: int, d_model: int, k: int, thresholds: Any, backend: str, prefilter: str, projections: Any
+) -> Any:
     """One layer's matching, run inside a Ray worker (imports stay local: the worker starts bare). The decoders are
     loaded exactly as the single-process path loads them (``layer_decoders``, hook_z SAEs mapped through W_O)."""
     from ingest.decoders import layer_decoders
@@ -47,7 +49,9 @@ def _check_reachable(address: str) -> None:
     target = address.removeprefix("ray://")
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
-        raise InvalidInput(f"--ray {address!r} is not a Ray address (use HOST:PORT of the head node, ray://HOST:10001, or auto)")
+        raise InvalidInput(
+            f"--ray {address!r} is not a Ray address (use HOST:PORT of the head node, ray://HOST:10001, or auto)"
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=3):
             return
@@ -102,19 +106,28 @@ def connect(address: str, gpu: bool, num_cpus: int | None = None) -> bool:
     try:
         import ray
     except ImportError as exc:
-        raise InvalidInput("--ray needs the `ray` package (pip install 'ray>=2.40'; deploy/install.sh installs it)") from exc
+        raise InvalidInput(
+            "--ray needs the `ray` package (pip install 'ray>=2.40'; deploy/install.sh installs it)"
+        ) from exc
     started = False
     if not ray.is_initialized():
         if address != "auto":
             _check_reachable(address)
-        ray.init(address=None if address == "auto" else address, num_cpus=num_cpus if address == "auto" else None,
-                 include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": worker_env()})
+        ray.init(
+            address=None if address == "auto" else address,
+            num_cpus=num_cpus if address == "auto" else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": worker_env()},
+        )
         started = True
     resources = ray.cluster_resources()
     if gpu and resources.get("GPU", 0) < 1:
         if started:
             ray.shutdown()
-        have = ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items()) if not k.startswith(("node:", "object_store", "memory")))
+        have = ", ".join(
+            f"{k} {v:g}" for k, v in sorted(resources.items()) if not k.startswith(("node:", "object_store", "memory"))
+        )
         raise InvalidInput(
             f"--gpu was given but the Ray cluster at {address} has no GPU (it has {have}); "
             "drop --gpu to match on CPUs, or add GPU nodes to the cluster"
@@ -122,12 +135,16 @@ def connect(address: str, gpu: bool, num_cpus: int | None = None) -> bool:
     return started
 
 
-def submit(handle: RayMatching, manifest: AtlasManifest, layers: Iterable[int], d_model: int, opts: IngestOptions) -> None:
+def submit(
+    handle: RayMatching, manifest: AtlasManifest, layers: Iterable[int], d_model: int, opts: IngestOptions
+) -> None:
     """Submit one matching task per layer to the connected cluster, into ``handle``."""
     import ray
 
     gpu = bool(getattr(opts, "gpu", False))
-    task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=TASK_RETRIES, retry_exceptions=False)(_match_task)
+    task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=TASK_RETRIES, retry_exceptions=False)(
+        _match_task
+    )
     manifest_ref = ray.put(manifest)
     projections_ref = ray.put(opts.projections)
     for layer in layers:

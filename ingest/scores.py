@@ -43,7 +43,9 @@ class Thresholds:
     @property
     def rule(self) -> str:
         """How categories are made, as stored on the Atlas and SAE nodes: ``fixed:0.5/0.25`` or ``null:0.999``."""
-        return f"null:{self.null_quantile:g}" if self.null_quantile is not None else f"fixed:{self.res:g}/{self.module:g}"
+        return (
+            f"null:{self.null_quantile:g}" if self.null_quantile is not None else f"fixed:{self.res:g}/{self.module:g}"
+        )
 
 
 def parse_thresholds(text: str, res: float = RESIDUAL_CUT, module: float = CATEGORY_MODULE_CUT) -> Thresholds:
@@ -60,7 +62,9 @@ def parse_thresholds(text: str, res: float = RESIDUAL_CUT, module: float = CATEG
             q = float("nan")
         if 0.5 <= q < 1.0:
             return Thresholds(res=res, module=module, null_quantile=q)
-    raise InvalidInput(f"thresholds {text!r} are not valid (use 'fixed' for --t-res/--t-module, or 'null:Q' with 0.5 ≤ Q < 1, e.g. null:0.999)")
+    raise InvalidInput(
+        f"thresholds {text!r} are not valid (use 'fixed' for --t-res/--t-module, or 'null:Q' with 0.5 ≤ Q < 1, e.g. null:0.999)"
+    )
 
 
 @dataclass
@@ -80,7 +84,12 @@ class EdgeSet:
 
 
 def categorize(
-    s_res: np.ndarray | None, s_att: np.ndarray | None, s_mlp: np.ndarray | None, n: int, th: Thresholds, cuts: dict[str, float] | None = None
+    s_res: np.ndarray | None,
+    s_att: np.ndarray | None,
+    s_mlp: np.ndarray | None,
+    n: int,
+    th: Thresholds,
+    cuts: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Category names (object array [n]) from the three top-1 score arrays (None = SAE absent).
 
@@ -106,7 +115,8 @@ def backward_edges(source_module: str, source_layer: int, sims: np.ndarray, idx:
     """Edges from a backward top-k ``[n_target, k]`` (row = target, entries = source indices)."""
     n_t, k = idx.shape
     return EdgeSet(
-        source_module, source_layer,
+        source_module,
+        source_layer,
         src=idx.reshape(-1).astype(np.int64),
         dst=np.repeat(np.arange(n_t, dtype=np.int64), k),
         sim=sims.reshape(-1).astype(np.float32),
@@ -115,7 +125,9 @@ def backward_edges(source_module: str, source_layer: int, sims: np.ndarray, idx:
     )
 
 
-def residual_edges(source_layer: int, bwd: tuple[np.ndarray, np.ndarray], fwd: tuple[np.ndarray, np.ndarray], n_sources: int) -> EdgeSet:
+def residual_edges(
+    source_layer: int, bwd: tuple[np.ndarray, np.ndarray], fwd: tuple[np.ndarray, np.ndarray], n_sources: int
+) -> EdgeSet:
     """Union of backward (target → its top-k sources) and forward (source → its top-k targets) pairs."""
     b_s, b_i = bwd
     f_s, f_i = fwd
@@ -137,4 +149,6 @@ def residual_edges(source_layer: int, bwd: tuple[np.ndarray, np.ndarray], fwd: t
     pos_b = np.searchsorted(keys, b_key)
     sim[pos_b] = b_s.reshape(-1)  # same cosine as the forward value where both exist
     t_rank[pos_b] = np.tile(np.arange(kb, dtype=np.int64), n_t)
-    return EdgeSet("res", source_layer, src=keys // n_t, dst=keys % n_t, sim=sim, target_rank=t_rank, source_rank=s_rank)
+    return EdgeSet(
+        "res", source_layer, src=keys // n_t, dst=keys % n_t, sim=sim, target_rank=t_rank, source_rank=s_rank
+    )

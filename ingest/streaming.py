@@ -45,9 +45,13 @@ class DecoderFile:
             self._offset = 8 + n + int(meta["data_offsets"][0])
             shape = [int(x) for x in meta["shape"]]
         except KeyError as exc:
-            raise SAEFileError(f"decoder {self.path}: no {tensor} tensor, or dtype {exc} is not streamable (use float32/float16)") from None
+            raise SAEFileError(
+                f"decoder {self.path}: no {tensor} tensor, or dtype {exc} is not streamable (use float32/float16)"
+            ) from None
         except (OSError, ValueError) as exc:
-            raise SAEFileError(f"decoder {self.path}: cannot open {tensor} for streaming ({type(exc).__name__}: {str(exc)[:160]})") from None
+            raise SAEFileError(
+                f"decoder {self.path}: cannot open {tensor} for streaming ({type(exc).__name__}: {str(exc)[:160]})"
+            ) from None
         if len(shape) != 2:
             raise SAEFileError(f"decoder {self.path}: {tensor} has shape {shape}, expected [d_sae, d]")
         self.shape = (shape[0], shape[1])
@@ -55,7 +59,9 @@ class DecoderFile:
 
     def rows(self, a: int, b: int) -> np.ndarray:
         d = self.shape[1]
-        t = np.fromfile(self.path, dtype=self._dtype, count=(b - a) * d, offset=self._offset + a * d * self._dtype.itemsize)
+        t = np.fromfile(
+            self.path, dtype=self._dtype, count=(b - a) * d, offset=self._offset + a * d * self._dtype.itemsize
+        )
         return np.ascontiguousarray(t.reshape(b - a, d), dtype=np.float32)
 
     def norms(self, tile_rows: int = DEFAULT_TILE_ROWS) -> np.ndarray:
@@ -77,11 +83,15 @@ class DecoderFile:
         return t
 
 
-def streamed_topk(queries: DecoderFile, base: DecoderFile, k: int, *, tile_rows: int = DEFAULT_TILE_ROWS) -> tuple[np.ndarray, np.ndarray]:
+def streamed_topk(
+    queries: DecoderFile, base: DecoderFile, k: int, *, tile_rows: int = DEFAULT_TILE_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
     """For every query row, its ``k`` most similar base rows by cosine: ``(sims float32 [n, k], idx int64 [n, k])``,
     sorted by descending similarity."""
     if queries.shape[1] != base.shape[1]:
-        raise SAEFileError(f"decoders {queries.path} and {base.path} have widths {queries.shape[1]} and {base.shape[1]}")
+        raise SAEFileError(
+            f"decoders {queries.path} and {base.path} have widths {queries.shape[1]} and {base.shape[1]}"
+        )
     n_q, n_b = queries.shape[0], base.shape[0]
     k = min(k, n_b)
     sims = np.empty((n_q, k), np.float32)

@@ -89,7 +89,9 @@ def _open(path: Path) -> IO[bytes]:
     try:
         return path.open("rb")
     except OSError as exc:
-        raise InvalidInput(f"graph file {str(path)!r} cannot be read ({exc.strerror}); give the path of a graph JSON") from None
+        raise InvalidInput(
+            f"graph file {str(path)!r} cannot be read ({exc.strerror}); give the path of a graph JSON"
+        ) from None
 
 
 def _first(path: Path, prefix: str) -> Any:
@@ -127,14 +129,18 @@ def _links(path: Path) -> Iterator[Any]:
         try:
             yield from ijson.items(fh, "links.item", use_float=True)
         except ijson.JSONError as exc:
-            raise GraphSchemaError(f"links: the file is not valid JSON inside the links array ({str(exc)[:120]})") from None
+            raise GraphSchemaError(
+                f"links: the file is not valid JSON inside the links array ({str(exc)[:120]})"
+            ) from None
 
 
 # -- id mapping --------------------------------------------------------------------------------------
 Mapper = Callable[[dict[str, Any]], "str | None"]
 
 
-def feature_mapper(graph: Graph, metadata: dict[str, Any], *, atlas: str | None, module: str | None, report: GraphImportReport) -> Mapper:
+def feature_mapper(
+    graph: Graph, metadata: dict[str, Any], *, atlas: str | None, module: str | None, report: GraphImportReport
+) -> Mapper:
     """The function from a graph node to the uid of the atlas feature it names (module doc), or None."""
     saes = graph.read(qnp.SAE_SOURCES, {"atlases": [atlas] if atlas else None})
     if atlas and not saes:
@@ -195,14 +201,22 @@ def delete_graph_rows(graph: Graph, key: str) -> None:
 
 
 def import_graph(
-    graph: Graph, path: str | Path, *, graph_id: str | None = None, atlas: str | None = None, module: str | None = None,
-    replace: bool = False, link_batch: int = LINK_BATCH,
+    graph: Graph,
+    path: str | Path,
+    *,
+    graph_id: str | None = None,
+    atlas: str | None = None,
+    module: str | None = None,
+    replace: bool = False,
+    link_batch: int = LINK_BATCH,
 ) -> GraphImportReport:
     """Stream one graph JSON into Neo4j (module doc); returns counts and timings."""
     t0 = time.perf_counter()
     p = Path(path)
     if not p.is_file():
-        raise InvalidInput(f"graph file {str(p)!r} does not exist (give the path of a circuit-tracer / Neuronpedia graph JSON)")
+        raise InvalidInput(
+            f"graph file {str(p)!r} does not exist (give the path of a circuit-tracer / Neuronpedia graph JSON)"
+        )
     metadata = _first(p, "metadata")
     check_metadata(metadata)
     qparams = _first(p, "qParams")
@@ -215,36 +229,60 @@ def import_graph(
     ensure_graph_schema(graph)
     existing = graph.read(Q.GRAPH_BY_ID, {"id": gid})
     if existing and not replace:
-        raise InvalidInput(f"attribution graph {gid!r} is already stored (pass --replace to overwrite it, or --id to store it under another id)")
+        raise InvalidInput(
+            f"attribution graph {gid!r} is already stored (pass --replace to overwrite it, or --id to store it under another id)"
+        )
 
     report = GraphImportReport(id=gid, key=uuid.uuid4().hex)
     mapper = feature_mapper(graph, metadata, atlas=atlas, module=module, report=report)
     index: dict[str, int] = {}
-    cols: dict[str, list[Any]] = {k: [] for k in ("i", "node_id", "feature", "layer", "ctx_idx", "feature_type", "uid", "raw")}
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("i", "node_id", "feature", "layer", "ctx_idx", "feature_type", "uid", "raw")
+    }
     for i, node in enumerate(nodes):
         check_node(node, i)
         nid = node["node_id"]
         if nid in index:
             raise GraphSchemaError(f"nodes[{i}].node_id: {nid!r} repeats nodes[{index[nid]}] (node ids must be unique)")
         index[nid] = i
-        for k, v in (("i", i), ("node_id", nid), ("feature", None if node["feature"] is None else int(node["feature"])),
-                     ("layer", str(node["layer"])), ("ctx_idx", int(node["ctx_idx"])), ("feature_type", node["feature_type"]),
-                     ("uid", mapper(node)), ("raw", json.dumps(node, ensure_ascii=False))):
+        for k, v in (
+            ("i", i),
+            ("node_id", nid),
+            ("feature", None if node["feature"] is None else int(node["feature"])),
+            ("layer", str(node["layer"])),
+            ("ctx_idx", int(node["ctx_idx"])),
+            ("feature_type", node["feature_type"]),
+            ("uid", mapper(node)),
+            ("raw", json.dumps(node, ensure_ascii=False)),
+        ):
             cols[k].append(v)
     del nodes
 
     # Interrupted earlier tries of this graph: invisible, delete them now.
     for row in graph.read(Q.STAGED_GRAPHS_OF_ID, {"id": gid}):
         delete_graph_rows(graph, row["key"])
-    graph.write(Q.CREATE_STAGED_GRAPH, {
-        "key": report.key, "id": gid, "slug": metadata["slug"], "scan": metadata["scan"], "prompt": metadata["prompt"],
-        "prompt_tokens": list(metadata["prompt_tokens"]), "source_set": (metadata.get("feature_details") or {}).get("neuronpedia_source_set"),
-        "metadata_json": json.dumps(metadata, ensure_ascii=False), "qparams_json": json.dumps(qparams, ensure_ascii=False),
-    })
+    graph.write(
+        Q.CREATE_STAGED_GRAPH,
+        {
+            "key": report.key,
+            "id": gid,
+            "slug": metadata["slug"],
+            "scan": metadata["scan"],
+            "prompt": metadata["prompt"],
+            "prompt_tokens": list(metadata["prompt_tokens"]),
+            "source_set": (metadata.get("feature_details") or {}).get("neuronpedia_source_set"),
+            "metadata_json": json.dumps(metadata, ensure_ascii=False),
+            "qparams_json": json.dumps(qparams, ensure_ascii=False),
+        },
+    )
     try:
         n = len(cols["i"])
         for a in range(0, n, NODE_BATCH):
-            graph.write(Q.CREATE_GRAPH_NODES, {"key": report.key, **{k: v[a:a + NODE_BATCH] for k, v in cols.items()}}, timeout=300)
+            graph.write(
+                Q.CREATE_GRAPH_NODES,
+                {"key": report.key, **{k: v[a : a + NODE_BATCH] for k, v in cols.items()}},
+                timeout=300,
+            )
         report.n_nodes = n
         t_links = time.perf_counter()
         src: list[int] = []
@@ -254,7 +292,11 @@ def import_graph(
         for i, link in enumerate(_links(p)):
             # Fast path for the common well-formed link (millions of them); anything else gets the full check.
             w = link.get("weight") if type(link) is dict else None
-            if not (type(w) is float or type(w) is int) or type(link.get("source")) is not str or type(link.get("target")) is not str:
+            if (
+                not (type(w) is float or type(w) is int)
+                or type(link.get("source")) is not str
+                or type(link.get("target")) is not str
+            ):
                 check_link(link, i)
             s, t = index.get(link["source"]), index.get(link["target"])
             if s is None or t is None:
@@ -264,17 +306,34 @@ def import_graph(
             dst.append(t)
             weight.append(float(link["weight"]))
             if len(src) >= link_batch:
-                graph.write(Q.CREATE_GRAPH_LINKS, {"key": report.key, "src": src, "dst": dst, "weight": weight, "k0": k0}, timeout=600)
+                graph.write(
+                    Q.CREATE_GRAPH_LINKS,
+                    {"key": report.key, "src": src, "dst": dst, "weight": weight, "k0": k0},
+                    timeout=600,
+                )
                 k0 += len(src)
                 src, dst, weight = [], [], []
         if src:
-            graph.write(Q.CREATE_GRAPH_LINKS, {"key": report.key, "src": src, "dst": dst, "weight": weight, "k0": k0}, timeout=600)
+            graph.write(
+                Q.CREATE_GRAPH_LINKS,
+                {"key": report.key, "src": src, "dst": dst, "weight": weight, "k0": k0},
+                timeout=600,
+            )
             k0 += len(src)
         report.n_links = k0
         report.link_seconds = time.perf_counter() - t_links
         linked = graph.write(Q.LINK_GRAPH_FEATURES, {"key": report.key}, timeout=300)
         report.n_linked = int(linked[0]["n"]) if linked else 0
-        res = graph.write(Q.PUBLISH_GRAPH, {"key": report.key, "id": gid, "n_nodes": report.n_nodes, "n_links": report.n_links, "n_linked": report.n_linked})
+        res = graph.write(
+            Q.PUBLISH_GRAPH,
+            {
+                "key": report.key,
+                "id": gid,
+                "n_nodes": report.n_nodes,
+                "n_links": report.n_links,
+                "n_linked": report.n_linked,
+            },
+        )
     except BaseException:
         try:
             delete_graph_rows(graph, report.key)
@@ -320,7 +379,13 @@ def iter_graph_json(graph: Graph, graph_id: str, *, page_nodes: int = 64) -> Ite
     metadata, qparams = json.loads(g["metadata_json"]), json.loads(g["qparams_json"])
     check_metadata(metadata)
     check_qparams(qparams)
-    yield '{"metadata":' + json.dumps(metadata, ensure_ascii=False) + ',"qParams":' + json.dumps(qparams, ensure_ascii=False) + ',"nodes":['
+    yield (
+        '{"metadata":'
+        + json.dumps(metadata, ensure_ascii=False)
+        + ',"qParams":'
+        + json.dumps(qparams, ensure_ascii=False)
+        + ',"nodes":['
+    )
     n = int(g["n_nodes"] or 0)
     for a in range(0, n, 1000):
         chunk = graph.read(Q.GRAPH_NODES_PAGE, {"key": g["key"], "lo": a, "hi": a + 1000})

@@ -61,7 +61,9 @@ class TextEmbedder:
         out: list[np.ndarray] = []
         for i in range(0, len(texts), self.batch_size):
             chunk = [t if t.strip() else "." for t in texts[i : i + self.batch_size]]
-            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt").to(self.device)
+            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt").to(
+                self.device
+            )
             with torch.no_grad():
                 hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -21,21 +21,40 @@ from queries.errors import GraphSchemaError
 
 TOP_REQUIRED = ("metadata", "qParams", "nodes", "links")
 _NODE_REQUIRED: dict[str, tuple[str, ...]] = {
-    "node_id": ("string",), "feature": ("integer", "null"), "layer": ("string", "integer"), "ctx_idx": ("integer",),
-    "feature_type": ("string",), "jsNodeId": ("string",), "clerp": ("string",),
+    "node_id": ("string",),
+    "feature": ("integer", "null"),
+    "layer": ("string", "integer"),
+    "ctx_idx": ("integer",),
+    "feature_type": ("string",),
+    "jsNodeId": ("string",),
+    "clerp": ("string",),
 }
 _NODE_OPTIONAL: dict[str, tuple[str, ...]] = {"influence": ("number", "null"), "activation": ("number", "null")}
 _LINK_REQUIRED: dict[str, tuple[str, ...]] = {"source": ("string",), "target": ("string",), "weight": ("number",)}
-_META_REQUIRED: dict[str, tuple[str, ...]] = {"slug": ("string",), "scan": ("string",), "prompt_tokens": ("array",), "prompt": ("string",)}
+_META_REQUIRED: dict[str, tuple[str, ...]] = {
+    "slug": ("string",),
+    "scan": ("string",),
+    "prompt_tokens": ("array",),
+    "prompt": ("string",),
+}
 _META_OPTIONAL: dict[str, tuple[str, ...]] = {
-    "feature_details": ("object",), "node_threshold": ("number",), "info": ("object",),
-    "generation_settings": ("object",), "pruning_settings": ("object",),
+    "feature_details": ("object",),
+    "node_threshold": ("number",),
+    "info": ("object",),
+    "generation_settings": ("object",),
+    "pruning_settings": ("object",),
 }
 _FEATURE_DETAILS: dict[str, tuple[str, ...]] = {
-    "feature_json_base_url": ("string",), "neuronpedia_source_set": ("string",), "neuronpedia_lorsa_source_set": ("string",),
+    "feature_json_base_url": ("string",),
+    "neuronpedia_source_set": ("string",),
+    "neuronpedia_lorsa_source_set": ("string",),
 }
 _QPARAMS: dict[str, tuple[str, ...]] = {
-    "pinnedIds": ("array",), "supernodes": ("array",), "linkType": ("string",), "clickedId": ("string",), "sg_pos": ("string",),
+    "pinnedIds": ("array",),
+    "supernodes": ("array",),
+    "linkType": ("string",),
+    "clickedId": ("string",),
+    "sg_pos": ("string",),
 }
 
 
@@ -47,7 +66,9 @@ def _is(value: Any, kind: str) -> bool:
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "integer":
-        return not isinstance(value, bool) and (isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+        return not isinstance(value, bool) and (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        )
     if kind == "number":
         return not isinstance(value, bool) and isinstance(value, (int, float))
     if kind == "array":
@@ -62,7 +83,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_fields(obj: Any, path: str, required: Mapping[str, tuple[str, ...]], optional: Mapping[str, tuple[str, ...]] | None = None) -> None:
+def _check_fields(
+    obj: Any, path: str, required: Mapping[str, tuple[str, ...]], optional: Mapping[str, tuple[str, ...]] | None = None
+) -> None:
     if not isinstance(obj, Mapping):
         raise GraphSchemaError(f"{path}: expected object, got {_show(obj)}")
     for key, kinds in required.items():

@@ -78,7 +78,9 @@ _lock = threading.Lock()
 def parse_sae_key(text: str) -> tuple[str, int, Module]:
     m = _SAE_KEY_RE.match((text or "").strip())
     if not m:
-        raise InvalidInput(f"SAE {text!r} is not valid (expected '{{atlas}}/{{layer}}-{{module}}', e.g. 'smollm2-demo/11-res')")
+        raise InvalidInput(
+            f"SAE {text!r} is not valid (expected '{{atlas}}/{{layer}}-{{module}}', e.g. 'smollm2-demo/11-res')"
+        )
     return m["atlas"], int(m["layer"]), Module.parse(m["module"])
 
 
@@ -111,8 +113,15 @@ def atlases_of(uid: str, sae: str, atlas: str | None = None) -> tuple[str, str]:
     return parse_uid(uid, atlas).atlas, parse_sae_key(sae)[0]
 
 
-def similar_from(infos: Mapping[str, dict[str, Any] | None], uid: str, sae: str, k: int = 10, *, atlas: str | None = None,
-                 known: list[str] | None = None) -> SimilarResult:
+def similar_from(
+    infos: Mapping[str, dict[str, Any] | None],
+    uid: str,
+    sae: str,
+    k: int = 10,
+    *,
+    atlas: str | None = None,
+    known: list[str] | None = None,
+) -> SimilarResult:
     """``similar`` given the Atlas rows (queries.atlases.atlas_info) of the atlases involved: no database access."""
     t0 = time.perf_counter()
     if not 1 <= k <= MAX_K:
@@ -130,7 +139,10 @@ def similar_from(infos: Mapping[str, dict[str, Any] | None], uid: str, sae: str,
         )
     src, _ = _decoder(ref.atlas, src_info, ref.layer, ref.module)
     if ref.index >= src.unit.shape[0]:
-        raise FeatureNotFound(ref.uid, f"feature {ref.uid!r} does not exist: SAE {src.key} has {src.unit.shape[0]} features (0–{src.unit.shape[0] - 1})")
+        raise FeatureNotFound(
+            ref.uid,
+            f"feature {ref.uid!r} does not exist: SAE {src.key} has {src.unit.shape[0]} features (0–{src.unit.shape[0] - 1})",
+        )
     dst, cold = _decoder(t_atlas, dst_info, t_layer, t_module)
     if dst.unit.shape[1] != src.unit.shape[1]:
         raise InvalidInput(

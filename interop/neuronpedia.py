@@ -84,7 +84,9 @@ class _BatchWriter:
             self._fh = None
 
 
-def export_neuronpedia(graph: Graph, atlas: str, folder: str | Path, *, batch_size: int = DEFAULT_BATCH) -> ExportReport:
+def export_neuronpedia(
+    graph: Graph, atlas: str, folder: str | Path, *, batch_size: int = DEFAULT_BATCH
+) -> ExportReport:
     """Write ``atlas`` in Neuronpedia's export layout under ``folder`` (module doc); returns what was written."""
     if batch_size < 1:
         raise InvalidInput(f"batch size {batch_size} must be at least 1")
@@ -104,20 +106,38 @@ def export_neuronpedia(graph: Graph, atlas: str, folder: str | Path, *, batch_si
             feats, expls = _BatchWriter(base / "features", batch_size), _BatchWriter(base / "explanations", batch_size)
             after = -1
             while True:
-                rows = graph.read(qnp.SAE_FEATURE_PAGE, {"atlas": atlas, "layer": sae["layer"], "module": sae["module"], "after": after, "limit": 10_000})
+                rows = graph.read(
+                    qnp.SAE_FEATURE_PAGE,
+                    {"atlas": atlas, "layer": sae["layer"], "module": sae["module"], "after": after, "limit": 10_000},
+                )
                 if not rows:
                     break
                 for r in rows:
-                    feats.write({
-                        "modelId": src.model, "layer": src.source, "index": str(r["index"]), "sourceSetName": src.set,
-                        "hookName": sae.get("hook_name"), "maxActApprox": r.get("max_activation") or 0.0, "frac_nonzero": r.get("frequency") or 0.0,
-                    })
+                    feats.write(
+                        {
+                            "modelId": src.model,
+                            "layer": src.source,
+                            "index": str(r["index"]),
+                            "sourceSetName": src.set,
+                            "hookName": sae.get("hook_name"),
+                            "maxActApprox": r.get("max_activation") or 0.0,
+                            "frac_nonzero": r.get("frequency") or 0.0,
+                        }
+                    )
                     if r.get("label"):
-                        expls.write({
-                            "id": f"{src.model}/{src.source}/{r['index']}", "modelId": src.model, "layer": src.source, "index": str(r["index"]),
-                            "description": r["label"], "typeName": EXPLANATION_TYPE, "explanationModelName": EXPLAINER,
-                            "authorId": EXPLAINER, "scoreV1": 0.0,
-                        })
+                        expls.write(
+                            {
+                                "id": f"{src.model}/{src.source}/{r['index']}",
+                                "modelId": src.model,
+                                "layer": src.source,
+                                "index": str(r["index"]),
+                                "description": r["label"],
+                                "typeName": EXPLANATION_TYPE,
+                                "explanationModelName": EXPLAINER,
+                                "authorId": EXPLAINER,
+                                "scoreV1": 0.0,
+                            }
+                        )
                 after = rows[-1]["index"]
             feats.close()
             expls.close()
@@ -133,7 +153,13 @@ def export_neuronpedia(graph: Graph, atlas: str, folder: str | Path, *, batch_si
             os.replace(staging / src_id, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("exported %s: %d features, %d explanations in %d files", atlas, report.features, report.explanations, report.files)
+    log.info(
+        "exported %s: %d features, %d explanations in %d files",
+        atlas,
+        report.features,
+        report.explanations,
+        report.files,
+    )
     return report
 
 
@@ -162,10 +188,16 @@ def explanation_files(folder: str | Path) -> list[Path]:
     """Every ``explanations*/batch-N.jsonl[.gz]`` under ``folder`` (or the batch files in it), in batch order."""
     root = Path(folder)
     if not root.exists():
-        raise InvalidInput(f"folder {str(root)!r} does not exist (give a folder holding Neuronpedia explanation exports)")
+        raise InvalidInput(
+            f"folder {str(root)!r} does not exist (give a folder holding Neuronpedia explanation exports)"
+        )
     if root.is_file():
         return [root]
-    files = [p for p in root.rglob("batch-*.jsonl*") if p.parent.name.startswith("explanations") and p.suffix in (".gz", ".jsonl")]
+    files = [
+        p
+        for p in root.rglob("batch-*.jsonl*")
+        if p.parent.name.startswith("explanations") and p.suffix in (".gz", ".jsonl")
+    ]
     if not files:
         raise InvalidInput(
             f"no explanation exports under {str(root)!r} (expected {{model}}/{{source}}/explanations/batch-N.jsonl.gz, "
@@ -201,16 +233,26 @@ def _record(path: Path, lineno: int, line: str) -> tuple[str, str, int, str, flo
         raise InvalidInput(f"{where} holds {type(rec).__name__}, not a JSON object")
     for key in ("modelId", "layer", "index"):
         if rec.get(key) in (None, ""):
-            raise InvalidInput(f"{where} has no {key!r} (an explanation names modelId, layer = source id, index, description)")
+            raise InvalidInput(
+                f"{where} has no {key!r} (an explanation names modelId, layer = source id, index, description)"
+            )
     try:
         index = int(rec["index"])
     except (TypeError, ValueError):
         raise InvalidInput(f"{where}: index {rec['index']!r} is not an integer") from None
     score = rec.get("scoreV1")
-    return str(rec["modelId"]), str(rec["layer"]), index, str(rec.get("description") or "").strip(), float(score) if isinstance(score, (int, float)) else 0.0
+    return (
+        str(rec["modelId"]),
+        str(rec["layer"]),
+        index,
+        str(rec.get("description") or "").strip(),
+        float(score) if isinstance(score, (int, float)) else 0.0,
+    )
 
 
-def import_labels(graph: Graph, folder: str | Path, *, atlas: str | None = None, batch_size: int = 5_000) -> LabelImportReport:
+def import_labels(
+    graph: Graph, folder: str | Path, *, atlas: str | None = None, batch_size: int = 5_000
+) -> LabelImportReport:
     """Read Neuronpedia explanation exports under ``folder`` into feature labels (module doc).
 
     With several explanations for one feature the highest ``scoreV1`` wins (the first on ties). Raises
@@ -256,11 +298,11 @@ def import_labels(graph: Graph, folder: str | Path, *, atlas: str | None = None,
         raise InvalidInput(
             f"the Neuronpedia export under {str(folder)!r} is for model(s) {', '.join(report.models)}, but {whose} "
             f"Neuronpedia model(s) {', '.join(atlas_models) or 'none'} (import an export of the atlas's own model, "
-            "or give its SAEs their Neuronpedia ids with neuronpedia = \"model/layer-set\" in atlas.toml)"
+            'or give its SAEs their Neuronpedia ids with neuronpedia = "model/layer-set" in atlas.toml)'
         )
     rows = [{"uid": uid, "label": label, "source": src} for uid, (_, label, src) in sorted(best.items())]
     for a in range(0, len(rows), batch_size):
-        res = graph.write(qnp.SET_IMPORTED_LABELS, {"rows": rows[a:a + batch_size]})
+        res = graph.write(qnp.SET_IMPORTED_LABELS, {"rows": rows[a : a + batch_size]})
         report.labelled += int(res[0]["n"]) if res else 0
     for _, _, origin in best.values():
         report.by_source[origin] = report.by_source.get(origin, 0) + 1

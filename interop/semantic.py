@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from queries import semantic as S
+from queries.atlases import known_atlases
 from queries.db import Graph
 from queries.errors import AtlasNotFound
-from queries.atlases import known_atlases
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ class EmbedReport:
     unchanged: int = 0
 
 
-def embed_atlas(graph: Graph, atlas: str, *, batch_size: int = 256, device: str = "cpu", force: bool = False) -> EmbedReport:
+def embed_atlas(
+    graph: Graph, atlas: str, *, batch_size: int = 256, device: str = "cpu", force: bool = False
+) -> EmbedReport:
     """Embed the label text of every feature of ``atlas`` that has one (changed texts only unless ``force``)."""
     from interop.embeddings import text_embedder
 
@@ -67,11 +69,17 @@ def embed_atlas(graph: Graph, atlas: str, *, batch_size: int = 256, device: str 
                 continue
             todo.append({"uid": r["uid"], "text": text})
         for a in range(0, len(todo), batch_size):
-            chunk = todo[a:a + batch_size]
+            chunk = todo[a : a + batch_size]
             vectors = embedder.embed([c["text"] for c in chunk])
             graph.write(S.SET_EMBEDDINGS, {"rows": [{**c, "vector": v.tolist()} for c, v in zip(chunk, vectors)]})
             report.embedded += len(chunk)
-    log.info("embedded %d of %d labelled features of %s (%d unchanged)", report.embedded, report.features, atlas, report.unchanged)
+    log.info(
+        "embedded %d of %d labelled features of %s (%d unchanged)",
+        report.embedded,
+        report.features,
+        atlas,
+        report.unchanged,
+    )
     return report
 
 

@@ -38,7 +38,9 @@ class AsyncGraph:
         """Raise DatabaseUnavailable unless the server answers a query."""
         await self.read("RETURN 1 AS ok", timeout=self.settings.connect_timeout_s)
 
-    async def read(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    async def read(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Run a read statement in a read-mode auto-commit transaction; records as dicts.
 
         Auto-commit needs one round trip (RUN+PULL) where a managed transaction needs two (BEGIN/RUN/PULL,
@@ -48,7 +50,9 @@ class AsyncGraph:
         query = Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
         for attempt in (0, 1):
             try:
-                async with self.driver.session(database=self.settings.database, default_access_mode=neo4j.READ_ACCESS) as session:
+                async with self.driver.session(
+                    database=self.settings.database, default_access_mode=neo4j.READ_ACCESS
+                ) as session:
                     result = await session.run(query, dict(params or {}))
                     return [r.data() async for r in result]
             except UNAVAILABLE as exc:
@@ -60,15 +64,24 @@ class AsyncGraph:
                 raise map_error(exc, self.settings, query.timeout) from exc
         raise AssertionError("unreachable")
 
-    async def write(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    async def write(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Run a write statement (mutations such as labels)."""
         return await self._run(text, params, neo4j.RoutingControl.WRITE, timeout)
 
-    async def _run(self, text: LiteralString, params: Mapping[str, Any] | None, routing: neo4j.RoutingControl, timeout: float | None) -> list[dict[str, Any]]:
+    async def _run(
+        self,
+        text: LiteralString,
+        params: Mapping[str, Any] | None,
+        routing: neo4j.RoutingControl,
+        timeout: float | None,
+    ) -> list[dict[str, Any]]:
         query = Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
         try:
-            records, _, _ = await self.driver.execute_query(query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database)
+            records, _, _ = await self.driver.execute_query(
+                query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database
+            )
         except Exception as exc:
             raise map_error(exc, self.settings, query.timeout) from exc
         return [r.data() for r in records]
-

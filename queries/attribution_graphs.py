@@ -67,7 +67,9 @@ GRAPH_BY_ID: LiteralString = (
 )
 
 # Interrupted earlier imports of the same graph id.
-STAGED_GRAPHS_OF_ID: LiteralString = "MATCH (g:AttributionGraph {pending_id: $id}) WHERE NOT g.complete RETURN g.key AS key"
+STAGED_GRAPHS_OF_ID: LiteralString = (
+    "MATCH (g:AttributionGraph {pending_id: $id}) WHERE NOT g.complete RETURN g.key AS key"
+)
 
 # Graphs that are not complete: interrupted imports and replaced graphs awaiting deletion.
 STALE_GRAPHS: LiteralString = "MATCH (g:AttributionGraph) WHERE NOT g.complete RETURN g.key AS key"
@@ -80,7 +82,9 @@ DELETE_GRAPH_NODES_BATCH: LiteralString = (
     "MATCH (n:GraphNode {graph: $key}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted"
 )
 DELETE_GRAPH_NODE: LiteralString = "MATCH (g:AttributionGraph {key: $key}) DELETE g"
-HIDE_GRAPH: LiteralString = "MATCH (g:AttributionGraph {id: $id}) SET g.complete = false, g.id = null RETURN g.key AS key"
+HIDE_GRAPH: LiteralString = (
+    "MATCH (g:AttributionGraph {id: $id}) SET g.complete = false, g.id = null RETURN g.key AS key"
+)
 
 # -- export ------------------------------------------------------------------------------------------
 GRAPH_NODES_PAGE: LiteralString = (
@@ -94,9 +98,7 @@ GRAPH_LINKS_PAGE: LiteralString = (
 )
 
 # -- reads -------------------------------------------------------------------------------------------
-_GRAPH_MAP: LiteralString = (
-    "g {.id, .slug, .scan, .prompt, .prompt_tokens, .source_set, .n_nodes, .n_links, .n_linked, imported_at: toString(g.imported_at)}"
-)
+_GRAPH_MAP: LiteralString = "g {.id, .slug, .scan, .prompt, .prompt_tokens, .source_set, .n_nodes, .n_links, .n_linked, imported_at: toString(g.imported_at)}"
 
 LIST_GRAPHS: LiteralString = (
     "MATCH (g:AttributionGraph) WHERE g.complete AND ($scan IS NULL OR g.scan = $scan) "

@@ -28,7 +28,7 @@ class Graph:
         self.driver = make_driver(GraphDatabase.driver, self.settings)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def __enter__(self) -> "Graph":
+    def __enter__(self) -> Graph:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -48,18 +48,30 @@ class Graph:
     def _query(self, text: LiteralString, timeout: float | None) -> Query:
         return Query(text, timeout=timeout if timeout is not None else self.settings.query_timeout_s)
 
-    def read(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    def read(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Run a read statement (routed to readers) and return its records as dicts."""
         return self._run(text, params, neo4j.RoutingControl.READ, timeout)
 
-    def write(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    def write(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Run a write statement in its own auto-retried transaction."""
         return self._run(text, params, neo4j.RoutingControl.WRITE, timeout)
 
-    def _run(self, text: LiteralString, params: Mapping[str, Any] | None, routing: neo4j.RoutingControl, timeout: float | None) -> list[dict[str, Any]]:
+    def _run(
+        self,
+        text: LiteralString,
+        params: Mapping[str, Any] | None,
+        routing: neo4j.RoutingControl,
+        timeout: float | None,
+    ) -> list[dict[str, Any]]:
         query = self._query(text, timeout)
         try:
-            records, _, _ = self.driver.execute_query(query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database)
+            records, _, _ = self.driver.execute_query(
+                query, parameters_=dict(params or {}), routing_=routing, database_=self.settings.database
+            )
         except Exception as exc:
             raise map_error(exc, self.settings, query.timeout) from exc
         return [r.data() for r in records]
@@ -68,19 +80,32 @@ class Graph:
         """``EXPLAIN`` a statement (nothing runs): its operators as (type without the ``@db`` suffix, details)."""
         query = self._query("EXPLAIN " + text, None)  # still the caller's text, prefixed
         try:
-            _, summary, _ = self.driver.execute_query(query, parameters_=dict(params or {}), routing_=neo4j.RoutingControl.READ,
-                                                      database_=self.settings.database)
+            _, summary, _ = self.driver.execute_query(
+                query,
+                parameters_=dict(params or {}),
+                routing_=neo4j.RoutingControl.READ,
+                database_=self.settings.database,
+            )
         except Exception as exc:
             raise map_error(exc, self.settings, query.timeout) from exc
         out: list[tuple[str, str]] = []
         stack = [summary.plan] if summary.plan else []
         while stack:
             node = stack.pop()
-            out.append((str(node.get("operatorType", "")).split("@")[0], str((node.get("args") or {}).get("Details") or "")))
+            out.append(
+                (str(node.get("operatorType", "")).split("@")[0], str((node.get("args") or {}).get("Details") or ""))
+            )
             stack.extend(node.get("children") or [])
         return out
 
-    def write_batches(self, text: LiteralString, rows: Iterable[Mapping[str, Any]], *, batch_size: int = 10_000, timeout: float | None = None) -> int:
+    def write_batches(
+        self,
+        text: LiteralString,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 10_000,
+        timeout: float | None = None,
+    ) -> int:
         """Run an ``UNWIND $rows AS row ...`` statement over ``rows`` in batches; returns rows written."""
         batch: list[Mapping[str, Any]] = []
         written = 0
@@ -94,4 +119,3 @@ class Graph:
             self.write(text, {"rows": batch}, timeout=timeout)
             written += len(batch)
         return written
-

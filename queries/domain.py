@@ -23,7 +23,7 @@ class Module(str, Enum):
     MLP = "mlp"
 
     @classmethod
-    def parse(cls, value: str) -> "Module":
+    def parse(cls, value: str) -> Module:
         try:
             return cls(value.lower())
         except ValueError:
@@ -55,6 +55,28 @@ class Direction(str, Enum):
 
 # -- feature properties a filter (``where``) or a sort may name: a whitelist, nothing else reaches Cypher --
 FILTERABLE_FIELDS: tuple[str, ...] = (
-    "uid", "atlas", "layer", "module", "index", "category", "s_res", "s_att", "s_mlp", "label", "frequency", "decoder_norm",
+    "uid",
+    "atlas",
+    "layer",
+    "module",
+    "index",
+    "category",
+    "s_res",
+    "s_att",
+    "s_mlp",
+    "label",
+    "frequency",
+    "decoder_norm",
 )
-SORTABLE_FIELDS: tuple[str, ...] = ("atlas", "layer", "module", "index", "category", "s_res", "s_att", "s_mlp", "frequency", "uid")
+SORTABLE_FIELDS: tuple[str, ...] = (
+    "atlas",
+    "layer",
+    "module",
+    "index",
+    "category",
+    "s_res",
+    "s_att",
+    "s_mlp",
+    "frequency",
+    "uid",
+)

@@ -14,7 +14,13 @@ from typing import Any, TypeVar
 
 import neo4j
 from neo4j.exceptions import (
-    AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired, TransientError,
+    AuthError,
+    ClientError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
 )
 
 from queries.errors import DatabaseUnavailable, InvalidInput, QueryRejected, QueryTimeout
@@ -52,7 +58,9 @@ def make_driver(factory: Callable[..., D], settings: Neo4jSettings, **extra: Any
             **extra,
         )
     except (ValueError, DriverError) as exc:
-        raise InvalidInput(f"NEO4J_URI {settings.uri!r} is not a valid Neo4j URI ({exc}); use e.g. bolt://127.0.0.1:7687") from exc
+        raise InvalidInput(
+            f"NEO4J_URI {settings.uri!r} is not a valid Neo4j URI ({exc}); use e.g. bolt://127.0.0.1:7687"
+        ) from exc
 
 
 def map_error(exc: BaseException, settings: Neo4jSettings, timeout: float | None = None) -> BaseException:
@@ -74,7 +82,9 @@ def map_error(exc: BaseException, settings: Neo4jSettings, timeout: float | None
         return QueryRejected("", str(exc))
     if isinstance(exc, TransientError):
         # A server that is shutting down answers with TransientError before the socket closes.
-        return DatabaseUnavailable(f"Neo4j at {settings.uri} could not run the statement ({' '.join(str(exc).split())}); try again")
+        return DatabaseUnavailable(
+            f"Neo4j at {settings.uri} could not run the statement ({' '.join(str(exc).split())}); try again"
+        )
     if isinstance(exc, (*UNAVAILABLE, DriverError)):
         return DatabaseUnavailable(unavailable_message(settings, exc))
     return exc

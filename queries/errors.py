@@ -63,14 +63,20 @@ class NotFound(AtlasError):
 class AtlasNotFound(NotFound):
     def __init__(self, atlas: str, known: list[str] | None = None) -> None:
         self.atlas = atlas
-        hint = f" (known atlases: {', '.join(sorted(known))})" if known else " (no atlas has been ingested yet: run `atlas ingest atlas.toml`)"
+        hint = (
+            f" (known atlases: {', '.join(sorted(known))})"
+            if known
+            else " (no atlas has been ingested yet: run `atlas ingest atlas.toml`)"
+        )
         super().__init__(f"atlas {atlas!r} does not exist{hint}")
 
 
 class FeatureNotFound(NotFound):
     def __init__(self, uid: str, reason: str | None = None) -> None:
         self.uid = uid
-        super().__init__(reason or f"feature {uid!r} does not exist in the graph (check the atlas name, layer, module and index)")
+        super().__init__(
+            reason or f"feature {uid!r} does not exist in the graph (check the atlas name, layer, module and index)"
+        )
 
 
 class GraphNotFound(NotFound):

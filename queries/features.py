@@ -19,28 +19,28 @@ from queries.errors import InvalidInput
 from queries.flow_graph import FlowEdge, FlowGraph, FlowNode, FlowOptions
 
 # -- projections -------------------------------------------------------------------------------------
-FEATURE_MAP: LiteralString = (
-    "{.uid, .atlas, .layer, .module, .index, .category, .s_res, .s_att, .s_mlp, .label, .frequency, .d_sae, .decoder_norm}"
-)
+FEATURE_MAP: LiteralString = "{.uid, .atlas, .layer, .module, .index, .category, .s_res, .s_att, .s_mlp, .label, .frequency, .d_sae, .decoder_norm}"
 _NODE_MAP: LiteralString = "{.uid, .atlas, .layer, .module, .index, .category, .s_res, .s_att, .s_mlp, .label}"
 
 FEATURES_BY_UID: LiteralString = "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN f " + FEATURE_MAP + " AS f"
 # Bulky per-feature text, read only when a query asks for it (not part of FEATURE_MAP, which every list uses).
-FEATURE_DETAILS_BY_UID: LiteralString = (
-    "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN uid AS key, f.top_contexts AS top_contexts, f.max_activation AS max_activation"
-)
+FEATURE_DETAILS_BY_UID: LiteralString = "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN uid AS key, f.top_contexts AS top_contexts, f.max_activation AS max_activation"
 
 # Neighbours of many features at once (the API's DataLoaders batch on these).
 PREDECESSORS: LiteralString = (
     "UNWIND $uids AS uid MATCH (s:Feature)-[r:FLOWS_TO]->(t:Feature {uid: uid}) "
     "WHERE r.similarity >= $min_sim AND ($k IS NULL OR r.target_rank < $k) "
-    "RETURN uid AS key, s " + FEATURE_MAP + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank "
+    "RETURN uid AS key, s "
+    + FEATURE_MAP
+    + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank "
     "ORDER BY key, similarity DESC"
 )
 SUCCESSORS: LiteralString = (
     "UNWIND $uids AS uid MATCH (s:Feature {uid: uid})-[r:FLOWS_TO]->(t:Feature) "
     "WHERE r.similarity >= $min_sim AND ($k IS NULL OR coalesce(r.source_rank, r.target_rank) < $k) "
-    "RETURN uid AS key, t " + FEATURE_MAP + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank "
+    "RETURN uid AS key, t "
+    + FEATURE_MAP
+    + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank "
     "ORDER BY key, similarity DESC"
 )
 
@@ -84,8 +84,16 @@ SUBGRAPH: LiteralString = (
 # The names are fixed identifiers of queries.domain, so the fragments are literal in effect.
 FILTERABLE: dict[str, LiteralString] = {name: cast(LiteralString, "f." + name) for name in FILTERABLE_FIELDS}
 _OPS: dict[str, LiteralString] = {
-    "eq": " = ", "ne": " <> ", "lt": " < ", "lte": " <= ", "gt": " > ", "gte": " >= ", "in": " IN ",
-    "contains": " CONTAINS ", "starts_with": " STARTS WITH ", "ends_with": " ENDS WITH ",
+    "eq": " = ",
+    "ne": " <> ",
+    "lt": " < ",
+    "lte": " <= ",
+    "gt": " > ",
+    "gte": " >= ",
+    "in": " IN ",
+    "contains": " CONTAINS ",
+    "starts_with": " STARTS WITH ",
+    "ends_with": " ENDS WITH ",
 }
 SORTABLE = SORTABLE_FIELDS
 
@@ -105,7 +113,7 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[LiteralString, dict[
 
     def node(w: Any) -> str:
         if not isinstance(w, Mapping):
-            raise InvalidInput(f"a filter must be an object like {{\"layer\": {{\"eq\": 12}}}}, got {w!r}")
+            raise InvalidInput(f'a filter must be an object like {{"layer": {{"eq": 12}}}}, got {w!r}')
         parts: list[str] = []
         for key, cond in w.items():
             if cond is None:
@@ -121,7 +129,9 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[LiteralString, dict[
             elif key in FILTERABLE:
                 prop = FILTERABLE[key]
                 if not isinstance(cond, Mapping):
-                    raise InvalidInput(f"filter on {key} must map operators to values, e.g. {{\"eq\": ...}}, got {cond!r}")
+                    raise InvalidInput(
+                        f'filter on {key} must map operators to values, e.g. {{"eq": ...}}, got {cond!r}'
+                    )
                 for op, value in cond.items():
                     if value is None:
                         continue
@@ -132,7 +142,9 @@ def compile_where(where: Mapping[str, Any] | None) -> tuple[LiteralString, dict[
                             raise InvalidInput(f"filter {key}.in needs a list, got {value!r}")
                         parts.append(prop + _OPS[op] + bind(list(value) if op == "in" else value))
                     else:
-                        raise InvalidInput(f"unknown filter operator {op!r} on {key} (valid: {', '.join(sorted(_OPS))}, is_null)")
+                        raise InvalidInput(
+                            f"unknown filter operator {op!r} on {key} (valid: {', '.join(sorted(_OPS))}, is_null)"
+                        )
             else:
                 raise InvalidInput(f"cannot filter on {key!r} (valid: {', '.join(sorted(FILTERABLE))}, AND, OR, NOT)")
         return " AND ".join(parts) if parts else "true"
@@ -146,7 +158,7 @@ def compile_sort(sort: Sequence[Mapping[str, str]] | None) -> LiteralString:
     keys: list[str] = []
     for item in sort or []:
         if not isinstance(item, Mapping):
-            raise InvalidInput(f"a sort key must be an object like {{\"layer\": \"ASC\"}}, got {item!r}")
+            raise InvalidInput(f'a sort key must be an object like {{"layer": "ASC"}}, got {item!r}')
         for field, direction in item.items():
             if direction is None:
                 continue
@@ -160,11 +172,22 @@ def compile_sort(sort: Sequence[Mapping[str, str]] | None) -> LiteralString:
     return cast(LiteralString, "ORDER BY " + ", ".join(keys))
 
 
-def list_features_statement(where: Mapping[str, Any] | None, sort: Sequence[Mapping[str, str]] | None, *, limit: int, offset: int) -> tuple[LiteralString, dict[str, Any]]:
+def list_features_statement(
+    where: Mapping[str, Any] | None, sort: Sequence[Mapping[str, str]] | None, *, limit: int, offset: int
+) -> tuple[LiteralString, dict[str, Any]]:
     cond, params = compile_where(where)
     order = compile_sort(sort)
     params.update(limit=limit, offset=offset)
-    return "MATCH (f:Feature) WHERE " + cond + " RETURN f " + FEATURE_MAP + " AS f " + order + " SKIP $offset LIMIT $limit", params
+    return (
+        "MATCH (f:Feature) WHERE "
+        + cond
+        + " RETURN f "
+        + FEATURE_MAP
+        + " AS f "
+        + order
+        + " SKIP $offset LIMIT $limit",
+        params,
+    )
 
 
 def count_features_statement(where: Mapping[str, Any] | None) -> tuple[LiteralString, dict[str, Any]]:
@@ -224,7 +247,9 @@ def origin_from_flow_graph(fg: FlowGraph, seed_uid: str) -> Origin:
 
 
 # -- circuits and paths ------------------------------------------------------------------------------
-def circuit_members(reach_rows: Sequence[Mapping[str, Any]], max_depth: int, *, ordered_pair: tuple[str, str] | None = None) -> list[str]:
+def circuit_members(
+    reach_rows: Sequence[Mapping[str, Any]], max_depth: int, *, ordered_pair: tuple[str, str] | None = None
+) -> list[str]:
     """Features on some path between two different seeds (pure): reachable from one and reaching another.
 
     ``ordered_pair=(a, b)`` keeps only paths from a to b (for ``path``).
@@ -241,7 +266,9 @@ def circuit_members(reach_rows: Sequence[Mapping[str, Any]], max_depth: int, *, 
     return sorted(members)
 
 
-def subgraph_from_rows(seeds: Sequence[str], rows: Sequence[Mapping[str, Any]], options: FlowOptions | None = None) -> FlowGraph:
+def subgraph_from_rows(
+    seeds: Sequence[str], rows: Sequence[Mapping[str, Any]], options: FlowOptions | None = None
+) -> FlowGraph:
     """A FlowGraph from SUBGRAPH rows (pure): every returned node, every edge among them."""
     nodes: dict[str, FlowNode] = {}
     edges: dict[tuple[str, str], FlowEdge] = {}
@@ -249,7 +276,9 @@ def subgraph_from_rows(seeds: Sequence[str], rows: Sequence[Mapping[str, Any]], 
         nodes.setdefault(r["source"]["uid"], FlowNode.from_row(r["source"]))
         if r.get("target") and r.get("similarity") is not None:
             nodes.setdefault(r["target"]["uid"], FlowNode.from_row(r["target"]))
-            edges[(r["source"]["uid"], r["target"]["uid"])] = FlowEdge(r["source"]["uid"], r["target"]["uid"], float(r["similarity"]))
+            edges[(r["source"]["uid"], r["target"]["uid"])] = FlowEdge(
+                r["source"]["uid"], r["target"]["uid"], float(r["similarity"])
+            )
     order = {"att": 0, "mlp": 1, "res": 2}
     return FlowGraph(
         seeds=list(seeds),

@@ -55,13 +55,20 @@ class FlowOptions:
     modules: frozenset[Module] = frozenset({Module.ATT, Module.MLP})
     max_nodes: int = DEFAULT_MAX_NODES
 
-    def validated(self) -> "FlowOptions":
+    def validated(self) -> FlowOptions:
         """Return self after checking every value; raises InvalidInput naming the value and the valid range."""
         if self.depth is not None and not (0 <= self.depth <= UNBOUNDED_DEPTH):
-            raise InvalidInput(f"depth {self.depth} is out of range (valid: 0–{UNBOUNDED_DEPTH}, or null for the whole atlas)")
-        for name, value in (("minSimilarity", self.min_similarity), ("moduleMinSimilarity", self.module_min_similarity)):
+            raise InvalidInput(
+                f"depth {self.depth} is out of range (valid: 0–{UNBOUNDED_DEPTH}, or null for the whole atlas)"
+            )
+        for name, value in (
+            ("minSimilarity", self.min_similarity),
+            ("moduleMinSimilarity", self.module_min_similarity),
+        ):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and -1.0 <= value <= 1.0):
-                raise InvalidInput(f"{name} {value} is out of range (valid: -1.0–1.0, cosine similarity; 0 disables the cut)")
+                raise InvalidInput(
+                    f"{name} {value} is out of range (valid: -1.0–1.0, cosine similarity; 0 disables the cut)"
+                )
         if not (1 <= self.top_k <= MAX_TOP_K):
             raise InvalidInput(f"topK {self.top_k} is out of range (valid: 1–{MAX_TOP_K}; the paper uses 1)")
         if self.max_nodes < 1:
@@ -93,16 +100,32 @@ class FlowNode:
         return FeatureRef(self.atlas, self.layer, self.module, self.index)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "FlowNode":
+    def from_row(cls, row: Mapping[str, Any]) -> FlowNode:
         return cls(
-            uid=row["uid"], atlas=row["atlas"], layer=int(row["layer"]), module=Module.parse(row["module"]), index=int(row["index"]),
-            category=row.get("category"), s_res=row.get("s_res"), s_att=row.get("s_att"), s_mlp=row.get("s_mlp"), label=row.get("label"),
+            uid=row["uid"],
+            atlas=row["atlas"],
+            layer=int(row["layer"]),
+            module=Module.parse(row["module"]),
+            index=int(row["index"]),
+            category=row.get("category"),
+            s_res=row.get("s_res"),
+            s_att=row.get("s_att"),
+            s_mlp=row.get("s_mlp"),
+            label=row.get("label"),
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "uid": self.uid, "atlas": self.atlas, "layer": self.layer, "module": self.module.value, "index": self.index,
-            "category": self.category, "s_res": self.s_res, "s_att": self.s_att, "s_mlp": self.s_mlp, "label": self.label,
+            "uid": self.uid,
+            "atlas": self.atlas,
+            "layer": self.layer,
+            "module": self.module.value,
+            "index": self.index,
+            "category": self.category,
+            "s_res": self.s_res,
+            "s_att": self.s_att,
+            "s_mlp": self.s_mlp,
+            "label": self.label,
         }
 
 
@@ -163,16 +186,23 @@ class FlowGraph:
             "format": "feature-atlas/flow-graph@1",
             "seeds": list(self.seeds),
             "options": {
-                "direction": o.direction.value, "depth": o.depth, "min_similarity": o.min_similarity,
-                "module_min_similarity": o.module_min_similarity, "top_k": o.top_k,
+                "direction": o.direction.value,
+                "depth": o.depth,
+                "min_similarity": o.min_similarity,
+                "module_min_similarity": o.module_min_similarity,
+                "top_k": o.top_k,
                 "modules": sorted(m.value for m in o.modules),
             },
-            "l_start": self.l_start, "l_end": self.l_end, "truncated": self.truncated,
+            "l_start": self.l_start,
+            "l_end": self.l_end,
+            "truncated": self.truncated,
             "nodes": [n.to_json() for n in self.nodes],
             "edges": [e.to_json() for e in self.edges],
         }
 
-    def to_circuit_tracer(self, slug: str | None = None, neuronpedia: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+    def to_circuit_tracer(
+        self, slug: str | None = None, neuronpedia: Mapping[str, str | None] | None = None
+    ) -> dict[str, Any]:
         """circuit-tracer's graph JSON (metadata, qParams, nodes, links) so its graph viewer opens the graph.
 
         The viewer lays nodes out by layer (rows) and context position (columns); a flow graph has no
@@ -195,27 +225,34 @@ class FlowGraph:
         nodes = []
         for n in self.nodes:
             ctx = _MODULE_ORDER[n.module]
-            nodes.append({
-                "node_id": ids[n.uid],
-                "jsNodeId": f"{n.layer}_{n.index}-{ctx}",
-                # The viewer keys feature detail look-ups on an integer: Neuronpedia's cantor pairing when its
-                # source set is named, else one that keeps layer, module and index apart.
-                "feature": cantor(n.layer, n.index) if len(sets) == 1 else (n.layer * 3 + ctx) * 10_000_000 + n.index,
-                "layer": str(n.layer),
-                "ctx_idx": ctx,
-                "feature_type": "cross layer transcoder",
-                "token_prob": 0.0,
-                "is_target_logit": False,
-                "run_idx": 0,
-                "reverse_ctx_idx": 0,
-                "clerp": n.label or f"{n.layer}/{n.module.value}/{n.index}" + (f" ({n.category})" if n.category else ""),
-                "influence": None,
-                "activation": None,
-            })
+            nodes.append(
+                {
+                    "node_id": ids[n.uid],
+                    "jsNodeId": f"{n.layer}_{n.index}-{ctx}",
+                    # The viewer keys feature detail look-ups on an integer: Neuronpedia's cantor pairing when its
+                    # source set is named, else one that keeps layer, module and index apart.
+                    "feature": cantor(n.layer, n.index)
+                    if len(sets) == 1
+                    else (n.layer * 3 + ctx) * 10_000_000 + n.index,
+                    "layer": str(n.layer),
+                    "ctx_idx": ctx,
+                    "feature_type": "cross layer transcoder",
+                    "token_prob": 0.0,
+                    "is_target_logit": False,
+                    "run_idx": 0,
+                    "reverse_ctx_idx": 0,
+                    "clerp": n.label
+                    or f"{n.layer}/{n.module.value}/{n.index}" + (f" ({n.category})" if n.category else ""),
+                    "influence": None,
+                    "activation": None,
+                }
+            )
         seeds = [s for s in self.seeds if s in ids]
         metadata: dict[str, Any] = {
             "slug": slug or (seeds[0].replace("/", "_") if seeds else "flow-graph"),
-            "scan": next(iter(models)) if len(models) == 1 else (self.nodes[0].atlas if self.nodes else "feature-atlas"),
+            "scan": next(iter(models))
+            if len(models) == 1
+            else (self.nodes[0].atlas if self.nodes else "feature-atlas"),
             "transcoder_list": [],
             "prompt_tokens": ["att", "mlp", "res"],
             "prompt": "flow graph of " + ", ".join(seeds),
@@ -226,7 +263,13 @@ class FlowGraph:
             metadata["feature_details"] = {"neuronpedia_source_set": next(iter(sets))}
         return {
             "metadata": metadata,
-            "qParams": {"pinnedIds": [ids[s] for s in seeds], "supernodes": [], "linkType": "both", "clickedId": ids[seeds[0]] if seeds else "", "sg_pos": ""},
+            "qParams": {
+                "pinnedIds": [ids[s] for s in seeds],
+                "supernodes": [],
+                "linkType": "both",
+                "clickedId": ids[seeds[0]] if seeds else "",
+                "sg_pos": "",
+            },
             "nodes": nodes,
             "links": [{"source": ids[e.source], "target": ids[e.target], "weight": e.similarity} for e in self.edges],
         }
@@ -328,8 +371,11 @@ def normalise_seeds(seeds: Seeds, atlas: str | None = None) -> list[str]:
 def plan_statements(uids: Sequence[str], options: FlowOptions) -> list[tuple[str, LiteralString, dict[str, Any]]]:
     """The statements (key, Cypher, parameters) whose rows :func:`assemble_flow_graph` needs."""
     params = {
-        "uids": list(uids), "k": options.top_k, "depth": options.depth_or_max,
-        "min_sim": options.min_similarity, "mod_sim": options.module_min_similarity,
+        "uids": list(uids),
+        "k": options.top_k,
+        "depth": options.depth_or_max,
+        "min_sim": options.min_similarity,
+        "mod_sim": options.module_min_similarity,
     }
     plan: list[tuple[str, LiteralString, dict[str, Any]]] = []
     if options.direction in (Direction.UPSTREAM, Direction.BOTH):
@@ -374,7 +420,9 @@ class _Builder:
         return node.module in self.o.modules and sim >= self.o.module_min_similarity
 
 
-def _index_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[dict[str, FlowNode], set[str], dict[str, list[_Edge]], dict[str, list[_Edge]]]:
+def _index_rows(
+    rows: Iterable[Mapping[str, Any]],
+) -> tuple[dict[str, FlowNode], set[str], dict[str, list[_Edge]], dict[str, list[_Edge]]]:
     nodes: dict[str, FlowNode] = {}
     seeds: set[str] = set()
     incoming: dict[str, list[_Edge]] = {}
@@ -402,7 +450,9 @@ def _rank_ok(rank: int | None, k: int) -> bool:
     return rank is not None and rank < k
 
 
-def _attach_modules(b: _Builder, res_uid: str, nodes: Mapping[str, FlowNode], incoming: Mapping[str, list[_Edge]]) -> None:
+def _attach_modules(
+    b: _Builder, res_uid: str, nodes: Mapping[str, FlowNode], incoming: Mapping[str, list[_Edge]]
+) -> None:
     for e in incoming.get(res_uid, ()):
         src = nodes[e.source]
         if src.module is Module.RES or not _rank_ok(e.target_rank, b.o.top_k):
@@ -433,7 +483,13 @@ def _upstream(b: _Builder, seed: FlowNode, nodes: Mapping[str, FlowNode], incomi
         frontier = nxt
 
 
-def _downstream(b: _Builder, seed: FlowNode, nodes: Mapping[str, FlowNode], incoming: Mapping[str, list[_Edge]], outgoing: Mapping[str, list[_Edge]]) -> None:
+def _downstream(
+    b: _Builder,
+    seed: FlowNode,
+    nodes: Mapping[str, FlowNode],
+    incoming: Mapping[str, list[_Edge]],
+    outgoing: Mapping[str, list[_Edge]],
+) -> None:
     ceiling = seed.layer + b.o.depth_or_max
     if seed.module is Module.RES:
         frontier = [seed.uid]
@@ -441,7 +497,12 @@ def _downstream(b: _Builder, seed: FlowNode, nodes: Mapping[str, FlowNode], inco
         frontier = []
         for e in outgoing.get(seed.uid, ()):
             tgt = nodes[e.target]
-            if tgt.module is Module.RES and _rank_ok(e.target_rank, b.o.top_k) and e.similarity >= b.o.module_min_similarity and b.add_node(tgt):
+            if (
+                tgt.module is Module.RES
+                and _rank_ok(e.target_rank, b.o.top_k)
+                and e.similarity >= b.o.module_min_similarity
+                and b.add_node(tgt)
+            ):
                 b.add_edge(e)
                 frontier.append(tgt.uid)
     seen = set(frontier)
@@ -463,7 +524,9 @@ def _downstream(b: _Builder, seed: FlowNode, nodes: Mapping[str, FlowNode], inco
         frontier = nxt
 
 
-def assemble_flow_graph(uids: Sequence[str], options: FlowOptions, results: Mapping[str, Sequence[Mapping[str, Any]]]) -> FlowGraph:
+def assemble_flow_graph(
+    uids: Sequence[str], options: FlowOptions, results: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> FlowGraph:
     """Pure assembly of a flow graph from the rows of :func:`plan_statements` (keyed like the plan).
 
     Raises FeatureNotFound for the first seed that no statement returned.
@@ -494,12 +557,21 @@ def assemble_flow_graph(uids: Sequence[str], options: FlowOptions, results: Mapp
     return FlowGraph(seeds=list(uids), nodes=ordered, edges=edges, truncated=b.truncated, options=o)
 
 
-def _prepare(seeds: Seeds, options: FlowOptions | None, atlas: str | None, overrides: Mapping[str, Any]) -> tuple[list[str], FlowOptions]:
+def _prepare(
+    seeds: Seeds, options: FlowOptions | None, atlas: str | None, overrides: Mapping[str, Any]
+) -> tuple[list[str], FlowOptions]:
     opts = replace(options or FlowOptions(), **overrides).validated()
     return normalise_seeds(seeds, atlas), opts
 
 
-def build_flow_graph(graph: Graph | Reader, seeds: Seeds, options: FlowOptions | None = None, *, atlas: str | None = None, **overrides: Any) -> FlowGraph:
+def build_flow_graph(
+    graph: Graph | Reader,
+    seeds: Seeds,
+    options: FlowOptions | None = None,
+    *,
+    atlas: str | None = None,
+    **overrides: Any,
+) -> FlowGraph:
     """Build the flow graph of ``seeds`` with the sync client (e.g. steering, the CLI, tests).
 
     ``overrides`` are FlowOptions fields, e.g. ``direction=Direction.BOTH, min_similarity=0.5``.
@@ -510,7 +582,9 @@ def build_flow_graph(graph: Graph | Reader, seeds: Seeds, options: FlowOptions |
     return assemble_flow_graph(uids, opts, results)
 
 
-async def build_flow_graph_async(read: AsyncReader, seeds: Seeds, options: FlowOptions | None = None, *, atlas: str | None = None, **overrides: Any) -> FlowGraph:
+async def build_flow_graph_async(
+    read: AsyncReader, seeds: Seeds, options: FlowOptions | None = None, *, atlas: str | None = None, **overrides: Any
+) -> FlowGraph:
     """Same as :func:`build_flow_graph` with an async reader (e.g. ``AsyncGraph.read``)."""
     uids, opts = _prepare(seeds, options, atlas, overrides)
     results = {key: await read(stmt, params) for key, stmt, params in plan_statements(uids, opts)}

@@ -136,7 +136,9 @@ RETURN features, count(e) AS edges
 """
 
 
-def delete_in_batches(graph: Graph, statement: LiteralString, params: dict[str, Any], limit: int = 50_000, timeout: float = 300) -> int:
+def delete_in_batches(
+    graph: Graph, statement: LiteralString, params: dict[str, Any], limit: int = 50_000, timeout: float = 300
+) -> int:
     """Loop a ``... LIMIT $limit DELETE ... RETURN count(*) AS deleted`` statement until nothing is left."""
     total = 0
     while True:

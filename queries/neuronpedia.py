@@ -65,7 +65,9 @@ def effective_source(sae: dict[str, Any], atlas_model: str | None) -> Neuronpedi
     """The SAE's Neuronpedia source: its stored ``neuronpedia_id``, else the export identity (module doc)."""
     if sae.get("neuronpedia_id"):
         return parse_neuronpedia_id(sae["neuronpedia_id"])
-    return NeuronpediaSource(model_slug(atlas_model, sae["atlas"]), int(sae["layer"]), f"{sae['atlas']}-{sae['module']}")
+    return NeuronpediaSource(
+        model_slug(atlas_model, sae["atlas"]), int(sae["layer"]), f"{sae['atlas']}-{sae['module']}"
+    )
 
 
 def cantor(layer: int, index: int) -> int:

@@ -90,7 +90,11 @@ def _decode(v: Any) -> Any:
         from neo4j.time import Date, DateTime, Time
 
         kind, iso = v["$neo4j"], v["iso"]
-        parsers: dict[str, Any] = {"datetime": DateTime.from_iso_format, "date": Date.from_iso_format, "time": Time.from_iso_format}
+        parsers: dict[str, Any] = {
+            "datetime": DateTime.from_iso_format,
+            "date": Date.from_iso_format,
+            "time": Time.from_iso_format,
+        }
         if kind not in parsers:
             raise InvalidInput(f"archive value of type {kind!r} is not supported (valid: datetime, date, time)")
         return parsers[kind](iso)
@@ -164,8 +168,12 @@ def export_atlas(graph: Graph, atlas: str, path: Path) -> ArchiveSummary:
             for s in saes:
                 sf.write(json.dumps(_props(s)) + "\n")
         summary = ArchiveSummary(atlas=atlas, features=n_f, edges=n_e, saes=len(saes), edge_checksum=h.hexdigest())
-        manifest = {"format": FORMAT, "atlas": atlas, "counts": {"features": n_f, "edges": n_e, "saes": len(saes)},
-                    "edge_checksum": summary.edge_checksum}
+        manifest = {
+            "format": FORMAT,
+            "atlas": atlas,
+            "counts": {"features": n_f, "edges": n_e, "saes": len(saes)},
+            "edge_checksum": summary.edge_checksum,
+        }
         (t / "manifest.json").write_text(json.dumps(manifest, indent=1))
         (t / "atlas.json").write_text(json.dumps(_props(rows[0]["p"]), indent=1))
         partial = path.with_name(path.name + ".partial")
@@ -183,7 +191,9 @@ def _member(tar: tarfile.TarFile, name: str, path: Path) -> io.BufferedReader:
     except KeyError:
         f = None
     if f is None:
-        raise InvalidInput(f"{path} is not a feature-atlas archive: member {name!r} is missing (make one with `atlas export ATLAS PATH`)")
+        raise InvalidInput(
+            f"{path} is not a feature-atlas archive: member {name!r} is missing (make one with `atlas export ATLAS PATH`)"
+        )
     return f  # type: ignore[return-value]
 
 
@@ -210,7 +220,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
         with tarfile.open(path, "r") as tar:
             manifest = json.load(_member(tar, "manifest.json", path))
     except (tarfile.TarError, OSError, ValueError) as exc:
-        raise InvalidInput(f"{path} is not a readable feature-atlas archive ({exc}); make one with `atlas export ATLAS PATH`") from None
+        raise InvalidInput(
+            f"{path} is not a readable feature-atlas archive ({exc}); make one with `atlas export ATLAS PATH`"
+        ) from None
     if manifest.get("format") != FORMAT:
         raise InvalidInput(f"{path} has format {manifest.get('format')!r}; this version reads {FORMAT!r}")
     return manifest
@@ -226,7 +238,9 @@ def import_atlas(graph: Graph, path: Path, *, replace: bool = False) -> ArchiveS
     atlas = manifest["atlas"]
     if graph.read(ATLAS_EXISTS, {"atlas": atlas})[0]["n"]:
         if not replace:
-            raise InvalidInput(f"atlas {atlas!r} already exists in this database (import with --replace to overwrite it)")
+            raise InvalidInput(
+                f"atlas {atlas!r} already exists in this database (import with --replace to overwrite it)"
+            )
         drop_atlas(graph, atlas)
     ensure_schema(graph)
 
@@ -244,8 +258,10 @@ def import_atlas(graph: Graph, path: Path, *, replace: bool = False) -> ArchiveS
     n_f, n_e, checksum = edge_checksum(graph, atlas)
     want = manifest["counts"]
     if (n_f, n_e) != (want["features"], want["edges"]) or checksum != manifest["edge_checksum"]:
-        raise InvalidInput(f"import of {path} does not match its manifest: {n_f} features, {n_e} edges, checksum {checksum[:12]} in the "
-                           f"database vs {want['features']}, {want['edges']}, {manifest['edge_checksum'][:12]} in the archive; "
-                           f"atlas {atlas!r} is left incomplete (drop it with `atlas db drop {atlas}`)")
+        raise InvalidInput(
+            f"import of {path} does not match its manifest: {n_f} features, {n_e} edges, checksum {checksum[:12]} in the "
+            f"database vs {want['features']}, {want['edges']}, {manifest['edge_checksum'][:12]} in the archive; "
+            f"atlas {atlas!r} is left incomplete (drop it with `atlas db drop {atlas}`)"
+        )
     graph.write(SET_ATLAS, {"atlas": atlas, "props": props})
     return ArchiveSummary(atlas=atlas, features=n_f, edges=n_e, saes=len(saes), edge_checksum=checksum)

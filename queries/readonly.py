@@ -27,19 +27,33 @@ REFUSED_OPERATORS: dict[str, str] = {
     "AdministrationCommand": "administration commands (users, roles, databases) are for the database's admin",
 }
 # Read procedures an analyst may call (everything else, dbms.* included, is refused).
-ALLOWED_PROCEDURES = frozenset({
-    "db.labels", "db.relationshipTypes", "db.propertyKeys", "db.schema.visualization", "db.schema.nodeTypeProperties",
-    "db.schema.relTypeProperties", "db.index.fulltext.queryNodes", "db.index.fulltext.queryRelationships",
-    "db.index.vector.queryNodes", "db.info", "db.ping",
-})
+ALLOWED_PROCEDURES = frozenset(
+    {
+        "db.labels",
+        "db.relationshipTypes",
+        "db.propertyKeys",
+        "db.schema.visualization",
+        "db.schema.nodeTypeProperties",
+        "db.schema.relTypeProperties",
+        "db.index.fulltext.queryNodes",
+        "db.index.fulltext.queryRelationships",
+        "db.index.vector.queryNodes",
+        "db.info",
+        "db.ping",
+    }
+)
 
 
 def check_analyst_statement(graph: Graph, text: str, params: Mapping[str, Any] | None = None) -> None:
     """Raise InvalidInput naming what is refused when ``text``'s plan reads outside the graph or touches other users."""
     for op, details in graph.plan(text, params):  # the analyst's own text, only explained
         if op in REFUSED_OPERATORS:
-            raise InvalidInput(f"atlas cypher refuses this statement: {REFUSED_OPERATORS[op]}; query the graph with MATCH instead")
+            raise InvalidInput(
+                f"atlas cypher refuses this statement: {REFUSED_OPERATORS[op]}; query the graph with MATCH instead"
+            )
         if op == "ProcedureCall":
             name = details.split("(", 1)[0].strip()
             if name not in ALLOWED_PROCEDURES:
-                raise InvalidInput(f"atlas cypher refuses procedure {name!r} (allowed: {', '.join(sorted(ALLOWED_PROCEDURES))})")
+                raise InvalidInput(
+                    f"atlas cypher refuses procedure {name!r} (allowed: {', '.join(sorted(ALLOWED_PROCEDURES))})"
+                )

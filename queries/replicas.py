@@ -44,8 +44,11 @@ def describe_mismatch(uri: str, got: Fingerprint, ref_uri: str, ref: Fingerprint
 
     mine = {n: (s, c) for n, s, c in got}
     theirs = {n: (s, c) for n, s, c in ref}
-    diffs = [f"{name}: {fmt(mine.get(name))} vs {fmt(theirs.get(name))}"
-             for name in sorted(set(mine) | set(theirs)) if mine.get(name) != theirs.get(name)]
+    diffs = [
+        f"{name}: {fmt(mine.get(name))} vs {fmt(theirs.get(name))}"
+        for name in sorted(set(mine) | set(theirs))
+        if mine.get(name) != theirs.get(name)
+    ]
     return (
         f"read server {uri} holds different atlases than {ref_uri} ({'; '.join(diffs[:5])}); it is not used for reads. "
         "Load every read server from the same dump (`atlas db dump` on one, `atlas db load` on the others) and restart this API"
@@ -66,9 +69,13 @@ class _Replica:
 class ReplicatedAsyncGraph:
     """The :class:`AsyncGraph` interface over a primary (writes) and N read servers (reads)."""
 
-    def __init__(self, settings: Neo4jSettings, read_uris: list[str], *, max_pool_size: int = 50, cooldown_s: float = 5.0) -> None:
+    def __init__(
+        self, settings: Neo4jSettings, read_uris: list[str], *, max_pool_size: int = 50, cooldown_s: float = 5.0
+    ) -> None:
         if not read_uris:
-            raise InvalidInput("NEO4J_READ_URIS is empty: give at least one bolt:// URI, or unset it to read from NEO4J_URI")
+            raise InvalidInput(
+                "NEO4J_READ_URIS is empty: give at least one bolt:// URI, or unset it to read from NEO4J_URI"
+            )
         for uri in read_uris:
             if uri.split("://", 1)[0] not in ("bolt", "bolt+s", "bolt+ssc"):
                 raise InvalidInput(
@@ -79,7 +86,8 @@ class ReplicatedAsyncGraph:
         self.cooldown_s = cooldown_s
         self.primary = AsyncGraph(settings, max_pool_size=max_pool_size)
         self.replicas = [
-            _Replica(uri, AsyncGraph(settings.model_copy(update={"uri": uri}), max_pool_size=max_pool_size)) for uri in read_uris
+            _Replica(uri, AsyncGraph(settings.model_copy(update={"uri": uri}), max_pool_size=max_pool_size))
+            for uri in read_uris
         ]
         self._reference: tuple[str, Fingerprint] | None = None
         self._cycle = itertools.cycle(range(len(self.replicas)))
@@ -108,8 +116,23 @@ class ReplicatedAsyncGraph:
         now = time.monotonic()
         out = []
         for r in self.replicas:
-            state = "refused" if r.refused else "down" if r.down_until > now else "unchecked" if r.fingerprint is None else "serving"
-            out.append({"uri": r.uri, "state": state, "reads": r.reads, "problem": r.refused or (r.last_error if state == "down" else None)})
+            state = (
+                "refused"
+                if r.refused
+                else "down"
+                if r.down_until > now
+                else "unchecked"
+                if r.fingerprint is None
+                else "serving"
+            )
+            out.append(
+                {
+                    "uri": r.uri,
+                    "state": state,
+                    "reads": r.reads,
+                    "problem": r.refused or (r.last_error if state == "down" else None),
+                }
+            )
         return out
 
     async def _check(self, r: _Replica) -> None:
@@ -131,7 +154,9 @@ class ReplicatedAsyncGraph:
         parts = [f"{s['uri']} {s['state']}" + (f" ({s['problem']})" if s["problem"] else "") for s in self.status()]
         return "no read server can answer: " + "; ".join(parts)
 
-    async def read(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    async def read(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Round-robin over the usable read servers; a server found unreachable is skipped for ``cooldown_s`` and the
         read goes to the next one. Servers in their cooldown are tried last, so a recovered server rejoins."""
         now = time.monotonic()
@@ -156,7 +181,9 @@ class ReplicatedAsyncGraph:
             return rows
         raise DatabaseUnavailable(self._none_usable()) from last
 
-    async def write(self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+    async def write(
+        self, text: LiteralString, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Writes go to the primary (NEO4J_URI) only; read servers are refreshed from its dumps."""
         return await self.primary.write(text, params, timeout=timeout)
 

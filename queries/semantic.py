@@ -41,6 +41,4 @@ SEMANTIC_SEARCH: LiteralString = (
 )
 
 # Is anything embedded at all (asked only when a semantic search found nothing)?
-ANY_EMBEDDED: LiteralString = (
-    "MATCH (f:Feature) WHERE ($atlas IS NULL OR f.atlas = $atlas) AND f.embedding IS NOT NULL RETURN f.uid AS uid LIMIT 1"
-)
+ANY_EMBEDDED: LiteralString = "MATCH (f:Feature) WHERE ($atlas IS NULL OR f.atlas = $atlas) AND f.embedding IS NOT NULL RETURN f.uid AS uid LIMIT 1"

@@ -71,7 +71,7 @@ class Neo4jSettings(BaseSettings):
         return (self.username, self.password or "")
 
     @model_validator(mode="after")
-    def _local_password(self) -> "Neo4jSettings":
+    def _local_password(self) -> Neo4jSettings:
         url = urlparse(self.uri)
         if self.password is None and (url.hostname or "") in _LOOPBACK:
             try:

@@ -34,7 +34,9 @@ def layer_category_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of LAYER_CATEGORIES → one dict per layer: ``{layer, total, translated, ..., uncategorised}``."""
     out: dict[int, dict[str, Any]] = {}
     for r in rows:
-        d = out.setdefault(int(r["layer"]), {"layer": int(r["layer"]), "total": 0, "uncategorised": 0, **dict.fromkeys(CATEGORIES, 0)})
+        d = out.setdefault(
+            int(r["layer"]), {"layer": int(r["layer"]), "total": 0, "uncategorised": 0, **dict.fromkeys(CATEGORIES, 0)}
+        )
         key = r["category"] if r["category"] in CATEGORIES else "uncategorised"
         d[key] += int(r["n"])
         d["total"] += int(r["n"])

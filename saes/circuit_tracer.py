@@ -39,7 +39,9 @@ def _hooks(path: Path) -> tuple[str, str]:
     return DEFAULT_HOOKS
 
 
-def load_circuit_tracer_transcoder(path: str | Path, layer: int, *, decoder_only: bool = False, label: str | None = None) -> SAEWeights:
+def load_circuit_tracer_transcoder(
+    path: str | Path, layer: int, *, decoder_only: bool = False, label: str | None = None
+) -> SAEWeights:
     """Read one circuit-tracer PLT file as SAEWeights (float32; W_enc transposed to SAELens's ``[d_in, d_sae]``)."""
     from safetensors import safe_open
 
@@ -51,21 +53,33 @@ def load_circuit_tracer_transcoder(path: str | Path, layer: int, *, decoder_only
             keys = set(f.keys())
             t = {n: f.get_tensor(n).float().numpy() for n in wanted if n in keys}
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for corrupt files
-        raise SAEFileError(f"SAE {label}: {p} could not be read as a circuit-tracer transcoder ({type(exc).__name__}: {str(exc)[:160]})") from None
+        raise SAEFileError(
+            f"SAE {label}: {p} could not be read as a circuit-tracer transcoder ({type(exc).__name__}: {str(exc)[:160]})"
+        ) from None
     if "W_dec" not in t or t["W_dec"].ndim != 2:
-        raise SAEFileError(f"SAE {label}: {p} has no 2-d W_dec (a circuit-tracer per-layer transcoder stores W_dec [d_transcoder, d_model]; "
-                           "cross-layer transcoders are not read yet)")
+        raise SAEFileError(
+            f"SAE {label}: {p} has no 2-d W_dec (a circuit-tracer per-layer transcoder stores W_dec [d_transcoder, d_model]; "
+            "cross-layer transcoders are not read yet)"
+        )
     w_dec = np.ascontiguousarray(t["W_dec"], dtype=np.float32)
     w_enc = t.get("W_enc")
     if w_enc is not None and w_enc.shape != w_dec.shape:
-        raise SAEFileError(f"SAE {label}: W_enc {list(w_enc.shape)} and W_dec {list(w_dec.shape)} differ (both are [d_transcoder, d_model])")
+        raise SAEFileError(
+            f"SAE {label}: W_enc {list(w_enc.shape)} and W_dec {list(w_dec.shape)} differ (both are [d_transcoder, d_model])"
+        )
     threshold = t.get("activation_function.threshold")
     k = int(t["k"].reshape(-1)[0]) if "k" in t else None
     hook_in, hook_out = _hooks(p)
     return SAEWeights(
-        W_dec=w_dec, W_enc=None if w_enc is None else np.ascontiguousarray(w_enc.T), b_enc=t.get("b_enc"), b_dec=t.get("b_dec"),
-        threshold=None if threshold is None else threshold.reshape(-1), k=k,
+        W_dec=w_dec,
+        W_enc=None if w_enc is None else np.ascontiguousarray(w_enc.T),
+        b_enc=t.get("b_enc"),
+        b_dec=t.get("b_dec"),
+        threshold=None if threshold is None else threshold.reshape(-1),
+        k=k,
         architecture="jumprelu_transcoder" if threshold is not None else ("topk" if k else "transcoder"),
-        hook_name=f"blocks.{layer}.{hook_in}", hook_name_out=f"blocks.{layer}.{hook_out}",
-        cfg={"source": "circuit-tracer", "file": p.name}, apply_b_dec_to_input=False,
+        hook_name=f"blocks.{layer}.{hook_in}",
+        hook_name_out=f"blocks.{layer}.{hook_out}",
+        cfg={"source": "circuit-tracer", "file": p.name},
+        apply_b_dec_to_input=False,
     )

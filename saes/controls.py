@@ -85,7 +85,9 @@ def null_top1(target: np.ndarray, candidate: np.ndarray, *, rows: int = DEFAULT_
     return np.concatenate(parts)
 
 
-def null_summary(target: np.ndarray, candidate: np.ndarray, *, rows: int = DEFAULT_NULL_ROWS, seed: int = 0) -> ScoreSummary:
+def null_summary(
+    target: np.ndarray, candidate: np.ndarray, *, rows: int = DEFAULT_NULL_ROWS, seed: int = 0
+) -> ScoreSummary:
     return summarise_scores(null_top1(target, candidate, rows=rows, seed=seed))
 
 

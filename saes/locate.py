@@ -31,14 +31,21 @@ def manifest_candidates(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def find_manifest(
-    atlas: str, *, explicit: str | Path | None = None, recorded: str | Path | None = None, search: Iterable[str | Path] = (),
-    expected_sha256: str | None = None, cache: CacheSettings | None = None,
+    atlas: str,
+    *,
+    explicit: str | Path | None = None,
+    recorded: str | Path | None = None,
+    search: Iterable[str | Path] = (),
+    expected_sha256: str | None = None,
+    cache: CacheSettings | None = None,
 ) -> AtlasManifest:
     """The manifest of ``atlas`` (see the module docstring for the order); raises InvalidInput naming the fixes."""
     if explicit is not None:
         m = load_manifest(Path(explicit).expanduser())
         if m.name != atlas:
-            raise InvalidInput(f"manifest {str(explicit)!r} describes atlas {m.name!r}, not {atlas!r} (pass the atlas.toml of {atlas!r})")
+            raise InvalidInput(
+                f"manifest {str(explicit)!r} describes atlas {m.name!r}, not {atlas!r} (pass the atlas.toml of {atlas!r})"
+            )
         return m
     cache = cache or CacheSettings()
     candidates = manifest_candidates([*([recorded] if recorded else []), *search, cache.atlases_dir])

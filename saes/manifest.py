@@ -169,7 +169,9 @@ def _toml_value(v: Any) -> str:
 
 def _check_entries(saes: list[SAEEntry], d_model: int | None) -> None:
     if not saes:
-        raise ManifestError("the manifest lists no SAEs (add at least one [[sae]] table with layer, module and a source)")
+        raise ManifestError(
+            "the manifest lists no SAEs (add at least one [[sae]] table with layer, module and a source)"
+        )
     seen: set[tuple[int, Module]] = set()
     for e in saes:
         key = (e.layer, e.module)
@@ -194,7 +196,9 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
         raise ManifestError(f"{where} is not a table (write it as [[sae]] with layer, module and a source)")
     unknown = set(raw) - _SAE_KEYS
     if unknown:
-        raise ManifestError(f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: {', '.join(sorted(_SAE_KEYS))})")
+        raise ManifestError(
+            f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: {', '.join(sorted(_SAE_KEYS))})"
+        )
     layer = raw.get("layer")
     if not isinstance(layer, int) or isinstance(layer, bool) or layer < 0:
         raise ManifestError(f"{where}: layer = {layer!r} is not valid (use an integer ≥ 0)")
@@ -203,12 +207,16 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
     try:
         module = Module.parse(str(raw["module"]))
     except InvalidInput:
-        raise ManifestError(f"{where} (layer {layer}): unknown module {raw['module']!r} (valid: res, att, mlp)") from None
+        raise ManifestError(
+            f"{where} (layer {layer}): unknown module {raw['module']!r} (valid: res, att, mlp)"
+        ) from None
     where = f"[[sae]] layer {layer} module {module.value!r}"
     np_id = raw.get("neuronpedia")
     if np_id is not None:
         if not isinstance(np_id, str):
-            raise ManifestError(f"{where}: neuronpedia = {np_id!r} is not valid (give the id as a string, e.g. \"gemma-2-2b/20-gemmascope-res-16k\")")
+            raise ManifestError(
+                f'{where}: neuronpedia = {np_id!r} is not valid (give the id as a string, e.g. "gemma-2-2b/20-gemmascope-res-16k")'
+            )
         try:
             parse_neuronpedia_id(np_id)
         except InvalidInput as exc:
@@ -217,39 +225,58 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
     if len(sources) != 1:
         raise ManifestError(
             f"{where} names {len(sources)} sources ({', '.join(sources) or 'none'}); give exactly one of: "
-            "path = \"dir\" | release = \"...\" + sae_id = \"...\" | synthetic = { d_sae = N, seed = S }"
+            'path = "dir" | release = "..." + sae_id = "..." | synthetic = { d_sae = N, seed = S }'
         )
     if "sae_id" in raw and "release" not in raw:
         raise ManifestError(f"{where} has sae_id without release (a registry entry needs both)")
     if sources[0] == "path":
         if not isinstance(raw["path"], str) or not raw["path"]:
-            raise ManifestError(f"{where}: path = {raw['path']!r} is not valid (give the SAELens directory as a string)")
+            raise ManifestError(
+                f"{where}: path = {raw['path']!r} is not valid (give the SAELens directory as a string)"
+            )
         return SAEEntry(layer, module, path=raw["path"], neuronpedia=np_id)
     if sources[0] == "release":
         if not isinstance(raw.get("sae_id"), str) or not isinstance(raw["release"], str):
-            raise ManifestError(f"{where}: a registry entry needs release and sae_id as strings, e.g. sae_id = \"layer_12/width_16k/canonical\"")
+            raise ManifestError(
+                f'{where}: a registry entry needs release and sae_id as strings, e.g. sae_id = "layer_12/width_16k/canonical"'
+            )
         return SAEEntry(layer, module, release=raw["release"], sae_id=raw["sae_id"], neuronpedia=np_id)
     syn = raw["synthetic"]
     if not isinstance(syn, dict) or set(syn) - _SYN_KEYS or "d_sae" not in syn:
-        raise ManifestError(f"{where}: synthetic = {syn!r} is not valid (use {{ d_sae = 16384, seed = 7 }}, optionally d_in)")
+        raise ManifestError(
+            f"{where}: synthetic = {syn!r} is not valid (use {{ d_sae = 16384, seed = 7 }}, optionally d_in)"
+        )
     vals: dict[str, int] = {k: syn[k] for k in _SYN_KEYS if k in syn}
     for k, v in vals.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "seed" else 1):
-            raise ManifestError(f"{where}: synthetic {k} = {v!r} is not valid (use a {'non-negative' if k == 'seed' else 'positive'} integer)")
+            raise ManifestError(
+                f"{where}: synthetic {k} = {v!r} is not valid (use a {'non-negative' if k == 'seed' else 'positive'} integer)"
+            )
     d_in = vals.get("d_in", d_model)
     if d_in is None:
-        raise ManifestError(f"{where}: a synthetic SAE needs its d_in (set d_model at the top of the manifest, or d_in in the synthetic table)")
-    return SAEEntry(layer, module, synthetic=SyntheticSpec(d_sae=vals["d_sae"], seed=vals.get("seed", 0), d_in=d_in), neuronpedia=np_id)
+        raise ManifestError(
+            f"{where}: a synthetic SAE needs its d_in (set d_model at the top of the manifest, or d_in in the synthetic table)"
+        )
+    return SAEEntry(
+        layer,
+        module,
+        synthetic=SyntheticSpec(d_sae=vals["d_sae"], seed=vals.get("seed", 0), d_in=d_in),
+        neuronpedia=np_id,
+    )
 
 
 def parse_manifest(data: dict[str, Any], base_dir: Path, where: str = "atlas.toml") -> AtlasManifest:
     """Validate a parsed TOML document and build the manifest."""
     unknown = set(data) - _TOP_KEYS
     if unknown:
-        raise ManifestError(f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: name, model, d_model, [[sae]])")
+        raise ManifestError(
+            f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: name, model, d_model, [[sae]])"
+        )
     for key in ("name", "model"):
         if not isinstance(data.get(key), str) or not data[key]:
-            raise ManifestError(f"{where} needs {key} = \"...\" (e.g. name = \"smollm2-demo\", model = \"HuggingFaceTB/SmolLM2-135M-Instruct\")")
+            raise ManifestError(
+                f'{where} needs {key} = "..." (e.g. name = "smollm2-demo", model = "HuggingFaceTB/SmolLM2-135M-Instruct")'
+            )
     try:
         check_atlas_name(data["name"])
     except InvalidInput as exc:

@@ -35,17 +35,29 @@ def save_sae_dir(path: str | Path, weights: SAEWeights, *, model_name: str | Non
 
     p = Path(path)
     p.mkdir(parents=True, exist_ok=True)
-    arch = weights.architecture if (weights.architecture in ARCHITECTURES or weights.architecture in TRANSCODERS) else "standard"
+    arch = (
+        weights.architecture
+        if (weights.architecture in ARCHITECTURES or weights.architecture in TRANSCODERS)
+        else "standard"
+    )
     d_sae = weights.d_sae
     d_in = int(weights.W_enc.shape[0]) if weights.W_enc is not None else weights.d_in  # a transcoder's d_out may differ
     tensors: dict[str, np.ndarray] = {
         "W_dec": np.ascontiguousarray(weights.W_dec, dtype=np.float32),
-        "W_enc": np.ascontiguousarray(weights.W_enc if weights.W_enc is not None else weights.W_dec.T, dtype=np.float32),
-        "b_enc": np.ascontiguousarray(weights.b_enc if weights.b_enc is not None else np.zeros(d_sae), dtype=np.float32),
-        "b_dec": np.ascontiguousarray(weights.b_dec if weights.b_dec is not None else np.zeros(weights.W_dec.shape[1]), dtype=np.float32),
+        "W_enc": np.ascontiguousarray(
+            weights.W_enc if weights.W_enc is not None else weights.W_dec.T, dtype=np.float32
+        ),
+        "b_enc": np.ascontiguousarray(
+            weights.b_enc if weights.b_enc is not None else np.zeros(d_sae), dtype=np.float32
+        ),
+        "b_dec": np.ascontiguousarray(
+            weights.b_dec if weights.b_dec is not None else np.zeros(weights.W_dec.shape[1]), dtype=np.float32
+        ),
     }
     if weights.activation == "jumprelu":
-        tensors["threshold"] = np.ascontiguousarray(weights.threshold if weights.threshold is not None else np.zeros(d_sae), dtype=np.float32)
+        tensors["threshold"] = np.ascontiguousarray(
+            weights.threshold if weights.threshold is not None else np.zeros(d_sae), dtype=np.float32
+        )
     metadata: dict[str, Any] = {"sae_lens_version": SAE_LENS_FORMAT_VERSION}
     if weights.hook_name:
         metadata["hook_name"] = weights.hook_name
@@ -76,7 +88,9 @@ def save_sae_dir(path: str | Path, weights: SAEWeights, *, model_name: str | Non
 def _read_cfg(p: Path, label: str) -> dict[str, Any]:
     cfg_path = p / CFG_FILE
     if not cfg_path.is_file():
-        raise SAEFileError(f"SAE {label}: {cfg_path} is missing (a SAELens directory holds {CFG_FILE} and {WEIGHTS_FILE})")
+        raise SAEFileError(
+            f"SAE {label}: {cfg_path} is missing (a SAELens directory holds {CFG_FILE} and {WEIGHTS_FILE})"
+        )
     try:
         cfg = json.loads(cfg_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -102,7 +116,9 @@ def _read_tensors(wpath: Path, names: list[str], label: str) -> dict[str, np.nda
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for corrupt files
         if "bf16" in str(exc).lower() or "bfloat16" in str(exc).lower():
             return _read_tensors_torch(wpath, names, label)
-        raise SAEFileError(f"SAE {label}: {wpath} could not be read ({type(exc).__name__}: {str(exc)[:160]}); the file is corrupt or not safetensors — re-export it") from None
+        raise SAEFileError(
+            f"SAE {label}: {wpath} could not be read ({type(exc).__name__}: {str(exc)[:160]}); the file is corrupt or not safetensors — re-export it"
+        ) from None
     return out
 
 
@@ -122,7 +138,9 @@ def load_sae_dir(path: str | Path, *, decoder_only: bool = False, label: str | N
     p = Path(path)
     label = label or str(p)
     if not p.is_dir():
-        raise SAEFileError(f"SAE {label}: directory {str(p)!r} does not exist (check path = in atlas.toml; it is relative to the manifest's folder)")
+        raise SAEFileError(
+            f"SAE {label}: directory {str(p)!r} does not exist (check path = in atlas.toml; it is relative to the manifest's folder)"
+        )
     cfg = _read_cfg(p, label)
     wpath = p / WEIGHTS_FILE
     if not wpath.is_file():
@@ -130,12 +148,16 @@ def load_sae_dir(path: str | Path, *, decoder_only: bool = False, label: str | N
     names = ["W_dec"] if decoder_only else ["W_dec", "W_enc", "b_enc", "b_dec", "threshold"]
     t = _read_tensors(wpath, names, label)
     if "W_dec" not in t:
-        raise SAEFileError(f"SAE {label}: {wpath} has no W_dec tensor (SAELens stores the decoder as W_dec [d_sae, d_in])")
+        raise SAEFileError(
+            f"SAE {label}: {wpath} has no W_dec tensor (SAELens stores the decoder as W_dec [d_sae, d_in])"
+        )
     w_dec = np.ascontiguousarray(t["W_dec"], dtype=np.float32)
     d_in, d_sae = cfg["d_in"], cfg["d_sae"]
     d_out = int(cfg.get("d_out") or d_in)  # transcoders write into d_out
     if w_dec.ndim != 2 or w_dec.shape != (d_sae, d_out):
-        raise SAEFileError(f"SAE {label}: W_dec has shape {tuple(w_dec.shape)} but cfg.json says [d_sae, d_out] = [{d_sae}, {d_out}] (the files do not belong together)")
+        raise SAEFileError(
+            f"SAE {label}: W_dec has shape {tuple(w_dec.shape)} but cfg.json says [d_sae, d_out] = [{d_sae}, {d_out}] (the files do not belong together)"
+        )
     meta = cfg.get("metadata") or {}
     hook_name = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
     hook_name_out = meta.get("hook_name_out") or cfg.get("hook_name_out")
@@ -143,7 +165,9 @@ def load_sae_dir(path: str | Path, *, decoder_only: bool = False, label: str | N
     k = cfg.get("k") or (cfg.get("activation_fn_kwargs") or {}).get("k")
     w_enc = t.get("W_enc")
     if w_enc is not None and w_enc.shape != (d_in, d_sae):
-        raise SAEFileError(f"SAE {label}: W_enc has shape {tuple(w_enc.shape)}, expected [d_in, d_sae] = [{d_in}, {d_sae}]")
+        raise SAEFileError(
+            f"SAE {label}: W_enc has shape {tuple(w_enc.shape)}, expected [d_in, d_sae] = [{d_in}, {d_sae}]"
+        )
     f32 = lambda a: None if a is None else np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     return SAEWeights(
         W_dec=w_dec,

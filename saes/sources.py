@@ -21,19 +21,24 @@ __all__ = ["ARCHITECTURES", "SAEWeights", "load_sae", "synthetic_sae"]  # SAEWei
 
 log = logging.getLogger(__name__)
 
+
 def synthetic_sae(d_in: int, d_sae: int, seed: int) -> SAEWeights:
     """A random decoder (Gaussian rows, norms not 1) with a tied encoder; deterministic in ``seed``."""
     rng = np.random.default_rng(seed)
     w_dec = rng.standard_normal((d_sae, d_in), dtype=np.float32)
     w_dec *= np.float32(1.0 / np.sqrt(d_in))
-    return SAEWeights(W_dec=w_dec, architecture="standard", hook_name=None, cfg={"synthetic": {"d_sae": d_sae, "seed": seed}})
+    return SAEWeights(
+        W_dec=w_dec, architecture="standard", hook_name=None, cfg={"synthetic": {"d_sae": d_sae, "seed": seed}}
+    )
 
 
 def _load_registry(entry: SAEEntry, decoder_only: bool) -> SAEWeights:
     try:
         from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
     except ImportError as exc:  # pragma: no cover - sae_lens is a hard dependency
-        raise SAEFileError(f"SAE {entry.label}: the registry source needs sae_lens ({exc}); pip install sae-lens") from None
+        raise SAEFileError(
+            f"SAE {entry.label}: the registry source needs sae_lens ({exc}); pip install sae-lens"
+        ) from None
     directory = get_pretrained_saes_directory()
     if entry.release not in directory:
         close = sorted(r for r in directory if entry.release and entry.release.split("-")[0] in r)[:8]
@@ -44,7 +49,9 @@ def _load_registry(entry: SAEEntry, decoder_only: bool) -> SAEWeights:
     ids = directory[entry.release].saes_map
     if entry.sae_id not in ids:
         shown = ", ".join(list(ids)[:8])
-        raise SAEFileError(f"SAE {entry.label}: sae_id {entry.sae_id!r} is not in release {entry.release!r} (valid ids include: {shown}, ...)")
+        raise SAEFileError(
+            f"SAE {entry.label}: sae_id {entry.sae_id!r} is not in release {entry.release!r} (valid ids include: {shown}, ...)"
+        )
     try:
         from sae_lens import SAE
 

@@ -35,7 +35,11 @@ LOW = 0.2
 HIGH = 0.6
 _NOISE = 0.12
 
-HOOK_NAMES = {Module.RES: "blocks.{L}.hook_resid_post", Module.ATT: "blocks.{L}.hook_attn_out", Module.MLP: "blocks.{L}.hook_mlp_out"}
+HOOK_NAMES = {
+    Module.RES: "blocks.{L}.hook_resid_post",
+    Module.ATT: "blocks.{L}.hook_attn_out",
+    Module.MLP: "blocks.{L}.hook_mlp_out",
+}
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,9 @@ class PlantedAtlas:
 
     def manifest(self, base_dir: str | Path = ".") -> AtlasManifest:
         entries = [SAEEntry(layer, mod, path=f"saes/{layer}-{mod.value}") for (layer, mod) in self.weights]
-        return AtlasManifest(name=self.name, model=self.model, d_model=self.d_model, saes=entries, base_dir=Path(base_dir))
+        return AtlasManifest(
+            name=self.name, model=self.model, d_model=self.d_model, saes=entries, base_dir=Path(base_dir)
+        )
 
     def write(self, folder: str | Path) -> Path:
         """Write every SAE as a SAELens directory under ``folder/saes`` and ``folder/atlas.toml``; returns the manifest path."""
@@ -80,7 +86,14 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def _fresh(rng: np.random.Generator, d: int, avoid: np.ndarray | None, limit: float = LOW, base: np.ndarray | None = None, noise: float = 1.0) -> np.ndarray:
+def _fresh(
+    rng: np.random.Generator,
+    d: int,
+    avoid: np.ndarray | None,
+    limit: float = LOW,
+    base: np.ndarray | None = None,
+    noise: float = 1.0,
+) -> np.ndarray:
     """A unit vector ``unit(base + noise·g)`` (or a random one) whose |cos| with every row of ``avoid`` is < limit."""
     for _ in range(10_000):
         g = rng.standard_normal(d)
@@ -152,7 +165,9 @@ def planted_atlas(
                 avoid_parts = [a for a in (prev_res, all_mod) if a is not None and len(a)]
                 v = _fresh(rng, d_model, np.concatenate(avoid_parts) if avoid_parts else None)
             rows.append(v)
-            truth[(layer, i)] = PlantedFeature(layer, i, cat if prev_res is not None else None, res_parent, module_parent, kind=cat)
+            truth[(layer, i)] = PlantedFeature(
+                layer, i, cat if prev_res is not None else None, res_parent, module_parent, kind=cat
+            )
         res_rows = np.stack(rows)
         unit_rows[(layer, Module.RES)] = res_rows
         for m in side:
@@ -174,7 +189,9 @@ def planted_atlas(
         )
         weights[(layer, mod)] = w
     ordered = dict(sorted(weights.items(), key=lambda kv: (kv[0][0], list(Module).index(kv[0][1]))))
-    return PlantedAtlas(name=name, model=model, d_model=d_model, layers=layers, modules=mods, weights=ordered, truth=truth)
+    return PlantedAtlas(
+        name=name, model=model, d_model=d_model, layers=layers, modules=mods, weights=ordered, truth=truth
+    )
 
 
 def write_planted_atlas(folder: str | Path, planted: PlantedAtlas | None = None, **kwargs: object) -> Path:

@@ -77,8 +77,12 @@ def pre_activation(x: A, w_enc: A, b_enc: A | None) -> A:
 ARCHITECTURES = ("standard", "jumprelu", "topk")
 # SAELens transcoders (read the MLP input, write the MLP output) encode like the SAE they are built on; the skip
 # variants' W_skip is a dense input->output map, not a feature, and plays no part in matching or steering.
-TRANSCODERS = {"transcoder": "standard", "skip_transcoder": "standard", "jumprelu_transcoder": "jumprelu",
-               "jumprelu_skip_transcoder": "jumprelu"}
+TRANSCODERS = {
+    "transcoder": "standard",
+    "skip_transcoder": "standard",
+    "jumprelu_transcoder": "jumprelu",
+    "jumprelu_skip_transcoder": "jumprelu",
+}
 
 
 @dataclass

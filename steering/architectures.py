@@ -63,11 +63,28 @@ class ArchSpec:
         return self.parallel
 
 
-_LLAMA = ArchSpec(blocks="model.layers", attn="self_attn", o_proj="self_attn.o_proj", mlp="mlp", down="mlp.down_proj",
-                  ln1="input_layernorm", ln2="post_attention_layernorm", norm="rms")
-_GEMMA2 = ArchSpec(blocks="model.layers", attn="self_attn", o_proj="self_attn.o_proj", mlp="mlp", down="mlp.down_proj",
-                   ln1="input_layernorm", ln2="pre_feedforward_layernorm", norm="gemma_rms",
-                   attn_post="post_attention_layernorm", mlp_post="post_feedforward_layernorm")
+_LLAMA = ArchSpec(
+    blocks="model.layers",
+    attn="self_attn",
+    o_proj="self_attn.o_proj",
+    mlp="mlp",
+    down="mlp.down_proj",
+    ln1="input_layernorm",
+    ln2="post_attention_layernorm",
+    norm="rms",
+)
+_GEMMA2 = ArchSpec(
+    blocks="model.layers",
+    attn="self_attn",
+    o_proj="self_attn.o_proj",
+    mlp="mlp",
+    down="mlp.down_proj",
+    ln1="input_layernorm",
+    ln2="pre_feedforward_layernorm",
+    norm="gemma_rms",
+    attn_post="post_attention_layernorm",
+    mlp_post="post_feedforward_layernorm",
+)
 
 # model_type -> spec. To add an architecture: add its entry here (module paths from its modeling file) and a
 # tiny config to tests/unit/steering/test_hooks_vs_transformer_lens.py; the TransformerLens equality test
@@ -79,21 +96,53 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "qwen3": _LLAMA,
     "gemma2": _GEMMA2,
     "gemma3_text": _GEMMA2,
-    "gpt2": ArchSpec(blocks="transformer.h", attn="attn", o_proj="attn.c_proj", mlp="mlp", down="mlp.c_proj",
-                     ln1="ln_1", ln2="ln_2", norm="layernorm"),
-    "gpt_neox": ArchSpec(blocks="gpt_neox.layers", attn="attention", o_proj="attention.dense", mlp="mlp",
-                         down="mlp.dense_4h_to_h", ln1="input_layernorm", ln2="post_attention_layernorm",
-                         norm="layernorm", parallel="use_parallel_residual"),
-    "phi": ArchSpec(blocks="model.layers", attn="self_attn", o_proj="self_attn.dense", mlp="mlp", down="mlp.fc2",
-                    ln1="input_layernorm", ln2="input_layernorm", norm="layernorm", parallel=True),
+    "gpt2": ArchSpec(
+        blocks="transformer.h",
+        attn="attn",
+        o_proj="attn.c_proj",
+        mlp="mlp",
+        down="mlp.c_proj",
+        ln1="ln_1",
+        ln2="ln_2",
+        norm="layernorm",
+    ),
+    "gpt_neox": ArchSpec(
+        blocks="gpt_neox.layers",
+        attn="attention",
+        o_proj="attention.dense",
+        mlp="mlp",
+        down="mlp.dense_4h_to_h",
+        ln1="input_layernorm",
+        ln2="post_attention_layernorm",
+        norm="layernorm",
+        parallel="use_parallel_residual",
+    ),
+    "phi": ArchSpec(
+        blocks="model.layers",
+        attn="self_attn",
+        o_proj="self_attn.dense",
+        mlp="mlp",
+        down="mlp.fc2",
+        ln1="input_layernorm",
+        ln2="input_layernorm",
+        norm="layernorm",
+        parallel=True,
+    ),
 }
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(ARCHITECTURES)
 HOW_TO_ADD = "to add one, map its modules in steering/architectures.py ARCHITECTURES and add it to the TransformerLens equality test"
 
 # Per-layer hooks, in the order a forward pass reaches them (used to stop a forward early).
 HOOKS_IN_ORDER: tuple[str, ...] = (
-    "hook_resid_pre", "ln1.hook_normalized", "attn.hook_z", "hook_attn_out", "hook_resid_mid",
-    "ln2.hook_normalized", "mlp.hook_post", "hook_mlp_out", "hook_resid_post",
+    "hook_resid_pre",
+    "ln1.hook_normalized",
+    "attn.hook_z",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "ln2.hook_normalized",
+    "mlp.hook_post",
+    "hook_mlp_out",
+    "hook_resid_post",
 )
 READ_ONLY_HOOKS = frozenset({"hook_resid_mid"})  # HF keeps it in a local variable: readable, not editable
 _NAME_RE = re.compile(r"^blocks\.(?P<layer>\d+)\.(?P<hook>[a-z0-9_.]+)$")
@@ -164,7 +213,8 @@ def parse_hook_name(model: Any, name: str) -> HookName:
 
 # -- what a hook reads and writes on the HF modules --------------------------------------------------------
 
-def normalize(kind: str, norm_module: Any, x: "torch.Tensor") -> "torch.Tensor":
+
+def normalize(kind: str, norm_module: Any, x: torch.Tensor) -> torch.Tensor:
     """The norm's input normalised without gain or bias (TransformerLens's ``hook_normalized``)."""
     import torch
 
@@ -175,7 +225,7 @@ def normalize(kind: str, norm_module: Any, x: "torch.Tensor") -> "torch.Tensor":
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
-def norm_gain(kind: str, norm_module: Any) -> "torch.Tensor":
+def norm_gain(kind: str, norm_module: Any) -> torch.Tensor:
     """What multiplies the normalised input (a change δ of ``hook_normalized`` changes the norm's output by δ·gain)."""
     w = norm_module.weight
     return (1.0 + w.float()).to(w.dtype) if kind == "gemma_rms" else w
@@ -185,7 +235,7 @@ def attention_heads(model: Any) -> int:
     return int(model.config.num_attention_heads)
 
 
-def output_projection(model: Any, layer: int) -> "torch.Tensor":
+def output_projection(model: Any, layer: int) -> torch.Tensor:
     """``W_O`` of block ``layer`` as ``[n_heads·d_head, d_model]``: ``hook_attn_out = z_flat @ W_O (+ b_O)``.
 
     For Gemma 2/3 the post-attention norm's gain ``1 + w`` is folded in (column-wise): the direction a
@@ -204,7 +254,7 @@ def output_projection(model: Any, layer: int) -> "torch.Tensor":
     return torch.as_tensor(w_o).contiguous()
 
 
-def model_projections(model_name: str) -> "OutputProjections":
+def model_projections(model_name: str) -> OutputProjections:
     """``W_O`` of every layer of ``model_name`` for ingest (the model loads on first use, once per process)."""
     from saes.projections import OutputProjections
     from steering.model import load_model

@@ -37,11 +37,17 @@ class GenerationConfig:
     chat: bool = False  # wrap each prompt as one user turn of the model's chat template
     stop_at_eos: bool = True  # False: always generate max_new_tokens (benchmarks)
 
-    def validated(self) -> "GenerationConfig":
+    def validated(self) -> GenerationConfig:
         if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
             raise InvalidInput(f"maxNewTokens {self.max_new_tokens!r} is out of range (valid: 1–{MAX_NEW_TOKENS})")
-        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and 0 <= self.temperature <= MAX_TEMPERATURE):
-            raise InvalidInput(f"temperature {self.temperature!r} is out of range (valid: 0–{MAX_TEMPERATURE:g}; 0 = greedy)")
+        if not (
+            isinstance(self.temperature, (int, float))
+            and math.isfinite(self.temperature)
+            and 0 <= self.temperature <= MAX_TEMPERATURE
+        ):
+            raise InvalidInput(
+                f"temperature {self.temperature!r} is out of range (valid: 0–{MAX_TEMPERATURE:g}; 0 = greedy)"
+            )
         if not (isinstance(self.top_p, (int, float)) and math.isfinite(self.top_p) and 0 < self.top_p <= 1):
             raise InvalidInput(f"topP {self.top_p!r} is out of range (valid: greater than 0, at most 1)")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
@@ -72,7 +78,9 @@ def check_prompts(prompts: Sequence[str]) -> list[str]:
     return items
 
 
-def generate(lm: "LoadedModel", prompts: Sequence[str], config: GenerationConfig, plan: "SteeringPlan | None" = None) -> Generation:
+def generate(
+    lm: LoadedModel, prompts: Sequence[str], config: GenerationConfig, plan: SteeringPlan | None = None
+) -> Generation:
     """Generate a continuation of every prompt (one left-padded batch), steered by ``plan`` if given."""
     import contextlib
 
@@ -84,7 +92,9 @@ def generate(lm: "LoadedModel", prompts: Sequence[str], config: GenerationConfig
     texts = [lm.format_prompt(p, chat=cfg.chat) for p in items]
     enc = tok(texts, return_tensors="pt", padding=True)
     if enc.input_ids.shape[1] > MAX_PROMPT_TOKENS:
-        raise InvalidInput(f"a prompt is {enc.input_ids.shape[1]} tokens long; at most {MAX_PROMPT_TOKENS} tokens are accepted (shorten it)")
+        raise InvalidInput(
+            f"a prompt is {enc.input_ids.shape[1]} tokens long; at most {MAX_PROMPT_TOKENS} tokens are accepted (shorten it)"
+        )
     input_ids = enc.input_ids.to(lm.device)
     attention_mask = enc.attention_mask.to(lm.device)
     kwargs: dict[str, object] = {"max_new_tokens": cfg.max_new_tokens, "pad_token_id": tok.pad_token_id}
@@ -103,7 +113,7 @@ def generate(lm: "LoadedModel", prompts: Sequence[str], config: GenerationConfig
             started = time.perf_counter()
             out = lm.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
             seconds = time.perf_counter() - started
-    new = out[:, input_ids.shape[1]:]
+    new = out[:, input_ids.shape[1] :]
     count = 0
     continuations = []
     eos = tok.eos_token_id

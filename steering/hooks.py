@@ -49,7 +49,7 @@ class HookPoint:
             object.__setattr__(self, "module", Module.parse(str(self.module)))
 
     @classmethod
-    def parse(cls, text: str) -> "HookPoint":
+    def parse(cls, text: str) -> HookPoint:
         """Parse ``"12-res"`` / ``"12/res"``."""
         m = _POINT_RE.match(text or "")
         if not m:
@@ -60,12 +60,12 @@ class HookPoint:
         return f"{self.layer}-{self.module.value}"
 
 
-def _unwrap(model: "LoadedModel | nn.Module") -> Any:
+def _unwrap(model: LoadedModel | nn.Module) -> Any:
     """The HF CausalLM of a LoadedModel (or the module itself)."""
     return getattr(model, "model", model) if not hasattr(model, "config") else model
 
 
-def decoder_layers(model: "LoadedModel | nn.Module") -> Any:
+def decoder_layers(model: LoadedModel | nn.Module) -> Any:
     """The model's list of decoder blocks (``model.model.layers`` for Llama, ``transformer.h`` for GPT-2, ...)."""
     return arch.blocks(_unwrap(model))
 
@@ -74,24 +74,30 @@ def decoder_layers(model: "LoadedModel | nn.Module") -> Any:
 MODULE_HOOKS = {Module.RES: "hook_resid_post", Module.ATT: "hook_attn_out", Module.MLP: "hook_mlp_out"}
 
 
-def _model_name(model: "LoadedModel | nn.Module") -> str:
-    return str(getattr(model, "name", None) or getattr(getattr(_unwrap(model), "config", None), "_name_or_path", "") or "the model")
+def _model_name(model: LoadedModel | nn.Module) -> str:
+    return str(
+        getattr(model, "name", None)
+        or getattr(getattr(_unwrap(model), "config", None), "_name_or_path", "")
+        or "the model"
+    )
 
 
-def validate_points(model: "LoadedModel | nn.Module", points: Iterable[HookPoint]) -> list[HookPoint]:
+def validate_points(model: LoadedModel | nn.Module, points: Iterable[HookPoint]) -> list[HookPoint]:
     """Return the points (deduplicated, sorted) or raise InvalidInput for a layer the model lacks."""
     n = len(decoder_layers(model))
     out = sorted(set(points))
     for p in out:
         if not isinstance(p.layer, int) or p.layer < 0 or p.layer >= n:
-            raise InvalidInput(f"layer {p.layer} is out of range for model {_model_name(model)} (valid: 0–{n - 1}); pick a layer the model has")
+            raise InvalidInput(
+                f"layer {p.layer} is out of range for model {_model_name(model)} (valid: 0–{n - 1}); pick a layer the model has"
+            )
     return out
 
 
 HookRef = HookPoint | str
 
 
-def hook_name(model: "LoadedModel | nn.Module", ref: HookRef) -> arch.HookName:
+def hook_name(model: LoadedModel | nn.Module, ref: HookRef) -> arch.HookName:
     """The TransformerLens hook a reference names (a HookPoint or ``"blocks.{L}.<hook>"``), checked against the model."""
     if isinstance(ref, HookPoint):
         validate_points(model, [ref])
@@ -99,11 +105,11 @@ def hook_name(model: "LoadedModel | nn.Module", ref: HookRef) -> arch.HookName:
     return arch.parse_hook_name(_unwrap(model), ref)
 
 
-def _resolve(model: "LoadedModel | nn.Module", refs: Iterable[HookRef]) -> dict[HookRef, arch.HookName]:
+def _resolve(model: LoadedModel | nn.Module, refs: Iterable[HookRef]) -> dict[HookRef, arch.HookName]:
     return {ref: hook_name(model, ref) for ref in dict.fromkeys(refs)}
 
 
-def hook_target(model: "LoadedModel | nn.Module", point: HookRef) -> "nn.Module":
+def hook_target(model: LoadedModel | nn.Module, point: HookRef) -> nn.Module:
     """The submodule whose forward output *is* the activation at a res/att/mlp point (or output-type hook)."""
     name = hook_name(model, point)
     hf = _unwrap(model)
@@ -118,15 +124,15 @@ def hook_target(model: "LoadedModel | nn.Module", point: HookRef) -> "nn.Module"
     raise InvalidInput(f"hook {name} is read from a module's input, not its output (use capture/edit)")
 
 
-def _first(output: Any) -> "torch.Tensor":
+def _first(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
-def _replace_first(output: Any, new: "torch.Tensor") -> Any:
+def _replace_first(output: Any, new: torch.Tensor) -> Any:
     return (new, *output[1:]) if isinstance(output, tuple) else new
 
 
-def _input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple["torch.Tensor", str | int]:
+def _input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[torch.Tensor, str | int]:
     """The hidden-states input of a module call and where it sits (kwarg name or position)."""
     if "hidden_states" in kwargs:
         return kwargs["hidden_states"], "hidden_states"
@@ -136,7 +142,9 @@ def _input_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple["torch.Ten
     return kwargs[key], key
 
 
-def _with_input(args: tuple[Any, ...], kwargs: dict[str, Any], where: str | int, new: "torch.Tensor") -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _with_input(
+    args: tuple[Any, ...], kwargs: dict[str, Any], where: str | int, new: torch.Tensor
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if isinstance(where, str):
         return args, {**kwargs, where: new}
     return (new, *args[1:]), kwargs
@@ -145,7 +153,7 @@ def _with_input(args: tuple[Any, ...], kwargs: dict[str, Any], where: str | int,
 _Read = Callable[["torch.Tensor"], None]
 
 
-def _install(model: "LoadedModel | nn.Module", name: arch.HookName, fn: EditFn, *, editing: bool) -> list[Any]:
+def _install(model: LoadedModel | nn.Module, name: arch.HookName, fn: EditFn, *, editing: bool) -> list[Any]:
     """Hook ``fn`` at ``name``. Reading: ``fn(h)`` sees the activation. Editing: its result replaces it.
 
     Returns the torch hook handles (the caller removes them)."""
@@ -154,16 +162,20 @@ def _install(model: "LoadedModel | nn.Module", name: arch.HookName, fn: EditFn, 
     block = decoder_layers(model)[name.layer]
     hook = name.hook
     if editing and hook in arch.READ_ONLY_HOOKS:
-        raise InvalidInput(f"hook {name} can be read but not edited on Hugging Face models (edit hook_attn_out or hook_mlp_out instead)")
+        raise InvalidInput(
+            f"hook {name} can be read but not edited on Hugging Face models (edit hook_attn_out or hook_mlp_out instead)"
+        )
 
-    def on_output(module: "nn.Module") -> list[Any]:
+    def on_output(module: nn.Module) -> list[Any]:
         def h(_mod: Any, _inp: Any, output: Any) -> Any:
             new = fn(_first(output))
             return _replace_first(output, new) if editing and new is not None else None
 
         return [module.register_forward_hook(h)]
 
-    def on_input(module: "nn.Module", view: Callable[[Any], Any] = lambda t: t, unview: Callable[[Any, Any], Any] = lambda t, _: t) -> list[Any]:
+    def on_input(
+        module: nn.Module, view: Callable[[Any], Any] = lambda t: t, unview: Callable[[Any, Any], Any] = lambda t, _: t
+    ) -> list[Any]:
         def h(_mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             x, where = _input_of(args, kwargs)
             new = fn(view(x))
@@ -187,16 +199,18 @@ def _install(model: "LoadedModel | nn.Module", name: arch.HookName, fn: EditFn, 
         return on_input(arch._get(block, spec.down))
     if hook == "attn.hook_z":
         heads = arch.attention_heads(hf)
-        return on_input(arch._get(block, spec.o_proj),
-                        view=lambda t: t.view(*t.shape[:-1], heads, t.shape[-1] // heads),
-                        unview=lambda new, x: new.reshape(x.shape))
+        return on_input(
+            arch._get(block, spec.o_proj),
+            view=lambda t: t.view(*t.shape[:-1], heads, t.shape[-1] // heads),
+            unview=lambda new, x: new.reshape(x.shape),
+        )
     # ln{1,2}.hook_normalized: read from the norm's input; an edit δ reaches the consumer (attention or MLP)
     # as δ·gain, which also works where one norm feeds both (Phi).
     norm = arch._get(block, spec.ln1 if hook == "ln1.hook_normalized" else spec.ln2)
     consumer = arch._get(block, spec.attn if hook == "ln1.hook_normalized" else spec.mlp)
     if not editing:
         return [norm.register_forward_hook(lambda _m, inp, _out: fn(arch.normalize(spec.norm, norm, inp[0])))]
-    seen: dict[str, "torch.Tensor"] = {}
+    seen: dict[str, torch.Tensor] = {}
 
     def keep(_m: Any, inp: tuple[Any, ...], _out: Any) -> None:
         seen["h"] = arch.normalize(spec.norm, norm, inp[0])
@@ -217,7 +231,9 @@ class StopForward(Exception):
 
 
 @contextlib.contextmanager
-def capture(model: "LoadedModel | nn.Module", points: Iterable[HookRef], *, detach: bool = True, stop_after_last: bool = False) -> Iterator[dict[Any, "torch.Tensor"]]:
+def capture(
+    model: LoadedModel | nn.Module, points: Iterable[HookRef], *, detach: bool = True, stop_after_last: bool = False
+) -> Iterator[dict[Any, torch.Tensor]]:
     """Record the activations at ``points`` (HookPoints or TransformerLens hook names) during forward passes
     run inside the block.
 
@@ -226,12 +242,12 @@ def capture(model: "LoadedModel | nn.Module", points: Iterable[HookRef], *, deta
     which saves the remaining layers; use :func:`run_capture` to have that handled for you.
     """
     names = _resolve(model, points)
-    acts: dict[Any, "torch.Tensor"] = {}
+    acts: dict[Any, torch.Tensor] = {}
     last = max(names, key=lambda r: names[r].order) if names else None
     handles: list[Any] = []
 
     def make(ref: HookRef) -> EditFn:
-        def read(t: "torch.Tensor") -> None:
+        def read(t: torch.Tensor) -> None:
             acts[ref] = t.detach() if detach else t
             if stop_after_last and ref == last and len(acts) == len(names):
                 raise StopForward
@@ -248,7 +264,14 @@ def capture(model: "LoadedModel | nn.Module", points: Iterable[HookRef], *, deta
             h.remove()
 
 
-def run_capture(model: "LoadedModel | nn.Module", points: Iterable[HookRef], input_ids: "torch.Tensor", attention_mask: "torch.Tensor | None" = None, *, stop_early: bool = True) -> dict[Any, "torch.Tensor"]:
+def run_capture(
+    model: LoadedModel | nn.Module,
+    points: Iterable[HookRef],
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    stop_early: bool = True,
+) -> dict[Any, torch.Tensor]:
     """One forward pass over ``input_ids`` returning the activations at ``points`` (no grad).
 
     With ``stop_early`` the layers after the deepest point are skipped (a large saving for shallow points).
@@ -268,7 +291,9 @@ EditFn = Callable[["torch.Tensor"], "torch.Tensor | None"]
 
 
 @contextlib.contextmanager
-def edit(model: "LoadedModel | nn.Module", edits: Mapping[HookPoint, EditFn] | Mapping[str, EditFn] | Mapping[HookRef, EditFn]) -> Iterator[None]:
+def edit(
+    model: LoadedModel | nn.Module, edits: Mapping[HookPoint, EditFn] | Mapping[str, EditFn] | Mapping[HookRef, EditFn]
+) -> Iterator[None]:
     """Install edits: at each point, ``fn(h)`` returns the replacement activation (or None to keep ``h``,
     e.g. after an in-place change). ``attn.hook_z`` is given as ``[..., heads, d_head]`` like TransformerLens.
     Hooks are removed on exit, also on error."""
@@ -284,7 +309,9 @@ def edit(model: "LoadedModel | nn.Module", edits: Mapping[HookPoint, EditFn] | M
             h.remove()
 
 
-def all_points(model: "LoadedModel | nn.Module", modules: Iterable[Module | str] = (Module.RES, Module.ATT, Module.MLP)) -> list[HookPoint]:
+def all_points(
+    model: LoadedModel | nn.Module, modules: Iterable[Module | str] = (Module.RES, Module.ATT, Module.MLP)
+) -> list[HookPoint]:
     """Every hook point of the model for the given modules, in layer order."""
     n = len(decoder_layers(model))
     mods = [m if isinstance(m, Module) else Module.parse(m) for m in modules]

@@ -85,12 +85,28 @@ class SteerFeature:
 
 
 def check_strength(value: float, what: str = "strength") -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or abs(value) > MAX_ABS_STRENGTH:
-        raise InvalidInput(f"{what} {value!r} is not valid (use a finite number with |value| ≤ {MAX_ABS_STRENGTH:g}; typical strengths are 1–10)")
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or abs(value) > MAX_ABS_STRENGTH
+    ):
+        raise InvalidInput(
+            f"{what} {value!r} is not valid (use a finite number with |value| ≤ {MAX_ABS_STRENGTH:g}; typical strengths are 1–10)"
+        )
     return float(value)
 
 
-def schedule_coefficient(schedule: Schedule, s: float, layer: int, l_start: int, l_end: int, *, alpha: float = DEFAULT_ALPHA, final: float = DEFAULT_FINAL_STRENGTH) -> float:
+def schedule_coefficient(
+    schedule: Schedule,
+    s: float,
+    layer: int,
+    l_start: int,
+    l_end: int,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    final: float = DEFAULT_FINAL_STRENGTH,
+) -> float:
     """The coefficient at ``layer`` of a cumulative intervention whose span is ``[l_start, l_end]``.
 
     constant: ``s``; exponential: ``s·e^{α(l − l_start)}`` (our reading: layers counted from the span's
@@ -108,7 +124,7 @@ def schedule_coefficient(schedule: Schedule, s: float, layer: int, l_start: int,
 
 
 def select_from_graph(
-    graph: "FlowGraph",
+    graph: FlowGraph,
     strategy: Strategy,
     strength: float,
     *,
@@ -139,7 +155,8 @@ def select_from_graph(
             last = layer if layer is not None else l_end
             chosen = [
                 (n, schedule_coefficient(schedule, strength, n.layer, l_start, l_end, alpha=alpha, final=final))
-                for n in nodes if l_start <= n.layer <= last
+                for n in nodes
+                if l_start <= n.layer <= last
             ]
     return [SteerFeature(n.ref, c, mode) for n, c in chosen]
 
@@ -160,13 +177,13 @@ def merge_features(features: Iterable[SteerFeature]) -> list[SteerFeature]:
 class PointOp:
     """Everything applied at one hook point: one additive vector and one batched rescale."""
 
-    add: "torch.Tensor | None" = None  # [d]
+    add: torch.Tensor | None = None  # [d]
     enc: dict[str, Any] | None = None  # encoder slice for the rescaled features
-    factor: "torch.Tensor | None" = None  # [n] = r − 1
-    dec: "torch.Tensor | None" = None  # [n, d]
+    factor: torch.Tensor | None = None  # [n] = r − 1
+    dec: torch.Tensor | None = None  # [n, d]
     hook: str | None = None  # where it applies when not the point itself (hook_z SAEs: blocks.L.attn.hook_z)
 
-    def __call__(self, h: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
         from saes.weights import output_scale
         from steering.saes import encode_selected
 
@@ -199,7 +216,7 @@ class SteeringPlan:
         return not self.ops
 
     @contextlib.contextmanager
-    def apply(self, lm: "LoadedModel") -> Iterator[None]:
+    def apply(self, lm: LoadedModel) -> Iterator[None]:
         """Install the plan's hooks for the duration of the block (hold ``lm.lock`` around it)."""
         edits: dict[HookPoint | str, Any] = {}
         for point, op in self.ops.items():
@@ -213,17 +230,21 @@ class SteeringPlan:
             yield
 
 
-def compile_plan(features: Sequence[SteerFeature], bank: "SAEBank", *, units: Units = Units.ACTIVATION) -> SteeringPlan:
+def compile_plan(features: Sequence[SteerFeature], bank: SAEBank, *, units: Units = Units.ACTIVATION) -> SteeringPlan:
     """Group features per hook point into tensors. Raises InvalidInput for indices out of range."""
     import torch
 
     if len(features) > MAX_FEATURES:
-        raise InvalidInput(f"{len(features)} features requested; at most {MAX_FEATURES} can be steered at once (use a tighter graph cut)")
+        raise InvalidInput(
+            f"{len(features)} features requested; at most {MAX_FEATURES} can be steered at once (use a tighter graph cut)"
+        )
     for f in features:
         # Input strengths were checked where they were parsed; this bounds the coefficients schedules derive from them.
         check_strength(f.coefficient, "strength" if f.mode is Mode.ADD else "rescale factor r")
         if f.ref.atlas != bank.atlas:
-            raise InvalidInput(f"feature {f.uid!r} belongs to atlas {f.ref.atlas!r}, not {bank.atlas!r} (steer with features of one atlas)")
+            raise InvalidInput(
+                f"feature {f.uid!r} belongs to atlas {f.ref.atlas!r}, not {bank.atlas!r} (steer with features of one atlas)"
+            )
     plan = SteeringPlan()
     by_point: dict[HookPoint, list[SteerFeature]] = {}
     for f in features:
@@ -262,7 +283,9 @@ def compile_plan(features: Sequence[SteerFeature], bank: "SAEBank", *, units: Un
         if rescales:
             idx = torch.tensor([f.ref.index for f in rescales], device=sae.W_dec.device)
             op.enc = sae.encoder_slice(idx)
-            op.factor = torch.tensor([f.coefficient - 1.0 for f in rescales], dtype=sae.W_dec.dtype, device=sae.W_dec.device)
+            op.factor = torch.tensor(
+                [f.coefficient - 1.0 for f in rescales], dtype=sae.W_dec.dtype, device=sae.W_dec.device
+            )
             op.dec = sae.W_dec[idx].contiguous()
             plan.applied.extend(AppliedFeature(f, 0.0, 0.0) for f in rescales)
         op.hook = sae.edit_hook

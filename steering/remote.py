@@ -23,7 +23,9 @@ class RemoteSteerer:
 
     def steer(self, req: SteerRequest) -> SteerResult:
         body = json.dumps(wire.request_to_json(req)).encode()
-        http = urllib.request.Request(f"{self.url}/steer", data=body, headers={"Content-Type": "application/json"}, method="POST")
+        http = urllib.request.Request(
+            f"{self.url}/steer", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
         try:
             with urllib.request.urlopen(http, timeout=self.timeout_s) as resp:
                 return wire.result_from_json(json.loads(resp.read()))
@@ -31,7 +33,10 @@ class RemoteSteerer:
             try:
                 payload = json.loads(exc.read())
             except ValueError:
-                payload = {"error": "ModelUnavailable", "message": f"the steering worker at {self.url} answered HTTP {exc.code}"}
+                payload = {
+                    "error": "ModelUnavailable",
+                    "message": f"the steering worker at {self.url} answered HTTP {exc.code}",
+                }
             raise wire.error_from_json(payload) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)

@@ -56,11 +56,11 @@ class HookSAE:
     """One SAE (hook point ``point``) as tensors. ``W_dec`` is ``[d_sae, d]``; ``W_enc`` ``[d, d_sae]``."""
 
     point: HookPoint
-    W_dec: "torch.Tensor"
-    W_enc: "torch.Tensor"
-    b_enc: "torch.Tensor | None"
-    b_dec: "torch.Tensor | None"
-    threshold: "torch.Tensor | None"
+    W_dec: torch.Tensor
+    W_enc: torch.Tensor
+    b_enc: torch.Tensor | None
+    b_dec: torch.Tensor | None
+    threshold: torch.Tensor | None
     k: int | None
     architecture: str
     apply_b_dec_to_input: bool
@@ -79,11 +79,18 @@ class HookSAE:
                 f"feature index {bad[0]} is out of range for SAE {atlas}/{self.point} (valid: 0–{self.d_sae - 1})"
             )
 
-    def encoder_slice(self, idx: "torch.Tensor") -> dict[str, Any]:
+    def encoder_slice(self, idx: torch.Tensor) -> dict[str, Any]:
         """What :func:`encode_selected` needs to encode only the features ``idx`` (all of them for TopK)."""
         if self.architecture == "topk":
-            return {"arch": "topk", "W_enc": self.W_enc, "b_enc": self.b_enc, "b_dec": self._bdec_in(), "k": self.k, "idx": idx,
-                    "normalize": self.normalize}
+            return {
+                "arch": "topk",
+                "W_enc": self.W_enc,
+                "b_enc": self.b_enc,
+                "b_dec": self._bdec_in(),
+                "k": self.k,
+                "idx": idx,
+                "normalize": self.normalize,
+            }
         return {
             "arch": self.architecture,
             "normalize": self.normalize,
@@ -93,22 +100,24 @@ class HookSAE:
             "threshold": None if self.threshold is None else self.threshold[idx].contiguous(),
         }
 
-    def _bdec_in(self) -> "torch.Tensor | None":
+    def _bdec_in(self) -> torch.Tensor | None:
         return self.b_dec if (self.b_dec is not None and self.apply_b_dec_to_input) else None
 
-    def encode(self, h: "torch.Tensor") -> "torch.Tensor":
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
         """All activations ``[..., d_sae]``."""
         import torch
 
         return encode_selected(h, self.encoder_slice(torch.arange(self.d_sae, device=self.W_dec.device)))
 
 
-def encode_selected(h: "torch.Tensor", enc: dict[str, Any]) -> "torch.Tensor":
+def encode_selected(h: torch.Tensor, enc: dict[str, Any]) -> torch.Tensor:
     """SAE activations of the selected features for hidden states ``h`` ``[..., d]`` → ``[..., n]``."""
     import torch
 
     # The input and pre-activation rules are saes.weights's (one definition for numpy and torch).
-    pre = pre_activation(encoder_input(h, enc["b_dec"], True, enc.get("normalize", "none"), h.shape[-1]), enc["W_enc"], enc["b_enc"])
+    pre = pre_activation(
+        encoder_input(h, enc["b_dec"], True, enc.get("normalize", "none"), h.shape[-1]), enc["W_enc"], enc["b_enc"]
+    )
     arch = enc["arch"]
     if arch == "topk":
         k = int(enc["k"] or 1)
@@ -123,11 +132,11 @@ def encode_selected(h: "torch.Tensor", enc: dict[str, Any]) -> "torch.Tensor":
 class SAEBank:
     """The SAEs of one atlas for one model, loaded lazily and checked against the model."""
 
-    def __init__(self, manifest: "AtlasManifest", lm: "LoadedModel") -> None:
+    def __init__(self, manifest: AtlasManifest, lm: LoadedModel) -> None:
         self.manifest = manifest
         self.lm = lm
         self._saes: dict[HookPoint, HookSAE] = {}
-        self._typical: dict[HookPoint, "torch.Tensor"] = {}
+        self._typical: dict[HookPoint, torch.Tensor] = {}
         self._lock = threading.RLock()
         self.check_fits()
 
@@ -168,8 +177,10 @@ class SAEBank:
                 edit_hook = f"blocks.{point.layer}.attn.hook_z"
                 d_z = int(output_projection(self.lm.model, point.layer).shape[0])
                 if w.d_in != d_z:
-                    raise InvalidInput(f"SAE {self.atlas}/{point} reads {w.hook_name} with d_in = {w.d_in}, but model {self.lm.name} "
-                                       f"has n_heads·d_head = {d_z} there (the SAE was made for another model)")
+                    raise InvalidInput(
+                        f"SAE {self.atlas}/{point} reads {w.hook_name} with d_in = {w.d_in}, but model {self.lm.name} "
+                        f"has n_heads·d_head = {d_z} there (the SAE was made for another model)"
+                    )
             elif w.d_in != self.lm.d_model:
                 raise InvalidInput(
                     f"SAE {self.atlas}/{point} reads d_in = {w.d_in}, but model {self.lm.name} has d_model {self.lm.d_model} "
@@ -191,13 +202,19 @@ class SAEBank:
         try:
             resolved = hook_name(self.lm, name)
         except InvalidInput:
-            log.info("SAE %s/%s names hook %r, which this model does not have; it steers at %s", self.atlas, point, name, point)
+            log.info(
+                "SAE %s/%s names hook %r, which this model does not have; it steers at %s",
+                self.atlas,
+                point,
+                name,
+                point,
+            )
             return None
         if resolved == hook_name(self.lm, point) or resolved.hook not in _D_MODEL_HOOKS:
             return None
         return str(resolved)
 
-    def typical_activation(self, point: HookPoint) -> "torch.Tensor":
+    def typical_activation(self, point: HookPoint) -> torch.Tensor:
         """Per-feature typical activation ``[d_sae]`` at ``point``: the mean of its positive activations on
         :data:`CALIBRATION_TEXT`. A feature that never fires there gets the median over the features that
         do; if none fires, 1/10 of the median hidden-state norm divided by each decoder row's norm."""
@@ -215,7 +232,12 @@ class SAEBank:
                     hook_name(self.lm, sae.input_hook)
                     source = sae.input_hook
                 except InvalidInput:
-                    log.warning("SAE %s/%s reads %s, which this model cannot hook; strength units use its output point", self.atlas, point, sae.input_hook)
+                    log.warning(
+                        "SAE %s/%s reads %s, which this model cannot hook; strength units use its output point",
+                        self.atlas,
+                        point,
+                        sae.input_hook,
+                    )
             with self.lm.lock:
                 h = run_capture(self.lm, [source], ids)[source][0]  # [T, d]
             if sae.edit_hook is not None and sae.edit_hook.endswith("attn.hook_z"):
@@ -232,31 +254,47 @@ class SAEBank:
             else:
                 ref = h.norm(dim=-1).median() / 10
                 typical = ref / sae.W_dec.norm(dim=-1).clamp(min=1e-8)
-                log.warning("no feature of SAE %s/%s fires on the calibration text; using norm-based strength units", self.atlas, point)
+                log.warning(
+                    "no feature of SAE %s/%s fires on the calibration text; using norm-based strength units",
+                    self.atlas,
+                    point,
+                )
             self._typical[point] = typical
             return typical
 
 
 # Editable hooks whose activation is d_model wide (an SAE's own hook_name may name any of them)
-_D_MODEL_HOOKS = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out", "ln1.hook_normalized", "ln2.hook_normalized")
+_D_MODEL_HOOKS = (
+    "hook_resid_pre",
+    "hook_resid_post",
+    "hook_attn_out",
+    "hook_mlp_out",
+    "ln1.hook_normalized",
+    "ln2.hook_normalized",
+)
 
 
-def _to_torch(point: HookPoint, w: Any, lm: "LoadedModel") -> HookSAE:
+def _to_torch(point: HookPoint, w: Any, lm: LoadedModel) -> HookSAE:
     import torch
 
     dev, dt = lm.device, lm.dtype
 
-    def t(a: np.ndarray | None) -> "torch.Tensor | None":
+    def t(a: np.ndarray | None) -> torch.Tensor | None:
         return None if a is None else torch.as_tensor(np.ascontiguousarray(a), dtype=dt, device=dev)
 
     w_dec = t(w.W_dec)
     assert w_dec is not None
     w_enc = t(w.W_enc) if w.W_enc is not None else w_dec.T.contiguous()  # tied encoder for decoder-only sources
     return HookSAE(
-        point=point, W_dec=w_dec, W_enc=w_enc, b_enc=t(w.b_enc), b_dec=t(w.b_dec), threshold=t(w.threshold),
-        k=w.k, architecture=str(w.activation), apply_b_dec_to_input=bool(getattr(w, "apply_b_dec_to_input", True)),
+        point=point,
+        W_dec=w_dec,
+        W_enc=w_enc,
+        b_enc=t(w.b_enc),
+        b_dec=t(w.b_dec),
+        threshold=t(w.threshold),
+        k=w.k,
+        architecture=str(w.activation),
+        apply_b_dec_to_input=bool(getattr(w, "apply_b_dec_to_input", True)),
         normalize=str(getattr(w, "normalize_activations", "none")),
         input_hook=w.hook_name if w.is_transcoder else None,
     )
-
-

@@ -33,8 +33,17 @@ from queries.errors import AtlasNotFound, FeatureNotFound, InvalidInput
 from queries.ids import FeatureRef, check_atlas_name, parse_uid
 from steering.generate import GenerationConfig, check_prompts
 from steering.interventions import (
-    DEFAULT_ALPHA, DEFAULT_FINAL_STRENGTH, MAX_FEATURES, AppliedFeature, Mode, Schedule, SteerFeature, Strategy, Units,
-    check_strength, merge_features,
+    DEFAULT_ALPHA,
+    DEFAULT_FINAL_STRENGTH,
+    MAX_FEATURES,
+    AppliedFeature,
+    Mode,
+    Schedule,
+    SteerFeature,
+    Strategy,
+    Units,
+    check_strength,
+    merge_features,
 )
 
 log = logging.getLogger(__name__)
@@ -125,8 +134,12 @@ class Steerer:
         with self._lock:
             if atlas in self._manifests:
                 return self._manifests[atlas]
-        m = find_manifest(atlas, recorded=info.get("manifest_path"), search=self.settings.manifests,
-                          expected_sha256=info.get("manifest_sha256"))
+        m = find_manifest(
+            atlas,
+            recorded=info.get("manifest_path"),
+            search=self.settings.manifests,
+            expected_sha256=info.get("manifest_sha256"),
+        )
         with self._lock:
             self._manifests[atlas] = m
         return m
@@ -142,12 +155,16 @@ class Steerer:
             return self._banks[key]
 
     # -- the request -----------------------------------------------------------------------------
-    def validate(self, req: SteerRequest) -> tuple[list[str], list[tuple[FeatureRef, float]], list[tuple[FeatureRef, float]]]:
+    def validate(
+        self, req: SteerRequest
+    ) -> tuple[list[str], list[tuple[FeatureRef, float]], list[tuple[FeatureRef, float]]]:
         check_atlas_name(req.atlas)
         prompts = check_prompts(req.prompts)
         req.generation.validated()
         if not req.seeds and not req.features:
-            raise InvalidInput("nothing to steer: give seeds (with a strategy) or an explicit features list, e.g. seeds: [{uid: \"smollm2-demo/12-res/77\", strength: 6}]")
+            raise InvalidInput(
+                'nothing to steer: give seeds (with a strategy) or an explicit features list, e.g. seeds: [{uid: "smollm2-demo/12-res/77", strength: 6}]'
+            )
         if len(req.seeds) + len(req.features) > MAX_FEATURES:
             raise InvalidInput(f"{len(req.seeds) + len(req.features)} features given; at most {MAX_FEATURES}")
         what = "strength" if req.mode is Mode.ADD else "rescale factor r"
@@ -173,7 +190,10 @@ class Steerer:
         stored = fetch_features(self.graph, [r.uid for r, _ in seeds + feats])
         for r, _ in seeds + feats:
             if r.uid not in stored:
-                raise FeatureNotFound(r.uid, f"feature {r.uid!r} does not exist in atlas {req.atlas!r} (check the layer, module and index; `atlas cypher` or the API's features query lists them)")
+                raise FeatureNotFound(
+                    r.uid,
+                    f"feature {r.uid!r} does not exist in atlas {req.atlas!r} (check the layer, module and index; `atlas cypher` or the API's features query lists them)",
+                )
         manifest = self.manifest_for(req.atlas, info, req.manifest)
         lm = load_model(self.settings.model or manifest.model, device=self.settings.device)
         bank = self._bank(manifest, lm)
@@ -188,12 +208,27 @@ class Steerer:
                 spans.append((r.layer, r.layer))
                 continue
             fg = build_flow_graph(
-                self.graph, [r], direction=Direction.BOTH, min_similarity=req.min_similarity,
-                module_min_similarity=req.module_min_similarity, top_k=req.top_k, depth=req.depth,
+                self.graph,
+                [r],
+                direction=Direction.BOTH,
+                min_similarity=req.min_similarity,
+                module_min_similarity=req.module_min_similarity,
+                top_k=req.top_k,
+                depth=req.depth,
             )
             spans.append((fg.l_start, fg.l_end))
-            chosen.extend(select_from_graph(fg, req.strategy, s, layer=req.layer, schedule=req.schedule,
-                                            alpha=req.alpha, final=req.final_strength, mode=req.mode))
+            chosen.extend(
+                select_from_graph(
+                    fg,
+                    req.strategy,
+                    s,
+                    layer=req.layer,
+                    schedule=req.schedule,
+                    alpha=req.alpha,
+                    final=req.final_strength,
+                    mode=req.mode,
+                )
+            )
         features = merge_features(chosen)
         if not features:
             raise InvalidInput(
@@ -206,9 +241,17 @@ class Steerer:
         starts = [a for a, _ in spans if a is not None]
         ends = [b for _, b in spans if b is not None]
         result = SteerResult(
-            run_id=None, atlas=req.atlas, model=lm.name, prompts=prompts, baseline=base.texts, steered=steered.texts,
-            applied=plan.applied, l_start=min(starts) if starts else None, l_end=max(ends) if ends else None,
-            baseline_tokens_per_s=base.tokens_per_s, steered_tokens_per_s=steered.tokens_per_s,
+            run_id=None,
+            atlas=req.atlas,
+            model=lm.name,
+            prompts=prompts,
+            baseline=base.texts,
+            steered=steered.texts,
+            applied=plan.applied,
+            l_start=min(starts) if starts else None,
+            l_end=max(ends) if ends else None,
+            baseline_tokens_per_s=base.tokens_per_s,
+            steered_tokens_per_s=steered.tokens_per_s,
         )
         if req.store and self.settings.store_runs:
             result.run_id = self._store(req, result)
@@ -222,18 +265,48 @@ class Steerer:
         run_id = f"{req.atlas}:{uuid.uuid4().hex[:16]}"
         g = req.generation
         props = {
-            "atlas": req.atlas, "model": res.model, "prompts": res.prompts, "baseline": res.baseline, "steered": res.steered,
-            "mode": req.mode.value, "strategy": req.strategy.value, "schedule": req.schedule.value, "units": req.units.value,
-            "layer": req.layer, "alpha": req.alpha, "final_strength": req.final_strength,
-            "seeds": [u for u, _ in req.seeds], "seed_strengths": [float(s) for _, s in req.seeds],
+            "atlas": req.atlas,
+            "model": res.model,
+            "prompts": res.prompts,
+            "baseline": res.baseline,
+            "steered": res.steered,
+            "mode": req.mode.value,
+            "strategy": req.strategy.value,
+            "schedule": req.schedule.value,
+            "units": req.units.value,
+            "layer": req.layer,
+            "alpha": req.alpha,
+            "final_strength": req.final_strength,
+            "seeds": [u for u, _ in req.seeds],
+            "seed_strengths": [float(s) for _, s in req.seeds],
             "explicit_features": [u for u, _ in req.features],
-            "graph_options": json.dumps({"min_similarity": req.min_similarity, "module_min_similarity": req.module_min_similarity,
-                                         "top_k": req.top_k, "depth": req.depth}),
-            "max_new_tokens": g.max_new_tokens, "temperature": g.temperature, "top_p": g.top_p, "seed": g.seed, "chat": g.chat,
-            "n_features": len(res.applied), "l_start": res.l_start, "l_end": res.l_end,
+            "graph_options": json.dumps(
+                {
+                    "min_similarity": req.min_similarity,
+                    "module_min_similarity": req.module_min_similarity,
+                    "top_k": req.top_k,
+                    "depth": req.depth,
+                }
+            ),
+            "max_new_tokens": g.max_new_tokens,
+            "temperature": g.temperature,
+            "top_p": g.top_p,
+            "seed": g.seed,
+            "chat": g.chat,
+            "n_features": len(res.applied),
+            "l_start": res.l_start,
+            "l_end": res.l_end,
             "host": os.uname().nodename,
         }
-        used = [{"uid": a.feature.uid, "coefficient": a.feature.coefficient, "mode": a.feature.mode.value,
-                 "unit": a.unit, "vector_norm": a.vector_norm} for a in res.applied]
+        used = [
+            {
+                "uid": a.feature.uid,
+                "coefficient": a.feature.coefficient,
+                "mode": a.feature.mode.value,
+                "unit": a.unit,
+                "vector_norm": a.vector_norm,
+            }
+            for a in res.applied
+        ]
         store_run(self.graph, run_id, props, used)
         return run_id

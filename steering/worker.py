@@ -72,12 +72,17 @@ def create_worker_app(steerer: Any, settings: WorkerSettings | None = None) -> S
         try:
             req = wire.request_from_json(await request.json())
             if g.running >= s.concurrency and g.waiting >= s.queue_size:
-                raise qerrors.SteerBusy(f"the steering worker is busy ({g.running} running, {g.waiting} waiting, the queue holds {s.queue_size})", g.hint())
+                raise qerrors.SteerBusy(
+                    f"the steering worker is busy ({g.running} running, {g.waiting} waiting, the queue holds {s.queue_size})",
+                    g.hint(),
+                )
             g.waiting += 1
             try:
                 await asyncio.wait_for(g.sem.acquire(), s.timeout_s)
             except TimeoutError:
-                raise qerrors.SteerBusy(f"the steering worker stayed busy for {s.timeout_s:.0f} s while this request waited", g.hint()) from None
+                raise qerrors.SteerBusy(
+                    f"the steering worker stayed busy for {s.timeout_s:.0f} s while this request waited", g.hint()
+                ) from None
             finally:
                 g.waiting -= 1
             g.running += 1
@@ -94,11 +99,18 @@ def create_worker_app(steerer: Any, settings: WorkerSettings | None = None) -> S
             try:
                 res = await asyncio.wait_for(asyncio.shield(fut), remaining)
             except TimeoutError:
-                raise wire.SteerTimeout(f"the steering request did not finish within the worker's timeout of {s.timeout_s:.0f} s "
-                                        "(fewer prompts or tokens, or raise ATLAS_STEER_WORKER_TIMEOUT_S)", g.hint()) from None
+                raise wire.SteerTimeout(
+                    f"the steering request did not finish within the worker's timeout of {s.timeout_s:.0f} s "
+                    "(fewer prompts or tokens, or raise ATLAS_STEER_WORKER_TIMEOUT_S)",
+                    g.hint(),
+                ) from None
         except qerrors.AtlasError as exc:
             status, body = wire.error_to_json(exc)
-            return JSONResponse(body, status_code=status, headers={"Retry-After": str(body["retry_after"])} if "retry_after" in body else None)
+            return JSONResponse(
+                body,
+                status_code=status,
+                headers={"Retry-After": str(body["retry_after"])} if "retry_after" in body else None,
+            )
         return JSONResponse(wire.result_to_json(res))
 
     async def healthz(_: Request) -> JSONResponse:
@@ -112,4 +124,6 @@ def create_worker_app(steerer: Any, settings: WorkerSettings | None = None) -> S
             return JSONResponse({"status": "unavailable", "neo4j": str(exc)}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    return Starlette(routes=[Route("/steer", steer, methods=["POST"]), Route("/healthz", healthz), Route("/readyz", readyz)])
+    return Starlette(
+        routes=[Route("/steer", steer, methods=["POST"]), Route("/healthz", healthz), Route("/readyz", readyz)]
+    )

@@ -22,12 +22,16 @@ def byte_tokenizer() -> Any:
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     core.decoder = decoders.ByteLevel()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|pad|>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|pad|>"
+    )
     tok.chat_template = CHATML_TEMPLATE
     return tok
 
 
-def tiny_llama(seed: int = 0, *, n_layers: int = 4, d_model: int = 64, n_heads: int = 4, n_kv_heads: int = 2, d_mlp: int = 128) -> LoadedModel:
+def tiny_llama(
+    seed: int = 0, *, n_layers: int = 4, d_model: int = 64, n_heads: int = 4, n_kv_heads: int = 2, d_mlp: int = 128
+) -> LoadedModel:
     """A small random Llama (fp32, CPU) + byte tokenizer, deterministic in ``seed``. Not memoised."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -56,14 +60,31 @@ def tiny_llama(seed: int = 0, *, n_layers: int = 4, d_model: int = 64, n_heads: 
 
 # -- tiny random models of every architecture with a hook mapping -------------------------------------------
 
-ARCHS = ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gpt2", "gpt_neox", "gpt_neox_sequential", "phi")
+ARCHS = (
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma2",
+    "gemma3_text",
+    "gpt2",
+    "gpt_neox",
+    "gpt_neox_sequential",
+    "phi",
+)
 
 
 def hf_config(arch: str, vocab: int, *, d: int = 32, layers: int = 2) -> Any:
     import transformers as T
 
-    common = dict(vocab_size=vocab, hidden_size=d, num_hidden_layers=layers, num_attention_heads=4,
-                  intermediate_size=2 * d, max_position_embeddings=256)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=d,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=2 * d,
+        max_position_embeddings=256,
+    )
     if arch in ("llama", "mistral", "qwen2", "qwen3"):
         cls = {"llama": T.LlamaConfig, "mistral": T.MistralConfig, "qwen2": T.Qwen2Config, "qwen3": T.Qwen3Config}[arch]
         extra: dict[str, Any] = {"num_key_value_heads": 2, "tie_word_embeddings": False}
@@ -79,8 +100,15 @@ def hf_config(arch: str, vocab: int, *, d: int = 32, layers: int = 2) -> Any:
         cap = {"attn_logit_softcapping": 2.0, "final_logit_softcapping": 3.0} if arch == "gemma2" else {}
         if arch == "gemma3_text":  # one local and one global layer (their rotary bases differ)
             cap["layer_types"] = (["sliding_attention", "full_attention"] * layers)[:layers]
-        return cls(**common, num_key_value_heads=2, head_dim=d // 4, query_pre_attn_scalar=d // 4, sliding_window=128,
-                   attn_implementation="eager", **cap)
+        return cls(
+            **common,
+            num_key_value_heads=2,
+            head_dim=d // 4,
+            query_pre_attn_scalar=d // 4,
+            sliding_window=128,
+            attn_implementation="eager",
+            **cap,
+        )
     if arch == "gpt2":
         return T.GPT2Config(vocab_size=vocab, n_embd=d, n_layer=layers, n_head=4, n_positions=256, n_ctx=256)
     if arch.startswith("gpt_neox"):

@@ -75,7 +75,12 @@ class HandAtlas:
             return None  # no res(L-1) SAE: the category is absent (DESIGN.md), as ingest writes it
         res_hi = s.get("s_res", 0.0) >= RES_HIGH
         mod_hi = max(s.get("s_att", 0.0), s.get("s_mlp", 0.0)) >= MOD_HIGH
-        return {(True, False): "translated", (True, True): "processed", (False, True): "newborn", (False, False): "unexplained"}[(res_hi, mod_hi)]
+        return {
+            (True, False): "translated",
+            (True, True): "processed",
+            (False, True): "newborn",
+            (False, False): "unexplained",
+        }[(res_hi, mod_hi)]
 
     def nodes(self) -> list[dict[str, Any]]:
         rows = []
@@ -83,16 +88,25 @@ class HandAtlas:
             for mod in ("res", "att", "mlp"):
                 for i in range(D_SAE):
                     row: dict[str, Any] = {
-                        "uid": self.uid(L, mod, i), "atlas": self.name, "layer": L, "module": mod, "index": i,
-                        "d_sae": D_SAE, "decoder_norm": 1.0,
+                        "uid": self.uid(L, mod, i),
+                        "atlas": self.name,
+                        "layer": L,
+                        "module": mod,
+                        "index": i,
+                        "d_sae": D_SAE,
+                        "decoder_norm": 1.0,
                     }
                     if mod == "res":
                         row.update(self.scores(L, i))
                         row["category"] = self.category(L, i)
                     rows.append(row)
         # Labels for full-text search.
-        labels = {self.uid(3, "mlp", 1): "wedding ceremony vows", self.uid(5, "res", 1): "wedding and marriage",
-                  self.uid(2, "res", 2): "physics equations", self.uid(0, "res", 0): "the letter A"}
+        labels = {
+            self.uid(3, "mlp", 1): "wedding ceremony vows",
+            self.uid(5, "res", 1): "wedding and marriage",
+            self.uid(2, "res", 2): "physics equations",
+            self.uid(0, "res", 0): "the letter A",
+        }
         for row in rows:
             if row["uid"] in labels:
                 row["label"] = labels[row["uid"]]
@@ -105,12 +119,16 @@ class HandAtlas:
             for j in range(D_SAE):  # backward: top-K candidates of each res(L) feature
                 for rank, i in enumerate(np.argsort(-m[:, j])[:K]):
                     key = (self.uid(src_layer, mod, int(i)), self.uid(L, "res", j))
-                    pairs.setdefault(key, {"source": key[0], "target": key[1], "similarity": float(m[i, j])})["target_rank"] = rank
+                    pairs.setdefault(key, {"source": key[0], "target": key[1], "similarity": float(m[i, j])})[
+                        "target_rank"
+                    ] = rank
             if mod == "res":  # forward: top-K successors of each res(L-1) feature
                 for i in range(D_SAE):
                     for rank, j in enumerate(np.argsort(-m[i, :])[:K]):
                         key = (self.uid(src_layer, mod, i), self.uid(L, "res", int(j)))
-                        pairs.setdefault(key, {"source": key[0], "target": key[1], "similarity": float(m[i, j])})["source_rank"] = rank
+                        pairs.setdefault(key, {"source": key[0], "target": key[1], "similarity": float(m[i, j])})[
+                            "source_rank"
+                        ] = rank
         for row in pairs.values():
             row.setdefault("target_rank", None)
             row.setdefault("source_rank", None)
@@ -122,12 +140,25 @@ class HandAtlas:
             "a.layers = $layers, a.complete = $complete",
             {"name": self.name, "layers": list(LAYERS), "complete": complete},
         )
-        saes = [{"key": f"{self.name}/{L}-{m}", "atlas": self.name, "layer": L, "module": m, "d_sae": D_SAE, "d_in": 8,
-                 "source": "synthetic", "hook_name": f"blocks.{L}.hook_{m}", "architecture": "standard"}
-                for L in LAYERS for m in ("res", "att", "mlp")]
+        saes = [
+            {
+                "key": f"{self.name}/{L}-{m}",
+                "atlas": self.name,
+                "layer": L,
+                "module": m,
+                "d_sae": D_SAE,
+                "d_in": 8,
+                "source": "synthetic",
+                "hook_name": f"blocks.{L}.hook_{m}",
+                "architecture": "standard",
+            }
+            for L in LAYERS
+            for m in ("res", "att", "mlp")
+        ]
         graph.write(
             "UNWIND $rows AS row MATCH (a:Atlas {name: row.atlas}) MERGE (s:SAE {key: row.key}) SET s += row, s.complete = true "
-            "MERGE (a)-[:HAS_SAE]->(s)", {"rows": saes},
+            "MERGE (a)-[:HAS_SAE]->(s)",
+            {"rows": saes},
         )
         graph.write_batches("UNWIND $rows AS row MERGE (f:Feature {uid: row.uid}) SET f += row", self.nodes())
         graph.write_batches(

@@ -44,7 +44,11 @@ def running_api(settings: Any = None, neo4j: Neo4jSettings | None = None, **app_
 
     port = free_port()
     settings = (settings or ApiSettings()).model_copy(update={"host": "127.0.0.1", "port": port})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, neo4j, **app_kw), host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, neo4j, **app_kw), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -59,8 +63,12 @@ def running_api(settings: Any = None, neo4j: Neo4jSettings | None = None, **app_
         thread.join(10)
 
 
-def gql(base: str, query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def gql(
+    base: str, query: str, variables: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     import httpx
 
-    r = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}, timeout=30)
+    r = httpx.post(
+        f"{base}/graphql", json={"query": query, "variables": variables or {}}, headers=headers or {}, timeout=30
+    )
     return dict(r.json())

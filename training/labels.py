@@ -56,8 +56,8 @@ def _clean(text: str) -> str:
 def context_text(tokenizer: Any, ids: list[int], pos: int, left: int = 12, right: int = 4) -> tuple[str, str]:
     """``(token, "…left «token» right…")`` for position ``pos`` of a token sequence."""
     tok = tokenizer.decode([ids[pos]])
-    before = tokenizer.decode(ids[max(0, pos - left):pos])
-    after = tokenizer.decode(ids[pos + 1:pos + 1 + right])
+    before = tokenizer.decode(ids[max(0, pos - left) : pos])
+    after = tokenizer.decode(ids[pos + 1 : pos + 1 + right])
     return tok, f"…{_clean(before)}«{_clean(tok)}»{_clean(after)}…"
 
 
@@ -114,13 +114,20 @@ def read_labels_file(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def store_labels(graph: Graph, atlas: str, layer: int, module: Module, rows: list[dict[str, Any]], *, batch_size: int = 5_000) -> int:
+def store_labels(
+    graph: Graph, atlas: str, layer: int, module: Module, rows: list[dict[str, Any]], *, batch_size: int = 5_000
+) -> int:
     """Set ``label``, ``top_contexts``, ``frequency`` on the Feature nodes of one SAE; returns nodes updated."""
     from queries.labels import SET_FEATURE_LABELS
 
     payload = (
-        {"uid": feature_uid(atlas, layer, module, int(r["index"])), "label": r["label"], "top_contexts": r["top_contexts"],
-         "frequency": r["frequency"], "max_activation": r.get("max_activation", 0.0)}
+        {
+            "uid": feature_uid(atlas, layer, module, int(r["index"])),
+            "label": r["label"],
+            "top_contexts": r["top_contexts"],
+            "frequency": r["frequency"],
+            "max_activation": r.get("max_activation", 0.0),
+        }
         for r in rows
     )
     return graph.write_batches(SET_FEATURE_LABELS, payload, batch_size=batch_size, timeout=300)

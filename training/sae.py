@@ -50,7 +50,9 @@ class TopKConfig:
         if self.d_in <= 0 or self.d_sae <= 0:
             raise InvalidInput(f"SAE shape d_in={self.d_in}, d_sae={self.d_sae} is not valid (both must be positive)")
         if not 0 < self.k <= self.d_sae:
-            raise InvalidInput(f"TopK k={self.k} is not valid for d_sae={self.d_sae} (valid: 1..d_sae; the demo uses 32)")
+            raise InvalidInput(
+                f"TopK k={self.k} is not valid for d_sae={self.d_sae} (valid: 1..d_sae; the demo uses 32)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,7 +97,9 @@ class TopKBank(nn.Module):
         return vals.relu(), idx
 
     def decode(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        z = torch.zeros(vals.shape[0], vals.shape[1], self.cfg.d_sae, dtype=vals.dtype, device=vals.device).scatter(-1, idx, vals)
+        z = torch.zeros(vals.shape[0], vals.shape[1], self.cfg.d_sae, dtype=vals.dtype, device=vals.device).scatter(
+            -1, idx, vals
+        )
         return torch.baddbmm(self.b_dec[:, None, :], z, self.W_dec)
 
     # -- training ------------------------------------------------------------------------------
@@ -210,7 +214,12 @@ class BankTrainer:
         return stats
 
     def state_dict(self) -> dict[str, Any]:
-        return {"bank": self.bank.state_dict(), "opt": self.opt.state_dict(), "step_no": self.step_no, "total_steps": self.total_steps}
+        return {
+            "bank": self.bank.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step_no": self.step_no,
+            "total_steps": self.total_steps,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bank.load_state_dict(state["bank"])
@@ -249,12 +258,14 @@ class MetricsAccumulator:
         sst = self.sum_sq - self.sum_x.pow(2).sum(-1) / self.tokens
         out = []
         for i in range(self.n):
-            out.append({
-                "explained_variance": float(1.0 - self.sse[i] / sst[i]) if sst[i] > 0 else float("nan"),
-                "l0": float(self.active[i] / self.tokens),
-                "dead_fraction": float((self.fire_counts[i] == 0).double().mean()),
-                "heldout_tokens": float(self.tokens),
-            })
+            out.append(
+                {
+                    "explained_variance": float(1.0 - self.sse[i] / sst[i]) if sst[i] > 0 else float("nan"),
+                    "l0": float(self.active[i] / self.tokens),
+                    "dead_fraction": float((self.fire_counts[i] == 0).double().mean()),
+                    "heldout_tokens": float(self.tokens),
+                }
+            )
         return out
 
     def frequencies(self) -> torch.Tensor:

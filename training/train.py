@@ -83,7 +83,14 @@ class TrainSpec:
         if any(layer < 0 for layer in self.layers):
             raise InvalidInput(f"layers {self.layers} are not valid (use layer indices ≥ 0)")
         self.layers = sorted(set(self.layers))
-        for name in ("token_budget", "seq_len", "seqs_per_batch", "buffer_batches", "heldout_tokens", "train_batch_tokens"):
+        for name in (
+            "token_budget",
+            "seq_len",
+            "seqs_per_batch",
+            "buffer_batches",
+            "heldout_tokens",
+            "train_batch_tokens",
+        ):
             if getattr(self, name) <= 0:
                 raise InvalidInput(f"{name} = {getattr(self, name)} is not valid (use a positive integer)")
         if self.seq_len < 8:
@@ -99,7 +106,9 @@ class TrainSpec:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise InvalidInput(f"device {self.device!r} was asked for but torch sees no CUDA GPU (use --device cpu or auto)")
+            raise InvalidInput(
+                f"device {self.device!r} was asked for but torch sees no CUDA GPU (use --device cpu or auto)"
+            )
         return self.device
 
 
@@ -165,8 +174,8 @@ def train_atlas(
     spec: TrainSpec,
     out_dir: Path,
     *,
-    loaded: "LoadedModel | None" = None,
-    settings: "TrainingSettings | None" = None,
+    loaded: LoadedModel | None = None,
+    settings: TrainingSettings | None = None,
     progress: bool = True,
     resume: bool = True,
     force: bool = False,
@@ -205,7 +214,9 @@ def train_atlas(
     points = validate_points(loaded, [HookPoint(layer, Module(m)) for layer in spec.layers for m in spec.modules])
     hook_z = spec.att_hook == "attn.hook_z"
     # what each SAE reads: the point itself, or for att SAEs on hook_z the per-head space (flattened)
-    reads: list[HookPoint | str] = [f"blocks.{p.layer}.attn.hook_z" if hook_z and p.module is Module.ATT else p for p in points]
+    reads: list[HookPoint | str] = [
+        f"blocks.{p.layer}.attn.hook_z" if hook_z and p.module is Module.ATT else p for p in points
+    ]
     if hook_z and any(p.module is Module.ATT for p in points):
         from steering.architectures import output_projection
 
@@ -217,7 +228,14 @@ def train_atlas(
             )
     # Keep the points in (layer, module-in-spec-order) order for stable SAE indices.
     n = len(points)
-    cfg = TopKConfig(d_in=loaded.d_model, d_sae=spec.d_sae, k=spec.k, lr=spec.lr, dead_after_tokens=spec.dead_after_tokens, seed=spec.seed)
+    cfg = TopKConfig(
+        d_in=loaded.d_model,
+        d_sae=spec.d_sae,
+        k=spec.k,
+        lr=spec.lr,
+        dead_after_tokens=spec.dead_after_tokens,
+        seed=spec.seed,
+    )
 
     t = time.perf_counter()
     corpus_path = resolve_corpus(spec.corpus, settings)
@@ -246,9 +264,17 @@ def train_atlas(
     # --- training: one forward per batch for all points, streamed through a small shuffle buffer ---
     t = time.perf_counter()
     fwd_s = 0.0
-    fb = forward_batches(loaded, reads, split.train, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
-                         shuffle_seed=spec.seed, skip_sequences=consumed_seqs, max_sequences=max(0, total_seqs - consumed_seqs),
-                         keep_on_device=device != "cpu")
+    fb = forward_batches(
+        loaded,
+        reads,
+        split.train,
+        seq_len=spec.seq_len,
+        seqs_per_batch=spec.seqs_per_batch,
+        shuffle_seed=spec.seed,
+        skip_sequences=consumed_seqs,
+        max_sequences=max(0, total_seqs - consumed_seqs),
+        keep_on_device=device != "cpu",
+    )
 
     def timed(it: Any) -> Any:
         nonlocal fwd_s
@@ -261,10 +287,14 @@ def train_atlas(
             fwd_s += time.perf_counter() - t0
             yield item
 
-    bar = tqdm(total=spec.token_budget, initial=tokens_trained, unit="tok", desc=f"train {n} SAEs", disable=not progress)
+    bar = tqdm(
+        total=spec.token_budget, initial=tokens_trained, unit="tok", desc=f"train {n} SAEs", disable=not progress
+    )
     last_stats: dict[str, Any] = {}
     last_ckpt_step = trainer.step_no
-    for x, seqs_done in shuffled_training_batches(timed(fb), buffer_batches=spec.buffer_batches, seed=spec.seed + consumed_seqs):
+    for x, seqs_done in shuffled_training_batches(
+        timed(fb), buffer_batches=spec.buffer_batches, seed=spec.seed + consumed_seqs
+    ):
         # Split the mixed buffer slice into training batches of about train_batch_tokens.
         for j, part in enumerate(torch.split(x, spec.train_batch_tokens, dim=1)):
             if j > 0 and part.shape[1] < spec.train_batch_tokens // 4:
@@ -274,11 +304,20 @@ def train_atlas(
             bar.update(part.shape[1])
         consumed_seqs += seqs_done
         if last_stats:
-            bar.set_postfix(nmse=f"{float(last_stats['nmse'].mean()):.3f}", dead=f"{float(last_stats['dead'].mean()):.3f}")
+            bar.set_postfix(
+                nmse=f"{float(last_stats['nmse'].mean()):.3f}", dead=f"{float(last_stats['dead'].mean()):.3f}"
+            )
             if trainer.step_no - last_ckpt_step >= spec.checkpoint_every:
                 last_ckpt_step = trainer.step_no
-                torch.save({"spec_hash": spec.spec_hash(), "trainer": trainer.state_dict(), "consumed_seqs": consumed_seqs,
-                            "tokens_trained": tokens_trained}, ckpt_path)
+                torch.save(
+                    {
+                        "spec_hash": spec.spec_hash(),
+                        "trainer": trainer.state_dict(),
+                        "consumed_seqs": consumed_seqs,
+                        "tokens_trained": tokens_trained,
+                    },
+                    ckpt_path,
+                )
     bar.close()
     train_s = time.perf_counter() - t
     timings["train_total_s"] = round(train_s, 2)
@@ -293,8 +332,15 @@ def train_atlas(
     offset = 0
     heldout_seqs = -(-spec.heldout_tokens // tokens_per_seq)
     bar = tqdm(total=heldout_seqs * tokens_per_seq, unit="tok", desc="held-out eval", disable=not progress)
-    for b in forward_batches(loaded, reads, split.held_out, seq_len=spec.seq_len, seqs_per_batch=spec.seqs_per_batch,
-                             shuffle_seed=None, max_sequences=heldout_seqs):
+    for b in forward_batches(
+        loaded,
+        reads,
+        split.held_out,
+        seq_len=spec.seq_len,
+        seqs_per_batch=spec.seqs_per_batch,
+        shuffle_seed=None,
+        max_sequences=heldout_seqs,
+    ):
         # In pieces of train_batch_tokens: dense pre-activations of every SAE must fit in memory.
         for piece in torch.split(b.acts, spec.train_batch_tokens, dim=1):
             recon, vals, idx = (t.cpu() for t in bank.reconstruct_raw(piece.to(device)))
@@ -318,12 +364,32 @@ def train_atlas(
         w = bank.cpu().export(i) if device != "cpu" else bank.export(i)
         read = reads[i]
         hook_name = read if isinstance(read, str) else HOOK_NAMES[p.module].format(L=p.layer)
-        save_sae_dir(sae_dir, SAEWeights(W_dec=w["W_dec"], W_enc=w["W_enc"], b_enc=w["b_enc"], b_dec=w["b_dec"], k=spec.k,
-                                         architecture="topk", hook_name=hook_name), model_name=model_name)
-        m = {"layer": p.layer, "module": p.module.value, "hook_name": hook_name, "d_sae": spec.d_sae, "k": spec.k,
-             **results[i], "train_tokens": tokens_trained}
+        save_sae_dir(
+            sae_dir,
+            SAEWeights(
+                W_dec=w["W_dec"],
+                W_enc=w["W_enc"],
+                b_enc=w["b_enc"],
+                b_dec=w["b_dec"],
+                k=spec.k,
+                architecture="topk",
+                hook_name=hook_name,
+            ),
+            model_name=model_name,
+        )
+        m = {
+            "layer": p.layer,
+            "module": p.module.value,
+            "hook_name": hook_name,
+            "d_sae": spec.d_sae,
+            "k": spec.k,
+            **results[i],
+            "train_tokens": tokens_trained,
+        }
         _add_training_metadata(sae_dir, m, spec)
-        write_labels_file(sae_dir / LABELS_FILE, feature_rows(loaded.tokenizer, sequences, spec.seq_len, top, i, freqs[i]))
+        write_labels_file(
+            sae_dir / LABELS_FILE, feature_rows(loaded.tokenizer, sequences, spec.seq_len, top, i, freqs[i])
+        )
         entries.append(SAEEntry(layer=p.layer, module=p.module, path=rel))
         sae_metrics.append(m)
     manifest = AtlasManifest(name=spec.atlas, model=model_name, d_model=loaded.d_model, saes=entries, base_dir=out_dir)
@@ -382,5 +448,7 @@ def _add_training_metadata(sae_dir: Path, m: dict[str, Any], spec: TrainSpec) ->
 def format_metrics_table(sae_metrics: list[dict[str, Any]]) -> str:
     lines = [f"{'SAE':<10} {'d_sae':>6} {'EV(held-out)':>13} {'L0':>6} {'dead':>7}"]
     for m in sae_metrics:
-        lines.append(f"{str(m['layer']) + '-' + m['module']:<10} {m['d_sae']:>6} {m['explained_variance']:>13.3f} {m['l0']:>6.1f} {m['dead_fraction']:>7.3f}")
+        lines.append(
+            f"{str(m['layer']) + '-' + m['module']:<10} {m['d_sae']:>6} {m['explained_variance']:>13.3f} {m['l0']:>6.1f} {m['dead_fraction']:>7.3f}"
+        )
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -41,9 +41,13 @@ def format_table(rows: list[dict[str, Any]], max_width: int = 60) -> str:
 
 
 def cypher(
-    statement: Optional[str] = typer.Argument(None, help="A read-only Cypher statement, e.g. \"MATCH (f:Feature) RETURN f.uid LIMIT 5\"."),
+    statement: str | None = typer.Argument(
+        None, help='A read-only Cypher statement, e.g. "MATCH (f:Feature) RETURN f.uid LIMIT 5".'
+    ),
     param: list[str] = typer.Option([], "--param", "-p", help="Parameter key=value (JSON values: -p layer=12)."),
-    recipe: Optional[str] = typer.Option(None, "--recipe", "-r", help="Run an analyst recipe instead (see --list-recipes)."),
+    recipe: str | None = typer.Option(
+        None, "--recipe", "-r", help="Run an analyst recipe instead (see --list-recipes)."
+    ),
     list_recipes: bool = typer.Option(False, "--list-recipes", help="List the analyst recipes and exit."),
     output: str = typer.Option("table", "--format", "-f", help="table | json"),
     timeout: float = typer.Option(30.0, help="Server-side timeout in seconds."),
@@ -66,7 +70,9 @@ def cypher(
     elif statement:
         text = statement
     else:
-        raise InvalidInput("give a Cypher statement (atlas cypher \"MATCH (f:Feature) RETURN f.uid LIMIT 5\") or --recipe NAME")
+        raise InvalidInput(
+            'give a Cypher statement (atlas cypher "MATCH (f:Feature) RETURN f.uid LIMIT 5") or --recipe NAME'
+        )
     if output not in ("table", "json"):
         raise InvalidInput(f"unknown format {output!r} (valid: table, json)")
     with Graph() as g:
@@ -85,7 +91,13 @@ def run_read_only(graph: Any, text: str, params: dict[str, Any], timeout: float)
         return graph.read(text, params, timeout=timeout)  # user text (not a LiteralString), run read-only
     except QueryRejected as exc:
         code = exc.code
-        if "AccessMode" in code or "ForbiddenDueToTransactionType" in code or "WriteOnReadOnlyAccessDbException" in code:
-            raise InvalidInput("atlas cypher runs read-only statements; this one writes (CREATE/MERGE/SET/DELETE/index changes are refused). "
-                               "Use the ingest or label commands to change the graph.") from None
+        if (
+            "AccessMode" in code
+            or "ForbiddenDueToTransactionType" in code
+            or "WriteOnReadOnlyAccessDbException" in code
+        ):
+            raise InvalidInput(
+                "atlas cypher runs read-only statements; this one writes (CREATE/MERGE/SET/DELETE/index changes are refused). "
+                "Use the ingest or label commands to change the graph."
+            ) from None
         raise InvalidInput(str(exc)) from None  # the user's own statement: their input to fix

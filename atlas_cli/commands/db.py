@@ -18,8 +18,10 @@ def start() -> None:
     st = local_neo4j.start(s)
     typer.echo(st.describe())
     where = s.password_file if s.password_file.exists() else "the legacy default, set before password files existed"
-    typer.echo(f"connect with NEO4J_URI={st.bolt_uri} NEO4J_USERNAME=neo4j; the password is in {where} "
-               "(atlas, the API and the tests read it from there when NEO4J_PASSWORD is unset)")
+    typer.echo(
+        f"connect with NEO4J_URI={st.bolt_uri} NEO4J_USERNAME=neo4j; the password is in {where} "
+        "(atlas, the API and the tests read it from there when NEO4J_PASSWORD is unset)"
+    )
 
 
 @app.command()
@@ -51,7 +53,9 @@ def dump_cmd(
     from atlas_cli import local_neo4j
 
     path = local_neo4j.dump(local_neo4j.LocalNeo4jSettings(), to_dir, database)
-    typer.echo(f"dumped {database!r} to {path} ({path.stat().st_size / 1e6:.1f} MB); load it elsewhere with `atlas db load {to_dir}`")
+    typer.echo(
+        f"dumped {database!r} to {path} ({path.stat().st_size / 1e6:.1f} MB); load it elsewhere with `atlas db load {to_dir}`"
+    )
 
 
 @app.command("load")
@@ -67,12 +71,18 @@ def load_cmd(
 
 
 @app.command()
-def backup(path: Path = typer.Argument(..., help="Folder to write the backup into (neo4j.dump + atlas-dump.json), e.g. backups/2026-01-31.")) -> None:
+def backup(
+    path: Path = typer.Argument(
+        ..., help="Folder to write the backup into (neo4j.dump + atlas-dump.json), e.g. backups/2026-01-31."
+    ),
+) -> None:
     """Back up the database with neo4j-admin: the server is stopped for the dump and started again."""
     from atlas_cli import local_neo4j
 
     dump = local_neo4j.backup(local_neo4j.LocalNeo4jSettings(), path)
-    typer.echo(f"backup written to {dump} ({dump.stat().st_size / 1e6:.1f} MB); restore it with `atlas db restore {path}`")
+    typer.echo(
+        f"backup written to {dump} ({dump.stat().st_size / 1e6:.1f} MB); restore it with `atlas db restore {path}`"
+    )
 
 
 @app.command()
@@ -94,7 +104,9 @@ def restore(
 def drop(
     atlas: str = typer.Argument(..., help="Name of the atlas to delete."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
-    keep_steering_runs: bool = typer.Option(False, "--keep-steering-runs", help="Keep the atlas's SteeringRun history."),
+    keep_steering_runs: bool = typer.Option(
+        False, "--keep-steering-runs", help="Keep the atlas's SteeringRun history."
+    ),
 ) -> None:
     """Delete an atlas (features, edges, SAEs, runs) from the configured Neo4j, in batches."""
     from queries.atlases import atlas_info, known_atlases

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Optional
 
 import typer
 
@@ -25,11 +24,15 @@ def ensure_neo4j(echo: Callable[[str], None]) -> str:
 
 
 def demo(
-    profile: str = typer.Option("default", help="tiny (CI, seconds) | default (2-core CPU, ≤ 15 min first run) | full (all 30 layers, GPU)."),
-    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the GraphQL API at the end (--no-serve for tests/CI)."),
-    host: Optional[str] = typer.Option(None, help="API interface (default ATLAS_API_HOST or 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="API port (default ATLAS_API_PORT or 8000)."),
-    device: Optional[str] = typer.Option(None, help="Override the profile's device: cpu, cuda or auto."),
+    profile: str = typer.Option(
+        "default", help="tiny (CI, seconds) | default (2-core CPU, ≤ 15 min first run) | full (all 30 layers, GPU)."
+    ),
+    serve: bool = typer.Option(
+        True, "--serve/--no-serve", help="Serve the GraphQL API at the end (--no-serve for tests/CI)."
+    ),
+    host: str | None = typer.Option(None, help="API interface (default ATLAS_API_HOST or 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="API port (default ATLAS_API_PORT or 8000)."),
+    device: str | None = typer.Option(None, help="Override the profile's device: cpu, cuda or auto."),
 ) -> None:
     """Build (first run) or reuse (later runs) a real SAE atlas of SmolLM2 and serve it."""
     from atlas_cli.demo import example_queries, run_demo
@@ -40,10 +43,14 @@ def demo(
     api = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the types
     base = f"http://{api.host}:{api.port}"
     typer.echo("")
-    typer.echo(f"atlas {rep.atlas}: {rep.manifest_path} · Neo4j {rep.neo4j_uri} · {rep.timings.get('total_s', 0):.0f}s this run")
+    typer.echo(
+        f"atlas {rep.atlas}: {rep.manifest_path} · Neo4j {rep.neo4j_uri} · {rep.timings.get('total_s', 0):.0f}s this run"
+    )
     typer.echo(f"GraphQL API: {base}/graphql (GraphiQL in a browser) · health: {base}/healthz")
     seed = rep.seed_uid or f"{rep.atlas}/{rep.metrics['spec']['layers'][-1]}-res/0"
-    typer.echo(f"dashboard: {base}/ · this feature's flow graph: {base}/#/graph/{seed.replace('/', '%2F')}?direction=both")
+    typer.echo(
+        f"dashboard: {base}/ · this feature's flow graph: {base}/#/graph/{seed.replace('/', '%2F')}?direction=both"
+    )
     words = [w.strip() for w in (rep.seed_label or "").split(" · ")]
     word = next((w for w in words if w.isalpha() and len(w) >= 3), "king")
     typer.echo("")
@@ -51,7 +58,9 @@ def demo(
     for title, q in example_queries(rep.atlas, seed, word):
         typer.echo(f"  # {title}")
         typer.echo(f"  {q}")
-    typer.echo(f"  # or Cypher: atlas cypher \"MATCH (s:SAE {{atlas: '{rep.atlas}'}}) RETURN s.key, s.explained_variance, s.l0\"")
+    typer.echo(
+        f"  # or Cypher: atlas cypher \"MATCH (s:SAE {{atlas: '{rep.atlas}'}}) RETURN s.key, s.explained_variance, s.l0\""
+    )
     if serve:
         from atlas_cli.commands.serve import serve as serve_api
 

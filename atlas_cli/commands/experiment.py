@@ -10,24 +10,34 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from queries.domain import MODULE_CUT, RESIDUAL_CUT
 from queries.errors import InvalidInput
 
-app = typer.Typer(help="Reproduce the paper's findings on an atlas (reports with figures and JSON).", no_args_is_help=True)
+app = typer.Typer(
+    help="Reproduce the paper's findings on an atlas (reports with figures and JSON).", no_args_is_help=True
+)
 log = logging.getLogger(__name__)
 
 _ATLAS = typer.Option(..., "--atlas", help="Atlas name, e.g. smollm2-demo.")
 _OUT = typer.Option(Path("reports"), "--out", help="Folder for the report (Markdown, PNGs, JSON).")
-_MANIFEST = typer.Option(None, "--manifest", help="The atlas's atlas.toml (default: where `atlas demo`/`atlas train` wrote it).")
+_MANIFEST = typer.Option(
+    None, "--manifest", help="The atlas's atlas.toml (default: where `atlas demo`/`atlas train` wrote it)."
+)
 _MODEL = typer.Option(None, "--model", help="Override the model named in the manifest (HF id or local path).")
-_CORPUS = typer.Option(None, "--corpus", help="Text to sample from (file or folder); default: the held-out split of the default corpus.")
+_CORPUS = typer.Option(
+    None, "--corpus", help="Text to sample from (file or folder); default: the held-out split of the default corpus."
+)
 _DEVICE = typer.Option("auto", "--device", help="cpu | cuda | auto (cuda when available).")
 _SEED = typer.Option(0, "--seed", help="Seed of every random choice (texts, tokens, targets, sampling).")
-_THREADS = typer.Option(1, "--threads", help="CPU threads for torch (0 = torch's default). 1 is the default because small batched ops with 2+ threads run ~10x slower when other processes share the cores.")
+_THREADS = typer.Option(
+    1,
+    "--threads",
+    help="CPU threads for torch (0 = torch's default). 1 is the default because small batched ops with 2+ threads run ~10x slower when other processes share the cores.",
+)
 
 
 def _threads(n: int) -> dict[str, Any]:
@@ -60,7 +70,9 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
     return vals
 
 
-def _context(atlas: str, manifest: Optional[str], model: Optional[str], device: str, threads: int) -> tuple[Any, dict[str, Any]]:
+def _context(
+    atlas: str, manifest: str | None, model: str | None, device: str, threads: int
+) -> tuple[Any, dict[str, Any]]:
     """The atlas's context (SAEs + model) and the thread settings recorded in the report."""
     from experiments.context import load_context
 
@@ -76,9 +88,9 @@ def _done(path: Path) -> None:
 def coactivation(
     atlas: str = _ATLAS,
     out: Path = _OUT,
-    manifest: Optional[str] = _MANIFEST,
-    model: Optional[str] = _MODEL,
-    corpus: Optional[str] = _CORPUS,
+    manifest: str | None = _MANIFEST,
+    model: str | None = _MODEL,
+    corpus: str | None = _CORPUS,
     texts: int = typer.Option(250, help="Held-out texts (the paper: 250 per dataset)."),
     tokens_per_text: int = typer.Option(5, help="Random non-first tokens per text (the paper: 5)."),
     window: int = typer.Option(128, help="Tokens of context per text."),
@@ -101,22 +113,34 @@ def coactivation(
 def deactivation(
     atlas: str = typer.Option(None, "--atlas", help="Atlas name, e.g. smollm2-demo (not needed with --from-records)."),
     out: Path = _OUT,
-    manifest: Optional[str] = _MANIFEST,
-    model: Optional[str] = _MODEL,
-    corpus: Optional[str] = _CORPUS,
+    manifest: str | None = _MANIFEST,
+    model: str | None = _MODEL,
+    corpus: str | None = _CORPUS,
     texts: int = typer.Option(12, help="Held-out texts (the paper: 35; 12 fits 20 min on a 2-core CPU)."),
     tokens_per_text: int = typer.Option(5, help="Random non-first tokens per text (the paper: 5)."),
     window: int = typer.Option(64, help="Tokens of context per text."),
-    layers: Optional[str] = typer.Option(None, help="Target layers, e.g. '6,12,18' (default: 3 at the paper's relative depths)."),
+    layers: str | None = typer.Option(
+        None, help="Target layers, e.g. '6,12,18' (default: 3 at the paper's relative depths)."
+    ),
     max_targets: int = typer.Option(25, help="Active targets per (layer, token) (the paper: 25)."),
-    pearson_tokens: int = typer.Option(100_000, help="Calibration tokens for Pearson matching (the paper: 100K; position 0 of each window is left out)."),
-    pearson_window: int = typer.Option(128, help="Tokens per calibration window (evaluation windows are cut from the same held-out windows, so the two never overlap)."),
+    pearson_tokens: int = typer.Option(
+        100_000,
+        help="Calibration tokens for Pearson matching (the paper: 100K; position 0 of each window is left out).",
+    ),
+    pearson_window: int = typer.Option(
+        128,
+        help="Tokens per calibration window (evaluation windows are cut from the same held-out windows, so the two never overlap).",
+    ),
     r: float = typer.Option(0.0, help="Rescaling factor of the removed predecessors (0 = remove)."),
     seed: int = _SEED,
     device: str = _DEVICE,
     threads: int = _THREADS,
-    from_records: Optional[Path] = typer.Option(None, "--from-records", help="Re-aggregate an earlier deactivation.json's per-target "
-                                                "records with this version's statistics (no model run) and write the report."),
+    from_records: Path | None = typer.Option(
+        None,
+        "--from-records",
+        help="Re-aggregate an earlier deactivation.json's per-target "
+        "records with this version's statistics (no model run) and write the report.",
+    ),
 ) -> None:
     """Remove matched predecessors at one token and measure whether the target switches off (§4.2, Table 1)."""
     from experiments import deactivation as exp
@@ -124,7 +148,9 @@ def deactivation(
 
     if from_records is not None:
         if not from_records.is_file():
-            raise InvalidInput(f"--from-records {str(from_records)!r} is not a file (give a deactivation.json written by this command)")
+            raise InvalidInput(
+                f"--from-records {str(from_records)!r} is not a file (give a deactivation.json written by this command)"
+            )
         _done(exp.rebuild(from_records, note=f"`{_meta()['command']}`").write(out))
         return
     if not atlas:
@@ -132,19 +158,37 @@ def deactivation(
     ctx, tmeta = _context(atlas, manifest, model, device, threads)
     layer_list = tuple(int(x) for x in _floats(layers, "--layers")) if layers else None
     if pearson_tokens < 1000:
-        raise InvalidInput(f"--pearson-tokens {pearson_tokens} is too few to correlate activations (use ≥ 1000; the paper: 100000)")
+        raise InvalidInput(
+            f"--pearson-tokens {pearson_tokens} is too few to correlate activations (use ≥ 1000; the paper: 100000)"
+        )
     calib_window = max(window, pearson_window)
     n_calib = -(-pearson_tokens // (calib_window - 1))
     all_windows = held_out_windows(ctx.model.tokenizer, texts + n_calib, calib_window, seed=seed, corpus=corpus)
     if len(all_windows) <= texts:
-        raise InvalidInput(f"the corpus gave only {len(all_windows)} texts of {calib_window} tokens; need more than --texts {texts} (lower --texts or --window)")
+        raise InvalidInput(
+            f"the corpus gave only {len(all_windows)} texts of {calib_window} tokens; need more than --texts {texts} (lower --texts or --window)"
+        )
     windows, calib = [w[:window] for w in all_windows[:texts]], all_windows[texts:]
     if len(calib) < n_calib:
-        log.warning("held-out text gave %d calibration tokens for Pearson matching (asked for %d)", len(calib) * (calib_window - 1), pearson_tokens)
-    settings = exp.DeactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, layers=layer_list,
-                                        max_targets=max_targets, r=r, pearson_tokens=len(calib) * (calib_window - 1),
-                                        pearson_window=calib_window, seed=seed)
-    report = exp.run(ctx, windows, calib, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
+        log.warning(
+            "held-out text gave %d calibration tokens for Pearson matching (asked for %d)",
+            len(calib) * (calib_window - 1),
+            pearson_tokens,
+        )
+    settings = exp.DeactivationSettings(
+        n_texts=len(windows),
+        tokens_per_text=tokens_per_text,
+        window=window,
+        layers=layer_list,
+        max_targets=max_targets,
+        r=r,
+        pearson_tokens=len(calib) * (calib_window - 1),
+        pearson_window=calib_window,
+        seed=seed,
+    )
+    report = exp.run(
+        ctx, windows, calib, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta})
+    )
     _done(report.write(out))
 
 
@@ -153,9 +197,13 @@ def steering(
     atlas: str = _ATLAS,
     out: Path = _OUT,
     theme: str = typer.Option("love and marriage", help="The theme, as text."),
-    seeds: Optional[str] = typer.Option(None, help="Seed features, comma-separated (uids or 12/res/77); default: chosen from labels or activations."),
+    seeds: str | None = typer.Option(
+        None, help="Seed features, comma-separated (uids or 12/res/77); default: chosen from labels or activations."
+    ),
     n_seeds: int = typer.Option(3, help="Seeds to choose when --seeds is not given."),
-    strengths: str = typer.Option("4,8", help="Additive strengths s for promotion (units: the feature's typical activation)."),
+    strengths: str = typer.Option(
+        "4,8", help="Additive strengths s for promotion (units: the feature's typical activation)."
+    ),
     factors: str = typer.Option("0,-2", help="Rescaling factors r for suppression."),
     schedules: str = typer.Option("constant,exponential,linear", help="Schedules of the cumulative strategy."),
     directions: str = typer.Option("promote,suppress", help="promote and/or suppress."),
@@ -163,12 +211,12 @@ def steering(
     generations: int = typer.Option(4, help="Seeded generations per setting."),
     max_new_tokens: int = typer.Option(36, help="Tokens per generation (the paper: 36)."),
     promote_prompt: str = typer.Option("I think ", help="Prompt for promotion (the paper's)."),
-    suppress_prompt: Optional[str] = typer.Option(None, help="Prompt for suppression (default: 'I think that {theme} ')."),
+    suppress_prompt: str | None = typer.Option(None, help="Prompt for suppression (default: 'I think that {theme} ')."),
     min_similarity: float = typer.Option(RESIDUAL_CUT, help="Residual cut t_R of the flow graphs (the paper: 0.5)."),
     module_min_similarity: float = typer.Option(MODULE_CUT, help="Module cut of the flow graphs (the paper: 0.15)."),
-    manifest: Optional[str] = _MANIFEST,
-    model: Optional[str] = _MODEL,
-    corpus: Optional[str] = _CORPUS,
+    manifest: str | None = _MANIFEST,
+    model: str | None = _MODEL,
+    corpus: str | None = _CORPUS,
     seed: int = _SEED,
     device: str = _DEVICE,
     threads: int = _THREADS,
@@ -187,7 +235,9 @@ def steering(
     dirs = tuple(d.strip() for d in directions.split(",") if d.strip())
     bad = [d for d in dirs if d not in ("promote", "suppress")]
     if bad or not dirs:
-        raise InvalidInput(f"--directions {directions!r} is not valid (valid: promote, suppress, or both comma-separated)")
+        raise InvalidInput(
+            f"--directions {directions!r} is not valid (valid: promote, suppress, or both comma-separated)"
+        )
     scheds = tuple(x.strip() for x in schedules.split(",") if x.strip())
     bad = [x for x in scheds if x not in ("constant", "exponential", "linear")]
     if bad:
@@ -196,7 +246,9 @@ def steering(
     with Graph() as graph:
         graph.verify()
         if seeds:
-            chosen = [{"uid": u, "score": float("nan"), "basis": "given"} for u in normalise_seeds(seeds.split(","), atlas)]
+            chosen = [
+                {"uid": u, "score": float("nan"), "basis": "given"} for u in normalise_seeds(seeds.split(","), atlas)
+            ]
         else:
             found = seed_mod.from_labels(graph, atlas, theme, topic_scorer(dev), n_seeds)
             if not found:
@@ -205,12 +257,30 @@ def steering(
             chosen = seed_mod.describe(found)
             if not chosen:
                 raise InvalidInput(f"no feature of atlas {atlas!r} matches theme {theme!r} (give seeds with --seeds)")
-        graphs = [build_flow_graph(graph, [str(d["uid"])], atlas=atlas, direction=Direction.BOTH, min_similarity=min_similarity,
-                                   module_min_similarity=module_min_similarity) for d in chosen]
+        graphs = [
+            build_flow_graph(
+                graph,
+                [str(d["uid"])],
+                atlas=atlas,
+                direction=Direction.BOTH,
+                min_similarity=min_similarity,
+                module_min_similarity=module_min_similarity,
+            )
+            for d in chosen
+        ]
     bank = exp.load_bank(ctx.manifest_path, ctx.model)  # type: ignore[arg-type]  # load_context always sets it
-    settings = exp.SteeringEvalSettings(theme=theme, promote_prompt=promote_prompt, suppress_prompt=suppress_prompt,
-                                        strengths=_floats(strengths, "--strengths"), factors=_floats(factors, "--factors"),
-                                        schedules=scheds, max_layers=max_layers, generations=generations,
-                                        max_new_tokens=max_new_tokens, seed=seed, directions=dirs)
+    settings = exp.SteeringEvalSettings(
+        theme=theme,
+        promote_prompt=promote_prompt,
+        suppress_prompt=suppress_prompt,
+        strengths=_floats(strengths, "--strengths"),
+        factors=_floats(factors, "--factors"),
+        schedules=scheds,
+        max_layers=max_layers,
+        generations=generations,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        directions=dirs,
+    )
     report = exp.run(ctx.model, bank, graphs, settings, atlas=atlas, seeds=chosen, meta=_meta(tmeta))
     _done(report.write(out))

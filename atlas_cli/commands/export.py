@@ -11,9 +11,16 @@ FORMATS = ("archive", "neuronpedia")
 
 def export(
     atlas: str = typer.Argument(..., help="The atlas to export, e.g. smollm2-demo."),
-    path: Path = typer.Argument(..., help="archive: the file to write (e.g. smollm2-demo.atlas.tar); neuronpedia: output folder (created if missing)."),
-    fmt: str = typer.Option("archive", "--format", "-f",
-                            help="archive: this project's portable archive (`atlas import` loads it); neuronpedia: Neuronpedia's dataset-export layout."),
+    path: Path = typer.Argument(
+        ...,
+        help="archive: the file to write (e.g. smollm2-demo.atlas.tar); neuronpedia: output folder (created if missing).",
+    ),
+    fmt: str = typer.Option(
+        "archive",
+        "--format",
+        "-f",
+        help="archive: this project's portable archive (`atlas import` loads it); neuronpedia: Neuronpedia's dataset-export layout.",
+    ),
     batch_size: int = typer.Option(4096, help="neuronpedia: features per batch-N.jsonl.gz file."),
 ) -> None:
     """Export an atlas. The default archive is a tar of JSON Lines (features, edges, SAEs, atlas metadata) that
@@ -28,13 +35,17 @@ def export(
 
         with Graph() as g:
             s = export_atlas(g, atlas, path)
-        typer.echo(f"exported {s.atlas}: {s.features} features, {s.edges} edges, {s.saes} SAEs to {path} (edge checksum {s.edge_checksum[:16]})")
+        typer.echo(
+            f"exported {s.atlas}: {s.features} features, {s.edges} edges, {s.saes} SAEs to {path} (edge checksum {s.edge_checksum[:16]})"
+        )
         return
     from interop.neuronpedia import export_neuronpedia
 
     with Graph() as g:
         r = export_neuronpedia(g, atlas, path, batch_size=batch_size)
-    typer.echo(f"wrote {r.features} features and {r.explanations} explanations of {atlas} in {r.files} files under {r.folder}")
+    typer.echo(
+        f"wrote {r.features} features and {r.explanations} explanations of {atlas} in {r.files} files under {r.folder}"
+    )
     for src in r.sources:
         typer.echo(f"  {src}")
 
@@ -49,4 +60,6 @@ def import_(
 
     with Graph() as g:
         s = import_atlas(g, path, replace=replace)
-    typer.echo(f"imported {s.atlas}: {s.features} features, {s.edges} edges, {s.saes} SAEs (edge checksum {s.edge_checksum[:16]} verified)")
+    typer.echo(
+        f"imported {s.atlas}: {s.features} features, {s.edges} edges, {s.saes} SAEs (edge checksum {s.edge_checksum[:16]} verified)"
+    )

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Store attribution graphs (circuit-tracer / Neuronpedia graph JSON) and link them to atlas features.", no_args_is_help=True)
+app = typer.Typer(
+    help="Store attribution graphs (circuit-tracer / Neuronpedia graph JSON) and link them to atlas features.",
+    no_args_is_help=True,
+)
 
 
 @app.command("import")
@@ -14,7 +17,9 @@ def import_(
     path: Path = typer.Argument(..., help="Graph JSON (metadata, qParams, nodes, links); streamed, any size."),
     graph_id: str | None = typer.Option(None, "--id", help="Store under this id (default {scan}/{slug})."),
     atlas: str | None = typer.Option(None, help="Link feature nodes to this atlas only."),
-    module: str | None = typer.Option(None, help="With --atlas: the module (res/att/mlp) of the SAEs the graph's features come from."),
+    module: str | None = typer.Option(
+        None, help="With --atlas: the module (res/att/mlp) of the SAEs the graph's features come from."
+    ),
     replace: bool = typer.Option(False, help="Replace a stored graph with the same id."),
 ) -> None:
     """Stream a graph JSON into Neo4j; feature nodes are linked to the atlas features they name (docs/api.md)."""
@@ -54,7 +59,9 @@ def list_(scan: str | None = typer.Option(None, help="Only graphs of this model 
         rows = g.read(Q.LIST_GRAPHS, {"scan": scan, "limit": 10_000})
     for r in rows:
         x = r["g"]
-        typer.echo(f"{x['id']}: {x['n_nodes']} nodes, {x['n_links']} links, {x['n_linked']} linked features; prompt {x['prompt']!r}")
+        typer.echo(
+            f"{x['id']}: {x['n_nodes']} nodes, {x['n_links']} links, {x['n_linked']} linked features; prompt {x['prompt']!r}"
+        )
     if not rows:
         typer.echo("(no graphs stored)")
 

@@ -13,35 +13,57 @@ from queries.domain import CATEGORY_MODULE_CUT, RESIDUAL_CUT
 
 def ingest(
     manifest: Path = typer.Argument(..., help="The atlas.toml (or the folder holding it)."),
-    k: int = typer.Option(5, "--k", "-k", help="Candidates kept per feature and direction (the paper's top-1 is rank 0)."),
-    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted ingest of the same manifest: skip completed layers."),
-    t_res: float = typer.Option(RESIDUAL_CUT, "--t-res", help="Category threshold for s_res (high residual predecessor)."),
+    k: int = typer.Option(
+        5, "--k", "-k", help="Candidates kept per feature and direction (the paper's top-1 is rank 0)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish an interrupted ingest of the same manifest: skip completed layers."
+    ),
+    t_res: float = typer.Option(
+        RESIDUAL_CUT, "--t-res", help="Category threshold for s_res (high residual predecessor)."
+    ),
     t_module: float = typer.Option(CATEGORY_MODULE_CUT, "--t-module", help="Category threshold for max(s_att, s_mlp)."),
     thresholds: str = typer.Option(
-        "fixed", "--thresholds", help="Category rule: fixed (--t-res/--t-module) or null:Q — each cut at quantile Q of that SAE pair's "
-        "null (top-1 cosines against a randomly rotated predecessor decoder), e.g. null:0.999 (docs/ingest.md)."
+        "fixed",
+        "--thresholds",
+        help="Category rule: fixed (--t-res/--t-module) or null:Q — each cut at quantile Q of that SAE pair's "
+        "null (top-1 cosines against a randomly rotated predecessor decoder), e.g. null:0.999 (docs/ingest.md).",
     ),
-    backend: str = typer.Option("faiss", "--backend", help="Matching backend for att/mlp: faiss | torch | numpy (same results)."),
+    backend: str = typer.Option(
+        "faiss", "--backend", help="Matching backend for att/mlp: faiss | torch | numpy (same results)."
+    ),
     prefilter: str = typer.Option(
-        "auto", "--prefilter", help="CPU matching: auto (bf16 pre-filter when the CPU has bf16 instructions) | bf16 | off. "
-        "Exact either way (docs/ingest.md)."
+        "auto",
+        "--prefilter",
+        help="CPU matching: auto (bf16 pre-filter when the CPU has bf16 instructions) | bf16 | off. "
+        "Exact either way (docs/ingest.md).",
     ),
     bulk: Path | None = typer.Option(
-        None, "--bulk-csv", help="Instead of writing online, write neo4j-admin import CSVs into this folder (see docs/ingest.md)."
+        None,
+        "--bulk-csv",
+        help="Instead of writing online, write neo4j-admin import CSVs into this folder (see docs/ingest.md).",
     ),
     bulk_import: bool = typer.Option(
-        False, "--bulk-import", help="With --bulk-csv: stop the project's own Neo4j (ATLAS_NEO4J_*), import the CSVs into a fresh "
-        "database REPLACING its data, and start it again. Never use it on a shared server."
+        False,
+        "--bulk-import",
+        help="With --bulk-csv: stop the project's own Neo4j (ATLAS_NEO4J_*), import the CSVs into a fresh "
+        "database REPLACING its data, and start it again. Never use it on a shared server.",
     ),
     recategorize: bool = typer.Option(
-        False, "--recategorize", help="Only recompute the categories of the already ingested atlas from its stored scores with "
-        "--t-res/--t-module (no matching, nothing else changes)."
+        False,
+        "--recategorize",
+        help="Only recompute the categories of the already ingested atlas from its stored scores with "
+        "--t-res/--t-module (no matching, nothing else changes).",
     ),
     ray: str | None = typer.Option(
-        None, "--ray", help="Run each layer's matching as a Ray task on the cluster at ADDRESS (HOST:PORT or ray://HOST:10001), "
-        "or `auto` (a running local cluster, else a new one on this machine). Same graph as without it."
+        None,
+        "--ray",
+        help="Run each layer's matching as a Ray task on the cluster at ADDRESS (HOST:PORT or ray://HOST:10001), "
+        "or `auto` (a running local cluster, else a new one on this machine). Same graph as without it.",
     ),
-    gpu: bool = typer.Option(False, "--gpu", help="With --ray: one GPU per matching task (an error if the cluster has none)."),
+    gpu: bool = typer.Option(
+        False, "--gpu", help="With --ray: one GPU per matching task (an error if the cluster has none)."
+    ),
     edge_batch: int = typer.Option(50_000, "--edge-batch", help="Edges per write transaction."),
     node_batch: int = typer.Option(20_000, "--node-batch", help="Features per write transaction."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -62,12 +84,24 @@ def ingest(
     if prefilter not in ("auto", "bf16", "off"):
         raise InvalidInput(f"--prefilter {prefilter!r} is not valid (use auto, bf16 or off)")
     if gpu and not ray:
-        raise InvalidInput("--gpu applies to --ray (GPU per Ray task); without --ray the ingest uses a local GPU by itself when there is one")
+        raise InvalidInput(
+            "--gpu applies to --ray (GPU per Ray task); without --ray the ingest uses a local GPU by itself when there is one"
+        )
     if ray and bulk is not None:
         raise InvalidInput("--ray and --bulk-csv cannot be combined yet: the Ray path writes online (drop one of them)")
     m = load_manifest(manifest)
-    opts = IngestOptions(k=k, thresholds=parse_thresholds(thresholds, t_res, t_module), backend=backend, prefilter=prefilter, resume=resume,  # type: ignore[arg-type]  # checked above
-                         progress=progress, edge_batch=edge_batch, node_batch=node_batch, ray=ray, gpu=gpu)
+    opts = IngestOptions(
+        k=k,
+        thresholds=parse_thresholds(thresholds, t_res, t_module),
+        backend=backend,  # type: ignore[arg-type]  # checked above
+        prefilter=prefilter,  # type: ignore[arg-type]  # checked above
+        resume=resume,
+        progress=progress,
+        edge_batch=edge_batch,
+        node_batch=node_batch,
+        ray=ray,
+        gpu=gpu,
+    )
     from steering.architectures import model_projections
 
     # W_O for attention SAEs on hook_z comes from the atlas's model; it loads only if such an SAE is present
@@ -86,7 +120,9 @@ def ingest(
         from ingest.bulk import export_csv
 
         out = export_csv(m, bulk, opts)
-        typer.echo(f"wrote import CSVs for atlas {m.name!r} ({out.n_features} features, {out.n_edges} FLOWS_TO edges) to {bulk} in {out.seconds:.1f}s")
+        typer.echo(
+            f"wrote import CSVs for atlas {m.name!r} ({out.n_features} features, {out.n_edges} FLOWS_TO edges) to {bulk} in {out.seconds:.1f}s"
+        )
         if not bulk_import:
             typer.echo(f"import them into a stopped, dedicated database with:\n  {out.command}")
             return
@@ -94,7 +130,9 @@ def ingest(
 
         settings = local_neo4j.LocalNeo4jSettings()
         seconds = import_into_local_server(out.admin_args(), settings)
-        typer.echo(f"imported into the Neo4j at {settings.bolt_uri} (home {settings.home}) in {seconds:.1f}s; it is running again")
+        typer.echo(
+            f"imported into the Neo4j at {settings.bolt_uri} (home {settings.home}) in {seconds:.1f}s; it is running again"
+        )
         return
     with Graph() as graph:
         report = ingest_atlas(m, graph, options=opts)
@@ -125,7 +163,9 @@ def import_into_local_server(admin_args: list[str], settings: object) -> float:
             local_neo4j.start(s)
         # The first lines name the cause; the rest is a Java stack trace.
         detail = " ".join(line.strip() for line in (proc.stderr or proc.stdout).strip().splitlines()[:3])[:600]
-        raise AtlasError(f"neo4j-admin database import failed (exit {proc.returncode}) for the server at {s.home}: {detail}")
+        raise AtlasError(
+            f"neo4j-admin database import failed (exit {proc.returncode}) for the server at {s.home}: {detail}"
+        )
     local_neo4j.start(s)
     with Graph(Neo4jSettings(uri=s.bolt_uri, password=s.password)) as g:
         ensure_schema(g)

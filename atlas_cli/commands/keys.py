@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from typing import TYPE_CHECKING
 
 import typer
@@ -24,14 +23,18 @@ def _store() -> KeyStore:
 @app.command()
 def create(
     name: str = typer.Argument(..., help="Who uses the key (a team, a dashboard, a service)."),
-    role: list[str] = typer.Option(..., "--role", "-r", help="read | label | steer | admin (repeat or comma-separate)."),
+    role: list[str] = typer.Option(
+        ..., "--role", "-r", help="read | label | steer | admin (repeat or comma-separate)."
+    ),
 ) -> None:
     """Create a key and print it ONCE (only its SHA-256 is stored)."""
     from atlas_api.keys import parse_roles
 
     store = _store()
     key, token = store.create(name, parse_roles(role))
-    typer.echo(f"created key {key.id} ({key.name}) with roles {', '.join(sorted(r.value for r in key.roles))} in {store.path}")
+    typer.echo(
+        f"created key {key.id} ({key.name}) with roles {', '.join(sorted(r.value for r in key.roles))} in {store.path}"
+    )
     typer.echo("send it as header 'X-API-Key: <key>'; it is shown only now:")
     typer.echo(token)
 

@@ -11,7 +11,9 @@ app = typer.Typer(help="Import feature labels from other tools.", no_args_is_hel
 
 @app.command("import")
 def import_(
-    folder: Path = typer.Argument(..., help="A folder of Neuronpedia exports ({model}/{source}/explanations/batch-N.jsonl.gz)."),
+    folder: Path = typer.Argument(
+        ..., help="A folder of Neuronpedia exports ({model}/{source}/explanations/batch-N.jsonl.gz)."
+    ),
     atlas: str | None = typer.Option(None, help="Only this atlas (default: every atlas whose SAEs the export names)."),
 ) -> None:
     """Read Neuronpedia explanation exports into feature labels, matched by model/layer/set/index."""

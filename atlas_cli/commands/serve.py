@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,12 +11,15 @@ if TYPE_CHECKING:
 
 
 def serve(
-    host: Optional[str] = typer.Option(None, help="Interface to bind (default ATLAS_API_HOST or 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="Port (default ATLAS_API_PORT or 8000)."),
+    host: str | None = typer.Option(None, help="Interface to bind (default ATLAS_API_HOST or 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default ATLAS_API_PORT or 8000)."),
     workers: int = typer.Option(1, min=1, help="uvicorn worker processes."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
     allow_open_mutations: bool = typer.Option(
-        False, "--allow-open-mutations", help="Allow ATLAS_API_MUTATIONS=open on a non-loopback address (anyone who reaches the port may write and steer)."),
+        False,
+        "--allow-open-mutations",
+        help="Allow ATLAS_API_MUTATIONS=open on a non-loopback address (anyone who reaches the port may write and steer).",
+    ),
 ) -> None:
     """Serve the GraphQL API: /graphql (GraphiQL in a browser), /healthz, /readyz, /export/lineage, and the dashboard at /.
 
@@ -38,7 +41,14 @@ def serve(
         typer.echo("dashboard not built: bash deploy/install.sh (or cd dashboard && npm ci && npm run build)", err=True)
     if workers > 1:
         # Each worker builds its own app (and Neo4j pool) from the environment.
-        uvicorn.run("atlas_api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=workers, log_level=log_level)
+        uvicorn.run(
+            "atlas_api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=log_level,
+        )
         return
     from atlas_api.app import create_app
 
@@ -66,4 +76,7 @@ def check_exposure(settings: ApiSettings, allow_open_mutations: bool) -> None:
         from atlas_api.keys import KeyStore
 
         if not KeyStore(settings.keys_file).active():
-            logging.getLogger(__name__).warning("no API keys in %s: every mutation will be refused (create one with `atlas keys create NAME --role label`)", settings.keys_file)
+            logging.getLogger(__name__).warning(
+                "no API keys in %s: every mutation will be refused (create one with `atlas keys create NAME --role label`)",
+                settings.keys_file,
+            )

@@ -8,8 +8,12 @@ import typer
 def steer_worker(
     host: str | None = typer.Option(None, help="Interface to bind (default ATLAS_STEER_WORKER_HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default ATLAS_STEER_WORKER_PORT or 8100)."),
-    queue_size: int | None = typer.Option(None, help="Requests that may wait beyond the running one (default 8); more get SteerBusy."),
-    timeout_s: float | None = typer.Option(None, help="Per-request timeout in seconds, waiting included (default 120)."),
+    queue_size: int | None = typer.Option(
+        None, help="Requests that may wait beyond the running one (default 8); more get SteerBusy."
+    ),
+    timeout_s: float | None = typer.Option(
+        None, help="Per-request timeout in seconds, waiting included (default 120)."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the steering model in this process for API replicas configured with ATLAS_API_STEER_WORKER_URL.
@@ -26,5 +30,7 @@ def steer_worker(
     given = {"host": host, "port": port, "queue_size": queue_size, "timeout_s": timeout_s}
     settings = WorkerSettings(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the types
     steerer = Steerer(Graph(Neo4jSettings()), SteeringSettings())
-    typer.echo(f"steering worker on http://{settings.host}:{settings.port}/steer (queue {settings.queue_size}, timeout {settings.timeout_s:g} s)")
+    typer.echo(
+        f"steering worker on http://{settings.host}:{settings.port}/steer (queue {settings.queue_size}, timeout {settings.timeout_s:g} s)"
+    )
     uvicorn.run(create_worker_app(steerer, settings), host=settings.host, port=settings.port, log_level=log_level)

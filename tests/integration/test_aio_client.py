@@ -17,7 +17,9 @@ def test_timeout_readonly_and_unavailable(neo4j_settings: Neo4jSettings, graph: 
         try:
             assert await g.read("RETURN 1 AS one") == [{"one": 1}]
             with pytest.raises(QueryTimeout, match="server-side timeout of 0.3s"):
-                await g.read("UNWIND range(1, 2000000000) AS x WITH x WHERE x % 7 = 3 RETURN count(x) AS n", timeout=0.3)
+                await g.read(
+                    "UNWIND range(1, 2000000000) AS x WITH x WHERE x % 7 = 3 RETURN count(x) AS n", timeout=0.3
+                )
             with pytest.raises(QueryRejected, match="Neo4j refused"):
                 await g.read("CREATE (:ReadOnlyProbe) RETURN 1")
         finally:

@@ -59,7 +59,9 @@ def _realistic(body: str, rng: random.Random, atlas: HandAtlas) -> str:
     def swap(m: re.Match[str]) -> str:
         if rng.random() < 0.5:
             return m.group(0)
-        value = atlas.name if m.group(1) in ("atlas", "name") else ("zebra" if m.group(1) == "text" else rng.choice(uids))
+        value = (
+            atlas.name if m.group(1) in ("atlas", "name") else ("zebra" if m.group(1) == "text" else rng.choice(uids))
+        )
         return f'{m.group(1)}: "{value}"'
 
     return _STRING_ARG.sub(swap, body)
@@ -80,8 +82,11 @@ def test_fuzz_graphql_no_server_errors(hand: HandAtlas, neo4j_settings: Any, tmp
     failures: list[dict[str, Any]] = []
     sent = 0
     t0 = time.monotonic()
-    api_settings = ApiSettings(keys_file=store.path, rate_limit_per_minute=0, steer_rate_limit_per_minute=0, query_timeout_s=10)
+    api_settings = ApiSettings(
+        keys_file=store.path, rate_limit_per_minute=0, steer_rate_limit_per_minute=0, query_timeout_s=10
+    )
     with running_api(api_settings, neo4j_settings, steerer=NoModel()) as api, httpx.Client(timeout=60) as client:
+
         def runner(op: Any) -> Any:
             @seed(SEED)
             @settings(max_examples=per_op, deadline=None, database=None, suppress_health_check=list(HealthCheck))
@@ -98,16 +103,30 @@ def test_fuzz_graphql_no_server_errors(hand: HandAtlas, neo4j_settings: Any, tmp
                     errors = [{"extensions": {"code": "NOT_JSON"}}]
                 for e in errors:
                     codes[str((e.get("extensions") or {}).get("code", "VALIDATION"))] += 1
-                if r.status_code >= 500 or any((e.get("extensions") or {}).get("code") in ("INTERNAL", "NOT_JSON") for e in errors):
-                    failures.append({"operation": op.label, "status": r.status_code, "query": body, "response": r.text[:500]})
+                if r.status_code >= 500 or any(
+                    (e.get("extensions") or {}).get("code") in ("INTERNAL", "NOT_JSON") for e in errors
+                ):
+                    failures.append(
+                        {"operation": op.label, "status": r.status_code, "query": body, "response": r.text[:500]}
+                    )
 
             return run
 
         for op in ops:
             runner(op)()
-    report = {"cases": sent, "seed": SEED, "operations": len(ops), "server_errors": len(failures), "seconds": round(time.monotonic() - t0, 1),
-              "statuses": dict(statuses), "error_codes": dict(codes.most_common()), "failures": failures[:20]}
+    report = {
+        "cases": sent,
+        "seed": SEED,
+        "operations": len(ops),
+        "server_errors": len(failures),
+        "seconds": round(time.monotonic() - t0, 1),
+        "statuses": dict(statuses),
+        "error_codes": dict(codes.most_common()),
+        "failures": failures[:20],
+    }
     if os.environ.get("ATLAS_FUZZ_REPORT"):
         Path(os.environ["ATLAS_FUZZ_REPORT"]).write_text(json.dumps(report, indent=1))
-    assert sent >= min(CASES, len(ops) * 5) * 0.5, report  # hypothesis may stop early on small search spaces, not this early
+    assert sent >= min(CASES, len(ops) * 5) * 0.5, (
+        report
+    )  # hypothesis may stop early on small search spaces, not this early
     assert not failures, json.dumps(failures[:3], indent=1)

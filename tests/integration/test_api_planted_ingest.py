@@ -62,8 +62,13 @@ def expected_upstream(pa: PlantedAtlas, layer: int, index: int) -> tuple[set[str
 
 
 def test_every_upstream_lineage_matches_the_planted_truth(graph: Graph, planted: PlantedAtlas) -> None:
-    for (layer, index) in planted.truth:
-        fg = build_flow_graph(graph, feature_uid(planted.name, layer, "res", index), direction=Direction.UPSTREAM, module_min_similarity=MOD_CUT)
+    for layer, index in planted.truth:
+        fg = build_flow_graph(
+            graph,
+            feature_uid(planted.name, layer, "res", index),
+            direction=Direction.UPSTREAM,
+            module_min_similarity=MOD_CUT,
+        )
         nodes, edges = expected_upstream(planted, layer, index)
         assert fg.uids == nodes, (layer, index)
         assert {(e.source, e.target) for e in fg.edges} == edges, (layer, index)
@@ -74,8 +79,13 @@ def test_downstream_follows_planted_children_only(graph: Graph, planted: Planted
     for (layer, index), t in planted.truth.items():
         if t.category in ("translated", "processed") and t.res_parent is not None:
             children.setdefault((layer - 1, t.res_parent), set()).add(index)
-    for (layer, index) in planted.truth:
-        fg = build_flow_graph(graph, feature_uid(planted.name, layer, "res", index), direction=Direction.DOWNSTREAM, module_min_similarity=MOD_CUT)
+    for layer, index in planted.truth:
+        fg = build_flow_graph(
+            graph,
+            feature_uid(planted.name, layer, "res", index),
+            direction=Direction.DOWNSTREAM,
+            module_min_similarity=MOD_CUT,
+        )
         res_edges = [e for e in fg.edges if "-res/" in e.source]
         for e in res_edges:  # every residual link taken is a planted parent → child link
             src_l, src_i = int(e.source.split("/")[1].split("-")[0]), int(e.source.rsplit("/", 1)[1])
@@ -87,8 +97,11 @@ def test_downstream_follows_planted_children_only(graph: Graph, planted: Planted
 
 
 def test_api_origin_and_categories_match_truth(graph: Graph, planted: PlantedAtlas, neo4j_settings: Any) -> None:
-    q = """query($uid: String!) { origin(uid: $uid, thresholds: {residual: 0.5, module: %s}) { ... on Origin {
-      layer module bornAs { uid } source { uid } chain { feature { uid } category } } } }""" % MOD_CUT
+    q = (
+        """query($uid: String!) { origin(uid: $uid, thresholds: {residual: 0.5, module: %s}) { ... on Origin {
+      layer module bornAs { uid } source { uid } chain { feature { uid } category } } } }"""
+        % MOD_CUT
+    )
     with running_api(ApiSettings(), neo4j_settings) as api:
         for (layer, index), t in sorted(planted.truth.items()):
             o = gql(api, q, {"uid": feature_uid(planted.name, layer, "res", index)})["data"]["origin"]
@@ -96,7 +109,9 @@ def test_api_origin_and_categories_match_truth(graph: Graph, planted: PlantedAtl
             cur, chain = (layer, index), []
             while True:
                 ct = planted.truth[cur]
-                chain.append((feature_uid(planted.name, cur[0], "res", cur[1]), ct.category.upper() if ct.category else None))
+                chain.append(
+                    (feature_uid(planted.name, cur[0], "res", cur[1]), ct.category.upper() if ct.category else None)
+                )
                 if ct.category in ("translated", "processed") and ct.res_parent is not None:
                     cur = (cur[0] - 1, ct.res_parent)
                     continue
@@ -106,15 +121,30 @@ def test_api_origin_and_categories_match_truth(graph: Graph, planted: PlantedAtl
             assert o["layer"] == cur[0] and o["bornAs"]["uid"] == chain[-1][0]
             if born.kind == "newborn":  # in the first layer too, where the category itself is absent
                 mod, j = born.module_parent  # type: ignore[misc]
-                assert (o["module"], o["source"]["uid"]) == (mod.value.upper(), feature_uid(planted.name, cur[0], mod.value, j))
+                assert (o["module"], o["source"]["uid"]) == (
+                    mod.value.upper(),
+                    feature_uid(planted.name, cur[0], mod.value, j),
+                )
             else:
                 assert (o["module"], o["source"]) == ("RES", None)
-        got = gql(api, '{ atlases(name: "%s") { complete minLayer maxLayer nSaes nFeatures } }' % planted.name)["data"]["atlases"]
-        assert got == [{"complete": True, "minLayer": 0, "maxLayer": N_LAYERS - 1, "nSaes": 3 * N_LAYERS, "nFeatures": 3 * N_LAYERS * D_SAE}]
+        got = gql(api, '{ atlases(name: "%s") { complete minLayer maxLayer nSaes nFeatures } }' % planted.name)["data"][
+            "atlases"
+        ]
+        assert got == [
+            {
+                "complete": True,
+                "minLayer": 0,
+                "maxLayer": N_LAYERS - 1,
+                "nSaes": 3 * N_LAYERS,
+                "nFeatures": 3 * N_LAYERS * D_SAE,
+            }
+        ]
 
 
 def test_recipes_on_planted_atlas(graph: Graph, planted: PlantedAtlas) -> None:
-    census = graph.read(get_recipe("origin-census").statement, get_recipe("origin-census").params({"atlas": planted.name}))
+    census = graph.read(
+        get_recipe("origin-census").statement, get_recipe("origin-census").params({"atlas": planted.name})
+    )
     truth = Counter((L, t.category) for (L, _), t in planted.truth.items())
     assert truth[(0, None)] == D_SAE  # no res(-1) SAE: layer 0 carries no category
     for row in census:
@@ -123,7 +153,12 @@ def test_recipes_on_planted_atlas(graph: Graph, planted: PlantedAtlas) -> None:
     assert sum(r["total"] for r in census) == len(planted.truth)
     for layer in planted.layers:
         r = get_recipe("born-in-mlp")
-        rows = graph.read(r.statement, r.params({"atlas": planted.name, "layer": layer, "module_min_similarity": MOD_CUT}))
-        expected = {(feature_uid(planted.name, layer, "res", i), feature_uid(planted.name, layer, "mlp", t.module_parent[1]))
-                    for (L, i), t in planted.truth.items() if layer == L and t.category == "newborn" and t.module_parent and t.module_parent[0].value == "mlp"}
+        rows = graph.read(
+            r.statement, r.params({"atlas": planted.name, "layer": layer, "module_min_similarity": MOD_CUT})
+        )
+        expected = {
+            (feature_uid(planted.name, layer, "res", i), feature_uid(planted.name, layer, "mlp", t.module_parent[1]))
+            for (L, i), t in planted.truth.items()
+            if layer == L and t.category == "newborn" and t.module_parent and t.module_parent[0].value == "mlp"
+        }
         assert {(x["feature"], x["born_from"]) for x in rows} == expected

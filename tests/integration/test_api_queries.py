@@ -28,7 +28,9 @@ def hand(graph: Graph) -> Iterator[HandAtlas]:
 
 @pytest.fixture(scope="module")
 def api(hand: HandAtlas, neo4j_settings: Any) -> Iterator[str]:
-    settings = ApiSettings(api_key="s3cret", cors_origins=["https://dash.example"], max_page_size=100, max_complexity=5_000)
+    settings = ApiSettings(
+        api_key="s3cret", cors_origins=["https://dash.example"], max_page_size=100, max_complexity=5_000
+    )
     with running_api(settings, neo4j_settings) as base:
         yield base
 
@@ -135,21 +137,42 @@ def test_features_filters_sort_paging(api: str, hand: HandAtlas) -> None:
     w = {"atlas": {"eq": hand.name}, "module": {"eq": "RES"}, "category": {"in": ["NEWBORN"]}}
     got = gql(api, q, {"w": w})["data"]["features"]
     assert [short(f["uid"]) for f in got] == ["3-res/1"]
-    w = {"atlas": {"eq": hand.name}, "layer": {"gte": 1}, "module": {"eq": "RES"}, "sRes": {"gt": 0.5}, "index": {"eq": 2}}
+    w = {
+        "atlas": {"eq": hand.name},
+        "layer": {"gte": 1},
+        "module": {"eq": "RES"},
+        "sRes": {"gt": 0.5},
+        "index": {"eq": 2},
+    }
     got = gql(api, q, {"w": w, "s": [{"sRes": "DESC"}]})["data"]["features"]
     assert [short(f["uid"]) for f in got] == ["5-res/2", "2-res/2", "1-res/2", "3-res/2"]
-    w = {"atlas": {"eq": hand.name}, "OR": [{"label": {"contains": "wedding"}}, {"index": {"eq": 3}, "layer": {"eq": 0}, "module": {"eq": "RES"}}]}
+    w = {
+        "atlas": {"eq": hand.name},
+        "OR": [{"label": {"contains": "wedding"}}, {"index": {"eq": 3}, "layer": {"eq": 0}, "module": {"eq": "RES"}}],
+    }
     got = gql(api, q, {"w": w, "s": [{"layer": "ASC"}]})["data"]["features"]
     assert [short(f["uid"]) for f in got] == ["0-res/3", "3-mlp/1", "5-res/1"]
-    page = gql(api, q, {"w": {"atlas": {"eq": hand.name}}, "s": [{"layer": "ASC"}, {"module": "ASC"}, {"index": "ASC"}], "l": 3, "o": 4})["data"]["features"]
+    page = gql(
+        api,
+        q,
+        {
+            "w": {"atlas": {"eq": hand.name}},
+            "s": [{"layer": "ASC"}, {"module": "ASC"}, {"index": "ASC"}],
+            "l": 3,
+            "o": 4,
+        },
+    )["data"]["features"]
     assert [short(f["uid"]) for f in page] == ["0-mlp/0", "0-mlp/1", "0-mlp/2"]
     over = gql(api, q, {"l": 101})
     assert over["errors"][0]["extensions"]["code"] == "INVALID_INPUT" and "limit 101" in over["errors"][0]["message"]
 
 
 def test_features_connection(api: str, hand: HandAtlas) -> None:
-    q = """query($after: String) { featuresConnection(first: 10, after: $after, where: {atlas: {eq: "%s"}, module: {eq: RES}}) {
-      totalCount edges { cursor node { uid } } pageInfo { hasNextPage hasPreviousPage endCursor } } }""" % hand.name
+    q = (
+        """query($after: String) { featuresConnection(first: 10, after: $after, where: {atlas: {eq: "%s"}, module: {eq: RES}}) {
+      totalCount edges { cursor node { uid } } pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
+        % hand.name
+    )
     seen: list[str] = []
     after = None
     while True:
@@ -167,14 +190,28 @@ def test_origin(api: str, hand: HandAtlas) -> None:
     q = """query($uid: String!, $t: OriginThresholds) { origin(uid: $uid, thresholds: $t) { __typename ... on Origin {
       layer module bornAs { uid } source { uid } sourceSimilarity chain { feature { uid } similarity category } } ... on FeatureNotFound { uid } } }"""
     o = gql(api, q, {"uid": hand.uid(5, "res", 1)})["data"]["origin"]
-    assert (o["layer"], o["module"], short(o["bornAs"]["uid"]), short(o["source"]["uid"])) == (3, "MLP", "3-res/1", "3-mlp/1")
-    assert [(short(s["feature"]["uid"]), s["category"]) for s in o["chain"]] == [("5-res/1", "TRANSLATED"), ("4-res/1", "TRANSLATED"), ("3-res/1", "NEWBORN")]
+    assert (o["layer"], o["module"], short(o["bornAs"]["uid"]), short(o["source"]["uid"])) == (
+        3,
+        "MLP",
+        "3-res/1",
+        "3-mlp/1",
+    )
+    assert [(short(s["feature"]["uid"]), s["category"]) for s in o["chain"]] == [
+        ("5-res/1", "TRANSLATED"),
+        ("4-res/1", "TRANSLATED"),
+        ("3-res/1", "NEWBORN"),
+    ]
     o = gql(api, q, {"uid": hand.uid(3, "res", 2)})["data"]["origin"]
     assert (o["layer"], o["module"], o["source"]) == (0, "RES", None)
     o = gql(api, q, {"uid": hand.uid(3, "res", 2), "t": {"residual": 0.65, "module": 0.15}})["data"]["origin"]
     assert (o["layer"], o["module"], short(o["source"]["uid"])) == (3, "MLP", "3-mlp/2")  # 0.55 < 0.65: born at 3
     o = gql(api, q, {"uid": hand.uid(2, "res", 2), "t": {"residual": 0.75, "module": 0.15}})["data"]["origin"]
-    assert (o["layer"], o["module"], short(o["source"]["uid"]), o["sourceSimilarity"]) == (2, "ATT", "2-att/2", pytest.approx(0.6))
+    assert (o["layer"], o["module"], short(o["source"]["uid"]), o["sourceSimilarity"]) == (
+        2,
+        "ATT",
+        "2-att/2",
+        pytest.approx(0.6),
+    )
     o = gql(api, q, {"uid": hand.uid(4, "res", 3)})["data"]["origin"]
     assert (o["layer"], o["module"], o["source"]) == (4, "RES", None)
     assert gql(api, q, {"uid": f"{hand.name}/1-res/9"})["data"]["origin"]["__typename"] == "FeatureNotFound"
@@ -183,8 +220,12 @@ def test_origin(api: str, hand: HandAtlas) -> None:
 def test_circuit_and_path(api: str, hand: HandAtlas) -> None:
     q = """query($uids: [String!]!, $min: Float!, $d: Int!) { circuit(uids: $uids, minSimilarity: $min, maxDepth: $d) {
       __typename ... on FlowGraph { nodes { uid } edges { source target similarity } } ... on InvalidInput { message } ... on FeatureNotFound { uid } } }"""
-    c = gql(api, q, {"uids": [hand.uid(1, "res", 0), hand.uid(4, "res", 0), hand.uid(2, "att", 2)], "min": 0.5, "d": 6})["data"]["circuit"]
-    assert nodes_of(c) == ["1-res/0", "2-res/0", "3-res/0", "4-res/0", "2-att/2"] or sorted(nodes_of(c)) == sorted(["1-res/0", "2-res/0", "3-res/0", "4-res/0", "2-att/2"])
+    c = gql(
+        api, q, {"uids": [hand.uid(1, "res", 0), hand.uid(4, "res", 0), hand.uid(2, "att", 2)], "min": 0.5, "d": 6}
+    )["data"]["circuit"]
+    assert nodes_of(c) == ["1-res/0", "2-res/0", "3-res/0", "4-res/0", "2-att/2"] or sorted(nodes_of(c)) == sorted(
+        ["1-res/0", "2-res/0", "3-res/0", "4-res/0", "2-att/2"]
+    )
     assert edges_of(c) == {("1-res/0", "2-res/0", 0.9), ("2-res/0", "3-res/0", 0.9), ("3-res/0", "4-res/0", 0.9)}
     c = gql(api, q, {"uids": [hand.uid(1, "res", 0), hand.uid(4, "res", 0)], "min": 0.5, "d": 2})["data"]["circuit"]
     assert edges_of(c) == set()  # 3 layers apart > maxDepth 2
@@ -209,9 +250,26 @@ def test_search_and_atlases(api: str, hand: HandAtlas) -> None:
     assert gql(api, q, {"t": "physics", "a": hand.name})["data"]["search"][0]["feature"]["uid"] == hand.uid(2, "res", 2)
     bad = gql(api, q, {"t": "wedding AND (", "a": hand.name})
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
-    a = gql(api, '{ atlases(name: "%s") { name complete minLayer maxLayer nSaes nFeatures saes { key module dSae } } }' % hand.name)["data"]["atlases"]
-    assert a == [{"name": hand.name, "complete": True, "minLayer": 0, "maxLayer": 5, "nSaes": 18, "nFeatures": 72,
-                  "saes": a[0]["saes"]}] and len(a[0]["saes"]) == 18
+    a = gql(
+        api,
+        '{ atlases(name: "%s") { name complete minLayer maxLayer nSaes nFeatures saes { key module dSae } } }'
+        % hand.name,
+    )["data"]["atlases"]
+    assert (
+        a
+        == [
+            {
+                "name": hand.name,
+                "complete": True,
+                "minLayer": 0,
+                "maxLayer": 5,
+                "nSaes": 18,
+                "nFeatures": 72,
+                "saes": a[0]["saes"],
+            }
+        ]
+        and len(a[0]["saes"]) == 18
+    )
 
 
 def test_exports(api: str, hand: HandAtlas) -> None:
@@ -230,10 +288,13 @@ def test_exports(api: str, hand: HandAtlas) -> None:
 
 
 def test_limits(api: str, hand: HandAtlas) -> None:
-    deep = "{ feature(uid: \"%s\") { ... on Feature { predecessors { feature { predecessors { feature { predecessors { feature { predecessors { feature { predecessors { feature { uid } } } } } } } } } } } } }" % hand.uid(5, "res", 0)
+    deep = (
+        '{ feature(uid: "%s") { ... on Feature { predecessors { feature { predecessors { feature { predecessors { feature { predecessors { feature { predecessors { feature { uid } } } } } } } } } } } } }'
+        % hand.uid(5, "res", 0)
+    )
     out = gql(api, deep)
     assert "depth" in out["errors"][0]["message"]
-    aliases = "{ " + " ".join(f'a{i}: atlases {{ name }}' for i in range(25)) + " }"
+    aliases = "{ " + " ".join(f"a{i}: atlases {{ name }}" for i in range(25)) + " }"
     assert "aliases" in gql(api, aliases)["errors"][0]["message"].lower()
     heavy = "{ features(limit: 100) { uid predecessors { feature { uid predecessors { feature { uid } } } } } }"
     out = gql(api, heavy)
@@ -245,7 +306,9 @@ def test_mutation_needs_api_key_and_labels_are_searchable(api: str, hand: HandAt
     out = gql(api, m, {"uid": hand.uid(1, "res", 3), "label": "zebra stripes"})
     assert out["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" and out["data"] is None
     assert gql(api, m, {"uid": hand.uid(1, "res", 3), "label": "zebra"}, headers={"X-API-Key": "wrong"})["errors"]
-    ok = gql(api, m, {"uid": hand.uid(1, "res", 3), "label": "zebra stripes"}, headers={"Authorization": "Bearer s3cret"})
+    ok = gql(
+        api, m, {"uid": hand.uid(1, "res", 3), "label": "zebra stripes"}, headers={"Authorization": "Bearer s3cret"}
+    )
     assert ok["data"]["setLabel"] == {"__typename": "Feature", "uid": hand.uid(1, "res", 3), "label": "zebra stripes"}
     hits = gql(api, '{ search(text: "zebra", atlas: "%s") { feature { uid } } }' % hand.name)["data"]["search"]
     assert [h["feature"]["uid"] for h in hits] == [hand.uid(1, "res", 3)]
@@ -256,11 +319,17 @@ def test_mutation_needs_api_key_and_labels_are_searchable(api: str, hand: HandAt
 def test_health_ready_cors(api: str) -> None:
     assert httpx.get(f"{api}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{api}/readyz").status_code == 200
-    pre = httpx.options(f"{api}/graphql", headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"})
+    pre = httpx.options(
+        f"{api}/graphql", headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"}
+    )
     assert pre.headers.get("access-control-allow-origin") == "https://dash.example"
-    other = httpx.options(f"{api}/graphql", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    other = httpx.options(
+        f"{api}/graphql", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert other.headers.get("access-control-allow-origin") is None
-    post = httpx.post(f"{api}/graphql", json={"query": "{ atlases { name } }"}, headers={"Origin": "https://dash.example"})
+    post = httpx.post(
+        f"{api}/graphql", json={"query": "{ atlases { name } }"}, headers={"Origin": "https://dash.example"}
+    )
     assert post.status_code == 200 and post.headers.get("access-control-allow-origin") == "https://dash.example"
     page = httpx.get(f"{api}/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
@@ -279,14 +348,24 @@ def test_request_shapes_beyond_the_json_fast_path(api: str, hand: HandAtlas) -> 
     want = {"data": {"feature": {"uid": uid, "layer": 2}}}
     body = {"query": q, "variables": {"uid": uid}}
     assert httpx.post(f"{api}/graphql", json=body).json() == want  # fast path
-    charset = httpx.post(f"{api}/graphql", content=httpx.Request("POST", "http://x", json=body).content,
-                         headers={"content-type": "application/json; charset=utf-8"})
+    charset = httpx.post(
+        f"{api}/graphql",
+        content=httpx.Request("POST", "http://x", json=body).content,
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     assert charset.json() == want  # generic path
     get = httpx.get(f"{api}/graphql", params={"query": q, "variables": '{"uid": "%s"}' % uid})
     assert get.json() == want
-    named = {"query": q.replace("query(", "query one(") + " query other { atlases { name } }", "variables": {"uid": uid}, "operationName": "other"}
+    named = {
+        "query": q.replace("query(", "query one(") + " query other { atlases { name } }",
+        "variables": {"uid": uid},
+        "operationName": "other",
+    }
     assert "atlases" in httpx.post(f"{api}/graphql", json=named).json()["data"]
     assert httpx.post(f"{api}/graphql", json={"query": q, "variables": [uid]}).status_code == 400
     assert httpx.post(f"{api}/graphql", json={"query": 7}).status_code == 400
-    assert httpx.post(f"{api}/graphql", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        httpx.post(f"{api}/graphql", content=b"{not json", headers={"content-type": "application/json"}).status_code
+        == 400
+    )
     assert httpx.post(f"{api}/graphql", json=[body, body]).status_code == 400  # batching is off

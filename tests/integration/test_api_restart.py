@@ -21,7 +21,9 @@ from tests.servers import gql, private_neo4j, running_api
 Q = '{ feature(uid: "%s") { __typename ... on Feature { uid category } } }'
 
 
-def test_api_survives_and_recovers_from_a_neo4j_restart(tmp_path: Path, graph: Graph) -> None:  # graph: skip/fail like the others when no Neo4j setup exists
+def test_api_survives_and_recovers_from_a_neo4j_restart(
+    tmp_path: Path, graph: Graph
+) -> None:  # graph: skip/fail like the others when no Neo4j setup exists
     with private_neo4j(tmp_path / "neo4j", pagecache="64m") as s:  # our own server: this test stops and restarts it
         neo = Neo4jSettings(uri=s.bolt_uri, password=s.password, connect_timeout_s=2.0)
         with Graph(neo) as g:

@@ -29,8 +29,9 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("arch", ["gemma2", "gpt2", "gpt_neox"])
-def test_train_ingest_steer(arch: str, graph: Graph, atlas_name: str, corpus_dir: Path, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_ingest_steer(
+    arch: str, graph: Graph, atlas_name: str, corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from starlette.testclient import TestClient
 
     from atlas_api.app import create_app
@@ -44,9 +45,33 @@ def test_train_ingest_steer(arch: str, graph: Graph, atlas_name: str, corpus_dir
     hf.save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     out = tmp_path / "atlas"
-    args = ["train", "--model", str(model_dir), "--name", atlas_name, "--layers", "0-1", "--width", "32", "--k", "4",
-            "--tokens", "1500", "--corpus", str(corpus_dir), "--seq-len", "32", "--batch-seqs", "4",
-            "--heldout-tokens", "200", "--held-out-fraction", "0.25", "--out", str(out)]
+    args = [
+        "train",
+        "--model",
+        str(model_dir),
+        "--name",
+        atlas_name,
+        "--layers",
+        "0-1",
+        "--width",
+        "32",
+        "--k",
+        "4",
+        "--tokens",
+        "1500",
+        "--corpus",
+        str(corpus_dir),
+        "--seq-len",
+        "32",
+        "--batch-seqs",
+        "4",
+        "--heldout-tokens",
+        "200",
+        "--held-out-fraction",
+        "0.25",
+        "--out",
+        str(out),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     manifest = load_manifest(out / "atlas.toml")
@@ -57,8 +82,15 @@ def test_train_ingest_steer(arch: str, graph: Graph, atlas_name: str, corpus_dir
 
     monkeypatch.delenv("ATLAS_STEER_MANIFESTS", raising=False)  # the Atlas node's manifest path is enough
     features = [{"uid": f"{atlas_name}/1-res/{i}", "strength": 200.0} for i in range(4)]
-    body = {"atlas": atlas_name, "prompt": "river stone ", "maxNewTokens": 8, "seed": 0, "temperature": 0,
-            "features": features, "strategy": "SEEDS"}
+    body = {
+        "atlas": atlas_name,
+        "prompt": "river stone ",
+        "maxNewTokens": 8,
+        "seed": 0,
+        "temperature": 0,
+        "features": features,
+        "strategy": "SEEDS",
+    }
     with TestClient(create_app(ApiSettings(mutations="open"))) as client:  # loopback test client: no key needed
         answer = client.post("/graphql", json={"query": STEER, "variables": {"input": body}}).json()
     steer = answer["data"]["steer"]

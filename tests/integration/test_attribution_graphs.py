@@ -19,11 +19,11 @@ import pytest
 from ingest.pipeline import ingest_atlas
 from interop import attribution_graphs as ag
 from interop.graph_schema import validate_graph
-from queries.errors import GraphSchemaError
 from interop.synthetic_graph import SyntheticGraphSpec, write_synthetic_graph
 from queries import attribution_graphs as Q
 from queries import features as qf
 from queries.db import Graph
+from queries.errors import GraphSchemaError
 from queries.flow_graph import Direction, build_flow_graph
 from queries.ids import feature_uid
 from queries.maintenance import drop_atlas
@@ -43,7 +43,9 @@ def planted(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     path = pa.write(Path(tmp_path_factory.mktemp("ag")) / "atlas")
     text = path.read_text()
     for layer in range(N_LAYERS):
-        text = text.replace(f'path = "saes/{layer}-res"', f'path = "saes/{layer}-res"\nneuronpedia = "{NP_MODEL}/{layer}-{NP_SET}"')
+        text = text.replace(
+            f'path = "saes/{layer}-res"', f'path = "saes/{layer}-res"\nneuronpedia = "{NP_MODEL}/{layer}-{NP_SET}"'
+        )
     path.write_text(text)
     ingest_atlas(load_manifest(path), graph, k=2)
     yield pa
@@ -52,8 +54,16 @@ def planted(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module")
 def stored(graph: Graph, planted: PlantedAtlas, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    spec = SyntheticGraphSpec(n_layers=N_LAYERS, n_features=30, n_links=400, d_sae=D_SAE, scan=NP_MODEL, source_set=NP_SET,
-                              slug=f"g-{uuid.uuid4().hex[:8]}", seed=3)
+    spec = SyntheticGraphSpec(
+        n_layers=N_LAYERS,
+        n_features=30,
+        n_links=400,
+        d_sae=D_SAE,
+        scan=NP_MODEL,
+        source_set=NP_SET,
+        slug=f"g-{uuid.uuid4().hex[:8]}",
+        seed=3,
+    )
     path = write_synthetic_graph(Path(tmp_path_factory.mktemp("graph")) / "graph.json", spec)
     report = ag.import_graph(graph, path, atlas=planted.name, link_batch=64)
     yield report.id, path
@@ -72,7 +82,9 @@ def test_import_counts_and_feature_links(graph: Graph, planted: PlantedAtlas, st
     feature_nodes = [n for n in doc["nodes"] if n["feature_type"] == "cross layer transcoder"]
     assert row["n_linked"] == len(feature_nodes) == 30
     expected: dict[str, list[str]] = {}
-    for n in feature_nodes:  # node id {layer}_{index}_{ctx} → res feature of that layer (the source set is the res SAEs')
+    for (
+        n
+    ) in feature_nodes:  # node id {layer}_{index}_{ctx} → res feature of that layer (the source set is the res SAEs')
         layer, index, _ = n["node_id"].split("_")
         expected.setdefault(feature_uid(planted.name, int(layer), "res", int(index)), []).append(n["node_id"])
     got = _graph_features(graph, gid)
@@ -91,14 +103,20 @@ def _lineage_uids(graph: Graph, uid: str) -> set[str]:
     return build_flow_graph(graph, uid, direction=Direction.UPSTREAM).uids
 
 
-def test_graphs_using_lineage_graphql_and_recipe_agree(graph: Graph, planted: PlantedAtlas, stored: tuple[str, Path]) -> None:
+def test_graphs_using_lineage_graphql_and_recipe_agree(
+    graph: Graph, planted: PlantedAtlas, stored: tuple[str, Path]
+) -> None:
     gid, _ = stored
     feats = _graph_features(graph, gid)
     seed = max(feats, key=lambda u: (int(u.split("/")[1].split("-")[0]), u))  # a graph feature in the last layer
     expected = sorted(_lineage_uids(graph, seed) & set(feats))
     assert seed in expected
     with running_api() as api:
-        d = gql(api, "query($u: String!) { attributionGraphsUsingLineage(uid: $u) { graph { id nLinks } features nodeIds } }", {"u": seed})
+        d = gql(
+            api,
+            "query($u: String!) { attributionGraphsUsingLineage(uid: $u) { graph { id nLinks } features nodeIds } }",
+            {"u": seed},
+        )
     assert "errors" not in d, d
     hits = {h["graph"]["id"]: h for h in d["data"]["attributionGraphsUsingLineage"]}
     assert sorted(hits[gid]["features"]) == expected
@@ -116,13 +134,23 @@ def test_feature_origins_graphql_and_recipe_agree_with_origin(graph: Graph, stor
         o = qf.origin_from_flow_graph(build_flow_graph(graph, uid, direction=Direction.UPSTREAM), uid)
         truth[uid] = (o.layer, o.module, o.born_as.uid, o.source.uid if o.source else None)
     with running_api() as api:
-        d = gql(api, "query($id: String!) { attributionGraph(id: $id) { nLinked featureOrigins { "
-                     "features { nodeIds origin { feature { uid } layer module bornAs { uid } source { uid } } } census { layer module count } } } }",
-                {"id": gid})
+        d = gql(
+            api,
+            "query($id: String!) { attributionGraph(id: $id) { nLinked featureOrigins { "
+            "features { nodeIds origin { feature { uid } layer module bornAs { uid } source { uid } } } census { layer module count } } } }",
+            {"id": gid},
+        )
     assert "errors" not in d, d
     fo = d["data"]["attributionGraph"]["featureOrigins"]
-    got = {x["origin"]["feature"]["uid"]: (x["origin"]["layer"], x["origin"]["module"].lower(), x["origin"]["bornAs"]["uid"],
-                                           (x["origin"]["source"] or {}).get("uid")) for x in fo["features"]}
+    got = {
+        x["origin"]["feature"]["uid"]: (
+            x["origin"]["layer"],
+            x["origin"]["module"].lower(),
+            x["origin"]["bornAs"]["uid"],
+            (x["origin"]["source"] or {}).get("uid"),
+        )
+        for x in fo["features"]
+    }
     assert got == truth
     assert sum(c["count"] for c in fo["census"]) == len(truth)
     recipe = get_recipe("graph-feature-origins")
@@ -136,7 +164,9 @@ def _write(tmp: Path, doc: dict[str, Any]) -> Path:
     return p
 
 
-def test_schema_violation_names_the_first_offending_path(graph: Graph, stored: tuple[str, Path], tmp_path: Path) -> None:
+def test_schema_violation_names_the_first_offending_path(
+    graph: Graph, stored: tuple[str, Path], tmp_path: Path
+) -> None:
     _, path = stored
     doc = json.loads(path.read_text())
     bad = json.loads(json.dumps(doc))
@@ -154,11 +184,18 @@ def test_schema_violation_names_the_first_offending_path(graph: Graph, stored: t
         ag.import_graph(graph, _write(tmp_path, bad))
     ids = {r["g"]["id"] for r in graph.read(Q.LIST_GRAPHS, {"scan": NP_MODEL, "limit": 1000})}
     assert f"{NP_MODEL}/bad-node" not in ids and f"{NP_MODEL}/bad-link" not in ids
-    assert graph.read("MATCH (g:AttributionGraph) WHERE g.pending_id STARTS WITH $p RETURN count(g) AS n", {"p": f"{NP_MODEL}/bad"})[0]["n"] == 0
+    assert (
+        graph.read(
+            "MATCH (g:AttributionGraph) WHERE g.pending_id STARTS WITH $p RETURN count(g) AS n",
+            {"p": f"{NP_MODEL}/bad"},
+        )[0]["n"]
+        == 0
+    )
 
 
-def test_interrupted_import_is_invisible_and_collected(graph: Graph, planted: PlantedAtlas, stored: tuple[str, Path],
-                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_import_is_invisible_and_collected(
+    graph: Graph, planted: PlantedAtlas, stored: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gid, path = stored
     doc = json.loads(path.read_text())
     doc["metadata"]["slug"] = "killed"
@@ -178,7 +215,10 @@ def test_interrupted_import_is_invisible_and_collected(graph: Graph, planted: Pl
     with pytest.raises(KeyboardInterrupt):
         ag.import_graph(graph, src, link_batch=64)
     monkeypatch.undo()
-    staged = graph.read("MATCH (g:AttributionGraph {pending_id: $id}) RETURN g.key AS key, g.complete AS complete", {"id": f"{NP_MODEL}/killed"})
+    staged = graph.read(
+        "MATCH (g:AttributionGraph {pending_id: $id}) RETURN g.key AS key, g.complete AS complete",
+        {"id": f"{NP_MODEL}/killed"},
+    )
     assert len(staged) == 1 and staged[0]["complete"] is False
     assert graph.read(Q.GRAPH_BY_ID, {"id": f"{NP_MODEL}/killed"}) == []
     with running_api() as api:
@@ -190,14 +230,21 @@ def test_interrupted_import_is_invisible_and_collected(graph: Graph, planted: Pl
     # A second import of the same graph removes the interrupted one and publishes
     report = ag.import_graph(graph, src)
     assert report.n_links == 400
-    assert graph.read("MATCH (g:AttributionGraph {pending_id: $id}) RETURN count(g) AS n", {"id": f"{NP_MODEL}/killed"})[0]["n"] == 0
+    assert (
+        graph.read("MATCH (g:AttributionGraph {pending_id: $id}) RETURN count(g) AS n", {"id": f"{NP_MODEL}/killed"})[
+            0
+        ]["n"]
+        == 0
+    )
     with pytest.raises(Exception, match="already stored"):
         ag.import_graph(graph, src)
     ag.drop_graph(graph, report.id)
     assert graph.read("MATCH (n:GraphNode {graph: $k}) RETURN count(n) AS n", {"k": report.key})[0]["n"] == 0
 
 
-def test_cli_imports_lists_and_reports_bad_files_in_one_line(graph: Graph, planted: PlantedAtlas, stored: tuple[str, Path], tmp_path: Path) -> None:
+def test_cli_imports_lists_and_reports_bad_files_in_one_line(
+    graph: Graph, planted: PlantedAtlas, stored: tuple[str, Path], tmp_path: Path
+) -> None:
     import subprocess
     import sys
 
@@ -210,17 +257,32 @@ def test_cli_imports_lists_and_reports_bad_files_in_one_line(graph: Graph, plant
     assert out.returncode == 0, out.stderr
     assert "400 links" in out.stdout and "30 of 30 feature nodes linked" in out.stdout
     back = tmp_path / "back.json"
-    assert subprocess.run([atlas_bin, "graphs", "export", f"{NP_MODEL}/cli", str(back)], capture_output=True, timeout=60).returncode == 0
+    assert (
+        subprocess.run(
+            [atlas_bin, "graphs", "export", f"{NP_MODEL}/cli", str(back)], capture_output=True, timeout=60
+        ).returncode
+        == 0
+    )
     assert json.loads(back.read_text()) == doc
     ag.drop_graph(graph, f"{NP_MODEL}/cli")
     doc["nodes"][0].pop("jsNodeId")
-    bad = subprocess.run([atlas_bin, "graphs", "import", str(_write(tmp_path, doc))], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [atlas_bin, "graphs", "import", str(_write(tmp_path, doc))], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip() == "error: nodes[0].jsNodeId: required field is missing"
 
 
-def test_flow_graph_export_imports_back_linked_to_its_features(graph: Graph, planted: PlantedAtlas, tmp_path: Path) -> None:
-    fg = build_flow_graph(graph, feature_uid(planted.name, 2, "res", 4), direction=Direction.UPSTREAM, min_similarity=0, module_min_similarity=0)
+def test_flow_graph_export_imports_back_linked_to_its_features(
+    graph: Graph, planted: PlantedAtlas, tmp_path: Path
+) -> None:
+    fg = build_flow_graph(
+        graph,
+        feature_uid(planted.name, 2, "res", 4),
+        direction=Direction.UPSTREAM,
+        min_similarity=0,
+        module_min_similarity=0,
+    )
     assert any(n.module.value != "res" for n in fg.nodes)  # att/mlp nodes have no Neuronpedia id: scan stays the atlas
     doc = fg.to_circuit_tracer(slug=f"flow-{uuid.uuid4().hex[:6]}")
     assert doc["metadata"]["scan"] == planted.name

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.hand_atlas import HandAtlas
-from tests.servers import free_port
 from atlas_cli import local_neo4j
 from queries.db import Graph
 from queries.errors import AtlasError, InvalidInput
@@ -21,6 +19,8 @@ from queries.maintenance import drop_atlas
 from queries.portable import edge_checksum, export_atlas, import_atlas
 from queries.schema import ensure_schema
 from queries.settings import Neo4jSettings
+from tests.hand_atlas import HandAtlas
+from tests.servers import free_port
 
 
 def _j(v: Any) -> str:
@@ -30,30 +30,51 @@ def _j(v: Any) -> str:
 def whole_graph(g: Graph) -> tuple[list[str], list[str]]:
     """Every node (labels + properties) and every edge (its endpoints, type, properties), sorted."""
     nodes = sorted(_j([sorted(r["l"]), r["p"]]) for r in g.read("MATCH (n) RETURN labels(n) AS l, properties(n) AS p"))
-    edges = sorted(_j([sorted(r["la"]), r["a"], r["t"], r["p"], sorted(r["lb"]), r["b"]]) for r in g.read(
-        "MATCH (a)-[r]->(b) RETURN labels(a) AS la, properties(a) AS a, type(r) AS t, properties(r) AS p, labels(b) AS lb, properties(b) AS b"))
+    edges = sorted(
+        _j([sorted(r["la"]), r["a"], r["t"], r["p"], sorted(r["lb"]), r["b"]])
+        for r in g.read(
+            "MATCH (a)-[r]->(b) RETURN labels(a) AS la, properties(a) AS a, type(r) AS t, properties(r) AS p, labels(b) AS lb, properties(b) AS b"
+        )
+    )
     return nodes, edges
 
 
 def one_atlas(g: Graph, atlas: str) -> dict[str, Any]:
     return {
         "atlas": _j(g.read("MATCH (a:Atlas {name: $a}) RETURN properties(a) AS p", {"a": atlas})),
-        "saes": sorted(_j(r["p"]) for r in g.read("MATCH (:Atlas {name: $a})-[:HAS_SAE]->(s) RETURN properties(s) AS p", {"a": atlas})),
-        "features": sorted(_j(r["p"]) for r in g.read("MATCH (f:Feature {atlas: $a}) RETURN properties(f) AS p", {"a": atlas})),
-        "edges": sorted(_j([r["s"], r["t"], r["p"]]) for r in g.read(
-            "MATCH (s:Feature {atlas: $a})-[r:FLOWS_TO]->(t) RETURN s.uid AS s, t.uid AS t, properties(r) AS p", {"a": atlas})),
+        "saes": sorted(
+            _j(r["p"])
+            for r in g.read("MATCH (:Atlas {name: $a})-[:HAS_SAE]->(s) RETURN properties(s) AS p", {"a": atlas})
+        ),
+        "features": sorted(
+            _j(r["p"]) for r in g.read("MATCH (f:Feature {atlas: $a}) RETURN properties(f) AS p", {"a": atlas})
+        ),
+        "edges": sorted(
+            _j([r["s"], r["t"], r["p"]])
+            for r in g.read(
+                "MATCH (s:Feature {atlas: $a})-[r:FLOWS_TO]->(t) RETURN s.uid AS s, t.uid AS t, properties(r) AS p",
+                {"a": atlas},
+            )
+        ),
     }
 
 
 @pytest.fixture(scope="module")
-def private(tmp_path_factory: pytest.TempPathFactory, graph: Graph) -> Iterator[tuple[local_neo4j.LocalNeo4jSettings, Graph]]:
-    s = local_neo4j.LocalNeo4jSettings(home=tmp_path_factory.mktemp("neo4j-backup"), bolt_port=free_port(), heap="512m", pagecache="64m")
+def private(
+    tmp_path_factory: pytest.TempPathFactory, graph: Graph
+) -> Iterator[tuple[local_neo4j.LocalNeo4jSettings, Graph]]:
+    s = local_neo4j.LocalNeo4jSettings(
+        home=tmp_path_factory.mktemp("neo4j-backup"), bolt_port=free_port(), heap="512m", pagecache="64m"
+    )
     try:
         local_neo4j.start(s)
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"could not start a private Neo4j for the backup tests: {exc}")
     try:
-        assert s.password_file.stat().st_mode & 0o777 == 0o600 and s.password not in ("", "feature-atlas")  # a generated password
+        assert s.password_file.stat().st_mode & 0o777 == 0o600 and s.password not in (
+            "",
+            "feature-atlas",
+        )  # a generated password
         g = Graph(Neo4jSettings(uri=s.bolt_uri, password=s.password, connect_timeout_s=2.0))
         ensure_schema(g)
         yield s, g
@@ -67,8 +88,13 @@ def test_archive_round_trip_into_a_second_server(graph: Graph, private: tuple[An
     atlas = HandAtlas(f"test-arch-{uuid.uuid4().hex[:8]}")
     atlas.write(graph)
     try:
-        graph.write("MATCH (f:Feature {uid: $u}) SET f.label = 'zebra', f.top_contexts = ['a b', 'c']", {"u": atlas.uid(1, "res", 3)})
-        graph.write("MATCH (a:Atlas {name: $a}) SET a.created_at = datetime(), a.day = date('2026-01-31')", {"a": atlas.name})
+        graph.write(
+            "MATCH (f:Feature {uid: $u}) SET f.label = 'zebra', f.top_contexts = ['a b', 'c']",
+            {"u": atlas.uid(1, "res", 3)},
+        )
+        graph.write(
+            "MATCH (a:Atlas {name: $a}) SET a.created_at = datetime(), a.day = date('2026-01-31')", {"a": atlas.name}
+        )
         archive = tmp_path / "a.atlas.tar"
         out = export_atlas(graph, atlas.name, archive)
         assert out.features > 10 and out.edges > 10
@@ -92,11 +118,16 @@ def test_backup_restore_round_trip(private: tuple[local_neo4j.LocalNeo4jSettings
     s, g = private
     atlas = HandAtlas(f"test-bak-{uuid.uuid4().hex[:8]}")
     atlas.write(g)
-    g.write("CREATE (:SteeringRun {id: 'r1', atlas: $a, created_at: datetime('2026-01-02T03:04:05.123456789Z'), prompts: ['x']})", {"a": atlas.name})
+    g.write(
+        "CREATE (:SteeringRun {id: 'r1', atlas: $a, created_at: datetime('2026-01-02T03:04:05.123456789Z'), prompts: ['x']})",
+        {"a": atlas.name},
+    )
     before = whole_graph(g)
     assert len(before[0]) > 10 and len(before[1]) > 10
     dump = tmp_path / "backups" / "b1"
-    assert local_neo4j.backup(s, dump).stat().st_size > 0 and local_neo4j.status(s).running  # stopped for the dump, started again
+    assert (
+        local_neo4j.backup(s, dump).stat().st_size > 0 and local_neo4j.status(s).running
+    )  # stopped for the dump, started again
     drop_atlas(g, atlas.name)
     g.write("CREATE (:Junk {x: 1})")
     assert whole_graph(g) != before

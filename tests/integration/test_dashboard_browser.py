@@ -31,7 +31,20 @@ from tests.browser import console_errors, start_chromium
 from tests.servers import gql, running_api
 
 KEY = "dash-sekret"
-WORDS = ["river", "music", "python", "garden", "winter", "number", "question", "city", "colour", "money", "travel", "science"]
+WORDS = [
+    "river",
+    "music",
+    "python",
+    "garden",
+    "winter",
+    "number",
+    "question",
+    "city",
+    "colour",
+    "money",
+    "travel",
+    "science",
+]
 LINEAGE_Q = """query($uid: String!, $direction: LineageDirection!, $minSimilarity: Float!, $moduleMinSimilarity: Float!, $topK: Int!) {
   lineage(uid: $uid, direction: $direction, minSimilarity: $minSimilarity, moduleMinSimilarity: $moduleMinSimilarity, topK: $topK) {
     nodes { uid } edges { source target } } }"""
@@ -58,12 +71,21 @@ def site(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     manifest_path = pa.write(tmp_path_factory.mktemp("dash") / "atlas")
     ingest_atlas(load_manifest(manifest_path), graph, k=2, backend="numpy")
     # The seed: a layer-3 residual feature whose planted chain goes back at least one layer.
-    seed = next(i for (layer, i), t in sorted(pa.truth.items()) if layer == 3 and t.category in ("translated", "processed"))
+    seed = next(
+        i for (layer, i), t in sorted(pa.truth.items()) if layer == 3 and t.category in ("translated", "processed")
+    )
     rows = []
     for (layer, i), t in pa.truth.items():
         word = "wedding" if (layer, i) == (3, seed) else WORDS[i % len(WORDS)]
-        rows.append({"uid": feature_uid(name, layer, "res", i), "label": f"{word} {t.category}", "frequency": 1e-3 * (1 + i % 7), "max_activation": 2.5,
-                     "top_contexts": [f"…the «{word}» was near…", f"…a big «{word}» today…"]})
+        rows.append(
+            {
+                "uid": feature_uid(name, layer, "res", i),
+                "label": f"{word} {t.category}",
+                "frequency": 1e-3 * (1 + i % 7),
+                "max_activation": 2.5,
+                "top_contexts": [f"…the «{word}» was near…", f"…a big «{word}» today…"],
+            }
+        )
     graph.write(SET_FEATURE_LABELS, {"rows": rows})
     os.environ["ATLAS_STEER_MANIFESTS"] = json.dumps([str(manifest_path)])
     try:
@@ -86,7 +108,9 @@ def browser(site: dict[str, Any]) -> Iterator[Any]:
 
 # -- helpers -----------------------------------------------------------------------------------------
 def _ready(d: Any) -> str:
-    return d.execute_script("const m = document.querySelector('main'); return (m && !m.hasAttribute('aria-busy') && m.dataset.ready) || ''")
+    return d.execute_script(
+        "const m = document.querySelector('main'); return (m && !m.hasAttribute('aria-busy') && m.dataset.ready) || ''"
+    )
 
 
 def _wait(d: Any, cond: Any, timeout: float = 30, what: str = "") -> Any:
@@ -110,9 +134,14 @@ def goto(d: Any, hash_: str) -> None:
 
 
 def wait_graph(d: Any, fetches: int) -> dict[str, Any]:
-    _wait(d, lambda drv: drv.execute_script(
-        "const c = document.querySelector('[data-testid=flow-graph]'); return c && !c.hasAttribute('aria-busy') && Number(c.dataset.fetches) >= arguments[0]", fetches),
-        what=f"flow graph fetch #{fetches}")
+    _wait(
+        d,
+        lambda drv: drv.execute_script(
+            "const c = document.querySelector('[data-testid=flow-graph]'); return c && !c.hasAttribute('aria-busy') && Number(c.dataset.fetches) >= arguments[0]",
+            fetches,
+        ),
+        what=f"flow graph fetch #{fetches}",
+    )
     return d.execute_script("return window.__atlasLastDrawn")
 
 
@@ -145,7 +174,9 @@ def test_search_open_feature_and_its_lineage_graph(browser: Any, site: dict[str,
     d, base, seed = browser, site["base"], site["seed"]
     load(d, f"{base}/#/atlases")
     assert d.find_element(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"]')
-    assert len(d.find_elements(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"] canvas')) >= 2  # category bars + histograms
+    assert (
+        len(d.find_elements(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"] canvas')) >= 2
+    )  # category bars + histograms
     shot(d, "atlases")
     goto(d, "#/search")
     d.find_element(By.NAME, "q").send_keys("wedding")
@@ -179,7 +210,9 @@ def test_slider_refetches_redraws_and_reload_restores(browser: Any, site: dict[s
     load(d, f"{base}/#/graph/{seed.replace('/', '%2F')}?direction=both")
     before = drawn_sets(wait_graph(d, 1))
     assert before == api_lineage(base, seed)
-    d.execute_script("const s = document.querySelector('input[name=minSimilarity]'); s.value = '0'; s.dispatchEvent(new Event('change'))")
+    d.execute_script(
+        "const s = document.querySelector('input[name=minSimilarity]'); s.value = '0'; s.dispatchEvent(new Event('change'))"
+    )
     after = drawn_sets(wait_graph(d, 2))
     expected = api_lineage(base, seed, minSimilarity=0.0)
     assert after == expected and after != before
@@ -222,24 +255,44 @@ def test_steering_round_trip_with_the_api_key_field(browser: Any, site: dict[str
     load(d, f"{base}/#/steer?atlas={atlas}&seeds={seed}:6&tokens=4")
     d.execute_script("sessionStorage.clear()")
     d.find_element(By.CSS_SELECTOR, "form.steer button").click()
-    err = _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, ".steer-result .notice.error"), what="missing-key error")[0]
+    err = _wait(
+        d, lambda drv: drv.find_elements(By.CSS_SELECTOR, ".steer-result .notice.error"), what="missing-key error"
+    )[0]
     assert "API key" in err.text
     # The refused request is a 401, which Chromium logs itself; that one line is expected, nothing else.
     assert [m for m in console_errors(d) if "status of 401" not in m] == []
-    d.execute_script("const k = document.querySelector('header input[type=password]'); k.value = arguments[0]; k.dispatchEvent(new Event('change'))", KEY)
+    d.execute_script(
+        "const k = document.querySelector('header input[type=password]'); k.value = arguments[0]; k.dispatchEvent(new Event('change'))",
+        KEY,
+    )
     d.find_element(By.CSS_SELECTOR, "form.steer button").click()
-    _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, ".gen.steered") or drv.find_elements(By.CSS_SELECTOR, ".steer-result .notice.error"), timeout=180, what="steer result")
+    _wait(
+        d,
+        lambda drv: (
+            drv.find_elements(By.CSS_SELECTOR, ".gen.steered")
+            or drv.find_elements(By.CSS_SELECTOR, ".steer-result .notice.error")
+        ),
+        timeout=180,
+        what="steer result",
+    )
     errs = d.find_elements(By.CSS_SELECTOR, ".steer-result .notice.error")
     assert not errs, errs[0].text
     assert d.find_element(By.CSS_SELECTOR, ".gen.baseline").text.startswith("baseline")
-    coef = {r.find_elements(By.TAG_NAME, "td")[0].text for r in d.find_elements(By.CSS_SELECTOR, "table.coefs tbody tr")}
+    coef = {
+        r.find_elements(By.TAG_NAME, "td")[0].text for r in d.find_elements(By.CSS_SELECTOR, "table.coefs tbody tr")
+    }
     assert seed in coef
     _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, "table.runs tbody tr"), what="past runs listed")
     shot(d, "steering")
     # An invalid strength is the API's typed InvalidInput, shown as such.
     d.execute_script("document.querySelector('textarea[name=seeds]').value = arguments[0]", f"{seed}:1e300")
     d.find_element(By.CSS_SELECTOR, "form.steer button").click()
-    err = _wait(d, lambda drv: drv.find_elements(By.CSS_SELECTOR, ".steer-result .notice.error"), timeout=60, what="invalid strength")[0]
+    err = _wait(
+        d,
+        lambda drv: drv.find_elements(By.CSS_SELECTOR, ".steer-result .notice.error"),
+        timeout=60,
+        what="invalid strength",
+    )[0]
     assert "Invalid input" in err.text
     no_console_errors(d)
 
@@ -259,12 +312,20 @@ def test_performance_figures(browser: Any, site: dict[str, Any]) -> None:
     no_console_errors(d)
     out = os.environ.get("ATLAS_DASHBOARD_BENCH")
     if out:
-        Path(out).write_text(json.dumps({
-            "first_view_ms": round(statistics.median(first), 1), "first_view_ms_runs": first,
-            "bundle_kb_gzip": round(kb_gzip, 1), "bundle_files": sorted(p.name for p in shipped),
-            "graph500_render_ms": round(statistics.median(r["ms"] for r in renders), 1), "graph500_render_ms_runs": [round(r["ms"], 1) for r in renders],
-            "graph500_layout_and_init_ms": round(statistics.median(r["layoutMs"] for r in renders), 1),
-        }, indent=2))
+        Path(out).write_text(
+            json.dumps(
+                {
+                    "first_view_ms": round(statistics.median(first), 1),
+                    "first_view_ms_runs": first,
+                    "bundle_kb_gzip": round(kb_gzip, 1),
+                    "bundle_files": sorted(p.name for p in shipped),
+                    "graph500_render_ms": round(statistics.median(r["ms"] for r in renders), 1),
+                    "graph500_render_ms_runs": [round(r["ms"], 1) for r in renders],
+                    "graph500_layout_and_init_ms": round(statistics.median(r["layoutMs"] for r in renders), 1),
+                },
+                indent=2,
+            )
+        )
 
 
 def test_database_down_is_explained(browser: Any, site: dict[str, Any]) -> None:
@@ -295,13 +356,19 @@ def test_keyed_reads_work_through_the_key_field(browser: Any, site: dict[str, An
         _wait(d, lambda drv: _ready(drv) != "")
         assert "API key" in d.find_element(By.CSS_SELECTOR, ".notice.error").text
         assert [m for m in console_errors(d) if "status of 401" not in m] == []
-        d.execute_script("const k = document.querySelector('header input[type=password]'); k.value = arguments[0]; k.dispatchEvent(new Event('change'))", KEY)
+        d.execute_script(
+            "const k = document.querySelector('header input[type=password]'); k.value = arguments[0]; k.dispatchEvent(new Event('change'))",
+            KEY,
+        )
         d.refresh()
         _wait(d, lambda drv: _ready(drv) != "")
         assert d.find_element(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"]')
         goto(d, f"#/graph/{site['seed'].replace('/', '%2F')}?direction=both")
         assert drawn_sets(wait_graph(d, 1)) == api_lineage(site["base"], site["seed"])
-        exported = d.execute_script("return fetch(document.querySelector('a[data-format=json]').href, {headers: {'x-api-key': arguments[0]}}).then(r => r.json())", KEY)
+        exported = d.execute_script(
+            "return fetch(document.querySelector('a[data-format=json]').href, {headers: {'x-api-key': arguments[0]}}).then(r => r.json())",
+            KEY,
+        )
         assert {n["uid"] for n in exported["nodes"]} == api_lineage(site["base"], site["seed"])[0]
         d.execute_script("sessionStorage.clear()")
     no_console_errors(d)

@@ -45,7 +45,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_w_o_maps_hook_z_onto_hook_attn_out(model_dir: Path) -> None:
     from transformers import AutoModelForCausalLM
 
-    lm = wrap_model(AutoModelForCausalLM.from_pretrained(model_dir), byte_tokenizer(), name="wide", source=str(model_dir), device="cpu")
+    lm = wrap_model(
+        AutoModelForCausalLM.from_pretrained(model_dir),
+        byte_tokenizer(),
+        name="wide",
+        source=str(model_dir),
+        device="cpu",
+    )
     ids = lm.tokenizer("heads and their outputs", return_tensors="pt").input_ids
     acts = run_capture(lm, ["blocks.1.attn.hook_z", "blocks.1.hook_attn_out"], ids)
     z = acts["blocks.1.attn.hook_z"].flatten(-2)
@@ -57,29 +63,48 @@ def _write_atlas(folder: Path, model_dir: Path, name: str) -> Path:
     rng = np.random.default_rng(7)
     res1 = rng.standard_normal((D_SAE, D)).astype(np.float32)
     res1 /= np.linalg.norm(res1, axis=1, keepdims=True)
-    save_sae_dir(folder / "0-res", SAEWeights(W_dec=rng.standard_normal((D_SAE, D)).astype(np.float32), hook_name="blocks.0.hook_resid_post"))
+    save_sae_dir(
+        folder / "0-res",
+        SAEWeights(W_dec=rng.standard_normal((D_SAE, D)).astype(np.float32), hook_name="blocks.0.hook_resid_post"),
+    )
     save_sae_dir(folder / "1-res", SAEWeights(W_dec=res1, hook_name="blocks.1.hook_resid_post"))
     w_o = model_projections(str(model_dir))(1)  # [64, 32]
     z = rng.standard_normal((D_SAE, D_Z)).astype(np.float32)
     z[PLANT_Z] = (3.0 * res1[PLANT_RES]) @ np.linalg.pinv(w_o)  # W_O maps it onto 3 × res(1) feature 11
     save_sae_dir(folder / "1-att", SAEWeights(W_dec=z, hook_name="blocks.1.attn.hook_z"))
-    entries = [SAEEntry(0, Module.RES, path="0-res"), SAEEntry(1, Module.RES, path="1-res"), SAEEntry(1, Module.ATT, path="1-att")]
+    entries = [
+        SAEEntry(0, Module.RES, path="0-res"),
+        SAEEntry(1, Module.RES, path="1-res"),
+        SAEEntry(1, Module.ATT, path="1-att"),
+    ]
     return AtlasManifest(name, str(model_dir), D, entries, base_dir=folder).write(folder / "atlas.toml")
 
 
-def test_planted_hook_z_row_matches_its_att_feature(graph: Graph, atlas_name: str, model_dir: Path, tmp_path: Path) -> None:
+def test_planted_hook_z_row_matches_its_att_feature(
+    graph: Graph, atlas_name: str, model_dir: Path, tmp_path: Path
+) -> None:
     manifest = load_manifest(_write_atlas(tmp_path, model_dir, atlas_name))
-    with pytest.raises(SAEFileError, match=r"1-att .* reads blocks.1.attn.hook_z \(the per-head space, d_in = 64\).*no model was given"):
+    with pytest.raises(
+        SAEFileError, match=r"1-att .* reads blocks.1.attn.hook_z \(the per-head space, d_in = 64\).*no model was given"
+    ):
         ingest_atlas(manifest, graph, k=2, backend="numpy")
-    assert graph.read("MATCH (a:Atlas {name: $a}) RETURN count(a) AS n", {"a": atlas_name}) == [{"n": 0}]  # nothing written
+    assert graph.read("MATCH (a:Atlas {name: $a}) RETURN count(a) AS n", {"a": atlas_name}) == [
+        {"n": 0}
+    ]  # nothing written
 
-    ingest_atlas(manifest, graph, options=IngestOptions(k=2, backend="numpy", projections=model_projections(str(model_dir))))
-    sae = graph.read("MATCH (s:SAE {atlas: $a, layer: 1, module: 'att'}) RETURN s.hook_name AS hook, s.w_o_source AS src", {"a": atlas_name})
+    ingest_atlas(
+        manifest, graph, options=IngestOptions(k=2, backend="numpy", projections=model_projections(str(model_dir)))
+    )
+    sae = graph.read(
+        "MATCH (s:SAE {atlas: $a, layer: 1, module: 'att'}) RETURN s.hook_name AS hook, s.w_o_source AS src",
+        {"a": atlas_name},
+    )
     assert sae == [{"hook": "blocks.1.attn.hook_z", "src": f"model:{model_dir}"}]
     top = graph.read(
         "MATCH (f:Feature {atlas: $a, layer: 1, module: 'att'})-[e:FLOWS_TO]->(r:Feature {atlas: $a, layer: 1, module: 'res', index: $r}) "
         "WHERE e.target_rank = 0 RETURN f.index AS i, e.similarity AS sim, f.decoder_norm AS norm, f.source_norm AS z_norm, r.s_att AS s_att",
-        {"a": atlas_name, "r": PLANT_RES})
+        {"a": atlas_name, "r": PLANT_RES},
+    )
     assert len(top) == 1 and top[0]["i"] == PLANT_Z, top
     assert top[0]["sim"] > 0.999 and top[0]["s_att"] > 0.999
     assert top[0]["norm"] == pytest.approx(3.0, rel=1e-3)  # the mapped norm: what the feature writes into d_model
@@ -97,7 +122,13 @@ def test_hook_z_features_steer_in_the_per_head_space(model_dir: Path, tmp_path: 
     from steering.saes import SAEBank
 
     manifest = load_manifest(_write_atlas(tmp_path, model_dir, "tiny-z"))
-    lm = wrap_model(AutoModelForCausalLM.from_pretrained(model_dir), byte_tokenizer(), name="wide", source=str(model_dir), device="cpu")
+    lm = wrap_model(
+        AutoModelForCausalLM.from_pretrained(model_dir),
+        byte_tokenizer(),
+        name="wide",
+        source=str(model_dir),
+        device="cpu",
+    )
     bank = SAEBank(manifest, lm)
     plan = compile_plan([SteerFeature(FeatureRef("tiny-z", 1, Module.ATT, 3), 2.0)], bank, units=Units.RAW)
     ids = lm.tokenizer("steer the heads", return_tensors="pt").input_ids

@@ -38,12 +38,22 @@ def _snapshot(g: Graph, atlas: str) -> tuple[list[tuple], list[tuple], dict]:
         "e.target_rank AS tr, e.source_rank AS sr ORDER BY s, t",
         {"a": atlas},
     )
-    atlas_node = g.read("MATCH (a:Atlas {name: $a}) RETURN a.complete AS complete, a.k AS k, a.n_features AS nf, a.n_edges AS ne", {"a": atlas})
+    atlas_node = g.read(
+        "MATCH (a:Atlas {name: $a}) RETURN a.complete AS complete, a.k AS k, a.n_features AS nf, a.n_edges AS ne",
+        {"a": atlas},
+    )
     return [tuple(r.values()) for r in feats], [tuple(r.values()) for r in edges], atlas_node[0] if atlas_node else {}
 
 
 def _planted(tmp_path: Path, name: str, **kw):  # type: ignore[no-untyped-def]
-    pa = planted_atlas(name=name, n_layers=kw.pop("n_layers", 3), d_model=kw.pop("d_model", 160), d_sae=kw.pop("d_sae", 32), seed=5, **kw)
+    pa = planted_atlas(
+        name=name,
+        n_layers=kw.pop("n_layers", 3),
+        d_model=kw.pop("d_model", 160),
+        d_sae=kw.pop("d_sae", 32),
+        seed=5,
+        **kw,
+    )
     return pa, load_manifest(pa.write(tmp_path / "atlas"))
 
 
@@ -71,23 +81,34 @@ def test_ingest_planted_atlas_exact(graph: Graph, atlas_name: str, tmp_path: Pat
     expected = {}
     for layer in pa.layers:
         r = unit[(layer, Module.RES)]
-        for mod_key, src_name in (((layer, Module.ATT), "att"), ((layer, Module.MLP), "mlp"), ((layer - 1, Module.RES), "res")):
+        for mod_key, src_name in (
+            ((layer, Module.ATT), "att"),
+            ((layer, Module.MLP), "mlp"),
+            ((layer - 1, Module.RES), "res"),
+        ):
             if mod_key not in unit:
                 continue
             sims = r @ unit[mod_key].T  # [target, source]
             for t in range(32):
                 for rank, s in enumerate(np.argsort(-sims[t])[:K]):
-                    expected.setdefault((f"{atlas_name}/{mod_key[0]}-{src_name}/{s}", f"{atlas_name}/{layer}-res/{t}"), {})["tr"] = rank
+                    expected.setdefault(
+                        (f"{atlas_name}/{mod_key[0]}-{src_name}/{s}", f"{atlas_name}/{layer}-res/{t}"), {}
+                    )["tr"] = rank
             if src_name == "res":
                 for s in range(32):
                     for rank, t in enumerate(np.argsort(-sims[:, s])[:K]):
-                        expected.setdefault((f"{atlas_name}/{layer - 1}-res/{s}", f"{atlas_name}/{layer}-res/{t}"), {})["sr"] = rank
+                        expected.setdefault((f"{atlas_name}/{layer - 1}-res/{s}", f"{atlas_name}/{layer}-res/{t}"), {})[
+                            "sr"
+                        ] = rank
     got = {(e[0], e[1]): e for e in edges}
     assert len(got) == len(edges) == len(expected)
     for (s, t), ranks in expected.items():
         e = got[(s, t)]
         assert e[3] == ranks.get("tr") and e[4] == ranks.get("sr")
-    sae = graph.read("MATCH (:Atlas {name: $a})-[:HAS_SAE]->(s:SAE) RETURN count(s) AS n, all(x IN collect(s.complete) WHERE x) AS done", {"a": atlas_name})
+    sae = graph.read(
+        "MATCH (:Atlas {name: $a})-[:HAS_SAE]->(s:SAE) RETURN count(s) AS n, all(x IN collect(s.complete) WHERE x) AS done",
+        {"a": atlas_name},
+    )
     assert sae == [{"n": 9, "done": True}]
     run = graph.read("MATCH (r:IngestRun)-[:BUILT]->(:Atlas {name: $a}) RETURN r.status AS status", {"a": atlas_name})
     assert run == [{"status": "complete"}]
@@ -109,7 +130,9 @@ def test_bad_sae_writes_nothing(graph: Graph, atlas_name: str, tmp_path: Path) -
     save_sae_dir(tmp_path / "atlas" / "saes" / "1-mlp", w)
     with pytest.raises(SAEFileError, match="all zeros"):
         ingest_atlas(m, graph, k=K)
-    assert graph.read("MATCH (n) WHERE n.atlas = $a OR n.name = $a RETURN count(n) AS n", {"a": atlas_name}) == [{"n": 0}]
+    assert graph.read("MATCH (n) WHERE n.atlas = $a OR n.name = $a RETURN count(n) AS n", {"a": atlas_name}) == [
+        {"n": 0}
+    ]
 
 
 def _cli_env() -> dict[str, str]:
@@ -120,12 +143,28 @@ def test_resume_after_sigkill_equals_uninterrupted(graph: Graph, atlas_name: str
     # Large enough that the kill lands mid-write; batch of 500 edges makes many transactions.
     _, m = _planted(tmp_path, atlas_name, n_layers=6, d_model=256, d_sae=128)
     manifest = tmp_path / "atlas" / "atlas.toml"
-    proc = subprocess.Popen([sys.executable, "-m", "atlas_cli.main", "ingest", str(manifest), "-k", str(K), "--no-progress", "--edge-batch", "300"],
-                            env=_cli_env(), cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "atlas_cli.main",
+            "ingest",
+            str(manifest),
+            "-k",
+            str(K),
+            "--no-progress",
+            "--edge-batch",
+            "300",
+        ],
+        env=_cli_env(),
+        cwd=REPO,
+    )
     # Kill once some but not all layers are written.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        rows = graph.read("MATCH (s:SAE {atlas: $a, module: 'res'}) WHERE s.complete RETURN count(s) AS n", {"a": atlas_name})
+        rows = graph.read(
+            "MATCH (s:SAE {atlas: $a, module: 'res'}) WHERE s.complete RETURN count(s) AS n", {"a": atlas_name}
+        )
         if rows[0]["n"] >= 2:
             break
         time.sleep(0.05)
@@ -133,8 +172,13 @@ def test_resume_after_sigkill_equals_uninterrupted(graph: Graph, atlas_name: str
     proc.wait()
     partial = _snapshot(graph, atlas_name)
     assert partial[2].get("complete") is False
-    done = subprocess.run([sys.executable, "-m", "atlas_cli.main", "ingest", str(manifest), "-k", str(K), "--resume", "--no-progress"],
-                          env=_cli_env(), cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "atlas_cli.main", "ingest", str(manifest), "-k", str(K), "--resume", "--no-progress"],
+        env=_cli_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "skipped 0" not in done.stdout and "skipped" in done.stdout  # the kill landed after some layers
     resumed = _snapshot(graph, atlas_name)
@@ -167,8 +211,14 @@ def test_neo4j_stopping_mid_run_gives_one_clear_error(tmp_path: Path) -> None:
         _, m = _planted(tmp_path, "stop-test", n_layers=8, d_model=256, d_sae=128)
         manifest = tmp_path / "atlas" / "atlas.toml"
         env = {**_cli_env(), "NEO4J_URI": s.bolt_uri}
-        proc = subprocess.Popen([sys.executable, "-m", "atlas_cli.main", "ingest", str(manifest), "--no-progress", "--edge-batch", "200"],
-                                env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "atlas_cli.main", "ingest", str(manifest), "--no-progress", "--edge-batch", "200"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         with Graph(Neo4jSettings(uri=s.bolt_uri)) as g:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
@@ -197,16 +247,22 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
     online = _snapshot(graph, atlas_name)
     exp = export_csv(m, tmp_path / "csv", IngestOptions(k=K))
     assert (exp.n_features, exp.n_edges) == (len(online[0]), len(online[1]))
-    with private_neo4j(tmp_path / "neo4j") as s:  # started: initialises the password and a database the import then replaces
+    with private_neo4j(
+        tmp_path / "neo4j"
+    ) as s:  # started: initialises the password and a database the import then replaces
         with Graph(Neo4jSettings(uri=s.bolt_uri)) as g:
             g.write("CREATE (:Feature {uid: 'left-over', atlas: 'other'})")
         import_into_local_server(exp.admin_args(), s)
         with Graph(Neo4jSettings(uri=s.bolt_uri)) as g:
             assert _snapshot(g, atlas_name) == online
-            assert g.read("MATCH (n) WHERE n.atlas = 'other' RETURN count(n) AS n") == [{"n": 0}]  # replaced, not merged
+            assert g.read("MATCH (n) WHERE n.atlas = 'other' RETURN count(n) AS n") == [
+                {"n": 0}
+            ]  # replaced, not merged
             meta = "MATCH (r:IngestRun)-[:BUILT]->(a:Atlas {name: $a})-[:HAS_SAE]->(s:SAE) RETURN r.status AS run, count(s) AS saes, all(x IN collect(s.complete) WHERE x) AS done"
             assert g.read(meta, {"a": atlas_name}) == [{"run": "complete", "saes": 9, "done": True}]
-            props = "MATCH (a:Atlas {name: $a}) RETURN a.layers AS layers, a.threshold_res AS tr, a.manifest_sha256 AS sha"
+            props = (
+                "MATCH (a:Atlas {name: $a}) RETURN a.layers AS layers, a.threshold_res AS tr, a.manifest_sha256 AS sha"
+            )
             assert g.read(props, {"a": atlas_name}) == graph.read(props, {"a": atlas_name})
             names = {r["name"] for r in g.read("SHOW CONSTRAINTS YIELD name RETURN name")}
             assert "feature_uid" in names  # schema created after the import
@@ -227,18 +283,40 @@ def test_recategorize_from_stored_scores(graph: Graph, atlas_name: str, tmp_path
     expected = []
     for layer in sorted({f[1] for f in res}):  # per layer, as ingest categorizes (s_res is absent in the first)
         rows = [f for f in res if f[1] == layer]
-        cols = [None if all(f[i] is None for f in rows) else np.array([f[i] for f in rows], dtype=float) for i in (6, 7, 8)]
+        cols = [
+            None if all(f[i] is None for f in rows) else np.array([f[i] for f in rows], dtype=float) for i in (6, 7, 8)
+        ]
         expected += [(f[0], c) for f, c in zip(rows, categorize(*cols, len(rows), th).tolist())]
     expected = [c for _, c in sorted(expected)]
     assert [f[9] for f in feats if f[2] == "res"] == expected
     assert expected != [f[9] for f in res]  # the new thresholds do change some categories
     assert expected.count(None) == 32  # the first layer stays without categories
-    assert counts == {c: expected.count(c) for c in ("translated", "processed", "newborn", "unexplained")} | {"none": 32}
-    stored = graph.read("MATCH (a:Atlas {name: $a}) RETURN a.threshold_res AS r, a.threshold_module AS m", {"a": atlas_name})
+    assert counts == {c: expected.count(c) for c in ("translated", "processed", "newborn", "unexplained")} | {
+        "none": 32
+    }
+    stored = graph.read(
+        "MATCH (a:Atlas {name: $a}) RETURN a.threshold_res AS r, a.threshold_module AS m", {"a": atlas_name}
+    )
     assert stored == [{"r": 0.9, "m": 0.6}]
     # back to the ingest's thresholds through the CLI: exactly the ingested graph again
-    done = subprocess.run([sys.executable, "-m", "atlas_cli.main", "ingest", str(tmp_path / "atlas" / "atlas.toml"), "--recategorize",
-                           "--t-res", "0.5", "--t-module", "0.25"], env=_cli_env(), cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "atlas_cli.main",
+            "ingest",
+            str(tmp_path / "atlas" / "atlas.toml"),
+            "--recategorize",
+            "--t-res",
+            "0.5",
+            "--t-module",
+            "0.25",
+        ],
+        env=_cli_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "recategorized" in done.stdout
     assert _snapshot(graph, atlas_name) == original

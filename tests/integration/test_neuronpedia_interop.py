@@ -10,8 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,9 @@ def planted(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         cfg = json.loads(cfg_path.read_text())
         cfg.setdefault("metadata", {})["neuronpedia_id"] = f"{NP_MODEL}/{layer}-{NP_SET}"
         cfg_path.write_text(json.dumps(cfg))
-    text = path.read_text().replace('path = "saes/0-res"', f'path = "saes/0-res"\nneuronpedia = "{NP_MODEL}/0-{NP_SET}"')
+    text = path.read_text().replace(
+        'path = "saes/0-res"', f'path = "saes/0-res"\nneuronpedia = "{NP_MODEL}/0-{NP_SET}"'
+    )
     path.write_text(text)
     ingest_atlas(load_manifest(path), graph, k=2)
     yield pa
@@ -56,7 +58,9 @@ def _first_line(path: Path) -> dict:
 
 
 def _labels(graph: Graph, atlas: str) -> dict[str, str]:
-    rows = graph.read("MATCH (f:Feature {atlas: $a}) WHERE f.label IS NOT NULL RETURN f.uid AS uid, f.label AS label", {"a": atlas})
+    rows = graph.read(
+        "MATCH (f:Feature {atlas: $a}) WHERE f.label IS NOT NULL RETURN f.uid AS uid, f.label AS label", {"a": atlas}
+    )
     return {r["uid"]: r["label"] for r in rows}
 
 
@@ -72,11 +76,14 @@ def test_api_neuronpedia_url_and_circuit_tracer_scan(graph: Graph, planted: Plan
     res_uid = feature_uid(planted.name, 2, "res", 7)
     att_uid = feature_uid(planted.name, 2, "att", 3)
     with running_api() as api:
-        d = gql(api, "query($a: String!, $b: String!) { a: feature(uid: $a) { ... on Feature { neuronpediaUrl } } "
-                     "b: feature(uid: $b) { ... on Feature { neuronpediaUrl } } "
-                     "l: lineage(uid: $a, modules: [], minSimilarity: 0) { circuitTracerJson } "
-                     "m: lineage(uid: $a, minSimilarity: 0, moduleMinSimilarity: 0) { circuitTracerJson } }",
-                {"a": res_uid, "b": att_uid})
+        d = gql(
+            api,
+            "query($a: String!, $b: String!) { a: feature(uid: $a) { ... on Feature { neuronpediaUrl } } "
+            "b: feature(uid: $b) { ... on Feature { neuronpediaUrl } } "
+            "l: lineage(uid: $a, modules: [], minSimilarity: 0) { circuitTracerJson } "
+            "m: lineage(uid: $a, minSimilarity: 0, moduleMinSimilarity: 0) { circuitTracerJson } }",
+            {"a": res_uid, "b": att_uid},
+        )
     assert "errors" not in d, d
     assert d["data"]["a"]["neuronpediaUrl"] == f"https://www.neuronpedia.org/{NP_MODEL}/2-{NP_SET}/7"
     assert d["data"]["b"]["neuronpediaUrl"] is None
@@ -93,10 +100,14 @@ def test_api_neuronpedia_url_and_circuit_tracer_scan(graph: Graph, planted: Plan
 def test_neuronpedia_export_round_trip(graph: Graph, planted: PlantedAtlas, tmp_path: Path) -> None:
     planted_labels = {
         feature_uid(planted.name, layer, mod.value, i): f"planted label {layer}-{mod.value}-{i}"
-        for layer in range(N_LAYERS) for mod in (Module.RES, Module.MLP) for i in range(0, D_SAE, 3)
+        for layer in range(N_LAYERS)
+        for mod in (Module.RES, Module.MLP)
+        for i in range(0, D_SAE, 3)
     }
-    graph.write("UNWIND $rows AS r MATCH (f:Feature {uid: r.uid}) SET f.label = r.label",
-                {"rows": [{"uid": u, "label": v} for u, v in planted_labels.items()]})
+    graph.write(
+        "UNWIND $rows AS r MATCH (f:Feature {uid: r.uid}) SET f.label = r.label",
+        {"rows": [{"uid": u, "label": v} for u, v in planted_labels.items()]},
+    )
     report = export_neuronpedia(graph, planted.name, tmp_path / "np", batch_size=5)
     assert report.features == N_LAYERS * 3 * D_SAE
     assert report.explanations == len(planted_labels)
@@ -105,7 +116,9 @@ def test_neuronpedia_export_round_trip(graph: Graph, planted: PlantedAtlas, tmp_
     assert [b.name for b in batches] == ["batch-0.jsonl.gz", "batch-1.jsonl.gz", "batch-2.jsonl.gz", "batch-3.jsonl.gz"]
     first = _first_line(batches[0])
     assert first["modelId"] == NP_MODEL and first["layer"] == f"1-{NP_SET}" and first["index"] == "0"
-    assert first["sourceSetName"] == NP_SET and first["hookName"] == "blocks.1.hook_resid_post" and "frac_nonzero" in first
+    assert (
+        first["sourceSetName"] == NP_SET and first["hookName"] == "blocks.1.hook_resid_post" and "frac_nonzero" in first
+    )
     expl = _first_line(res_dir / "explanations" / "batch-0.jsonl.gz")
     assert expl["description"] == planted_labels[feature_uid(planted.name, 1, "res", 0)]
     assert {"modelId", "layer", "index", "description", "typeName", "explanationModelName"} <= set(expl)
@@ -119,25 +132,48 @@ def test_neuronpedia_export_round_trip(graph: Graph, planted: PlantedAtlas, tmp_
     assert _labels(graph, planted.name) == planted_labels
 
 
-def test_import_without_atlas_labels_every_atlas_holding_the_sae(graph: Graph, planted: PlantedAtlas, tmp_path: Path) -> None:
+def test_import_without_atlas_labels_every_atlas_holding_the_sae(
+    graph: Graph, planted: PlantedAtlas, tmp_path: Path
+) -> None:
     # A second atlas over the same layer-1 residual SAE directory (its cfg.json carries the Neuronpedia id).
-    m = load_manifest(Path(graph.read("MATCH (a:Atlas {name: $a}) RETURN a.manifest_path AS p", {"a": planted.name})[0]["p"]) / "atlas.toml")
+    m = load_manifest(
+        Path(graph.read("MATCH (a:Atlas {name: $a}) RETURN a.manifest_path AS p", {"a": planted.name})[0]["p"])
+        / "atlas.toml"
+    )
     entry = m.entry(1, Module.RES)
-    twin = AtlasManifest(name=f"{planted.name}-twin", model=m.model, d_model=m.d_model,
-                         saes=[replace(entry, path=str(m.base_dir / entry.path))], base_dir=tmp_path)
+    twin = AtlasManifest(
+        name=f"{planted.name}-twin",
+        model=m.model,
+        d_model=m.d_model,
+        saes=[replace(entry, path=str(m.base_dir / entry.path))],
+        base_dir=tmp_path,
+    )
     ingest_atlas(load_manifest(twin.write(tmp_path / "atlas.toml")), graph, k=2)
     try:
         folder = tmp_path / "np" / NP_MODEL / f"1-{NP_SET}" / "explanations"
         folder.mkdir(parents=True)
         with gzip.open(folder / "batch-0.jsonl.gz", "wt") as fh:
             for i, text in ((2, "low score"), (2, "high score"), (5, "five"), (99, "beyond the width")):
-                fh.write(json.dumps({"modelId": NP_MODEL, "layer": f"1-{NP_SET}", "index": str(i), "description": text,
-                                     "scoreV1": 0.9 if text == "high score" else 0.1}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "modelId": NP_MODEL,
+                            "layer": f"1-{NP_SET}",
+                            "index": str(i),
+                            "description": text,
+                            "scoreV1": 0.9 if text == "high score" else 0.1,
+                        }
+                    )
+                    + "\n"
+                )
         r = import_labels(graph, tmp_path / "np")
         assert (r.records, r.matched, r.out_of_range, r.labelled) == (4, 3, 1, 4)  # 2 features x 2 atlases
         for name in (planted.name, twin.name):
             labels = _labels(graph, name)
-            assert labels[feature_uid(name, 1, "res", 2)] == "high score" and labels[feature_uid(name, 1, "res", 5)] == "five"
+            assert (
+                labels[feature_uid(name, 1, "res", 2)] == "high score"
+                and labels[feature_uid(name, 1, "res", 5)] == "five"
+            )
     finally:
         drop_atlas(graph, twin.name)
 
@@ -147,7 +183,10 @@ def test_export_of_another_model_is_one_clear_error(graph: Graph, planted: Plant
     folder = tmp_path / "gpt2-small" / "6-res-jb" / "explanations"
     folder.mkdir(parents=True)
     with gzip.open(folder / "batch-0.jsonl.gz", "wt") as fh:
-        fh.write(json.dumps({"modelId": "gpt2-small", "layer": "6-res-jb", "index": "3", "description": "the letter x"}) + "\n")
+        fh.write(
+            json.dumps({"modelId": "gpt2-small", "layer": "6-res-jb", "index": "3", "description": "the letter x"})
+            + "\n"
+        )
     with pytest.raises(InvalidInput, match="gpt2-small.*planted-model"):
         import_labels(graph, tmp_path, atlas=planted.name)
     assert _labels(graph, planted.name) == before

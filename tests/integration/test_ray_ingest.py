@@ -29,9 +29,12 @@ K = 3
 
 def _fingerprint(g: Graph, atlas: str) -> dict[str, object]:
     edges = g.read(
-        "MATCH (s:Feature {atlas: $a})-[e:FLOWS_TO]->(t) RETURN s.uid AS s, t.uid AS t, e.similarity AS sim ORDER BY s, t", {"a": atlas}
+        "MATCH (s:Feature {atlas: $a})-[e:FLOWS_TO]->(t) RETURN s.uid AS s, t.uid AS t, e.similarity AS sim ORDER BY s, t",
+        {"a": atlas},
     )
-    feats = g.read("MATCH (f:Feature {atlas: $a}) RETURN f.uid AS uid, f.category AS c, f.s_res AS r ORDER BY uid", {"a": atlas})
+    feats = g.read(
+        "MATCH (f:Feature {atlas: $a}) RETURN f.uid AS uid, f.category AS c, f.s_res AS r ORDER BY uid", {"a": atlas}
+    )
     h = hashlib.sha256()
     for e in edges:
         h.update(f"{e['s']}|{e['t']}|{e['sim']!r}\n".encode())
@@ -43,8 +46,11 @@ def _fingerprint(g: Graph, atlas: str) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def manifest() -> AtlasManifest:
     # Random synthetic SAEs: 3 layers × res/att/mlp × 1,024 features (9,216 features, ~26k edges); seconds per layer.
-    entries = [SAEEntry(layer, mod, synthetic=SyntheticSpec(d_sae=1024, seed=1000 * layer + i, d_in=128))
-               for layer in range(3) for i, mod in enumerate(Module)]
+    entries = [
+        SAEEntry(layer, mod, synthetic=SyntheticSpec(d_sae=1024, seed=1000 * layer + i, d_in=128))
+        for layer in range(3)
+        for i, mod in enumerate(Module)
+    ]
     return AtlasManifest(name=f"test-ray-{os.getpid()}", model="synthetic/random", d_model=128, saes=entries)
 
 
@@ -82,7 +88,9 @@ def test_gpu_on_a_cluster_without_gpus_is_one_clear_error(local_ray: None) -> No
     assert ray.is_initialized()  # an existing session is the caller's: left running
 
 
-def test_a_worker_killed_mid_task_still_gives_the_same_graph(graph: Graph, manifest, single: dict[str, object], local_ray: None) -> None:  # type: ignore[no-untyped-def]
+def test_a_worker_killed_mid_task_still_gives_the_same_graph(
+    graph: Graph, manifest, single: dict[str, object], local_ray: None
+) -> None:  # type: ignore[no-untyped-def]
     killed: list[int] = []
     stop = threading.Event()
 

@@ -13,9 +13,9 @@ import os
 import signal
 import statistics
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -37,11 +37,15 @@ LINEAGE = '{ lineage(uid: "%s", depth: 4, minSimilarity: 0.3) { nodes { uid } ed
 
 def _server(root: Path, name: str) -> local_neo4j.LocalNeo4jSettings:
     # Replicas share credentials (the API reads every server with the primary's password), so both get one chosen here.
-    return local_neo4j.LocalNeo4jSettings(home=root / name, bolt_port=free_port(), heap="384m", pagecache="32m", password="replica-test")
+    return local_neo4j.LocalNeo4jSettings(
+        home=root / name, bolt_port=free_port(), heap="384m", pagecache="32m", password="replica-test"
+    )
 
 
 @pytest.fixture(scope="module")
-def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[local_neo4j.LocalNeo4jSettings, local_neo4j.LocalNeo4jSettings, HandAtlas]]:
+def two_servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[local_neo4j.LocalNeo4jSettings, local_neo4j.LocalNeo4jSettings, HandAtlas]]:
     root = tmp_path_factory.mktemp("replicas")
     a, b = _server(root, "a"), _server(root, "b")
     atlas = HandAtlas("replica-test")
@@ -50,7 +54,9 @@ def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[loca
         with Graph(Neo4jSettings(uri=a.bolt_uri, password=a.password)) as g:
             ensure_schema(g)
             atlas.write(g)
-            g.write("MATCH (x:Atlas {name: $n}) SET x.manifest_sha256 = 'sha-of-v1', x.complete = true", {"n": atlas.name})
+            g.write(
+                "MATCH (x:Atlas {name: $n}) SET x.manifest_sha256 = 'sha-of-v1', x.complete = true", {"n": atlas.name}
+            )
         local_neo4j.stop(a)
         local_neo4j.dump(a, root / "dump")
         local_neo4j.load(b, root / "dump")
@@ -66,7 +72,9 @@ def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[loca
 
 
 def _neo(a: local_neo4j.LocalNeo4jSettings, b: local_neo4j.LocalNeo4jSettings) -> Neo4jSettings:
-    return Neo4jSettings(uri=a.bolt_uri, password=a.password, read_uris=f"{a.bolt_uri},{b.bolt_uri}", connect_timeout_s=2.0)
+    return Neo4jSettings(
+        uri=a.bolt_uri, password=a.password, read_uris=f"{a.bolt_uri},{b.bolt_uri}", connect_timeout_s=2.0
+    )
 
 
 def test_same_answers_from_either_server(two_servers) -> None:
@@ -74,17 +82,24 @@ def test_same_answers_from_either_server(two_servers) -> None:
     answers = []
     for s in (a, b):
         with Graph(Neo4jSettings(uri=s.bolt_uri, password=s.password)) as g:
-            answers.append(g.read(
-                "MATCH (x:Feature {atlas: $n})-[r:FLOWS_TO]->(y) RETURN x.uid AS s, y.uid AS t, r.similarity AS sim ORDER BY s, t",
-                {"n": atlas.name},
-            ))
+            answers.append(
+                g.read(
+                    "MATCH (x:Feature {atlas: $n})-[r:FLOWS_TO]->(y) RETURN x.uid AS s, y.uid AS t, r.similarity AS sim ORDER BY s, t",
+                    {"n": atlas.name},
+                )
+            )
     assert answers[0] and answers[0] == answers[1]
     uid = atlas.uid(5, "res", 1)
     with running_api(ApiSettings(query_timeout_s=30), _neo(a, b)) as api, httpx.Client(timeout=60) as client:
-        bodies = {json.dumps(client.post(f"{api}/graphql", json={"query": q % uid}).json(), sort_keys=True)
-                  for q in (FEATURE, LINEAGE) for _ in range(4)}
+        bodies = {
+            json.dumps(client.post(f"{api}/graphql", json={"query": q % uid}).json(), sort_keys=True)
+            for q in (FEATURE, LINEAGE)
+            for _ in range(4)
+        }
         ready = client.get(f"{api}/readyz").json()
-    assert len(bodies) == 2 and all('"errors"' not in x for x in bodies)  # one answer per query, whichever server read it
+    assert len(bodies) == 2 and all(
+        '"errors"' not in x for x in bodies
+    )  # one answer per query, whichever server read it
     assert [s["state"] for s in ready["read_servers"]] == ["serving", "serving"]
     assert all(s["reads"] > 0 for s in ready["read_servers"]), ready  # reads were spread over both
 
@@ -100,7 +115,10 @@ async def test_a_server_holding_another_atlas_version_is_refused(two_servers) ->
                 assert graph.usable() == [a.bolt_uri]
                 problem = graph.status()[1]["problem"]
                 assert graph.status()[1]["state"] == "refused"
-                assert f"read server {b.bolt_uri} holds different atlases" in problem and "replica-test: sha256 sha-of-v2" in problem
+                assert (
+                    f"read server {b.bolt_uri} holds different atlases" in problem
+                    and "replica-test: sha256 sha-of-v2" in problem
+                )
                 for _ in range(4):
                     await graph.read("RETURN 1 AS ok")
                 assert graph.replicas[1].reads == 0
@@ -125,7 +143,9 @@ def test_a_dump_from_another_major_version_is_refused(tmp_path: Path) -> None:
     assert not (target.data_dir / "databases").exists()  # nothing was touched
 
 
-def run_load(api: str, uid: str, clients: int, seconds: float, kill_at: float | None, kill: object) -> dict[str, object]:
+def run_load(
+    api: str, uid: str, clients: int, seconds: float, kill_at: float | None, kill: object
+) -> dict[str, object]:
     """``clients`` threads POST the feature query for ``seconds``; ``kill()`` runs at ``kill_at``. Latencies in ms."""
     stop = time.monotonic() + seconds
     lat: list[float] = []
@@ -156,8 +176,12 @@ def run_load(api: str, uid: str, clients: int, seconds: float, kill_at: float | 
     for t in threads:
         t.join()
     lat.sort()
-    return {"requests": len(lat), "failures": failures, "p50_ms": statistics.median(lat),
-            "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))]}
+    return {
+        "requests": len(lat),
+        "failures": failures,
+        "p50_ms": statistics.median(lat),
+        "p99_ms": lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+    }
 
 
 def test_kill_9_one_server_mid_load_and_the_api_keeps_answering(two_servers) -> None:
@@ -172,4 +196,6 @@ def test_kill_9_one_server_mid_load_and_the_api_keeps_answering(two_servers) -> 
     assert out["failures"] == [], out["failures"][:3]
     assert out["requests"] > 40
     assert ready["status"] == "ready" and [s["state"] for s in ready["read_servers"]] == ["serving", "down"], ready
-    print(f"two readers, one killed: {out['requests']} requests, p50 {out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms")
+    print(
+        f"two readers, one killed: {out['requests']} requests, p50 {out['p50_ms']:.1f} ms, p99 {out['p99_ms']:.1f} ms"
+    )

@@ -47,7 +47,9 @@ def test_origin_census(graph: Graph, hand: HandAtlas) -> None:
 
 def test_born_in_mlp(graph: Graph, hand: HandAtlas) -> None:
     rows = run(graph, "born-in-mlp", atlas=hand.name, layer=3)
-    assert [(short(r["feature"]), short(r["born_from"]), round(r["similarity"], 3)) for r in rows] == [("3-res/1", "3-mlp/1", 0.8)]
+    assert [(short(r["feature"]), short(r["born_from"]), round(r["similarity"], 3)) for r in rows] == [
+        ("3-res/1", "3-mlp/1", 0.8)
+    ]
     assert run(graph, "born-in-mlp", atlas=hand.name, layer=2) == []
 
 
@@ -55,12 +57,16 @@ def test_strongest_chains(graph: Graph, hand: HandAtlas) -> None:
     rows = run(graph, "strongest-chains", atlas=hand.name, layer=5, limit=3)
     got = [(short(r["feature"]), r["links"], short(r["starts_at"]), round(r["weakest_link"], 3)) for r in rows]
     assert got == [("5-res/0", 5, "0-res/0", 0.9), ("5-res/1", 2, "3-res/1", 0.75), ("5-res/2", 1, "4-res/2", 0.9)]
-    assert rows[0]["strength"] == pytest.approx(0.9 ** 5)
+    assert rows[0]["strength"] == pytest.approx(0.9**5)
 
 
 def test_hubs(graph: Graph, hand: HandAtlas) -> None:
     rows = run(graph, "hubs", atlas=hand.name, layer=1, layers=6)
-    assert [(short(r["feature"]), r["children"], r["descendants"]) for r in rows] == [("1-res/0", 1, 4), ("1-res/2", 1, 2), ("1-res/1", 1, 1)]
+    assert [(short(r["feature"]), r["children"], r["descendants"]) for r in rows] == [
+        ("1-res/0", 1, 4),
+        ("1-res/2", 1, 2),
+        ("1-res/1", 1, 1),
+    ]
     rows = run(graph, "hubs", atlas=hand.name, layer=3, module="mlp", min_similarity=0.5)
     assert [(short(r["feature"]), r["descendants"]) for r in rows] == [("3-mlp/1", 3)]
 
@@ -68,7 +74,10 @@ def test_hubs(graph: Graph, hand: HandAtlas) -> None:
 def test_circuit_between_layers(graph: Graph, hand: HandAtlas) -> None:
     rows = run(graph, "circuit-between-layers", atlas=hand.name, from_layer=1, to_layer=3)
     got = [(short(r["source"]), short(r["target"]), [short(u) for u in r["path"]]) for r in rows]
-    assert got == [("1-res/0", "3-res/0", ["1-res/0", "2-res/0", "3-res/0"]), ("1-res/2", "3-res/2", ["1-res/2", "2-res/2", "3-res/2"])]
+    assert got == [
+        ("1-res/0", "3-res/0", ["1-res/0", "2-res/0", "3-res/0"]),
+        ("1-res/2", "3-res/2", ["1-res/2", "2-res/2", "3-res/2"]),
+    ]
 
 
 def test_recipe_parameter_errors() -> None:
@@ -82,16 +91,45 @@ def test_recipe_parameter_errors() -> None:
 
 
 def test_cli_prints_a_table_and_refuses_writes(hand: HandAtlas) -> None:
-    out = subprocess.run([ATLAS_BIN, "cypher", "MATCH (f:Feature {atlas: $a, module: 'res', layer: 3}) RETURN f.uid AS uid, f.category AS category ORDER BY uid",
-                          "-p", f"a={hand.name}"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            ATLAS_BIN,
+            "cypher",
+            "MATCH (f:Feature {atlas: $a, module: 'res', layer: 3}) RETURN f.uid AS uid, f.category AS category ORDER BY uid",
+            "-p",
+            f"a={hand.name}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0].split("|")[0].strip() == "uid" and lines[0].split("|")[1].strip() == "category"
     assert lines[2].split("|")[1].strip() == "translated" and lines[3].split("|")[1].strip() == "newborn"
     assert lines[-1] == "(4 rows)"
-    out = subprocess.run([ATLAS_BIN, "cypher", "--recipe", "born-in-mlp", "-p", f"atlas={hand.name}", "-p", "layer=3"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [ATLAS_BIN, "cypher", "--recipe", "born-in-mlp", "-p", f"atlas={hand.name}", "-p", "layer=3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and "3-mlp/1" in out.stdout
-    bad = subprocess.run([ATLAS_BIN, "cypher", "MATCH (f:Feature {atlas: $a}) DETACH DELETE f", "-p", f"a={hand.name}"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [ATLAS_BIN, "cypher", "MATCH (f:Feature {atlas: $a}) DETACH DELETE f", "-p", f"a={hand.name}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1 and "read-only" in bad.stderr and "Traceback" not in bad.stderr
-    assert subprocess.run([ATLAS_BIN, "cypher", "MATCH (f:Feature {atlas: $a}) RETURN count(f) AS n", "-p", f"a={hand.name}"],
-                          capture_output=True, text=True, timeout=60).stdout.splitlines()[2].strip() == "72"
+    assert (
+        subprocess.run(
+            [ATLAS_BIN, "cypher", "MATCH (f:Feature {atlas: $a}) RETURN count(f) AS n", "-p", f"a={hand.name}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        .stdout.splitlines()[2]
+        .strip()
+        == "72"
+    )

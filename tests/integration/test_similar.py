@@ -38,12 +38,18 @@ def atlases(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     # Another atlas of the same model over the same files (only the res SAE of layer 1), one of another d_model, one of another model.
     entry = m.entry(1, Module.RES)
     shared = replace(entry, path=str(m.base_dir / entry.path), layer=1)  # the same SAE files, by absolute path
-    twin = AtlasManifest(name=f"test-sim-twin-{tag}", model=m.model, d_model=128, saes=[shared], base_dir=folder / "twin")
+    twin = AtlasManifest(
+        name=f"test-sim-twin-{tag}", model=m.model, d_model=128, saes=[shared], base_dir=folder / "twin"
+    )
     twin.write(folder / "twin" / "atlas.toml")
     ingest_atlas(load_manifest(folder / "twin" / "atlas.toml"), graph, k=2)
-    wide = planted_atlas(name=f"test-sim-wide-{tag}", n_layers=1, d_model=256, d_sae=8, modules=("res",), model=pa.model, seed=1)
+    wide = planted_atlas(
+        name=f"test-sim-wide-{tag}", n_layers=1, d_model=256, d_sae=8, modules=("res",), model=pa.model, seed=1
+    )
     ingest_atlas(load_manifest(wide.write(folder / "wide")), graph, k=2)
-    other = planted_atlas(name=f"test-sim-other-{tag}", n_layers=1, d_model=128, d_sae=8, modules=("res",), model="other/model", seed=1)
+    other = planted_atlas(
+        name=f"test-sim-other-{tag}", n_layers=1, d_model=128, d_sae=8, modules=("res",), model="other/model", seed=1
+    )
     ingest_atlas(load_manifest(other.write(folder / "other")), graph, k=2)
     yield pa, twin.name, wide.name, other.name
     for name in (pa.name, twin.name, wide.name, other.name):
@@ -54,7 +60,9 @@ def _unit(w: np.ndarray) -> np.ndarray:
     return w / np.linalg.norm(w, axis=1, keepdims=True)
 
 
-def test_top_k_equals_brute_force_and_planted_parents(graph: Graph, atlases: tuple[PlantedAtlas, str, str, str]) -> None:
+def test_top_k_equals_brute_force_and_planted_parents(
+    graph: Graph, atlases: tuple[PlantedAtlas, str, str, str]
+) -> None:
     pa = atlases[0]
     for (layer, index), t in pa.truth.items():
         uid = feature_uid(pa.name, layer, "res", index)
@@ -74,7 +82,9 @@ def test_top_k_equals_brute_force_and_planted_parents(graph: Graph, atlases: tup
             assert similar(graph, uid, f"{pa.name}/{layer}-{mod.value}", k=1).neighbours[0].index == j
 
 
-def test_same_sae_excludes_the_feature_and_other_atlas_agrees(graph: Graph, atlases: tuple[PlantedAtlas, str, str, str]) -> None:
+def test_same_sae_excludes_the_feature_and_other_atlas_agrees(
+    graph: Graph, atlases: tuple[PlantedAtlas, str, str, str]
+) -> None:
     pa, twin, _, _ = atlases
     r = similar(graph, feature_uid(pa.name, 2, "res", 0), f"{pa.name}/2-res", k=5)
     assert 0 not in [n.index for n in r.neighbours] and len(r.neighbours) == 5
@@ -109,6 +119,8 @@ def test_api_similar(graph: Graph, atlases: tuple[PlantedAtlas, str, str, str]) 
     r = d["data"]["similar"]
     assert r["sae"] == f"{pa.name}/1-res" and r["dIn"] == 128 and len(r["neighbours"]) == 2
     assert r["neighbours"][0]["feature"]["uid"] == r["neighbours"][0]["uid"]
-    assert r["neighbours"] == [{"uid": n.uid, "index": n.index, "cosine": pytest.approx(n.cosine), "feature": {"uid": n.uid, "layer": 1}}
-                               for n in similar(graph, uid, f"{pa.name}/1-res", k=2).neighbours]
+    assert r["neighbours"] == [
+        {"uid": n.uid, "index": n.index, "cosine": pytest.approx(n.cosine), "feature": {"uid": n.uid, "layer": 1}}
+        for n in similar(graph, uid, f"{pa.name}/1-res", k=2).neighbours
+    ]
     assert bad["errors"][0]["extensions"]["code"] == "INVALID_INPUT" and "d_in" in bad["errors"][0]["message"]

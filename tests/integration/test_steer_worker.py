@@ -76,8 +76,13 @@ def planted(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def _req(atlas: str) -> SteerRequest:
-    return SteerRequest(atlas=atlas, prompts=["I think "], seeds=[(f"{atlas}/2-res/5", 3.0)], store=False,
-                        generation=GenerationConfig(max_new_tokens=6, temperature=0))
+    return SteerRequest(
+        atlas=atlas,
+        prompts=["I think "],
+        seeds=[(f"{atlas}/2-res/5", 3.0)],
+        store=False,
+        generation=GenerationConfig(max_new_tokens=6, temperature=0),
+    )
 
 
 def test_worker_gives_the_in_process_result_directly_and_through_the_api(graph: Graph, planted) -> None:  # type: ignore[no-untyped-def]
@@ -87,11 +92,15 @@ def test_worker_gives_the_in_process_result_directly_and_through_the_api(graph: 
     with running_worker(steerer) as url:
         remote = RemoteSteerer(url).steer(_req(atlas))
         assert (remote.baseline, remote.steered, remote.model) == (local.baseline, local.steered, local.model)
-        assert [(a.feature.uid, a.feature.coefficient, a.unit) for a in remote.applied] == [(a.feature.uid, a.feature.coefficient, a.unit) for a in local.applied]
+        assert [(a.feature.uid, a.feature.coefficient, a.unit) for a in remote.applied] == [
+            (a.feature.uid, a.feature.coefficient, a.unit) for a in local.applied
+        ]
         with pytest.raises(qerrors.FeatureNotFound, match="does not exist in atlas"):
             RemoteSteerer(url).steer(SteerRequest(atlas=atlas, prompts=["x"], seeds=[(f"{atlas}/2-res/47000", 1.0)]))
-        mutation = ('mutation { steer(input: {atlas: "%s", prompt: "I think ", maxNewTokens: 6, temperature: 0, store: false, '
-                    'seeds: [{uid: "%s/2-res/5", strength: 3.0}]}) { __typename ... on SteerSuccess { steered } } }') % (atlas, atlas)
+        mutation = (
+            'mutation { steer(input: {atlas: "%s", prompt: "I think ", maxNewTokens: 6, temperature: 0, store: false, '
+            'seeds: [{uid: "%s/2-res/5", strength: 3.0}]}) { __typename ... on SteerSuccess { steered } } }'
+        ) % (atlas, atlas)
         with running_api(ApiSettings(steer_worker_url=url, mutations="open"), graph.settings) as api:
             body = httpx.post(f"{api}/graphql", json={"query": mutation}, timeout=60).json()
         assert body["data"]["steer"] == {"__typename": "SteerSuccess", "steered": local.steered}
@@ -109,7 +118,10 @@ def test_a_full_queue_is_steer_busy_and_a_slow_request_is_steer_timeout(graph: G
         while httpx.get(f"{url}/healthz").json()["running"] == 0:
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        with pytest.raises(qerrors.SteerBusy, match=r"the steering worker is busy \(1 running, 0 waiting, the queue holds 0\); retry after \d+ s"):
+        with pytest.raises(
+            qerrors.SteerBusy,
+            match=r"the steering worker is busy \(1 running, 0 waiting, the queue holds 0\); retry after \d+ s",
+        ):
             client.steer(_req(atlas))
         t.join(10)
         # The held request ran past the 1 s timeout: a typed SteerTimeout (a kind of SteerBusy), not a hang.
@@ -130,5 +142,8 @@ def _catch(client: RemoteSteerer, req: SteerRequest) -> BaseException | None:
 
 
 def test_an_unreachable_worker_is_one_clear_error() -> None:
-    with pytest.raises(qerrors.ModelUnavailable, match=r"the steering worker at http://127\.0\.0\.1:1 is unreachable .*atlas steer-worker"):
+    with pytest.raises(
+        qerrors.ModelUnavailable,
+        match=r"the steering worker at http://127\.0\.0\.1:1 is unreachable .*atlas steer-worker",
+    ):
         RemoteSteerer("http://127.0.0.1:1", timeout_s=3).steer(SteerRequest(atlas="a", prompts=["x"]))

@@ -54,30 +54,46 @@ def test_cumulative_steering_follows_the_planted_lineage(graph: Graph, planted, 
             break
         chain.append((chain[-1][0] - 1, t.res_parent))
     steerer = Steerer(graph, SteeringSettings(manifests=[str(manifest_path)]))
-    res = steerer.steer(_req(atlas_name, seeds=[(f"{atlas_name}/3-res/{idx}", 4.0)], strategy=Strategy.CUMULATIVE,
-                             schedule=Schedule.LINEAR, min_similarity=0.5, module_min_similarity=0.15))
+    res = steerer.steer(
+        _req(
+            atlas_name,
+            seeds=[(f"{atlas_name}/3-res/{idx}", 4.0)],
+            strategy=Strategy.CUMULATIVE,
+            schedule=Schedule.LINEAR,
+            min_similarity=0.5,
+            module_min_similarity=0.15,
+        )
+    )
     used = {a.feature.uid: a.feature.coefficient for a in res.applied}
     for layer, i in chain:
         assert f"{atlas_name}/{layer}-res/{i}" in used  # the planted residual ancestors are steered
     assert res.l_end is not None and res.l_start is not None and res.l_start <= chain[-1][0]
     # linear schedule: strength 4 at l_start, 1 at l_end
     if res.l_end > res.l_start:
-        assert used[f"{atlas_name}/{res.l_end}-res/{idx if res.l_end == 3 else next(i for l, i in chain if l == res.l_end)}"] == pytest.approx(1.0)
+        assert used[
+            f"{atlas_name}/{res.l_end}-res/{idx if res.l_end == 3 else next(i for l, i in chain if l == res.l_end)}"
+        ] == pytest.approx(1.0)
     assert len(res.baseline) == len(res.steered) == 1
     stored = get_run(graph, res.run_id)
     assert stored is not None and stored["atlas"] == atlas_name and stored["steered"] == res.steered
     assert {u["uid"] for u in stored["used"]} == set(used)
     runs = runs_for_feature(graph, f"{atlas_name}/3-res/{idx}")
-    assert [r["id"] for r in runs] == [res.run_id] and runs[0]["coefficient"] == pytest.approx(used[f"{atlas_name}/3-res/{idx}"])
+    assert [r["id"] for r in runs] == [res.run_id] and runs[0]["coefficient"] == pytest.approx(
+        used[f"{atlas_name}/3-res/{idx}"]
+    )
 
 
 def test_seeds_only_explicit_features_and_rescale(graph: Graph, planted, atlas_name: str) -> None:
     _, manifest_path = planted
     steerer = Steerer(graph, SteeringSettings(manifests=[str(manifest_path.parent)]))
-    res = steerer.steer(_req(atlas_name, seeds=[("2/res/5", 3.0)], features=[(f"{atlas_name}/1-mlp/2", -2.0)], store=False))
+    res = steerer.steer(
+        _req(atlas_name, seeds=[("2/res/5", 3.0)], features=[(f"{atlas_name}/1-mlp/2", -2.0)], store=False)
+    )
     assert sorted(a.feature.uid for a in res.applied) == [f"{atlas_name}/1-mlp/2", f"{atlas_name}/2-res/5"]
     assert res.run_id is None
-    res2 = steerer.steer(_req(atlas_name, features=[(f"{atlas_name}/2-res/5", 0.0)], mode=Mode.RESCALE, prompts=["a", "bc"]))
+    res2 = steerer.steer(
+        _req(atlas_name, features=[(f"{atlas_name}/2-res/5", 0.0)], mode=Mode.RESCALE, prompts=["a", "bc"])
+    )
     assert res2.applied[0].feature.mode is Mode.RESCALE and len(res2.steered) == 2
 
 
@@ -106,7 +122,9 @@ def test_bad_requests_are_typed(graph: Graph, planted, atlas_name: str) -> None:
         Steerer(graph, SteeringSettings()).steer(_req(atlas_name, seeds=[("2/res/4", 1.0)]))
 
 
-def test_mutation_round_trip_and_api_key(graph: Graph, planted, atlas_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mutation_round_trip_and_api_key(
+    graph: Graph, planted, atlas_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from starlette.testclient import TestClient
 
     from atlas_api.app import create_app
@@ -118,9 +136,16 @@ def test_mutation_round_trip_and_api_key(graph: Graph, planted, atlas_name: str,
       __typename
       ... on SteerSuccess { runId baseline steered generations { prompt baseline steered } features { uid layer module coefficient mode } lStart lEnd }
       ... on FeatureNotFound { uid message } ... on InvalidInput { message } ... on ModelUnavailable { message } } }"""
-    good = {"atlas": atlas_name, "prompt": "I think ", "maxNewTokens": 6, "seed": 1,
-            "seeds": [{"uid": f"{atlas_name}/3-res/0", "strength": 6.0}], "strategy": "CUMULATIVE", "schedule": "EXPONENTIAL",
-            "graph": {"minSimilarity": 0.5, "moduleMinSimilarity": 0.15}}
+    good = {
+        "atlas": atlas_name,
+        "prompt": "I think ",
+        "maxNewTokens": 6,
+        "seed": 1,
+        "seeds": [{"uid": f"{atlas_name}/3-res/0", "strength": 6.0}],
+        "strategy": "CUMULATIVE",
+        "schedule": "EXPONENTIAL",
+        "graph": {"minSimilarity": 0.5, "moduleMinSimilarity": 0.15},
+    }
     with TestClient(create_app(ApiSettings(api_key="sekret"))) as client:
         denied = client.post("/graphql", json={"query": query, "variables": {"input": good}}).json()
         assert denied["data"] is None and "API key" in denied["errors"][0]["message"]
@@ -133,9 +158,22 @@ def test_mutation_round_trip_and_api_key(graph: Graph, planted, atlas_name: str,
         assert coefs[f"{atlas_name}/3-res/0"] > 0 and all(f["mode"] == "ADD" for f in steer["features"])
         run = get_run(graph, steer["runId"])
         assert run is not None and run["strategy"] == "cumulative" and run["schedule"] == "exponential"
-        missing = client.post("/graphql", json={"query": query, "variables": {"input": {**good, "seeds": [{"uid": f"{atlas_name}/3-res/999", "strength": 1.0}]}}}, headers=h).json()
-        assert missing["data"]["steer"] == {"__typename": "FeatureNotFound", "uid": f"{atlas_name}/3-res/999", "message": missing["data"]["steer"]["message"]}
-        bad = client.post("/graphql", json={"query": query, "variables": {"input": {**good, "prompt": " "}}}, headers=h).json()
+        missing = client.post(
+            "/graphql",
+            json={
+                "query": query,
+                "variables": {"input": {**good, "seeds": [{"uid": f"{atlas_name}/3-res/999", "strength": 1.0}]}},
+            },
+            headers=h,
+        ).json()
+        assert missing["data"]["steer"] == {
+            "__typename": "FeatureNotFound",
+            "uid": f"{atlas_name}/3-res/999",
+            "message": missing["data"]["steer"]["message"],
+        }
+        bad = client.post(
+            "/graphql", json={"query": query, "variables": {"input": {**good, "prompt": " "}}}, headers=h
+        ).json()
         assert bad["data"]["steer"]["__typename"] == "InvalidInput" and "empty" in bad["data"]["steer"]["message"]
         # the server stays up after errors
         assert client.get("/healthz").status_code == 200

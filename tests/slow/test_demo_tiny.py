@@ -49,8 +49,11 @@ def test_tiny_demo_end_to_end_then_lineage_through_api(graph: Graph, atlas_name:
 
     assert rep.seed_uid and rep.seed_uid.startswith(f"{atlas_name}/1-res/")
     with running_api() as base:
-        lin = gql(base, "query($u: String!) { lineage(uid: $u, direction: UPSTREAM, minSimilarity: 0.0, moduleMinSimilarity: 0.0) { nodes { uid layer module label } edges { source target similarity } } }",
-                       {"u": rep.seed_uid})
+        lin = gql(
+            base,
+            "query($u: String!) { lineage(uid: $u, direction: UPSTREAM, minSimilarity: 0.0, moduleMinSimilarity: 0.0) { nodes { uid layer module label } edges { source target similarity } } }",
+            {"u": rep.seed_uid},
+        )
         assert "errors" not in lin, lin
         nodes = lin["data"]["lineage"]["nodes"]
         edges = lin["data"]["lineage"]["edges"]
@@ -64,8 +67,11 @@ def test_tiny_demo_end_to_end_then_lineage_through_api(graph: Graph, atlas_name:
 
         rows = read_labels_file(rep.manifest_path.parent / "saes" / "1-res" / "feature_labels.jsonl")
         word = next(w for r in rows for w in r["label"].split(" · ") if w.isalpha() and len(w) >= 4)
-        hits = gql(base, "query($t: String!, $a: String!) { search(text: $t, atlas: $a, limit: 5) { score feature { uid label } } }",
-                        {"t": '"' + word.replace('"', "") + '"', "a": atlas_name})
+        hits = gql(
+            base,
+            "query($t: String!, $a: String!) { search(text: $t, atlas: $a, limit: 5) { score feature { uid label } } }",
+            {"t": '"' + word.replace('"', "") + '"', "a": atlas_name},
+        )
         assert "errors" not in hits, hits
         assert hits["data"]["search"], f"no search hit for {word!r}"
         assert all(h["feature"]["uid"].startswith(f"{atlas_name}/") for h in hits["data"]["search"])

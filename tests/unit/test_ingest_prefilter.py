@@ -24,7 +24,10 @@ def _brute(q: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
     return np.take_along_axis(s, idx, axis=1), idx
 
 
-@pytest.mark.parametrize("nq, nb, d, k, n_cand, tile", [(200, 300, 64, 5, 8, 37), (64, 500, 32, 1, 4, 64), (50, 40, 16, 5, 48, 7), (30, 60, 24, 8, 8, 30)])
+@pytest.mark.parametrize(
+    "nq, nb, d, k, n_cand, tile",
+    [(200, 300, 64, 5, 8, 37), (64, 500, 32, 1, 4, 64), (50, 40, 16, 5, 48, 7), (30, 60, 24, 8, 8, 30)],
+)
 def test_prefiltered_topk_equals_brute_force(nq: int, nb: int, d: int, k: int, n_cand: int, tile: int) -> None:
     rng = np.random.default_rng(nq * nb + d)
     q, b = _unit(rng.standard_normal((nq, d))), _unit(rng.standard_normal((nb, d)))
@@ -34,7 +37,9 @@ def test_prefiltered_topk_equals_brute_force(nq: int, nb: int, d: int, k: int, n
     np.testing.assert_allclose(sims, es, atol=1e-5)
 
 
-@pytest.mark.parametrize("nt, ns, d, k, n_cand, tile", [(300, 200, 48, 5, 8, 41), (120, 130, 16, 3, 6, 120), (9, 70, 8, 6, 4, 2)])
+@pytest.mark.parametrize(
+    "nt, ns, d, k, n_cand, tile", [(300, 200, 48, 5, 8, 41), (120, 130, 16, 3, 6, 120), (9, 70, 8, 6, 4, 2)]
+)
 def test_prefiltered_both_ways_equals_brute_force(nt: int, ns: int, d: int, k: int, n_cand: int, tile: int) -> None:
     rng = np.random.default_rng(nt + ns + d)
     t, s = _unit(rng.standard_normal((nt, d))), _unit(rng.standard_normal((ns, d)))

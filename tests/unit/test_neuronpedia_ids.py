@@ -23,7 +23,10 @@ def test_parse_and_url() -> None:
 
 
 def test_registry_field_is_read_offline() -> None:
-    assert registry_neuronpedia_id("gemma-scope-2b-pt-res-canonical", "layer_20/width_16k/canonical") == "gemma-2-2b/20-gemmascope-res-16k"
+    assert (
+        registry_neuronpedia_id("gemma-scope-2b-pt-res-canonical", "layer_20/width_16k/canonical")
+        == "gemma-2-2b/20-gemmascope-res-16k"
+    )
     assert registry_neuronpedia_id("gpt2-small-res-jb", "blocks.6.hook_resid_pre") == "gpt2-small/6-res-jb"
     assert registry_neuronpedia_id("no-such-release", "x") is None
     entry = SAEEntry(20, Module.RES, release="gemma-scope-2b-pt-res-canonical", sae_id="layer_20/width_16k/canonical")
@@ -31,7 +34,12 @@ def test_registry_field_is_read_offline() -> None:
 
 
 def test_manifest_key_wins_and_is_validated(tmp_path: Path) -> None:
-    raw = {"name": "m", "model": "x/y", "d_model": 8, "sae": [{"layer": 0, "module": "res", "synthetic": {"d_sae": 4}, "neuronpedia": "y/0-set"}]}
+    raw = {
+        "name": "m",
+        "model": "x/y",
+        "d_model": 8,
+        "sae": [{"layer": 0, "module": "res", "synthetic": {"d_sae": 4}, "neuronpedia": "y/0-set"}],
+    }
     m = parse_manifest(raw, tmp_path)
     assert neuronpedia_id(m.saes[0], tmp_path) == "y/0-set"
     assert 'neuronpedia = "y/0-set"' in m.to_toml()

@@ -20,13 +20,22 @@ from saes.manifest import load_manifest, parse_manifest
 SETTINGS = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 uid_alphabet = string.ascii_lowercase + string.digits + "-/_ .:" + "ÄΩ\u0000\n"
 atlas_names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=12))
-json_values = st.recursive(json_scalars, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)), max_leaves=12)
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.text(max_size=12)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.text(max_size=8), c, max_size=4)),
+    max_leaves=12,
+)
 
 
 @seed(1)
 @SETTINGS
-@given(text=st.one_of(st.text(max_size=40), st.text(alphabet=uid_alphabet, max_size=40)), atlas=st.one_of(st.none(), st.text(max_size=12), atlas_names))
+@given(
+    text=st.one_of(st.text(max_size=40), st.text(alphabet=uid_alphabet, max_size=40)),
+    atlas=st.one_of(st.none(), st.text(max_size=12), atlas_names),
+)
 def test_uid_parser_only_raises_atlas_errors(text: str, atlas: str | None) -> None:
     try:
         ref = parse_uid(text, atlas)
@@ -37,19 +46,52 @@ def test_uid_parser_only_raises_atlas_errors(text: str, atlas: str | None) -> No
 
 @seed(2)
 @SETTINGS
-@given(atlas=atlas_names, layer=st.integers(0, 10_000), module=st.sampled_from(list(Module)), index=st.integers(0, 10**9))
+@given(
+    atlas=atlas_names, layer=st.integers(0, 10_000), module=st.sampled_from(list(Module)), index=st.integers(0, 10**9)
+)
 def test_uid_round_trip(atlas: str, layer: int, module: Module, index: int) -> None:
     ref = FeatureRef(atlas, layer, module, index)
     assert parse_uid(ref.uid) == ref
     assert parse_uid(f"{layer}/{module.value}/{index}", atlas) == ref
 
 
-FIELDS = ["uid", "atlas", "layer", "module", "index", "category", "s_res", "s_att", "s_mlp", "label", "frequency", "decoder_norm"]
-ops = st.sampled_from(["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "starts_with", "ends_with", "is_null", "nope"])
+FIELDS = [
+    "uid",
+    "atlas",
+    "layer",
+    "module",
+    "index",
+    "category",
+    "s_res",
+    "s_att",
+    "s_mlp",
+    "label",
+    "frequency",
+    "decoder_norm",
+]
+ops = st.sampled_from(
+    ["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "starts_with", "ends_with", "is_null", "nope"]
+)
 conds = st.one_of(st.dictionaries(ops, json_values, max_size=3), json_values)
 keys = st.one_of(st.sampled_from([*FIELDS, "AND", "OR", "NOT"]), st.text(max_size=10))
-wheres = st.recursive(st.dictionaries(keys, conds, max_size=4), lambda c: st.dictionaries(st.sampled_from(["AND", "OR", "NOT"]), st.one_of(st.lists(c, max_size=3), c, json_values), max_size=3), max_leaves=10)
-sorts = st.one_of(st.none(), st.lists(st.dictionaries(st.one_of(st.sampled_from(FIELDS), st.text(max_size=6)), st.one_of(st.none(), st.sampled_from(["ASC", "desc", "up"]), json_scalars), max_size=2), max_size=3))
+wheres = st.recursive(
+    st.dictionaries(keys, conds, max_size=4),
+    lambda c: st.dictionaries(
+        st.sampled_from(["AND", "OR", "NOT"]), st.one_of(st.lists(c, max_size=3), c, json_values), max_size=3
+    ),
+    max_leaves=10,
+)
+sorts = st.one_of(
+    st.none(),
+    st.lists(
+        st.dictionaries(
+            st.one_of(st.sampled_from(FIELDS), st.text(max_size=6)),
+            st.one_of(st.none(), st.sampled_from(["ASC", "desc", "up"]), json_scalars),
+            max_size=2,
+        ),
+        max_size=3,
+    ),
+)
 
 
 @seed(3)
@@ -67,16 +109,40 @@ def test_filter_compiler_only_raises_atlas_errors(where: Any, sort: Any) -> None
 
 
 def test_filter_compiler_examples() -> None:
-    cond, params = compile_where({"layer": {"eq": 3}, "OR": [{"label": {"contains": "x'})--"}}, {"NOT": {"s_res": {"is_null": True}}}]})
+    cond, params = compile_where(
+        {"layer": {"eq": 3}, "OR": [{"label": {"contains": "x'})--"}}, {"NOT": {"s_res": {"is_null": True}}}]}
+    )
     assert "x'})--" not in cond and set(params.values()) == {3, "x'})--"}
     assert compile_sort([{"layer": "desc"}]) == "ORDER BY f.layer DESC, f.uid ASC"
 
 
 toml_texts = st.one_of(
     st.text(max_size=200),
-    st.lists(st.sampled_from(['name = "a"', 'model = "m"', "d_model = 8", "d_model = -1", "[[sae]]", "layer = 1", 'module = "res"',
-                              'path = "x.safetensors"', 'source = "synthetic"', "[[sae]", "name = 3", 'd_sae = "x"', "[sae]", "k = 1e999",
-                              'hook = "blocks.0"', "[synthetic]", "seed = 1", "d_sae = 16"]), max_size=12).map("\n".join),
+    st.lists(
+        st.sampled_from(
+            [
+                'name = "a"',
+                'model = "m"',
+                "d_model = 8",
+                "d_model = -1",
+                "[[sae]]",
+                "layer = 1",
+                'module = "res"',
+                'path = "x.safetensors"',
+                'source = "synthetic"',
+                "[[sae]",
+                "name = 3",
+                'd_sae = "x"',
+                "[sae]",
+                "k = 1e999",
+                'hook = "blocks.0"',
+                "[synthetic]",
+                "seed = 1",
+                "d_sae = 16",
+            ]
+        ),
+        max_size=12,
+    ).map("\n".join),
 )
 
 
@@ -86,7 +152,9 @@ toml_texts = st.one_of(
 def test_manifest_loader_only_raises_atlas_errors(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     folder = tmp_path_factory.mktemp("m", numbered=True)
     path = Path(folder) / "atlas.toml"
-    path.write_text(text, encoding="utf-8", errors="surrogatepass") if "\ud800" not in text else path.write_bytes(text.encode("utf-8", "replace"))
+    path.write_text(text, encoding="utf-8", errors="surrogatepass") if "\ud800" not in text else path.write_bytes(
+        text.encode("utf-8", "replace")
+    )
     try:
         load_manifest(path)
     except AtlasError:
@@ -95,9 +163,21 @@ def test_manifest_loader_only_raises_atlas_errors(tmp_path_factory: pytest.TempP
 
 @seed(5)
 @SETTINGS
-@given(data=st.dictionaries(st.sampled_from(["name", "model", "d_model", "sae", "synthetic", "thresholds", "x"]), json_values, max_size=6),
-       saes=st.lists(st.dictionaries(st.sampled_from(["layer", "module", "path", "source", "hook", "d_sae", "d_in", "release", "sae_id", "seed"]),
-                                     json_values, max_size=6), max_size=3))
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["name", "model", "d_model", "sae", "synthetic", "thresholds", "x"]), json_values, max_size=6
+    ),
+    saes=st.lists(
+        st.dictionaries(
+            st.sampled_from(
+                ["layer", "module", "path", "source", "hook", "d_sae", "d_in", "release", "sae_id", "seed"]
+            ),
+            json_values,
+            max_size=6,
+        ),
+        max_size=3,
+    ),
+)
 def test_manifest_parser_only_raises_atlas_errors(data: dict[str, Any], saes: list[dict[str, Any]]) -> None:
     if saes:
         data = {**data, "sae": saes}

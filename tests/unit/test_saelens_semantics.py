@@ -30,9 +30,17 @@ NORMS = ("none", "constant_norm_rescale", "layer_norm", "expected_average_only_i
 def _weights(arch: str, norm: str, seed: int, apply_b_dec: bool = True) -> SAEWeights:
     rng = np.random.default_rng(seed)
     f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    return SAEWeights(W_dec=f(D_SAE, D) * 0.3, W_enc=f(D, D_SAE) * 0.3, b_enc=f(D_SAE) * 0.1, b_dec=f(D) * 0.5,
-                      threshold=np.abs(f(D_SAE)) * 0.5 if arch == "jumprelu" else None, k=6 if arch == "topk" else None,
-                      architecture=arch, normalize_activations=norm, apply_b_dec_to_input=apply_b_dec)
+    return SAEWeights(
+        W_dec=f(D_SAE, D) * 0.3,
+        W_enc=f(D, D_SAE) * 0.3,
+        b_enc=f(D_SAE) * 0.1,
+        b_dec=f(D) * 0.5,
+        threshold=np.abs(f(D_SAE)) * 0.5 if arch == "jumprelu" else None,
+        k=6 if arch == "topk" else None,
+        architecture=arch,
+        normalize_activations=norm,
+        apply_b_dec_to_input=apply_b_dec,
+    )
 
 
 @pytest.mark.parametrize("norm", NORMS)
@@ -40,7 +48,9 @@ def _weights(arch: str, norm: str, seed: int, apply_b_dec: bool = True) -> SAEWe
 def test_encode_equals_sae_lens(arch: str, norm: str, tmp_path: Path) -> None:
     from sae_lens import SAE
 
-    path = save_sae_dir(tmp_path / "sae", _weights(arch, norm, seed=len(arch) + len(norm), apply_b_dec=norm != "layer_norm"))
+    path = save_sae_dir(
+        tmp_path / "sae", _weights(arch, norm, seed=len(arch) + len(norm), apply_b_dec=norm != "layer_norm")
+    )
     assert json.loads((path / "cfg.json").read_text())["normalize_activations"] == norm
     theirs_sae = SAE.load_from_disk(str(path), device="cpu")
     x = torch.randn(40, D, generator=torch.Generator().manual_seed(1)) * 4 + 1.5  # off-centre, far from unit norm
@@ -83,8 +93,13 @@ def test_threshold_units_fold_theta_into_the_decoder(tmp_path: Path) -> None:
     lm = tiny_llama(seed=0, n_layers=1, d_model=D, d_mlp=64)
     save_sae_dir(tmp_path / "res", _weights("jumprelu", "none", seed=5))
     save_sae_dir(tmp_path / "att", _weights("topk", "none", seed=6))
-    manifest = AtlasManifest("tiny-theta", "tiny", D, [SAEEntry(0, Module.RES, path="res"), SAEEntry(0, Module.ATT, path="att")],
-                             base_dir=tmp_path)
+    manifest = AtlasManifest(
+        "tiny-theta",
+        "tiny",
+        D,
+        [SAEEntry(0, Module.RES, path="res"), SAEEntry(0, Module.ATT, path="att")],
+        base_dir=tmp_path,
+    )
     bank = SAEBank(manifest, lm)
     from queries.ids import FeatureRef
 
@@ -100,7 +115,9 @@ def test_unsupported_normalisation_is_one_clear_error(tmp_path: Path) -> None:
     path = save_sae_dir(tmp_path / "sae", _weights("standard", "none", seed=1))
     cfg = json.loads((path / "cfg.json").read_text())
     (path / "cfg.json").write_text(json.dumps({**cfg, "normalize_activations": "covariance_whitening"}))
-    with pytest.raises(SAEFileError, match="normalize_activations = 'covariance_whitening' is not supported .*constant_norm_rescale"):
+    with pytest.raises(
+        SAEFileError, match="normalize_activations = 'covariance_whitening' is not supported .*constant_norm_rescale"
+    ):
         load_sae_dir(path)
 
 
@@ -115,8 +132,13 @@ def test_sae_steers_at_its_own_hook_name(tmp_path: Path) -> None:
     w.hook_name = "blocks.1.hook_resid_pre"
     save_sae_dir(tmp_path / "1-res", w)
     save_sae_dir(tmp_path / "0-res", _weights("standard", "none", seed=10))
-    manifest = AtlasManifest("tiny-own", "tiny", D, [SAEEntry(0, Module.RES, path="0-res"), SAEEntry(1, Module.RES, path="1-res")],
-                             base_dir=tmp_path)
+    manifest = AtlasManifest(
+        "tiny-own",
+        "tiny",
+        D,
+        [SAEEntry(0, Module.RES, path="0-res"), SAEEntry(1, Module.RES, path="1-res")],
+        base_dir=tmp_path,
+    )
     bank = SAEBank(manifest, lm)
     plan = compile_plan([SteerFeature(FeatureRef("tiny-own", 1, Module.RES, 2), 1.5)], bank, units=Units.RAW)
     ids = lm.tokenizer("own hooks", return_tensors="pt").input_ids

@@ -60,20 +60,47 @@ def test_manifest_loads_and_round_trips(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ('name = "Bad Name"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\nsynthetic = { d_sae = 4 }\n', "atlas name 'Bad Name' is not valid"),
+        (
+            'name = "Bad Name"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\nsynthetic = { d_sae = 4 }\n',
+            "atlas name 'Bad Name' is not valid",
+        ),
         ('name = "a"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n', "needs model ="),
         ('name = "a"\nmodel = "m"\n', "lists no SAEs"),
-        ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "resid"\npath = "x"\n', "unknown module 'resid' (valid: res, att, mlp)"),
-        ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "y"\n', "two SAEs for layer 0 module 'res'"),
-        ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n[[sae]]\nlayer = 2\nmodule = "res"\npath = "y"\n', "gap in the layers: no res SAE for layer(s) 1"),
-        ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n[[sae]]\nlayer = 1\nmodule = "mlp"\npath = "y"\n', "gap in the layers: no res SAE for layer(s) 1"),
-        ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\nrelease = "r"\nsae_id = "i"\n', "names 2 sources"),
+        (
+            'name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "resid"\npath = "x"\n',
+            "unknown module 'resid' (valid: res, att, mlp)",
+        ),
+        (
+            'name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "y"\n',
+            "two SAEs for layer 0 module 'res'",
+        ),
+        (
+            'name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n[[sae]]\nlayer = 2\nmodule = "res"\npath = "y"\n',
+            "gap in the layers: no res SAE for layer(s) 1",
+        ),
+        (
+            'name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n[[sae]]\nlayer = 1\nmodule = "mlp"\npath = "y"\n',
+            "gap in the layers: no res SAE for layer(s) 1",
+        ),
+        (
+            'name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\nrelease = "r"\nsae_id = "i"\n',
+            "names 2 sources",
+        ),
         ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\n', "names 0 sources"),
         ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = -1\nmodule = "res"\npath = "x"\n', "layer = -1 is not valid"),
         ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\nsynthetic = { d_sae = 8 }\n', "needs its d_in"),
-        ('name = "a"\nmodel = "m"\nwidth = 3\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n', "unknown key(s) width"),
-        ('name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\ncolour = 1\n', "unknown key(s) colour"),
-        ('name = "a"\nmodel = "m"\nd_model = 0\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n', "d_model = 0 is not valid"),
+        (
+            'name = "a"\nmodel = "m"\nwidth = 3\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n',
+            "unknown key(s) width",
+        ),
+        (
+            'name = "a"\nmodel = "m"\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\ncolour = 1\n',
+            "unknown key(s) colour",
+        ),
+        (
+            'name = "a"\nmodel = "m"\nd_model = 0\n[[sae]]\nlayer = 0\nmodule = "res"\npath = "x"\n',
+            "d_model = 0 is not valid",
+        ),
         ('name = "a"\nmodel = "m\n', "is not valid TOML"),
     ],
 )
@@ -122,9 +149,12 @@ def test_saelens_dir_round_trip_and_sae_lens_loads_it(tmp_path: Path) -> None:
 def test_encode_matches_sae_lens(tmp_path: Path, arch: str) -> None:
     rng = np.random.default_rng(1)
     w = SAEWeights(
-        W_dec=rng.standard_normal((16, 6)).astype(np.float32), W_enc=rng.standard_normal((6, 16)).astype(np.float32),
-        b_enc=rng.standard_normal(16).astype(np.float32), b_dec=rng.standard_normal(6).astype(np.float32),
-        architecture=arch, k=3 if arch == "topk" else None,
+        W_dec=rng.standard_normal((16, 6)).astype(np.float32),
+        W_enc=rng.standard_normal((6, 16)).astype(np.float32),
+        b_enc=rng.standard_normal(16).astype(np.float32),
+        b_dec=rng.standard_normal(6).astype(np.float32),
+        architecture=arch,
+        k=3 if arch == "topk" else None,
     )
     d = save_sae_dir(tmp_path / arch, w)
     import torch

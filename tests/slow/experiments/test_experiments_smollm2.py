@@ -57,8 +57,27 @@ def test_coactivation_cli_on_smollm2(smol, tmp_path: Path) -> None:
         (corpus / f"{i}.txt").write_text(t)
     out = tmp_path / "out"
     started = time.perf_counter()
-    res = CliRunner().invoke(app, ["experiment", "coactivation", "--atlas", ctx.name, "--manifest", str(manifest), "--corpus", str(corpus),
-                                   "--texts", "5", "--window", "64", "--out", str(out), "--device", "cpu"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "experiment",
+            "coactivation",
+            "--atlas",
+            ctx.name,
+            "--manifest",
+            str(manifest),
+            "--corpus",
+            str(corpus),
+            "--texts",
+            "5",
+            "--window",
+            "64",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads((out / "coactivation.json").read_text())
     assert data["meta"]["model"].endswith("SmolLM2-135M-Instruct") and data["meta"]["sampled_tokens"] == 25
@@ -72,14 +91,21 @@ def test_deactivation_on_smollm2(smol, tmp_path: Path) -> None:
 
     ctx, _, windows = smol
     started = time.perf_counter()
-    report = run(ctx, windows[:4], windows[20:28], DeactivationSettings(n_texts=4, tokens_per_text=3, layers=(5, 7), max_targets=10))
+    report = run(
+        ctx,
+        windows[:4],
+        windows[20:28],
+        DeactivationSettings(n_texts=4, tokens_per_text=3, layers=(5, 7), max_targets=10),
+    )
     report.write(tmp_path)
     m = report.data["metrics"]
     o = m["overall"]
     assert m["n_targets"] >= 30
     assert m["rerun_max_abs_error"] < 1e-3
     assert o["top1"]["success"]["estimate"] > o["random_top5"]["success"]["estimate"]
-    print(f"deactivation, {m['n_targets']} targets, {report.data['n_rows']} rows on SmolLM2: {time.perf_counter() - started:.1f} s")
+    print(
+        f"deactivation, {m['n_targets']} targets, {report.data['n_rows']} rows on SmolLM2: {time.perf_counter() - started:.1f} s"
+    )
 
 
 def test_steering_eval_on_smollm2_with_real_flow_graphs(smol, graph: Graph, tmp_path: Path) -> None:
@@ -95,10 +121,24 @@ def test_steering_eval_on_smollm2_with_real_flow_graphs(smol, graph: Graph, tmp_
         seed = next(i for (layer, i), t in planted.truth.items() if layer == 6 and t.category == "translated")
         fg = build_flow_graph(graph, [f"{ctx.name}/6-res/{seed}"], direction=Direction.BOTH)
         assert len({n.layer for n in fg.nodes}) >= 2
-        s = SteeringEvalSettings(theme="python programming", strengths=(8.0,), factors=(0.0,), schedules=("exponential",),
-                                 max_layers=2, generations=2, max_new_tokens=8)
+        s = SteeringEvalSettings(
+            theme="python programming",
+            strengths=(8.0,),
+            factors=(0.0,),
+            schedules=("exponential",),
+            max_layers=2,
+            generations=2,
+            max_new_tokens=8,
+        )
         started = time.perf_counter()
-        report = run(ctx.model, load_bank(manifest, ctx.model), [fg], s, atlas=ctx.name, seeds=[{"uid": fg.seeds[0], "score": 1.0, "basis": "planted"}])
+        report = run(
+            ctx.model,
+            load_bank(manifest, ctx.model),
+            [fg],
+            s,
+            atlas=ctx.name,
+            seeds=[{"uid": fg.seeds[0], "score": 1.0, "basis": "planted"}],
+        )
         report.write(tmp_path / "out")
         rows = report.data["settings"]
         promoted = [r for r in rows if r["direction"] == "promote" and r["texts"]]

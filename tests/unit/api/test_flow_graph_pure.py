@@ -13,7 +13,14 @@ A = "t"
 
 
 def node(layer: int, module: str, index: int) -> dict:
-    return {"uid": f"{A}/{layer}-{module}/{index}", "atlas": A, "layer": layer, "module": module, "index": index, "category": None}
+    return {
+        "uid": f"{A}/{layer}-{module}/{index}",
+        "atlas": A,
+        "layer": layer,
+        "module": module,
+        "index": index,
+        "category": None,
+    }
 
 
 def row(seed: dict, src: dict | None, tgt: dict, sim: float | None, tr: int | None = 0, sr: int | None = None) -> dict:
@@ -24,9 +31,13 @@ R = {(L, i): node(L, "res", i) for L in range(4) for i in range(3)}
 M = {(L, i): node(L, "mlp", i) for L in range(4) for i in range(3)}
 SEED = R[(3, 0)]
 UP_ROWS = [
-    row(SEED, R[(2, 0)], SEED, 0.9), row(SEED, R[(2, 1)], SEED, 0.8, tr=1), row(SEED, M[(3, 0)], SEED, 0.2),
-    row(SEED, R[(1, 0)], R[(2, 0)], 0.6), row(SEED, M[(2, 2)], R[(2, 0)], 0.1),
-    row(SEED, R[(0, 0)], R[(1, 0)], 0.4), row(SEED, R[(0, 1)], R[(2, 1)], 0.7),
+    row(SEED, R[(2, 0)], SEED, 0.9),
+    row(SEED, R[(2, 1)], SEED, 0.8, tr=1),
+    row(SEED, M[(3, 0)], SEED, 0.2),
+    row(SEED, R[(1, 0)], R[(2, 0)], 0.6),
+    row(SEED, M[(2, 2)], R[(2, 0)], 0.1),
+    row(SEED, R[(0, 0)], R[(1, 0)], 0.4),
+    row(SEED, R[(0, 1)], R[(2, 1)], 0.7),
 ]
 
 
@@ -37,7 +48,9 @@ def uids(g) -> list[str]:  # type: ignore[no-untyped-def]
 def test_upstream_cuts_and_leaves() -> None:
     g = assemble_flow_graph([SEED["uid"]], FlowOptions(), {"upstream": UP_ROWS})
     assert uids(g) == ["1-res/0", "2-res/0", "3-mlp/0", "3-res/0"]  # 0.4 cut, mlp 0.1 < 0.15 dropped
-    g = assemble_flow_graph([SEED["uid"]], FlowOptions(min_similarity=0.0, module_min_similarity=0.0), {"upstream": UP_ROWS})
+    g = assemble_flow_graph(
+        [SEED["uid"]], FlowOptions(min_similarity=0.0, module_min_similarity=0.0), {"upstream": UP_ROWS}
+    )
     assert uids(g) == ["0-res/0", "1-res/0", "2-mlp/2", "2-res/0", "3-mlp/0", "3-res/0"]
     g = assemble_flow_graph([SEED["uid"]], FlowOptions(top_k=2), {"upstream": UP_ROWS})
     assert uids(g) == ["0-res/1", "1-res/0", "2-res/0", "2-res/1", "3-mlp/0", "3-res/0"]
@@ -60,8 +73,13 @@ def test_missing_seed_and_bad_options() -> None:
 
 def test_downstream_uses_source_rank() -> None:
     s = R[(0, 0)]
-    rows = [row(s, None, s, None), row(s, s, R[(1, 0)], 0.9, tr=None, sr=0), row(s, s, R[(1, 1)], 0.8, tr=0, sr=1),
-            row(s, R[(1, 0)], R[(2, 2)], 0.7, tr=3, sr=0), row(s, M[(1, 1)], R[(1, 0)], 0.5, tr=0)]
+    rows = [
+        row(s, None, s, None),
+        row(s, s, R[(1, 0)], 0.9, tr=None, sr=0),
+        row(s, s, R[(1, 1)], 0.8, tr=0, sr=1),
+        row(s, R[(1, 0)], R[(2, 2)], 0.7, tr=3, sr=0),
+        row(s, M[(1, 1)], R[(1, 0)], 0.5, tr=0),
+    ]
     g = assemble_flow_graph([s["uid"]], FlowOptions(direction=Direction.DOWNSTREAM), {"downstream": rows})
     assert uids(g) == ["0-res/0", "1-mlp/1", "1-res/0", "2-res/2"]
 
@@ -92,7 +110,13 @@ def test_origin_and_path() -> None:
 
 
 def test_where_compiler_whitelists_fields_and_binds_values() -> None:
-    text, params = compile_where({"layer": {"eq": 3}, "OR": [{"category": {"in": ["newborn"]}}, {"s_mlp": {"gt": 0.5}}], "NOT": {"label": {"is_null": True}}})
+    text, params = compile_where(
+        {
+            "layer": {"eq": 3},
+            "OR": [{"category": {"in": ["newborn"]}}, {"s_mlp": {"gt": 0.5}}],
+            "NOT": {"label": {"is_null": True}},
+        }
+    )
     assert text == "f.layer = $w0 AND (f.category IN $w1 OR f.s_mlp > $w2) AND NOT (f.label IS NULL)"
     assert params == {"w0": 3, "w1": ["newborn"], "w2": 0.5}
     with pytest.raises(InvalidInput, match="cannot filter on"):

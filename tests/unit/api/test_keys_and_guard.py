@@ -22,11 +22,15 @@ def test_keys_are_stored_hashed_0600_and_verified(tmp_path: Path) -> None:
     text = store.path.read_text()
     assert token not in text and token.split("_")[-1] not in text and key.sha256 in text
     assert store.path.stat().st_mode & 0o777 == 0o600 and store.path.parent.stat().st_mode & 0o777 == 0o700
-    assert store.verify(token) == key and key.allows(Role.LABEL) and key.allows(Role.READ) and not key.allows(Role.STEER)
+    assert (
+        store.verify(token) == key and key.allows(Role.LABEL) and key.allows(Role.READ) and not key.allows(Role.STEER)
+    )
     assert store.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
     assert store.verify("fa_" + key.id + "_") is None and store.verify("nonsense") is None
     admin, admin_token = store.create("ops", frozenset({Role.ADMIN}))
-    assert admin.allows(Role.STEER) and KeyStore(store.path).verify(admin_token) == admin  # another process reads the same file
+    assert (
+        admin.allows(Role.STEER) and KeyStore(store.path).verify(admin_token) == admin
+    )  # another process reads the same file
     assert [k.name for k in store.revoke("dash")] == ["dash"]
     assert store.verify(token) is None and [k.name for k in store.active()] == ["ops"]
     assert json.loads(store.path.read_text())["keys"][0]["revoked"]
@@ -103,7 +107,9 @@ def test_neo4j_password_comes_from_the_local_home(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     assert Neo4jSettings(uri="bolt://127.0.0.1:7999").password is None  # never started
     (tmp_path / "data" / "dbms").mkdir(parents=True)
-    assert Neo4jSettings(uri="bolt://127.0.0.1:7999").password == LEGACY_LOCAL_PASSWORD  # initialised before password files
+    assert (
+        Neo4jSettings(uri="bolt://127.0.0.1:7999").password == LEGACY_LOCAL_PASSWORD
+    )  # initialised before password files
     (tmp_path / "password").write_text("s3cret-from-file\n")
     assert Neo4jSettings(uri="bolt://localhost:7999").password == "s3cret-from-file"
     assert Neo4jSettings(uri="neo4j+s://db.example.com:7687").password is None  # never sent to a remote server

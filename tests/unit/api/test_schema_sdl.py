@@ -24,18 +24,36 @@ def test_sdl_matches_snapshot() -> None:
         SNAPSHOT.write_text(sdl)
     if not SNAPSHOT.exists():
         pytest.fail(f"{SNAPSHOT} is missing: write it with ATLAS_UPDATE_SNAPSHOTS=1 and commit it", pytrace=False)
-    assert sdl == SNAPSHOT.read_text(), "the GraphQL schema changed: review the diff, then rerun with ATLAS_UPDATE_SNAPSHOTS=1"
+    assert sdl == SNAPSHOT.read_text(), (
+        "the GraphQL schema changed: review the diff, then rerun with ATLAS_UPDATE_SNAPSHOTS=1"
+    )
 
 
 def test_contract_names_present() -> None:
     sdl = str(build_schema(ApiSettings()))
     for needle in (
-        "feature(uid: String!", "features(where: FeatureWhere", "featuresConnection(first: Int", "totalCount: Int!", "pageInfo: PageInfo!",
-        "lineage(uid: String!, direction: LineageDirection! = UPSTREAM", "minSimilarity: Float! = 0.5", "moduleMinSimilarity: Float! = 0.15",
-        "topK: Int! = 1", "origin(uid: String!, thresholds: OriginThresholds", "circuit(uids: [String!]!", "path(from: String!, to: String!",
-        "search(text: String!", "atlases(name: String", "union FeatureResult = Feature | FeatureNotFound | InvalidInput",
-        "circuitTracerJson: JSON!", "setLabel(", "steer(input: SteerInput!): SteerResult!",
-        "union SteerResult = SteerSuccess | FeatureNotFound | InvalidInput | ModelUnavailable", "steeringRuns(atlas: String!",
-        "topContexts: [String!]", "layerCategories: [LayerCategories!]!", "scoreHistograms(bins: Int! = 20)",
+        "feature(uid: String!",
+        "features(where: FeatureWhere",
+        "featuresConnection(first: Int",
+        "totalCount: Int!",
+        "pageInfo: PageInfo!",
+        "lineage(uid: String!, direction: LineageDirection! = UPSTREAM",
+        "minSimilarity: Float! = 0.5",
+        "moduleMinSimilarity: Float! = 0.15",
+        "topK: Int! = 1",
+        "origin(uid: String!, thresholds: OriginThresholds",
+        "circuit(uids: [String!]!",
+        "path(from: String!, to: String!",
+        "search(text: String!",
+        "atlases(name: String",
+        "union FeatureResult = Feature | FeatureNotFound | InvalidInput",
+        "circuitTracerJson: JSON!",
+        "setLabel(",
+        "steer(input: SteerInput!): SteerResult!",
+        "union SteerResult = SteerSuccess | FeatureNotFound | InvalidInput | ModelUnavailable",
+        "steeringRuns(atlas: String!",
+        "topContexts: [String!]",
+        "layerCategories: [LayerCategories!]!",
+        "scoreHistograms(bins: Int! = 20)",
     ):
         assert needle in sdl, needle

@@ -13,8 +13,11 @@ COMPOSE = REPO / "deploy/compose.yaml"
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [venv_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
@@ -37,7 +40,10 @@ def test_stack_shape() -> None:
     assert api["deploy"]["replicas"] == 2 and "ports" not in api, "two API replicas, published only through the proxy"
     assert "readyz" in " ".join(api["healthcheck"]["test"])
     assert api["depends_on"]["neo4j"]["condition"] == "service_healthy"
-    assert api["build"]["dockerfile"] == "deploy/docker/Dockerfile" and (REPO / "deploy" / api["build"]["context"] / api["build"]["dockerfile"]).exists()
+    assert (
+        api["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+        and (REPO / "deploy" / api["build"]["context"] / api["build"]["dockerfile"]).exists()
+    )
     for name in ("neo4j", "api", "proxy"):
         assert "healthcheck" in services[name], name
     # Secrets come from the git-ignored env file, never from the compose file itself.

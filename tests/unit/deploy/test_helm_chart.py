@@ -21,8 +21,9 @@ KUBE_VERSION = "1.31.0"
 
 def _render(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     # --kube-version: a helm built with plain `go install` reports Kubernetes 1.20 (release builds stamp it).
-    return subprocess.run([helm, "template", "atlas", str(CHART), "--kube-version", KUBE_VERSION, *args],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [helm, "template", "atlas", str(CHART), "--kube-version", KUBE_VERSION, *args], capture_output=True, text=True
+    )
 
 
 def _objects(helm: str, *args: str) -> list[dict[str, Any]]:
@@ -54,9 +55,18 @@ def test_default_values_render_valid_objects(helm: str) -> None:
     objs = _objects(helm, "--set", "neo4j.password=s3cret")
     _validate_all(objs)
     kinds = _by_kind(objs)
-    assert set(kinds) == {"Secret", "Service", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}
+    assert set(kinds) == {
+        "Secret",
+        "Service",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
     api = _container(kinds["Deployment"][0])
-    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz" and api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert (
+        api["readinessProbe"]["httpGet"]["path"] == "/readyz" and api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    )
     assert api["resources"]["limits"]["cpu"] and "nvidia.com/gpu" not in api["resources"]["limits"]
     env = {e["name"]: e for e in api["env"]}
     assert env["NEO4J_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "neo4j-password"
@@ -76,7 +86,9 @@ def test_gpu_cluster_values_render_valid_objects(helm: str) -> None:
     assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1 and worker["image"].endswith("-gpu")
     job = kinds["Job"][0]["spec"]["template"]["spec"]
     assert job["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert job["nodeSelector"] == {"nvidia.com/gpu.present": "true"} and job["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert (
+        job["nodeSelector"] == {"nvidia.com/gpu.present": "true"} and job["tolerations"][0]["key"] == "nvidia.com/gpu"
+    )
     api_env = {e["name"]: e.get("value") for e in _container(deployments["atlas-feature-atlas-api"])["env"]}
     assert api_env["NEO4J_URI"].startswith("neo4j://")  # routing URIs pass through untouched
     assert api_env["NEO4J_READ_URIS"] == "bolt://atlas-read-0:7687,bolt://atlas-read-1:7687"
@@ -86,13 +98,17 @@ def test_gpu_cluster_values_render_valid_objects(helm: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--set", "neo4j.password=x", "--set", "api.resources.limits.nvidia\\.com/gpu=1"],
-         "api.resources.limits requests a GPU (nvidia.com/gpu): the API replicas do not run the model"),
+        (
+            ["--set", "neo4j.password=x", "--set", "api.resources.limits.nvidia\\.com/gpu=1"],
+            "api.resources.limits requests a GPU (nvidia.com/gpu): the API replicas do not run the model",
+        ),
         ([], "neo4j.password is empty and neo4j.existingSecret is not set"),
         (["--set", "neo4j.password=x", "--set", "api.replicaz=3"], "Additional property replicaz is not allowed"),
         (["--set", "neo4j.password=x", "--set", "neo4j.uri=http://db:7474"], "neo4j.uri"),
-        (["--set", "neo4j.password=x", "--set", "api.podDisruptionBudget.minAvailable=2"],
-         "api.podDisruptionBudget.minAvailable (2) must be below the API replica count (2)"),
+        (
+            ["--set", "neo4j.password=x", "--set", "api.podDisruptionBudget.minAvailable=2"],
+            "api.podDisruptionBudget.minAvailable (2) must be below the API replica count (2)",
+        ),
     ],
 )
 def test_bad_values_fail_with_one_clear_message(helm: str, args: list[str], message: str) -> None:

@@ -17,8 +17,11 @@ DOCKERFILE = REPO / "deploy/docker/Dockerfile"
 def _hadolint(text: str, tmp_path) -> subprocess.CompletedProcess[str]:
     f = tmp_path / "Dockerfile"
     f.write_text(text)
-    return subprocess.run([venv_tool("hadolint"), "--config", str(REPO / "deploy/docker/hadolint.yaml"), str(f)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [venv_tool("hadolint"), "--config", str(REPO / "deploy/docker/hadolint.yaml"), str(f)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_hadolint_passes(tmp_path) -> None:

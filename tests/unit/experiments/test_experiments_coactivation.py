@@ -11,7 +11,9 @@ from experiments.coactivation import CoactivationSettings, run
 
 def test_coactivation_on_planted_atlas(planted_ctx, tmp_path: Path) -> None:
     ctx, planted, windows = planted_ctx
-    report = run(ctx, windows[:30], CoactivationSettings(n_texts=30, tokens_per_text=5, seed=0), meta={"note": "unit test"})
+    report = run(
+        ctx, windows[:30], CoactivationSettings(n_texts=30, tokens_per_text=5, seed=0), meta={"note": "unit test"}
+    )
     path = report.write(tmp_path)
     data = json.loads((tmp_path / "coactivation.json").read_text())
     res = data["results"]

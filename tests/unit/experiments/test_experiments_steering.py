@@ -35,12 +35,21 @@ def test_steering_sweep_on_planted_atlas(planted_ctx, tmp_path: Path) -> None:
     manifest = write_atlas(ctx, tmp_path / "atlas")
     bank = load_bank(manifest, ctx.model)
     graph = _planted_graph(ctx.name, planted)
-    s = SteeringEvalSettings(theme="love and marriage", strengths=(8.0,), factors=(0.0,), schedules=("constant", "linear"),
-                             max_layers=2, generations=2, max_new_tokens=6)
+    s = SteeringEvalSettings(
+        theme="love and marriage",
+        strengths=(8.0,),
+        factors=(0.0,),
+        schedules=("constant", "linear"),
+        max_layers=2,
+        generations=2,
+        max_new_tokens=6,
+    )
     planned = plan_settings([graph], s)
     assert {st.strategy for st in planned} == {"unsteered", "seeds", "single", "cumulative"}
     assert len([st for st in planned if st.direction == "promote"]) == 1 + 2 * (1 + 2)
-    report = run(ctx.model, bank, [graph], s, atlas=ctx.name, seeds=[{"uid": graph.seeds[0], "score": 1.0, "basis": "planted"}])
+    report = run(
+        ctx.model, bank, [graph], s, atlas=ctx.name, seeds=[{"uid": graph.seeds[0], "score": 1.0, "basis": "planted"}]
+    )
     report.write(tmp_path / "out")
     data = json.loads((tmp_path / "out" / "steering.json").read_text())
     rows = data["results"]["settings"]
@@ -56,9 +65,14 @@ def test_steering_sweep_on_planted_atlas(planted_ctx, tmp_path: Path) -> None:
     rep = data["results"]["report_settings"]
     assert {r["role"] for r in rep if r["direction"] == "promote"} >= {"best", "seeds only"}
     for r in rep:
-        assert set(r["text_prompts"]) == set(s.report_prompts(r["direction"] if r["direction"] != "none" else "promote")) or r["direction"] == "none"
+        assert (
+            set(r["text_prompts"]) == set(s.report_prompts(r["direction"] if r["direction"] != "none" else "promote"))
+            or r["direction"] == "none"
+        )
         assert s.promote_prompt not in r["text_prompts"] and s.suppress_text() not in r["text_prompts"]
-        assert len(r["texts"]) == 2 * len(set(r["text_prompts"])) or (not r["n_features"] and r["strategy"] != "unsteered")
+        assert len(r["texts"]) == 2 * len(set(r["text_prompts"])) or (
+            not r["n_features"] and r["strategy"] != "unsteered"
+        )
     assert (tmp_path / "out" / "steering-promote-best-per-layer.png").stat().st_size > 1000
     md = (tmp_path / "out" / "steering.md").read_text()
     assert "Compared with the paper" in md and "love and marriage" in md and "held-out report prompts" in md
@@ -68,9 +82,37 @@ def test_a_setting_that_changes_nothing_is_flagged_and_cannot_win() -> None:
     from experiments.steering_eval import Setting, choose_for_report
 
     noop = Setting("suppress", "single", 2, None, 0.0, "p", texts=["a"], topic=[0.0], coherence=[1.0], applied_norm=0.0)
-    same = Setting("suppress", "single", 3, None, 0.0, "p", texts=["a"], topic=[0.0], coherence=[1.0], applied_norm=2.0, equals_baseline=True)
-    real = Setting("suppress", "single", 4, None, 0.0, "p", texts=["b"], topic=[0.5], coherence=[0.5], applied_norm=2.0, equals_baseline=False)
-    assert noop.flagged == "zero applied activation" and same.flagged == "output equals the unsteered baseline" and real.flagged is None
+    same = Setting(
+        "suppress",
+        "single",
+        3,
+        None,
+        0.0,
+        "p",
+        texts=["a"],
+        topic=[0.0],
+        coherence=[1.0],
+        applied_norm=2.0,
+        equals_baseline=True,
+    )
+    real = Setting(
+        "suppress",
+        "single",
+        4,
+        None,
+        0.0,
+        "p",
+        texts=["b"],
+        topic=[0.5],
+        coherence=[0.5],
+        applied_norm=2.0,
+        equals_baseline=False,
+    )
+    assert (
+        noop.flagged == "zero applied activation"
+        and same.flagged == "output equals the unsteered baseline"
+        and real.flagged is None
+    )
     chosen = choose_for_report([noop, same, real], "suppress")
     assert chosen["best"] is real  # the flagged ones score higher (1.0 vs 0.25) but cannot win
 

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 import torch
 
-from queries.errors import InvalidInput
-from queries.errors import UnsupportedArchitecture
+from queries.errors import InvalidInput, UnsupportedArchitecture
 from steering.architectures import valid_hooks
 from steering.hooks import capture, edit, run_capture
 from steering.model import wrap_model
@@ -39,14 +38,32 @@ def _gemma_cfg(hf: Any) -> Any:
     gemma3 = c.model_type == "gemma3_text"
     types = ["global" if t == "full_attention" else "local" for t in c.layer_types]
     return HookedTransformerConfig(
-        d_model=c.hidden_size, d_head=c.head_dim, n_heads=c.num_attention_heads, d_mlp=c.intermediate_size,
-        n_layers=c.num_hidden_layers, n_ctx=c.max_position_embeddings, eps=c.rms_norm_eps, d_vocab=c.vocab_size,
-        act_fn=c.hidden_activation, normalization_type="RMS", positional_embedding_type="rotary",
-        rotary_base=float(c.rope_parameters["full_attention"]["rope_theta"] if gemma3 else c.rope_parameters["rope_theta"]),
-        rotary_dim=c.head_dim, use_attn_scale=True, n_key_value_heads=c.num_key_value_heads, gated_mlp=True,
-        final_rms=True, use_normalization_before_and_after=True, window_size=c.sliding_window, use_local_attn=True,
-        attn_types=types, attn_scores_soft_cap=float(c.attn_logit_softcapping or -1.0),
-        output_logits_soft_cap=float(c.final_logit_softcapping or -1.0), use_qk_norm=gemma3,
+        d_model=c.hidden_size,
+        d_head=c.head_dim,
+        n_heads=c.num_attention_heads,
+        d_mlp=c.intermediate_size,
+        n_layers=c.num_hidden_layers,
+        n_ctx=c.max_position_embeddings,
+        eps=c.rms_norm_eps,
+        d_vocab=c.vocab_size,
+        act_fn=c.hidden_activation,
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_base=float(
+            c.rope_parameters["full_attention"]["rope_theta"] if gemma3 else c.rope_parameters["rope_theta"]
+        ),
+        rotary_dim=c.head_dim,
+        use_attn_scale=True,
+        n_key_value_heads=c.num_key_value_heads,
+        gated_mlp=True,
+        final_rms=True,
+        use_normalization_before_and_after=True,
+        window_size=c.sliding_window,
+        use_local_attn=True,
+        attn_types=types,
+        attn_scores_soft_cap=float(c.attn_logit_softcapping or -1.0),
+        output_logits_soft_cap=float(c.final_logit_softcapping or -1.0),
+        use_qk_norm=gemma3,
         original_architecture="Gemma3ForCausalLM" if gemma3 else "Gemma2ForCausalLM",
         **({"rotary_base_local": float(c.rope_parameters["sliding_attention"]["rope_theta"])} if gemma3 else {}),
     )
@@ -58,11 +75,22 @@ def _phi_cfg(hf: Any) -> Any:
     c = hf.config
     d_head = c.hidden_size // c.num_attention_heads
     return HookedTransformerConfig(
-        d_model=c.hidden_size, d_head=d_head, n_heads=c.num_attention_heads, d_mlp=c.intermediate_size,
-        n_layers=c.num_hidden_layers, n_ctx=c.max_position_embeddings, eps=c.layer_norm_eps, d_vocab=c.vocab_size,
-        act_fn=c.hidden_act, normalization_type="LN", positional_embedding_type="rotary",
-        rotary_base=float(c.rope_parameters["rope_theta"]), rotary_dim=round(c.rope_parameters["partial_rotary_factor"] * d_head),
-        use_attn_scale=True, parallel_attn_mlp=True, original_architecture="PhiForCausalLM",
+        d_model=c.hidden_size,
+        d_head=d_head,
+        n_heads=c.num_attention_heads,
+        d_mlp=c.intermediate_size,
+        n_layers=c.num_hidden_layers,
+        n_ctx=c.max_position_embeddings,
+        eps=c.layer_norm_eps,
+        d_vocab=c.vocab_size,
+        act_fn=c.hidden_act,
+        normalization_type="LN",
+        positional_embedding_type="rotary",
+        rotary_base=float(c.rope_parameters["rope_theta"]),
+        rotary_dim=round(c.rope_parameters["partial_rotary_factor"] * d_head),
+        use_attn_scale=True,
+        parallel_attn_mlp=True,
+        original_architecture="PhiForCausalLM",
     )
 
 
@@ -75,7 +103,9 @@ def transformer_lens_twin(hf: Any) -> Any:
     if hf.config.model_type.startswith("gemma"):
         cfg = _gemma_cfg(hf)
         state = convert_gemma_weights(hf, cfg)
-    elif hf.config.model_type == "phi":  # TransformerLens reads partial_rotary_factor where transformers 5 no longer has it
+    elif (
+        hf.config.model_type == "phi"
+    ):  # TransformerLens reads partial_rotary_factor where transformers 5 no longer has it
         cfg = _phi_cfg(hf)
         state = convert_phi_weights(hf, cfg)
     else:
@@ -86,8 +116,14 @@ def transformer_lens_twin(hf: Any) -> Any:
             state = lfp.get_pretrained_state_dict(d, cfg, hf_model=hf)
     cfg.tokenizer_name = None  # token ids are fed directly
     tl = HookedTransformer(cfg, move_to_device=False)
-    tl.load_and_process_state_dict(state, fold_ln=False, center_writing_weights=False, center_unembed=False,
-                                   fold_value_biases=False, refactor_factored_attn_matrices=False)
+    tl.load_and_process_state_dict(
+        state,
+        fold_ln=False,
+        center_writing_weights=False,
+        center_unembed=False,
+        fold_value_biases=False,
+        refactor_factored_attn_matrices=False,
+    )
     return tl.eval()
 
 
@@ -134,14 +170,20 @@ def test_additive_edit_moves_downstream_like_transformer_lens(pair: tuple[Any, A
                 ours_logits = lm.model(ids).logits
             with tl.hooks(fwd_hooks=[(target, lambda h, hook, d=delta: h + d)]):
                 logits, cache = tl.run_with_cache(ids, names_filter=lambda n: n in later)
-        torch.testing.assert_close(ours_logits, logits, atol=ATOL, rtol=1e-4, msg=lambda m, t=target: f"logits after {t}: {m}")
+        torch.testing.assert_close(
+            ours_logits, logits, atol=ATOL, rtol=1e-4, msg=lambda m, t=target: f"logits after {t}: {m}"
+        )
         for name in (n for n in later if n != target):  # downstream of the edit
-            torch.testing.assert_close(ours[name], cache[name], atol=ATOL, rtol=1e-4, msg=lambda m, t=target, n=name: f"{n} after {t}: {m}")
+            torch.testing.assert_close(
+                ours[name], cache[name], atol=ATOL, rtol=1e-4, msg=lambda m, t=target, n=name: f"{n} after {t}: {m}"
+            )
 
 
 def test_unknown_hook_name_lists_valid_ones(pair: tuple[Any, Any, torch.Tensor]) -> None:
     lm, _, ids = pair
-    with pytest.raises(InvalidInput, match=r"hook name 'blocks.0.hook_nope' is not valid .*attn.hook_z.*hook_resid_post"):
+    with pytest.raises(
+        InvalidInput, match=r"hook name 'blocks.0.hook_nope' is not valid .*attn.hook_z.*hook_resid_post"
+    ):
         run_capture(lm, ["blocks.0.hook_nope"], ids)
     with pytest.raises(InvalidInput, match=r"layer 9 is out of range .*valid: 0–1"):
         run_capture(lm, ["blocks.9.hook_resid_post"], ids)
@@ -164,6 +206,17 @@ def test_resid_mid_is_read_only_and_absent_on_parallel_blocks() -> None:
 def test_unsupported_architecture_names_supported_and_how_to_add(tmp_path: Path) -> None:
     from transformers import OPTConfig, OPTForCausalLM
 
-    model = OPTForCausalLM(OPTConfig(num_hidden_layers=1, hidden_size=16, ffn_dim=32, num_attention_heads=2, vocab_size=300, word_embed_proj_dim=16))
-    with pytest.raises(UnsupportedArchitecture, match=r"'opt'.*supported: llama, .*gemma2.*gpt2.*gpt_neox.*phi.*to add one"):
+    model = OPTForCausalLM(
+        OPTConfig(
+            num_hidden_layers=1,
+            hidden_size=16,
+            ffn_dim=32,
+            num_attention_heads=2,
+            vocab_size=300,
+            word_embed_proj_dim=16,
+        )
+    )
+    with pytest.raises(
+        UnsupportedArchitecture, match=r"'opt'.*supported: llama, .*gemma2.*gpt2.*gpt_neox.*phi.*to add one"
+    ):
         wrap_model(model, byte_tokenizer(), name="tiny-opt", source="random", device="cpu")

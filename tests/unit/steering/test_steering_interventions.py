@@ -20,7 +20,14 @@ from saes.sources import SAEWeights
 from steering.generate import GenerationConfig, generate
 from steering.hooks import HookPoint, capture, run_capture
 from steering.interventions import (
-    Mode, Schedule, SteerFeature, Strategy, Units, compile_plan, merge_features, schedule_coefficient,
+    Mode,
+    Schedule,
+    SteerFeature,
+    Strategy,
+    Units,
+    compile_plan,
+    merge_features,
+    schedule_coefficient,
     select_from_graph,
 )
 from steering.model import LoadedModel
@@ -37,8 +44,12 @@ def _unit_sae(rng: np.random.Generator, architecture: str = "standard") -> SAEWe
     rows = rng.standard_normal((D_SAE, D)).astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     return SAEWeights(
-        W_dec=rows * 1.0, W_enc=rows.T.copy(), b_enc=np.zeros(D_SAE, np.float32), b_dec=np.zeros(D, np.float32),
-        threshold=np.full(D_SAE, 1e-6, np.float32) if architecture == "jumprelu" else None, architecture=architecture,
+        W_dec=rows * 1.0,
+        W_enc=rows.T.copy(),
+        b_enc=np.zeros(D_SAE, np.float32),
+        b_dec=np.zeros(D, np.float32),
+        threshold=np.full(D_SAE, 1e-6, np.float32) if architecture == "jumprelu" else None,
+        architecture=architecture,
     )
 
 
@@ -113,7 +124,9 @@ def test_rescale_zero_removes_the_feature_activation(tiny: LoadedModel, bank: SA
         tiny.model(input_ids=ids)
     h = run_capture(tiny, [point], ids)[point]
     a = before[:, idx]
-    torch.testing.assert_close(acts2[point][0] - h[0], a[:, None] * sae.W_dec[idx][None, :], rtol=1e-4, atol=1e-4 * peak)
+    torch.testing.assert_close(
+        acts2[point][0] - h[0], a[:, None] * sae.W_dec[idx][None, :], rtol=1e-4, atol=1e-4 * peak
+    )
 
 
 def test_schedules_are_exact() -> None:
@@ -134,9 +147,21 @@ def _graph() -> FlowGraph:
     def node(layer: int, module: str, index: int) -> FlowNode:
         return FlowNode(f"{ATLAS}/{layer}-{module}/{index}", ATLAS, layer, Module(module), index)
 
-    nodes = [node(1, "res", 7), node(2, "mlp", 3), node(2, "res", 1), node(3, "att", 2), node(3, "res", 4), node(4, "res", 8)]
-    edges = [FlowEdge(nodes[0].uid, nodes[2].uid, 0.9), FlowEdge(nodes[1].uid, nodes[2].uid, 0.4),
-             FlowEdge(nodes[2].uid, nodes[4].uid, 0.8), FlowEdge(nodes[3].uid, nodes[4].uid, 0.3), FlowEdge(nodes[4].uid, nodes[5].uid, 0.7)]
+    nodes = [
+        node(1, "res", 7),
+        node(2, "mlp", 3),
+        node(2, "res", 1),
+        node(3, "att", 2),
+        node(3, "res", 4),
+        node(4, "res", 8),
+    ]
+    edges = [
+        FlowEdge(nodes[0].uid, nodes[2].uid, 0.9),
+        FlowEdge(nodes[1].uid, nodes[2].uid, 0.4),
+        FlowEdge(nodes[2].uid, nodes[4].uid, 0.8),
+        FlowEdge(nodes[3].uid, nodes[4].uid, 0.3),
+        FlowEdge(nodes[4].uid, nodes[5].uid, 0.7),
+    ]
     return FlowGraph(seeds=[nodes[4].uid], nodes=nodes, edges=edges)
 
 
@@ -147,7 +172,10 @@ def test_strategies_select_the_paper_sets() -> None:
     single = select_from_graph(g, Strategy.SINGLE, 4.0, layer=2)
     assert sorted(f.ref.short for f in single) == ["2/mlp/3", "2/res/1"]
     assert {f.coefficient for f in single} == {4.0}
-    assert sorted(f.ref.short for f in select_from_graph(g, Strategy.SINGLE, 4.0)) == ["3/att/2", "3/res/4"]  # seed's layer
+    assert sorted(f.ref.short for f in select_from_graph(g, Strategy.SINGLE, 4.0)) == [
+        "3/att/2",
+        "3/res/4",
+    ]  # seed's layer
     cum = select_from_graph(g, Strategy.CUMULATIVE, 4.0, layer=3, schedule=Schedule.LINEAR)
     assert sorted(f.ref.short for f in cum) == ["1/res/7", "2/mlp/3", "2/res/1", "3/att/2", "3/res/4"]
     coef = {f.ref.short: f.coefficient for f in cum}
@@ -183,7 +211,12 @@ def test_generation_is_seeded_and_steering_changes_it(tiny: LoadedModel, bank: S
     a = generate(tiny, ["I think ", "hello"], cfg)
     b = generate(tiny, ["I think ", "hello"], cfg)
     assert a.texts == b.texts and len(a.texts) == 2
-    assert generate(tiny, ["I think ", "hello"], GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.9, seed=6)).texts != a.texts
+    assert (
+        generate(
+            tiny, ["I think ", "hello"], GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.9, seed=6)
+        ).texts
+        != a.texts
+    )
     plan = compile_plan([SteerFeature(ref(l, "res", 3), 40.0) for l in range(tiny.n_layers)], bank, units=Units.RAW)
     greedy = GenerationConfig(max_new_tokens=12, temperature=0)
     steered = generate(tiny, ["I think "], greedy, plan)
@@ -214,8 +247,12 @@ def test_concurrent_requests_do_not_interleave_hooks(tiny: LoadedModel, bank: SA
 
 def test_generation_limits() -> None:
     tiny = tiny_llama(seed=2)
-    for cfg, msg in [(GenerationConfig(max_new_tokens=0), "maxNewTokens 0"), (GenerationConfig(max_new_tokens=10_000), "maxNewTokens 10000"),
-                     (GenerationConfig(temperature=-1), "temperature -1"), (GenerationConfig(top_p=0), "topP 0")]:
+    for cfg, msg in [
+        (GenerationConfig(max_new_tokens=0), "maxNewTokens 0"),
+        (GenerationConfig(max_new_tokens=10_000), "maxNewTokens 10000"),
+        (GenerationConfig(temperature=-1), "temperature -1"),
+        (GenerationConfig(top_p=0), "topP 0"),
+    ]:
         with pytest.raises(InvalidInput, match=msg):
             generate(tiny, ["x"], cfg)
     with pytest.raises(InvalidInput, match="prompt #1 is empty"):

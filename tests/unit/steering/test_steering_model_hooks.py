@@ -125,8 +125,16 @@ def test_unsupported_architecture_is_clear(tmp_path) -> None:
     from queries.errors import UnsupportedArchitecture
     from tests.factories import byte_tokenizer
 
-    OPTForCausalLM(OPTConfig(num_hidden_layers=1, hidden_size=16, ffn_dim=32, num_attention_heads=2, vocab_size=300,
-                             word_embed_proj_dim=16)).save_pretrained(tmp_path / "gpt2")
+    OPTForCausalLM(
+        OPTConfig(
+            num_hidden_layers=1,
+            hidden_size=16,
+            ffn_dim=32,
+            num_attention_heads=2,
+            vocab_size=300,
+            word_embed_proj_dim=16,
+        )
+    ).save_pretrained(tmp_path / "gpt2")
     byte_tokenizer().save_pretrained(tmp_path / "gpt2")
     with pytest.raises(UnsupportedArchitecture, match=r"'opt'.*supported: llama.*gpt2"):
         load_model(str(tmp_path / "gpt2"))

@@ -21,7 +21,9 @@ def test_reads_txt_jsonl_parquet_from_a_folder(tmp_path: Path) -> None:
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "a.txt").write_text("plain text document")
-    (tmp_path / "sub" / "b.jsonl").write_text(json.dumps({"text": "first line"}) + "\n\n" + json.dumps({"text": "second"}) + "\n")
+    (tmp_path / "sub" / "b.jsonl").write_text(
+        json.dumps({"text": "first line"}) + "\n\n" + json.dumps({"text": "second"}) + "\n"
+    )
     pq.write_table(pa.table({"text": ["from parquet", ""], "other": [1, 2]}), tmp_path / "c.parquet")
     (tmp_path / "ignored.bin").write_bytes(b"\x00\x01")
     docs = list(iter_documents(tmp_path))

@@ -26,9 +26,23 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path: Path, monkeypatc
     loaded = tiny_llama(seed=1, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_mlp=64)
     (tmp_path / "c").mkdir()
     corpus = _corpus(tmp_path / "c")
-    spec = TrainSpec(atlas="resume-test", model="tiny", layers=[0, 1], modules=["res", "mlp"], d_sae=32, k=4, token_budget=2400,
-                     seq_len=32, seqs_per_batch=4, buffer_batches=1, train_batch_tokens=124, heldout_tokens=200,
-                     held_out_fraction=0.2, corpus=str(corpus), checkpoint_every=2)
+    spec = TrainSpec(
+        atlas="resume-test",
+        model="tiny",
+        layers=[0, 1],
+        modules=["res", "mlp"],
+        d_sae=32,
+        k=4,
+        token_budget=2400,
+        seq_len=32,
+        seqs_per_batch=4,
+        buffer_batches=1,
+        train_batch_tokens=124,
+        heldout_tokens=200,
+        held_out_fraction=0.2,
+        corpus=str(corpus),
+        checkpoint_every=2,
+    )
     out = tmp_path / "out"
 
     real_step = sae_mod.BankTrainer.step

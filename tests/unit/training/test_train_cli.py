@@ -38,16 +38,47 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_atlas_train_round_trips_through_sae_lens(tmp_path: Path, tiny_model_dir: Path, corpus_dir: Path) -> None:
     out = tmp_path / "atlas"
-    args = ["train", "--model", str(tiny_model_dir), "--name", "tiny-cli", "--layers", "0-1", "--width", "64", "--k", "4",
-            "--tokens", "3000", "--corpus", str(corpus_dir), "--seq-len", "32", "--batch-seqs", "4",
-            "--heldout-tokens", "400", "--held-out-fraction", "0.25", "--out", str(out)]
+    args = [
+        "train",
+        "--model",
+        str(tiny_model_dir),
+        "--name",
+        "tiny-cli",
+        "--layers",
+        "0-1",
+        "--width",
+        "64",
+        "--k",
+        "4",
+        "--tokens",
+        "3000",
+        "--corpus",
+        str(corpus_dir),
+        "--seq-len",
+        "32",
+        "--batch-seqs",
+        "4",
+        "--heldout-tokens",
+        "400",
+        "--held-out-fraction",
+        "0.25",
+        "--out",
+        str(out),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "EV(held-out)" in res.output and "atlas manifest" in res.output
 
     manifest = load_manifest(out / "atlas.toml")
     assert manifest.name == "tiny-cli" and manifest.d_model == 32
-    assert sorted((e.layer, e.module.value) for e in manifest.saes) == [(0, "att"), (0, "mlp"), (0, "res"), (1, "att"), (1, "mlp"), (1, "res")]
+    assert sorted((e.layer, e.module.value) for e in manifest.saes) == [
+        (0, "att"),
+        (0, "mlp"),
+        (0, "res"),
+        (1, "att"),
+        (1, "mlp"),
+        (1, "res"),
+    ]
 
     from sae_lens import SAE
 
@@ -84,6 +115,19 @@ def test_atlas_train_round_trips_through_sae_lens(tmp_path: Path, tiny_model_dir
 
 
 def test_atlas_train_rejects_bad_layers(tmp_path: Path, tiny_model_dir: Path, corpus_dir: Path) -> None:
-    res = CliRunner().invoke(app, ["train", "--model", str(tiny_model_dir), "--layers", "7", "--corpus", str(corpus_dir), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--model",
+            str(tiny_model_dir),
+            "--layers",
+            "7",
+            "--corpus",
+            str(corpus_dir),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code != 0
     assert "out of range" in str(res.exception) and "0–2" in str(res.exception)

@@ -26,11 +26,41 @@ def test_att_saes_on_hook_z(tmp_path: Path) -> None:
     corpus.mkdir()
     rng = np.random.default_rng(0)
     words = ["head", "value", "query", "key", "output", "river", "stone"]
-    (corpus / "docs.jsonl").write_text("\n".join(json.dumps({"text": " ".join(rng.choice(words, 60))}) for _ in range(20)))
+    (corpus / "docs.jsonl").write_text(
+        "\n".join(json.dumps({"text": " ".join(rng.choice(words, 60))}) for _ in range(20))
+    )
     out = tmp_path / "atlas"
-    args = ["train", "--model", str(model_dir), "--name", "tiny-z", "--layers", "0-1", "--modules", "res,att", "--att-hook", "attn.hook_z",
-            "--width", "32", "--k", "4", "--tokens", "1000", "--corpus", str(corpus), "--seq-len", "32", "--batch-seqs", "4",
-            "--heldout-tokens", "200", "--held-out-fraction", "0.25", "--out", str(out)]
+    args = [
+        "train",
+        "--model",
+        str(model_dir),
+        "--name",
+        "tiny-z",
+        "--layers",
+        "0-1",
+        "--modules",
+        "res,att",
+        "--att-hook",
+        "attn.hook_z",
+        "--width",
+        "32",
+        "--k",
+        "4",
+        "--tokens",
+        "1000",
+        "--corpus",
+        str(corpus),
+        "--seq-len",
+        "32",
+        "--batch-seqs",
+        "4",
+        "--heldout-tokens",
+        "200",
+        "--held-out-fraction",
+        "0.25",
+        "--out",
+        str(out),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     manifest = load_manifest(out / "atlas.toml")

@@ -11,7 +11,9 @@ from saes.sources import SAEWeights
 from training.sae import BankTrainer, MetricsAccumulator, TopKBank, TopKConfig, lr_at
 
 
-def planted_data(n_tokens: int, d: int = 32, n_atoms: int = 64, active: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def planted_data(
+    n_tokens: int, d: int = 32, n_atoms: int = 64, active: int = 3, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokens that are sparse positive combinations of a planted dictionary, plus a constant offset."""
     g = torch.Generator().manual_seed(seed)
     atoms = torch.randn(n_atoms, d, generator=g)
@@ -85,7 +87,7 @@ def test_auxk_trains_dead_latents_and_plain_loss_does_not() -> None:
         trainer = BankTrainer(bank, 40)
         aux_seen = []
         for s in range(10):
-            stats = trainer.step(x[None, s * 256:(s + 1) * 256])
+            stats = trainer.step(x[None, s * 256 : (s + 1) * 256])
             aux_seen.append(float(stats["aux"][0]))
         assert float(stats["dead"][0]) >= 0.5  # tracked: half the latents have not fired for 256 tokens
         results[aux_coef] = (bank.W_enc[0, :, 32:] - before).abs().max().item(), max(aux_seen)
@@ -104,13 +106,15 @@ def test_export_folds_scale_and_matches_saelens_semantics() -> None:
     bank = TopKBank(2, cfg)
     trainer = BankTrainer(bank, 10)
     for s in range(5):
-        trainer.step(torch.stack([x[s * 256:(s + 1) * 256], 0.5 * x[s * 256:(s + 1) * 256]]))
+        trainer.step(torch.stack([x[s * 256 : (s + 1) * 256], 0.5 * x[s * 256 : (s + 1) * 256]]))
     assert float(bank.scale[0]) != pytest.approx(1.0)
     probe = torch.stack([x[1500:1600], 0.5 * x[1500:1600]])
     recon, vals, idx = bank.reconstruct_raw(probe)
     for i in range(2):
         w = bank.export(i)
-        sae = SAEWeights(W_dec=w["W_dec"], W_enc=w["W_enc"], b_enc=w["b_enc"], b_dec=w["b_dec"], k=4, architecture="topk")
+        sae = SAEWeights(
+            W_dec=w["W_dec"], W_enc=w["W_enc"], b_enc=w["b_enc"], b_dec=w["b_dec"], k=4, architecture="topk"
+        )
         z = sae.encode(probe[i].numpy())
         dense = np.zeros_like(z)
         np.put_along_axis(dense, idx[i].numpy(), vals[i].numpy(), axis=-1)
