@@ -16,7 +16,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from atlas_api.context import Context
-from atlas_api.types import Feature, Module, Origin, OriginStep, OriginThresholds
+from atlas_api.types import Feature, Module, Origin, OriginThresholds
 from interop import neighbours
 from interop.semantic import query_vector
 from queries import atlases as qatlases
@@ -121,7 +121,7 @@ class AttributionGraph:
             g = await build_flow_graph_async(info.context.read, uids, opts)
             for r in rows:
                 o = qf.origin_from_flow_graph(g, r["uid"])
-                out.append(GraphFeatureOrigin(node_ids=r["node_ids"], origin=_origin(o)))
+                out.append(GraphFeatureOrigin(node_ids=r["node_ids"], origin=Origin.from_domain(o)))
         census = Counter((o.origin.layer, o.origin.module) for o in out)
         return GraphOrigins(
             features=out,
@@ -147,25 +147,6 @@ class AttributionGraph:
                 "qParams": json.loads(rows[0]["g"]["qparams_json"]),
             },
         )
-
-
-def _origin(o: qf.Origin) -> Origin:
-    return Origin(
-        feature=Feature.from_flow_node(o.seed),
-        layer=o.layer,
-        module=Module(o.module),
-        born_as=Feature.from_flow_node(o.born_as),
-        source=Feature.from_flow_node(o.source) if o.source else None,
-        source_similarity=o.source_similarity,
-        chain=[
-            OriginStep(
-                feature=Feature.from_flow_node(s.feature),
-                similarity=s.similarity,
-                category=Feature.from_flow_node(s.feature).category,
-            )
-            for s in o.chain
-        ],
-    )
 
 
 @strawberry.type

@@ -34,7 +34,6 @@ from atlas_api.types import (
     Module,
     Origin,
     OriginResult,
-    OriginStep,
     OriginThresholds,
     PageInfo,
     Path,
@@ -204,23 +203,7 @@ class Query:
             if isinstance(exc, qerrors.DatabaseUnavailable):
                 raise
             return error_result(exc, "uid")
-        o = qf.origin_from_flow_graph(g, full)
-        return Origin(
-            feature=Feature.from_flow_node(o.seed),
-            layer=o.layer,
-            module=Module(o.module),
-            born_as=Feature.from_flow_node(o.born_as),
-            source=Feature.from_flow_node(o.source) if o.source else None,
-            source_similarity=o.source_similarity,
-            chain=[
-                OriginStep(
-                    feature=Feature.from_flow_node(s.feature),
-                    similarity=s.similarity,
-                    category=Feature.from_flow_node(s.feature).category,
-                )
-                for s in o.chain
-            ],
-        )
+        return Origin.from_domain(qf.origin_from_flow_graph(g, full))
 
     @strawberry.field(
         description="The subgraph connecting a set of features across layers: every feature on a path between two of them with all links ≥ minSimilarity, within maxDepth layers."

@@ -15,6 +15,7 @@ from strawberry.scalars import JSON
 
 from queries import domain
 from queries import errors as qerrors
+from queries import features as qfeatures
 from queries import stats as qstats
 from queries.domain import Category, Module
 from queries.domain import Direction as LineageDirection
@@ -245,6 +246,26 @@ class Origin:
     source: Feature | None = strawberry.field(description="The att/mlp feature it came from, if any.")
     source_similarity: float | None
     chain: list[OriginStep] = strawberry.field(description="From the queried feature back to where it was born.")
+
+    @classmethod
+    def from_domain(cls, o: qfeatures.Origin) -> Origin:
+        """The API's shape of a :class:`queries.features.Origin` (one conversion for every resolver)."""
+        return cls(
+            feature=Feature.from_flow_node(o.seed),
+            layer=o.layer,
+            module=Module(o.module),
+            born_as=Feature.from_flow_node(o.born_as),
+            source=Feature.from_flow_node(o.source) if o.source else None,
+            source_similarity=o.source_similarity,
+            chain=[
+                OriginStep(
+                    feature=Feature.from_flow_node(s.feature),
+                    similarity=s.similarity,
+                    category=Feature.from_flow_node(s.feature).category,
+                )
+                for s in o.chain
+            ],
+        )
 
 
 @strawberry.type(description="The strongest path between two features: maximal product of similarities.")
