@@ -36,6 +36,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from machine import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
+
 from queries import features as qf  # noqa: E402
 from queries.aio import AsyncGraph  # noqa: E402
 from queries.db import Graph  # noqa: E402
@@ -54,32 +56,6 @@ LINEAGE_Q = (
 FEATURES_Q = (
     "query($w: FeatureWhere!) { features(where: $w, sort: [{sRes: DESC}], limit: 20) { uid layer module index sRes } }"
 )
-
-
-def machine() -> dict[str, Any]:
-    import platform
-    import socket
-
-    cpu = "unknown"
-    try:
-        cpu = next(
-            l.split(":", 1)[1].strip()
-            for l in Path("/proc/cpuinfo").read_text().splitlines()
-            if l.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "loadavg_1_5_15": [round(x, 2) for x in load],
-        "note": "shared machine (other jobs running): timings are noisy"
-        if load[0] > 0.5 * (os.cpu_count() or 1)
-        else "quiet at start",
-    }
 
 
 def ensure_quick_atlas(name: str, d_sae: int, d_model: int, layers: int) -> None:

@@ -16,7 +16,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
 import socket
 import sys
@@ -26,33 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import machine
+
 from interop.synthetic_graph import SyntheticGraphSpec, write_synthetic_graph
 from queries.db import Graph
 from queries.settings import Neo4jSettings
-
-
-def machine() -> dict[str, object]:
-    model, flags = "unknown", []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx", "sse4"))]
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return {
-        "cpu": model,
-        "cpu_flags": flags,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "loadavg_1_5_15": [round(x, 2) for x in load],
-        "note": "shared machine (other engineers' jobs running), timings are noisy"
-        if load[0] > 0.5 * (os.cpu_count() or 1)
-        else "quiet at start",
-    }
 
 
 def _generate(path: str, spec: SyntheticGraphSpec) -> None:

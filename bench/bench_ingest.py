@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import resource
 import socket
 import sys
@@ -31,6 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from machine import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 from ingest.matching import topk_both_ways, topk_search  # noqa: E402
 from ingest.pipeline import IngestOptions, ingest_atlas  # noqa: E402
@@ -45,28 +46,6 @@ SHAPES = {
     "smollm2": (30, 2048, 576, "HuggingFaceTB/SmolLM2-135M-Instruct"),
     "gemma": (26, 16384, 2304, "google/gemma-2-2b"),
 }
-
-
-def machine() -> dict[str, object]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "loadavg_1_5_15": [round(x, 2) for x in load],
-        "note": "shared machine (other engineers' jobs running), timings are noisy"
-        if load[0] > 0.5 * (os.cpu_count() or 1)
-        else "quiet at start",
-    }
 
 
 def manifest_for(shape: str, layers: int | None) -> AtlasManifest:

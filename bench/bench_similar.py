@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -26,31 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 from bench_api import start_api
+from machine import machine
 
 from ingest.pipeline import ingest_atlas
 from queries.db import Graph
 from queries.ids import Module
 from queries.maintenance import drop_atlas
 from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec, load_manifest
-
-
-def machine() -> dict[str, object]:
-    model = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    load = os.getloadavg()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "host": socket.gethostname(),
-        "loadavg_1_5_15": [round(x, 2) for x in load],
-        "note": "shared machine (other engineers' jobs running), timings are noisy"
-        if load[0] > 0.5 * (os.cpu_count() or 1)
-        else "quiet at start",
-    }
 
 
 def main() -> None:

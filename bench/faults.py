@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from machine import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
+
 from atlas_cli import local_neo4j  # noqa: E402
 from queries.db import Graph  # noqa: E402
 from queries.domain import Module  # noqa: E402
@@ -45,24 +47,6 @@ from queries.settings import Neo4jSettings  # noqa: E402
 from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec  # noqa: E402
 
 ATLAS = "faults"
-
-
-def machine() -> dict[str, Any]:
-    cpu, flags = "unknown", []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx", "sse4"))]
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "flags": flags,
-        "cores": os.cpu_count(),
-        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def write_manifest(folder: Path, layers: int, d_sae: int, d_model: int = 576) -> Path:
