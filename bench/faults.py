@@ -35,7 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from machine import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: tests load this file by path
+from machine import machine  # noqa: E402
 
 from atlas_cli import local_neo4j  # noqa: E402
 from queries.db import Graph  # noqa: E402
