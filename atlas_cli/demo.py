@@ -127,8 +127,9 @@ def run_demo(
     from queries.db import Graph
     from queries.sae_metrics import category_shares, example_seed, origin_shares
     from steering.model import load_model
+    from training.metrics import format_metrics_table, quality_bar, summarise
     from training.settings import TrainingSettings
-    from training.train import format_metrics_table, train_atlas
+    from training.train import train_atlas
 
     spec = profile_spec(profile)
     if device:
@@ -185,8 +186,8 @@ def run_demo(
     echo("")
     echo(f"SAE quality on held-out tokens (atlas {spec.atlas}):")
     echo(format_metrics_table(metrics["saes"]))
-    s = metrics["summary"]
-    echo(f"min EV {s['min_explained_variance']:.3f} · max L0 {s['max_l0']:.1f} · max dead {s['max_dead_fraction']:.3f}")
+    # recomputed from the per-SAE rows: a cached atlas's stored summary may predate the trimmed EV
+    echo(quality_bar(summarise(metrics["saes"])).line())
     echo("")
     echo(format_shares(shares, origins))
     return DemoReport(

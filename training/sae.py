@@ -230,9 +230,12 @@ class BankTrainer:
 class MetricsAccumulator:
     """Streams held-out EV, L0 and firing counts per SAE without holding the activations."""
 
-    def __init__(self, n: int, d_sae: int) -> None:
+    def __init__(self, n: int, d_sae: int, max_tokens: int = 65_536) -> None:
+        from training.metrics import TrimmedVariance
+
         self.n, self.d_sae = n, d_sae
         self.tokens = 0
+        self.trimmed = TrimmedVariance(n, max_tokens)  # EV without the 1% largest-norm tokens
         self.sse = torch.zeros(n, dtype=torch.float64)
         self.sum_x = None  # type: torch.Tensor | None
         self.sum_sq = torch.zeros(n, dtype=torch.float64)
@@ -250,6 +253,7 @@ class MetricsAccumulator:
         self.active += on.sum((1, 2)).double()
         self.fire_counts.scatter_add_(1, idx.reshape(self.n, -1), on.reshape(self.n, -1).long())
         self.tokens += x.shape[1]
+        self.trimmed.update(x, recon)
 
     def results(self) -> list[dict[str, float]]:
         if self.tokens == 0 or self.sum_x is None:
@@ -257,10 +261,12 @@ class MetricsAccumulator:
         # Σ‖x − mean‖² = Σ‖x‖² − N‖mean‖²
         sst = self.sum_sq - self.sum_x.pow(2).sum(-1) / self.tokens
         out = []
+        trimmed = self.trimmed.results()
         for i in range(self.n):
             out.append(
                 {
                     "explained_variance": float(1.0 - self.sse[i] / sst[i]) if sst[i] > 0 else float("nan"),
+                    **trimmed[i],
                     "l0": float(self.active[i] / self.tokens),
                     "dead_fraction": float((self.fire_counts[i] == 0).double().mean()),
                     "heldout_tokens": float(self.tokens),

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from queries.errors import InvalidInput
 from queries.ids import Module, check_atlas_name
+from training.metrics import summarise
 
 if TYPE_CHECKING:
     from steering.model import LoadedModel
@@ -326,7 +327,7 @@ def train_atlas(
 
     # --- held-out: EV, L0, dead fraction, top contexts and frequencies, from one more streamed pass ---
     t = time.perf_counter()
-    acc = MetricsAccumulator(n, spec.d_sae)
+    acc = MetricsAccumulator(n, spec.d_sae, max_tokens=-(-spec.heldout_tokens // tokens_per_seq) * tokens_per_seq)
     top = TopContexts(n, spec.d_sae, spec.n_contexts)
     sequences: list[list[int]] = []
     offset = 0
@@ -416,15 +417,6 @@ def train_atlas(
     return TrainResult(out_dir, manifest_path, metrics, cached=False)
 
 
-def summarise(sae_metrics: list[dict[str, Any]]) -> dict[str, float]:
-    return {
-        "min_explained_variance": min(m["explained_variance"] for m in sae_metrics),
-        "mean_explained_variance": sum(m["explained_variance"] for m in sae_metrics) / len(sae_metrics),
-        "max_l0": max(m["l0"] for m in sae_metrics),
-        "max_dead_fraction": max(m["dead_fraction"] for m in sae_metrics),
-    }
-
-
 def _add_training_metadata(sae_dir: Path, m: dict[str, Any], spec: TrainSpec) -> None:
     """Record the held-out metrics and the training recipe in cfg.json's metadata (SAELens keeps
     unknown metadata keys), so the numbers travel with the SAE."""
@@ -434,6 +426,7 @@ def _add_training_metadata(sae_dir: Path, m: dict[str, Any], spec: TrainSpec) ->
     meta["training"] = {
         "trainer": "feature-atlas TopK (AuxK)",
         "explained_variance_heldout": m["explained_variance"],
+        "explained_variance_without_outliers_heldout": m.get("explained_variance_without_outliers"),
         "l0_heldout": m["l0"],
         "dead_fraction_heldout": m["dead_fraction"],
         "heldout_tokens": m["heldout_tokens"],
@@ -443,12 +436,3 @@ def _add_training_metadata(sae_dir: Path, m: dict[str, Any], spec: TrainSpec) ->
         "seq_len": spec.seq_len,
     }
     cfg_path.write_text(json.dumps(cfg, indent=2))
-
-
-def format_metrics_table(sae_metrics: list[dict[str, Any]]) -> str:
-    lines = [f"{'SAE':<10} {'d_sae':>6} {'EV(held-out)':>13} {'L0':>6} {'dead':>7}"]
-    for m in sae_metrics:
-        lines.append(
-            f"{str(m['layer']) + '-' + m['module']:<10} {m['d_sae']:>6} {m['explained_variance']:>13.3f} {m['l0']:>6.1f} {m['dead_fraction']:>7.3f}"
-        )
-    return "\n".join(lines)

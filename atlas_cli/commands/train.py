@@ -50,7 +50,8 @@ def train(
     Prints explained variance on held-out tokens, L0 and dead fraction per SAE.
     """
     from steering.model import load_model
-    from training.train import TrainSpec, format_metrics_table, parse_layers, train_atlas
+    from training.metrics import format_metrics_table, quality_bar, summarise
+    from training.train import TrainSpec, parse_layers, train_atlas
 
     spec_device = device
     loaded = None
@@ -91,10 +92,7 @@ def train(
     if result.cached:
         typer.echo(f"{out} already holds this atlas (same spec); use --force to retrain")
     typer.echo(format_metrics_table(result.saes))
-    s = result.metrics["summary"]
-    typer.echo(
-        f"min EV {s['min_explained_variance']:.3f} · max L0 {s['max_l0']:.1f} · max dead {s['max_dead_fraction']:.3f}"
-    )
+    typer.echo(quality_bar(summarise(result.saes)).line())
     typer.echo(f"atlas manifest: {result.manifest_path}")
     if ingest:
         from atlas_cli.demo import publish
