@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import re
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,9 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 from queries.errors import InvalidInput
 from queries.ids import Module, check_atlas_name
+from steering.architectures import HOOKS_IN_ORDER
 from training.metrics import summarise
 
 if TYPE_CHECKING:
+    from steering.hooks import HookPoint
     from steering.model import LoadedModel
     from training.settings import TrainingSettings
 
@@ -44,7 +47,25 @@ CHECKPOINT_FILE = "checkpoint.pt"
 SPEC_VERSION = 1
 
 
-ATT_HOOKS = ("hook_attn_out", "attn.hook_z")  # the first is the default (left out of the spec hash)
+# Where each module's SAEs read by default (TransformerLens names, per layer); another hook is a spec choice.
+DEFAULT_HOOKS = {"res": "hook_resid_post", "att": "hook_attn_out", "mlp": "hook_mlp_out"}
+# Hooks an SAE can be trained on here: in d_model space (one run shares one width; ingest compares d_model rows),
+# or attn.hook_z for att SAEs (ingest maps it through W_O). mlp.hook_post is d_mlp wide and has no such map.
+TRAINABLE_HOOKS = tuple(h for h in HOOKS_IN_ORDER if h != "mlp.hook_post")
+_BLOCK_PREFIX = re.compile(r"^blocks\.(\{L\}|\d+)\.")
+
+
+def normalize_hook(module: str, name: str) -> str:
+    """``"blocks.{L}.ln2.hook_normalized"`` or ``"ln2.hook_normalized"`` → ``"ln2.hook_normalized"``, checked.
+
+    Raises InvalidInput listing the valid names (per layer; the model's own check comes in :func:`train_atlas`)."""
+    hook = _BLOCK_PREFIX.sub("", name.strip())
+    valid = [h for h in TRAINABLE_HOOKS if h != "attn.hook_z" or module == "att"]
+    if hook not in valid:
+        raise InvalidInput(
+            f"{module} hook {name!r} is not valid (valid: {', '.join(valid)}, optionally written blocks.{{L}}.<hook>)"
+        )
+    return hook
 
 
 @dataclass
@@ -55,7 +76,11 @@ class TrainSpec:
     model: str | None  # None → the offline SmolLM2 default
     layers: list[int]
     modules: list[str] = field(default_factory=lambda: ["res", "att", "mlp"])
-    att_hook: str = "hook_attn_out"  # or "attn.hook_z": att SAEs read the per-head space (ingest maps them through W_O)
+    # the hook each module's SAEs read (TransformerLens per-layer names, steering.architectures.HOOKS_IN_ORDER);
+    # e.g. att_hook = "attn.hook_z" (per-head space, mapped through W_O at ingest), mlp_hook = "ln2.hook_normalized"
+    res_hook: str = DEFAULT_HOOKS["res"]
+    att_hook: str = DEFAULT_HOOKS["att"]
+    mlp_hook: str = DEFAULT_HOOKS["mlp"]
     d_sae: int = 2048
     k: int = 32
     lr: float = 2e-3
@@ -77,8 +102,8 @@ class TrainSpec:
     def __post_init__(self) -> None:
         check_atlas_name(self.atlas)
         self.modules = [Module.parse(m).value for m in self.modules]
-        if self.att_hook not in ATT_HOOKS:
-            raise InvalidInput(f"att hook {self.att_hook!r} is not valid (valid: {', '.join(ATT_HOOKS)})")
+        for m in DEFAULT_HOOKS:
+            setattr(self, f"{m}_hook", normalize_hook(m, getattr(self, f"{m}_hook")))
         if not self.layers:
             raise InvalidInput("no layers chosen (give --layers, e.g. 4-9 or 3,5,7)")
         if any(layer < 0 for layer in self.layers):
@@ -98,7 +123,9 @@ class TrainSpec:
             raise InvalidInput(f"seq_len = {self.seq_len} is too short (use ≥ 8; 128 is the default)")
 
     def spec_hash(self) -> str:
-        d = {k: v for k, v in asdict(self).items() if k != "device" and not (k == "att_hook" and v == ATT_HOOKS[0])}
+        # default hooks are left out so that atlases trained before hooks were choosable keep their hash
+        defaults = {f"{m}_hook": h for m, h in DEFAULT_HOOKS.items()}
+        d = {k: v for k, v in asdict(self).items() if k != "device" and defaults.get(k) != v}
         return hashlib.sha256(json.dumps({"v": SPEC_VERSION, **d}, sort_keys=True).encode()).hexdigest()[:16]
 
     def resolved_device(self) -> str:
@@ -213,20 +240,8 @@ def train_atlas(
     timings["model_load_s"] = round(time.perf_counter() - started, 2)
     model_name = spec.model or loaded.name or DEFAULT_MODEL
     points = validate_points(loaded, [HookPoint(layer, Module(m)) for layer in spec.layers for m in spec.modules])
-    hook_z = spec.att_hook == "attn.hook_z"
-    # what each SAE reads: the point itself, or for att SAEs on hook_z the per-head space (flattened)
-    reads: list[HookPoint | str] = [
-        f"blocks.{p.layer}.attn.hook_z" if hook_z and p.module is Module.ATT else p for p in points
-    ]
-    if hook_z and any(p.module is Module.ATT for p in points):
-        from steering.architectures import output_projection
-
-        d_z = int(output_projection(loaded.model, points[0].layer).shape[0])
-        if d_z != loaded.d_model:
-            raise InvalidInput(
-                f"attn.hook_z of {model_name} is {d_z} wide but d_model is {loaded.d_model}; one training run shares one width "
-                "(train the hook_z SAEs alone with --modules att, or use --att-hook hook_attn_out)"
-            )
+    # what each SAE reads: its module's standard point, or the hook the spec names for that module
+    reads = resolve_reads(loaded, points, spec, model_name)
     # Keep the points in (layer, module-in-spec-order) order for stable SAE indices.
     n = len(points)
     cfg = TopKConfig(
@@ -415,6 +430,39 @@ def train_atlas(
     if ckpt_path.exists():
         ckpt_path.unlink()
     return TrainResult(out_dir, manifest_path, metrics, cached=False)
+
+
+def resolve_reads(
+    loaded: LoadedModel, points: list[HookPoint], spec: TrainSpec, model_name: str
+) -> list[HookPoint | str]:
+    """The hook each point's SAE reads, checked on the loaded model: a name it lacks (e.g. ``hook_resid_mid`` of a
+    parallel block) is InvalidInput listing its valid names; a hook not ``d_model`` wide (one run shares one width;
+    ``attn.hook_z`` is ``n_heads·d_head``) is InvalidInput saying what to do instead."""
+    import torch
+
+    from steering.architectures import parse_hook_name
+    from steering.hooks import run_capture
+
+    reads: list[HookPoint | str] = []
+    for p in points:
+        hook = getattr(spec, f"{p.module.value}_hook")
+        if hook == DEFAULT_HOOKS[p.module.value]:
+            reads.append(p)
+        else:
+            reads.append(str(parse_hook_name(loaded.model, f"blocks.{p.layer}.{hook}")))
+    named = [r for r in reads if isinstance(r, str)]
+    if named:  # one 2-token forward measures each named hook's width
+        ids = torch.zeros((1, 2), dtype=torch.long, device=loaded.device)
+        with loaded.lock:
+            acts = run_capture(loaded, named, ids, stop_early=True)
+        for r in named:
+            width = int(acts[r].flatten(2).shape[-1])
+            if width != loaded.d_model:
+                raise InvalidInput(
+                    f"{r} of {model_name} is {width} wide but d_model is {loaded.d_model}; one training run shares one "
+                    "width (train the SAEs of that hook alone with --modules, or read another hook)"
+                )
+    return reads
 
 
 def _add_training_metadata(sae_dir: Path, m: dict[str, Any], spec: TrainSpec) -> None:

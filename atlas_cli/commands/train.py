@@ -17,9 +17,17 @@ def train(
     ),
     layers: str = typer.Option("6-11", help="Layers: '6-11', '3,5,7' or 'all'."),
     modules: str = typer.Option("res,att,mlp", help="Hook points per layer: any of res, att, mlp."),
+    res_hook: str = typer.Option(
+        "hook_resid_post",
+        help="Where res SAEs read: a TransformerLens per-layer hook, e.g. hook_resid_pre or blocks.{L}.hook_resid_mid.",
+    ),
     att_hook: str = typer.Option(
         "hook_attn_out",
-        help="Where att SAEs read: hook_attn_out (d_model) or attn.hook_z (per-head space; ingest maps it through W_O).",
+        help="Where att SAEs read: hook_attn_out (d_model), attn.hook_z (per-head space; ingest maps it through W_O), ...",
+    ),
+    mlp_hook: str = typer.Option(
+        "hook_mlp_out",
+        help="Where mlp SAEs read: hook_mlp_out, or e.g. ln2.hook_normalized (the MLP's normalised input).",
     ),
     width: int = typer.Option(2048, help="Latents per SAE (d_sae)."),
     k: int = typer.Option(64, help="TopK: active latents per token (the SAE's L0)."),
@@ -72,7 +80,9 @@ def train(
         model=model,
         layers=layer_list,
         modules=[m for m in modules.split(",") if m.strip()],
+        res_hook=res_hook,
         att_hook=att_hook,
+        mlp_hook=mlp_hook,
         d_sae=width,
         k=k,
         lr=lr,
