@@ -1,14 +1,20 @@
-"""Wide SAEs: peak memory and time of matching a res(L-1)–res(L) pair streamed from memory-mapped safetensors
-(ingest.streaming) against the same pair loaded whole (what ingest does today).
+"""Wide SAEs: peak memory and time of matching a res(L-1)–res(L) pair streamed from safetensors files
+(ingest.streaming) against the same pair loaded whole in memory.
 
-    python bench/bench_wide.py --rows 131072 --d 4096      # the issue's size: 2 GiB per decoder (+ encoders)
-    python bench/bench_wide.py --rows 16384 --d 1024       # what a shared 2-core machine can afford
+    python bench/bench_wide.py --rows 131072 --d 4096 --query-rows 8192   # the issue's files, a block of queries
+    python bench/bench_wide.py --rows 16384 --d 1024                       # the whole problem, a smaller pair
 
 Writes a synthetic SAELens pair (W_dec *and* W_enc, so that "encoders are never read" is part of what is
-measured) under --dir (default a temp folder under /tmp, deleted afterwards), then runs each mode in its own
-process and reads that process's peak RSS (ru_maxrss). Both modes compute top-k both ways (backward: each
-res(L) row's predecessors; forward: each res(L-1) row's successors); their indices must agree. Saves
-bench/results/wide.json|md (one entry per size) with the CPU model, core count and load.
+measured) under --dir (default a temp folder under /tmp; deleted afterwards either way), then runs each mode in
+its own process and reads that process's peak RSS (ru_maxrss). Both modes compute top-k both ways (backward:
+res(L) rows → res(L-1); forward: res(L-1) rows → res(L)); their indices must agree. ``--query-rows Q`` restricts
+the *queries* of each direction to the contiguous rows 0..Q-1 while every candidate row of the other decoder is
+still read and compared (the streamed mode streams every candidate tile and the norms of both whole files; the
+in-memory mode loads both whole decoders): the memory figures are those of the full-size files, the time is Q/rows
+of the full problem's, and the full time is extrapolated linearly (GEMM-bound). The in-memory mode searches with
+FAISS's flat fp32 index per direction (``prefilter="off"``: the same arithmetic as the streamed numpy GEMM; the
+bf16 pre-filter is another matter, docs/ingest.md). Saves bench/results/wide.json|md (one entry per size and
+query rows) with the CPU model, flags, core count and load.
 """
 
 from __future__ import annotations
@@ -28,29 +34,41 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench_ingest import machine  # noqa: E402
+from machine import machine  # noqa: E402
 
 K = 5
 
 
-def write_pair(folder: Path, rows: int, d: int) -> list[Path]:
-    from safetensors.numpy import save_file
+def write_safetensors_chunked(
+    path: Path, shapes: dict[str, tuple[int, ...]], seed: int, chunk_rows: int = 4096
+) -> None:
+    """A float32 safetensors file of standard-normal tensors written chunk by chunk (a 2 GiB decoder never sits in
+    memory here either); the layout is the format's: 8-byte header length, JSON header, raw little-endian data."""
+    rng = np.random.default_rng(seed)
+    header: dict[str, object] = {}
+    offset = 0
+    for name, shape in shapes.items():
+        n = int(np.prod(shape)) * 4
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little"))
+        f.write(raw)
+        for shape in shapes.values():
+            rows, rest = shape[0], int(np.prod(shape[1:]))
+            for a in range(0, rows, chunk_rows):
+                f.write(rng.standard_normal((min(rows, a + chunk_rows) - a, rest), dtype=np.float32).tobytes())
 
+
+def write_pair(folder: Path, rows: int, d: int) -> list[Path]:
     out = []
     for i, name in enumerate(("res-prev", "res")):
-        rng = np.random.default_rng(i)
         p = folder / name
         p.mkdir(parents=True, exist_ok=True)
-        w_dec = rng.standard_normal((rows, d), dtype=np.float32)
-        save_file(
-            {
-                "W_dec": w_dec,
-                "W_enc": np.ascontiguousarray(w_dec.T),
-                "b_enc": np.zeros(rows, np.float32),
-                "b_dec": np.zeros(d, np.float32),
-            },
-            str(p / "sae_weights.safetensors"),
-        )
+        shapes = {"W_dec": (rows, d), "W_enc": (d, rows), "b_enc": (rows,), "b_dec": (d,)}
+        write_safetensors_chunked(p / "sae_weights.safetensors", shapes, seed=i)
         (p / "cfg.json").write_text(
             json.dumps(
                 {
@@ -63,32 +81,50 @@ def write_pair(folder: Path, rows: int, d: int) -> list[Path]:
                 }
             )
         )
-        del w_dec
         out.append(p)
     return out
 
 
-def child(mode: str, prev: Path, cur: Path, out: Path, tile_rows: int) -> None:
+def child(mode: str, prev: Path, cur: Path, out: Path, tile_rows: int, query_rows: int) -> None:
     t = time.perf_counter()
+    phases: dict[str, float] = {}
     if mode == "stream":
         from ingest.streaming import DecoderFile, streamed_topk
 
         a, b = DecoderFile(cur), DecoderFile(prev)
-        _, bwd = streamed_topk(a, b, K, tile_rows=tile_rows)
-        _, fwd = streamed_topk(b, a, K, tile_rows=tile_rows)
+        a.norms(tile_rows), b.norms(tile_rows)  # one streamed pass over each whole file
+        phases["norms_s"] = round(time.perf_counter() - t, 2)
+        t1 = time.perf_counter()
+        _, bwd = streamed_topk(a, b, K, tile_rows=tile_rows, query_range=(0, min(query_rows, a.shape[0])))
+        phases["backward_s"] = round(time.perf_counter() - t1, 2)
+        t1 = time.perf_counter()
+        _, fwd = streamed_topk(b, a, K, tile_rows=tile_rows, query_range=(0, min(query_rows, b.shape[0])))
+        phases["forward_s"] = round(time.perf_counter() - t1, 2)
     else:
-        from ingest.matching import topk_both_ways
+        from ingest.matching import topk_both_ways, topk_search, torch_cuda_available
         from saes.saelens_format import load_sae_dir
 
+        torch_cuda_available()  # imports torch (as ingest does) outside the timed phases; its ~0.4 GiB stays in RSS
+        t = time.perf_counter()
         a_w, b_w = load_sae_dir(cur, decoder_only=True).W_dec, load_sae_dir(prev, decoder_only=True).W_dec
         a_w /= np.linalg.norm(a_w, axis=1, keepdims=True)
         b_w /= np.linalg.norm(b_w, axis=1, keepdims=True)
-        (_, bwd), (_, fwd) = topk_both_ways(a_w, b_w, K, prefilter="off")
+        phases["load_s"] = round(time.perf_counter() - t, 2)
+        t1 = time.perf_counter()
+        if query_rows >= len(a_w) and query_rows >= len(b_w):  # the whole problem: ingest's one-GEMM both ways
+            (_, bwd), (_, fwd) = topk_both_ways(a_w, b_w, K, prefilter="off")
+            phases["both_ways_s"] = round(time.perf_counter() - t1, 2)
+        else:
+            _, bwd = topk_search(a_w[:query_rows], b_w, K, backend="faiss", prefilter="off")
+            phases["backward_s"] = round(time.perf_counter() - t1, 2)
+            t1 = time.perf_counter()
+            _, fwd = topk_search(b_w[:query_rows], a_w, K, backend="faiss", prefilter="off")
+            phases["forward_s"] = round(time.perf_counter() - t1, 2)
     seconds = time.perf_counter() - t
     np.save(out / f"{mode}-bwd.npy", bwd)
     np.save(out / f"{mode}-fwd.npy", fwd)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"mode": mode, "seconds": round(seconds, 2), "peak_rss_bytes": rss}))
+    print(json.dumps({"mode": mode, "seconds": round(seconds, 2), "peak_rss_bytes": rss, **phases}))
 
 
 def main() -> None:
@@ -96,15 +132,19 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=16_384)
     ap.add_argument("--d", type=int, default=1_024)
     ap.add_argument("--tile-rows", type=int, default=8_192)
-    ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--query-rows", type=int, default=0, help="query rows per direction (default: all)")
+    ap.add_argument("--dir", type=Path, default=None, help="where to write the pair (deleted afterwards)")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "PREV", "CUR", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    query_rows = args.query_rows or args.rows
     if args.child:
         mode, prev, cur, out = args.child
-        child(mode, Path(prev), Path(cur), Path(out), args.tile_rows)
+        child(mode, Path(prev), Path(cur), Path(out), args.tile_rows, query_rows)
         return
     started = machine()
+    made = args.dir is None or not args.dir.exists()
     folder = args.dir or Path(tempfile.mkdtemp(prefix="atlas-wide-", dir="/tmp"))
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         t = time.perf_counter()
         prev, cur = write_pair(folder, args.rows, args.d)
@@ -117,6 +157,8 @@ def main() -> None:
                     __file__,
                     "--tile-rows",
                     str(args.tile_rows),
+                    "--query-rows",
+                    str(query_rows),
                     "--child",
                     mode,
                     str(prev),
@@ -128,20 +170,43 @@ def main() -> None:
                 text=True,
             )
             runs[mode] = json.loads(res.stdout.strip().splitlines()[-1])
+            print(mode, runs[mode], flush=True)
         same = all(
             np.array_equal(np.load(folder / f"stream-{w}.npy")[:, 0], np.load(folder / f"memory-{w}.npy")[:, 0])
             for w in ("bwd", "fwd")
         )
         file_bytes = sum((p / "sae_weights.safetensors").stat().st_size for p in (prev, cur))
     finally:
-        if args.dir is None:
+        for p in (folder / "res-prev", folder / "res", *folder.glob("*.npy")):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if made:
             shutil.rmtree(folder, ignore_errors=True)
     decoder_bytes = args.rows * args.d * 4
+    share = query_rows / args.rows
     result = {
         "rows": args.rows,
         "d": args.d,
         "k": K,
         "tile_rows": args.tile_rows,
+        "query_rows_per_direction": query_rows,
+        "restricted": share < 1,
+        "what_was_restricted": (
+            f"queries of each direction restricted to rows 0..{query_rows - 1} of {args.rows:,}; every candidate row "
+            "read and compared; norms of both whole files computed; memory figures are the full-size files'"
+            if share < 1
+            else "nothing: the whole problem both ways"
+        ),
+        "multiply_adds_measured": 2 * query_rows * args.rows * args.d,
+        "multiply_adds_full_both_ways": 2 * args.rows * args.rows * args.d,
+        "extrapolated_full_s": {
+            mode: round(
+                runs[mode].get("backward_s", 0) / share + runs[mode].get("forward_s", 0) / share
+                if share < 1
+                else runs[mode]["seconds"],
+                0,
+            )
+            for mode in ("stream", "memory")
+        },
         "decoder_bytes_each": decoder_bytes,
         "files_bytes_total_with_encoders": file_bytes,
         "generate_s": round(gen_s, 1),
@@ -162,6 +227,7 @@ def main() -> None:
                 str(args.d),
                 "--tile-rows",
                 str(args.tile_rows),
+                *(["--query-rows", str(query_rows)] if share < 1 else []),
             ]
         ),
     }
@@ -170,28 +236,35 @@ def main() -> None:
     # one entry per size: runs at several sizes show how each mode's peak grows with the decoders
     path = out / "wide.json"
     runs_by_size = json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
-    runs_by_size[f"{args.rows}x{args.d}"] = result
+    runs_by_size[f"{args.rows}x{args.d}" + (f"-q{query_rows}" if share < 1 else "")] = result
     path.write_text(json.dumps({"runs": runs_by_size}, indent=2) + "\n")
     gib = 2**30
+    title = f"{args.rows:,} × {args.d:,}, fp32: {decoder_bytes / gib:.2f} GiB per decoder"
+    if share < 1:
+        title += f"; queries restricted to {query_rows:,} rows per direction"
+    ext = result["extrapolated_full_s"]
     md = [
-        f"# Wide SAE pair streamed vs in memory ({args.rows:,} × {args.d:,}, fp32: {decoder_bytes / gib:.2f} GiB per decoder)",
+        f"# Wide SAE pair streamed vs in memory ({title})",
         "",
-        "| mode | peak RSS | time |",
-        "|---|---|---|",
-        f"| streamed tiles (ingest.streaming) | {runs['stream']['peak_rss_bytes'] / gib:.2f} GiB | {runs['stream']['seconds']:.1f} s |",
-        f"| loaded whole (today's ingest path) | {runs['memory']['peak_rss_bytes'] / gib:.2f} GiB | {runs['memory']['seconds']:.1f} s |",
+        "| mode | peak RSS | time measured | phases | full problem, extrapolated |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {label} | {runs[m]['peak_rss_bytes'] / gib:.2f} GiB | {runs[m]['seconds']:.1f} s | "
+            + ", ".join(f"{key[:-2]} {v} s" for key, v in runs[m].items() if key.endswith("_s"))
+            + f" | {ext[m]:,.0f} s ({ext[m] / 3600:.1f} h) |"
+            for m, label in (("stream", "streamed tiles (ingest.streaming)"), ("memory", "loaded whole (FAISS flat)"))
+        ),
+        "",
+        f"Restricted: {result['what_was_restricted']}.",
         "",
         f"Top-1 identical both ways: {same}. Files hold W_enc too ({file_bytes / gib:.2f} GiB in all); neither mode reads it.",
-        f"Machine: {started['cpu']}, {started['cores']} cores, load {started['loadavg_1_5_15']} at start ({started['note']}).",
+        f"Machine: {started['cpu']} ({' '.join(started['cpu_flags'])}), {started['cores']} cores, "
+        f"load {started['loadavg_1_5_15']} at start, {result['machine_at_end']['loadavg_1_5_15']} at end ({started['note']}).",
         f"Command: `{result['command']}`.",
     ]
     md_path = out / "wide.md"
     previous = md_path.read_text().split("\n# ") if md_path.is_file() else []
-    kept = [
-        p if p.startswith("# ") else "# " + p
-        for p in previous
-        if p.strip() and f"({args.rows:,} × {args.d:,}," not in p
-    ]
+    kept = [p if p.startswith("# ") else "# " + p for p in previous if p.strip() and f"({title})" not in p]
     md_path.write_text("\n".join([*(k.rstrip("\n") + "\n" for k in kept), "\n".join(md) + "\n"]))
     print("\n".join(md))
 

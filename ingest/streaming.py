@@ -22,7 +22,7 @@ import numpy as np
 from queries.errors import SAEFileError
 
 DEFAULT_TILE_ROWS = 8_192
-_DTYPES = {"F32": "<f4", "F16": "<f2"}
+_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}  # bf16 is read as its bit pattern and widened
 _PART_ROWS = 512
 
 
@@ -55,6 +55,7 @@ class DecoderFile:
         if len(shape) != 2:
             raise SAEFileError(f"decoder {self.path}: {tensor} has shape {shape}, expected [d_sae, d]")
         self.shape = (shape[0], shape[1])
+        self._bf16 = meta["dtype"] == "BF16"
         self._norms: np.ndarray | None = None
 
     def rows(self, a: int, b: int) -> np.ndarray:
@@ -62,6 +63,8 @@ class DecoderFile:
         t = np.fromfile(
             self.path, dtype=self._dtype, count=(b - a) * d, offset=self._offset + a * d * self._dtype.itemsize
         )
+        if self._bf16:  # bf16 is the upper half of a float32
+            return (t.astype(np.uint32) << 16).view(np.float32).reshape(b - a, d)
         return np.ascontiguousarray(t.reshape(b - a, d), dtype=np.float32)
 
     def norms(self, tile_rows: int = DEFAULT_TILE_ROWS) -> np.ndarray:
@@ -84,20 +87,27 @@ class DecoderFile:
 
 
 def streamed_topk(
-    queries: DecoderFile, base: DecoderFile, k: int, *, tile_rows: int = DEFAULT_TILE_ROWS
+    queries: DecoderFile,
+    base: DecoderFile,
+    k: int,
+    *,
+    tile_rows: int = DEFAULT_TILE_ROWS,
+    query_range: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every query row, its ``k`` most similar base rows by cosine: ``(sims float32 [n, k], idx int64 [n, k])``,
-    sorted by descending similarity."""
+    sorted by descending similarity. ``query_range = (a, b)`` answers query rows ``a..b-1`` only (every base tile
+    is still streamed)."""
     if queries.shape[1] != base.shape[1]:
         raise SAEFileError(
             f"decoders {queries.path} and {base.path} have widths {queries.shape[1]} and {base.shape[1]}"
         )
-    n_q, n_b = queries.shape[0], base.shape[0]
+    q0, q1 = query_range or (0, queries.shape[0])
+    n_q, n_b = q1 - q0, base.shape[0]
     k = min(k, n_b)
     sims = np.empty((n_q, k), np.float32)
     idx = np.empty((n_q, k), np.int64)
     for qa in range(0, n_q, tile_rows):
-        q = queries.unit_rows(qa, min(n_q, qa + tile_rows))
+        q = queries.unit_rows(q0 + qa, q0 + min(n_q, qa + tile_rows))
         best_s = np.full((len(q), k), -np.inf, np.float32)
         best_i = np.zeros((len(q), k), np.int64)
         for ba in range(0, n_b, tile_rows):

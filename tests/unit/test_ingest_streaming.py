@@ -36,3 +36,19 @@ def test_zero_row_is_refused(tmp_path: Path) -> None:
     p = save_sae_dir(tmp_path / "z", SAEWeights(W_dec=w, W_enc=np.ones((4, 10), np.float32)))
     with pytest.raises(SAEFileError, match="row 3 is zero"):
         DecoderFile(p).norms()
+
+
+def test_query_range_and_bf16(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(1)
+    w = torch.from_numpy(rng.standard_normal((200, 16)).astype(np.float32)).to(torch.bfloat16)
+    save_file({"W_dec": w}, str(tmp_path / "bf16.safetensors"))
+    base = save_sae_dir(tmp_path / "b", SAEWeights(W_dec=rng.standard_normal((90, 16)).astype(np.float32)))
+    q = DecoderFile(tmp_path / "bf16.safetensors")
+    np.testing.assert_array_equal(q.rows(0, 200), w.float().numpy())  # bf16 widened exactly
+    s_all, i_all = streamed_topk(q, DecoderFile(base), 4, tile_rows=32)
+    s, i = streamed_topk(q, DecoderFile(base), 4, tile_rows=32, query_range=(50, 130))
+    np.testing.assert_array_equal(i, i_all[50:130])
+    np.testing.assert_allclose(s, s_all[50:130], rtol=1e-6)  # another tile alignment: last-bit GEMM differences
