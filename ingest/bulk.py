@@ -22,6 +22,7 @@ import csv
 import io
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.decoders import Decoder, DecoderCache, layer_decoders, validate_atlas
-from ingest.pipeline import IngestOptions, match_layer
+from ingest.pipeline import CONTROL_FIELDS, IngestOptions, atlas_controls, match_layer
 from queries.ids import feature_uid, sae_key
 from saes.manifest import AtlasManifest
 from saes.sources import neuronpedia_id
@@ -41,6 +42,8 @@ FEATURE_HEADER = (
     "uid:ID(Feature),atlas,layer:long,module,index:long,d_sae:long,decoder_norm:double,"
     "s_res:double,s_att:double,s_mlp:double,category,:LABEL"
 )
+# SAE-node properties beyond the manifest's: the hook of hook_z SAEs and the res SAEs' null controls
+SAE_EXTRA_FIELDS: dict[str, str] = {"hook_name": "string", "w_o_source": "string"} | CONTROL_FIELDS
 EDGE_HEADER = ":START_ID(Feature),:END_ID(Feature),similarity:double,target_rank:long,source_rank:long,:TYPE"
 
 
@@ -84,7 +87,7 @@ class BulkExport:
         return "neo4j-admin " + " ".join(self.admin_args())
 
 
-def _col(values: list[float] | list[str] | None, n: int) -> list[str]:
+def _col(values: Sequence[object] | None, n: int) -> list[str]:
     """A CSV column: ``repr`` keeps every double exact; an absent value is an empty field (no property)."""
     if values is None:
         return [""] * n
@@ -109,7 +112,11 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     out = BulkExport(Path(folder))
     out.folder.mkdir(parents=True, exist_ok=True)
     cache = DecoderCache(opts.decoder_cache_bytes)
-    d_model, sizes = validate_atlas(manifest, progress=opts.progress, projections=opts.projections, cache=cache)
+    details: dict[tuple[int, str], dict[str, str]] = {}
+    d_model, sizes = validate_atlas(
+        manifest, progress=opts.progress, projections=opts.projections, details=details, cache=cache
+    )
+    controls: dict[int, dict[str, object]] = {}  # per layer: the res SAE's null controls and category rule
     name = manifest.name
     (out.folder / "feature_header.csv").write_text(FEATURE_HEADER + "\n")
     (out.folder / "edge_header.csv").write_text(EDGE_HEADER + "\n")
@@ -117,8 +124,9 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     for layer in tqdm(manifest.layers, desc=f"export {name}", unit="layer", disable=not opts.progress):
         tm = time.perf_counter()
         dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
-        r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter)
+        r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows)
         out.match_s += time.perf_counter() - tm
+        controls[layer] = r.controls
         # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.
         chunks = []
         for mod, c in r.features.items():
@@ -162,10 +170,12 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
         out.edge_files.append(p)
         prev_res = dec["res"]
     now = datetime.now(UTC).isoformat()
+    summary = atlas_controls([{"rule": c.get("category_rule"), **c} for c in controls.values()])
     _rows(
         out.folder / "atlas.csv",
         "name:ID(Atlas),model,d_model:long,n_layers:long,layers:long[],complete:boolean,manifest_sha256,manifest_path,k:long,"
-        "threshold_res:double,threshold_module:double,n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
+        "threshold_res:double,threshold_module:double,threshold_rule,null_median_mean:double,null_p999_max:double,"
+        "category_rules:string[],n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
         [
             [
                 name,
@@ -179,6 +189,9 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
                 opts.k,
                 repr(float(opts.thresholds.res)),
                 repr(float(opts.thresholds.module)),
+                opts.thresholds.rule,
+                *_col([summary["null_median_mean"], summary["null_p999_max"]], 2),
+                ";".join(summary["category_rules"]),
                 out.n_features,
                 out.n_edges,
                 now,
@@ -191,6 +204,7 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     has: list[list[object]] = []
     for e in manifest.saes:
         key = sae_key(name, e.layer, e.module)
+        extra = {**details.get((e.layer, e.module.value), {}), **(controls[e.layer] if e.module.value == "res" else {})}
         saes.append(
             [
                 key,
@@ -202,13 +216,16 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
                 e.describe(),
                 neuronpedia_id(e, manifest.base_dir) or "",
                 "true",
+                *_col([extra.get(f) for f in SAE_EXTRA_FIELDS], len(SAE_EXTRA_FIELDS)),
                 "SAE",
             ]
         )
         has.append([name, key, "HAS_SAE"])
     _rows(
         out.folder / "saes.csv",
-        "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,neuronpedia_id,complete:boolean,:LABEL",
+        "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,neuronpedia_id,complete:boolean,"
+        + ",".join(f if SAE_EXTRA_FIELDS[f] == "string" else f"{f}:{SAE_EXTRA_FIELDS[f]}" for f in SAE_EXTRA_FIELDS)
+        + ",:LABEL",
         saes,
     )
     _rows(out.folder / "has_sae.csv", ":START_ID(Atlas),:END_ID(SAE),:TYPE", has)

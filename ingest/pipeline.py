@@ -137,18 +137,42 @@ def match_layer(
 
 
 def summarise_controls(graph: Graph, atlas: str) -> dict[str, Any]:
-    """Atlas-node view of the per-pair nulls: the mean of their medians, the largest 99.9th percentile, and
-    the category rule(s) of the res SAEs (one rule unless layers were ingested with different options)."""
-    rows = graph.read(W.SAE_CONTROLS, {"atlas": atlas})
-    meds = [r[f"{p}_null_median"] for r in rows for p in ("res", "att", "mlp") if r[f"{p}_null_median"] is not None]
-    p999 = [r[f"{p}_null_p999"] for r in rows for p in ("res", "att", "mlp") if r[f"{p}_null_p999"] is not None]
-    props = {
-        "null_median_mean": float(np.mean(meds)) if meds else None,
-        "null_p999_max": float(max(p999)) if p999 else None,
-        "category_rules": sorted({r["rule"] for r in rows if r["rule"]}),
-    }
+    """Write the Atlas-node view of the per-pair nulls (:func:`atlas_controls`) from its SAE nodes."""
+    props = atlas_controls(graph.read(W.SAE_CONTROLS, {"atlas": atlas}))
     graph.write(W.SET_ATLAS_CONTROLS, {"atlas": atlas, "props": props})
     return props
+
+
+def atlas_controls(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Atlas-node view of the per-pair nulls: the mean of their medians, the largest 99.9th percentile, and
+    the category rule(s) of the res SAEs (one rule unless layers were ingested with different options).
+    ``rows``: one per res SAE with ``rule`` and ``{res,att,mlp}_null_median/_p999`` (missing = None)."""
+    meds = [r[f"{p}_null_median"] for r in rows for p in MODULES if r.get(f"{p}_null_median") is not None]
+    p999 = [r[f"{p}_null_p999"] for r in rows for p in MODULES if r.get(f"{p}_null_p999") is not None]
+    return {
+        "null_median_mean": float(np.mean(meds)) if meds else None,
+        "null_p999_max": float(max(p999)) if p999 else None,
+        "category_rules": sorted({r["rule"] for r in rows if r.get("rule")}),
+    }
+
+
+# The properties layer_controls may put on a res SAE node, with their neo4j-admin import types (ingest.bulk).
+MODULES = ("res", "att", "mlp")
+CONTROL_FIELDS: dict[str, str] = (
+    {"category_rule": "string"}
+    | {
+        f"{p}_{name}": typ
+        for p in MODULES
+        for name, typ in (
+            ("score_median", "double"),
+            ("null_median", "double"),
+            ("null_p99", "double"),
+            ("null_p999", "double"),
+            ("null_n", "long"),
+        )
+    }
+    | {f"cut_{p}": "double" for p in MODULES}
+)
 
 
 def layer_controls(

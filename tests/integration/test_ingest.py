@@ -264,6 +264,18 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
                 "MATCH (a:Atlas {name: $a}) RETURN a.layers AS layers, a.threshold_res AS tr, a.manifest_sha256 AS sha"
             )
             assert g.read(props, {"a": atlas_name}) == graph.read(props, {"a": atlas_name})
+            # the null controls and the category rule, on the SAE nodes and the Atlas, as the online path stores them
+            sae_props = "MATCH (s:SAE {atlas: $a}) RETURN s.key AS key, properties(s) AS p ORDER BY key"
+            bulk_saes, online_saes = g.read(sae_props, {"a": atlas_name}), graph.read(sae_props, {"a": atlas_name})
+            assert bulk_saes == online_saes
+            assert sum("res_null_p999" in r["p"] for r in bulk_saes) == 2  # res(1), res(2): layer 0 has no res(L-1)
+            assert all("att_null_median" in r["p"] for r in bulk_saes if r["key"].endswith("-res"))
+            controls = (
+                "MATCH (a:Atlas {name: $a}) RETURN a.threshold_rule AS rule, a.null_median_mean AS med, "
+                "a.null_p999_max AS p999, a.category_rules AS rules"
+            )
+            bulk_atlas = g.read(controls, {"a": atlas_name})
+            assert bulk_atlas == graph.read(controls, {"a": atlas_name}) and bulk_atlas[0]["p999"] is not None
             names = {r["name"] for r in g.read("SHOW CONSTRAINTS YIELD name RETURN name")}
             assert "feature_uid" in names  # schema created after the import
 
