@@ -6,7 +6,9 @@ Invariants once :func:`load_manifest` returns (or an :class:`AtlasManifest` is b
 - no two SAEs share a (layer, module);
 - the residual chain has no gap: every layer from the first to the last has a ``res`` SAE
   (matching runs ``res(L)`` against ``res(L-1)``; a missing link would silently cut every lineage);
-- synthetic sources know their ``d_in`` (default: the manifest's ``d_model``).
+- synthetic sources know their ``d_in`` (default: the manifest's ``d_model``);
+- every ``[[ceiling]]`` (an SAE of the same hook point as one ``[[sae]]``, trained with another seed: the
+  controls' ceiling, never ingested as features) names a (layer, module) that has an ``[[sae]]``.
 
 Each violation raises :class:`queries.errors.ManifestError` with one line naming the value and the fix.
 """
@@ -23,7 +25,7 @@ from queries.errors import InvalidInput, ManifestError
 from queries.ids import Module, check_atlas_name
 from queries.neuronpedia import parse_neuronpedia_id
 
-_TOP_KEYS = {"name", "model", "d_model", "sae"}
+_TOP_KEYS = {"name", "model", "d_model", "sae", "ceiling"}
 _SAE_KEYS = {"layer", "module", "path", "release", "sae_id", "synthetic", "neuronpedia"}
 _SYN_KEYS = {"d_sae", "seed", "d_in"}
 
@@ -95,6 +97,7 @@ class AtlasManifest:
     d_model: int | None
     saes: list[SAEEntry]
     base_dir: Path = field(default_factory=Path.cwd)
+    ceilings: list[SAEEntry] = field(default_factory=list)  # seed-ceiling SAEs (saes.controls), not features
 
     def __post_init__(self) -> None:
         try:
@@ -105,6 +108,12 @@ class AtlasManifest:
             raise ManifestError(f"d_model = {self.d_model!r} is not valid (use a positive integer, e.g. 576)")
         self.saes = sorted(self.saes, key=lambda e: (e.layer, _MODULE_ORDER[e.module]))
         _check_entries(self.saes, self.d_model)
+        for c in self.ceilings:
+            if self.entry(c.layer, c.module) is None:
+                raise ManifestError(
+                    f"[[ceiling]] layer {c.layer} module {c.module.value!r} has no [[sae]] of the same hook point "
+                    "(a ceiling compares two seeds of one hook point; add the [[sae]] or drop the [[ceiling]])"
+                )
         self.base_dir = Path(self.base_dir)
 
     # -- derived views -------------------------------------------------------------------------
@@ -127,9 +136,9 @@ class AtlasManifest:
         lines = [f"name = {_q(self.name)}", f"model = {_q(self.model)}"]
         if self.d_model is not None:
             lines.append(f"d_model = {self.d_model}")
-        for e in self.saes:
+        for table, e in [("sae", e) for e in self.saes] + [("ceiling", c) for c in self.ceilings]:
             lines.append("")
-            lines.append("[[sae]]")
+            lines.append(f"[[{table}]]")
             for key, value in e.to_toml_dict().items():
                 if isinstance(value, dict):
                     inner = ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items())
@@ -190,10 +199,10 @@ def _check_entries(saes: list[SAEEntry], d_model: int | None) -> None:
         )
 
 
-def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
-    where = f"[[sae]] #{i + 1}"
+def _parse_entry(i: int, raw: Any, d_model: int | None, table: str = "sae") -> SAEEntry:
+    where = f"[[{table}]] #{i + 1}"
     if not isinstance(raw, dict):
-        raise ManifestError(f"{where} is not a table (write it as [[sae]] with layer, module and a source)")
+        raise ManifestError(f"{where} is not a table (write it as [[{table}]] with layer, module and a source)")
     unknown = set(raw) - _SAE_KEYS
     if unknown:
         raise ManifestError(
@@ -210,7 +219,7 @@ def _parse_entry(i: int, raw: Any, d_model: int | None) -> SAEEntry:
         raise ManifestError(
             f"{where} (layer {layer}): unknown module {raw['module']!r} (valid: res, att, mlp)"
         ) from None
-    where = f"[[sae]] layer {layer} module {module.value!r}"
+    where = f"[[{table}]] layer {layer} module {module.value!r}"
     np_id = raw.get("neuronpedia")
     if np_id is not None:
         if not isinstance(np_id, str):
@@ -270,7 +279,7 @@ def parse_manifest(data: dict[str, Any], base_dir: Path, where: str = "atlas.tom
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ManifestError(
-            f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: name, model, d_model, [[sae]])"
+            f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: name, model, d_model, [[sae]], [[ceiling]])"
         )
     for key in ("name", "model"):
         if not isinstance(data.get(key), str) or not data[key]:
@@ -288,7 +297,13 @@ def parse_manifest(data: dict[str, Any], base_dir: Path, where: str = "atlas.tom
     if not isinstance(raw_saes, list):
         raise ManifestError(f"{where}: 'sae' must be a list of [[sae]] tables")
     entries = [_parse_entry(i, raw, d_model) for i, raw in enumerate(raw_saes)]
-    return AtlasManifest(name=data["name"], model=data["model"], d_model=d_model, saes=entries, base_dir=base_dir)
+    raw_ceilings = data.get("ceiling", [])
+    if not isinstance(raw_ceilings, list):
+        raise ManifestError(f"{where}: 'ceiling' must be a list of [[ceiling]] tables")
+    ceilings = [_parse_entry(i, raw, d_model, table="ceiling") for i, raw in enumerate(raw_ceilings)]
+    return AtlasManifest(
+        name=data["name"], model=data["model"], d_model=d_model, saes=entries, base_dir=base_dir, ceilings=ceilings
+    )
 
 
 def load_manifest(path: str | Path) -> AtlasManifest:

@@ -66,6 +66,14 @@ def normalize_hook(module: str, name: str) -> str:
             f"{module} hook {name!r} is not valid (valid: {', '.join(valid)}, optionally written blocks.{{L}}.<hook>)"
         )
     return hook
+_NO_DEFAULT = object()
+# Options whose default stays out of the spec hash, so atlases trained before the option existed keep theirs.
+_HASH_DEFAULTS: dict[str, Any] = {
+    **{f"{m}_hook": h for m, h in DEFAULT_HOOKS.items()},
+    "epochs": 1.0,
+    "seeds": 1,
+    "seed_modules": None,
+}
 
 
 @dataclass
@@ -97,6 +105,12 @@ class TrainSpec:
     n_contexts: int = 5
     seed: int = 0
     checkpoint_every: int = 50
+    # Passes over the training tokens: the first streams forward passes, later ones replay cached activations
+    # (training.loop). Fractions allowed; > 1 holds the activations in memory (bf16).
+    epochs: float = 1.0
+    # SAEs per hook point of ``seed_modules`` (None: every module): the extra ones are the seed ceiling.
+    seeds: int = 1
+    seed_modules: list[str] | None = None
     device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available); not part of the cache key
 
     def __post_init__(self) -> None:
@@ -121,11 +135,27 @@ class TrainSpec:
                 raise InvalidInput(f"{name} = {getattr(self, name)} is not valid (use a positive integer)")
         if self.seq_len < 8:
             raise InvalidInput(f"seq_len = {self.seq_len} is too short (use ≥ 8; 128 is the default)")
+        if not 1.0 <= self.epochs <= 1000:
+            raise InvalidInput(
+                f"epochs = {self.epochs} is not valid (use 1 to 1000; fractions such as 2.5 are allowed)"
+            )
+        if not 1 <= self.seeds <= 8:
+            raise InvalidInput(
+                f"seeds = {self.seeds} is not valid (use 1, or 2+ to train seed-ceiling SAEs; at most 8)"
+            )
+        if self.seed_modules is not None:
+            self.seed_modules = [Module.parse(m).value for m in self.seed_modules]
+            if missing := [m for m in self.seed_modules if m not in self.modules]:
+                raise InvalidInput(
+                    f"seed modules {missing} are not trained by this spec (modules: {', '.join(self.modules)})"
+                )
+
+    @property
+    def seeded_modules(self) -> list[str]:
+        return self.modules if self.seed_modules is None else self.seed_modules
 
     def spec_hash(self) -> str:
-        # default hooks are left out so that atlases trained before hooks were choosable keep their hash
-        defaults = {f"{m}_hook": h for m, h in DEFAULT_HOOKS.items()}
-        d = {k: v for k, v in asdict(self).items() if k != "device" and defaults.get(k) != v}
+        d = {k: v for k, v in asdict(self).items() if k != "device" and _HASH_DEFAULTS.get(k, _NO_DEFAULT) != v}
         return hashlib.sha256(json.dumps({"v": SPEC_VERSION, **d}, sort_keys=True).encode()).hexdigest()[:16]
 
     def resolved_device(self) -> str:
@@ -228,6 +258,7 @@ def train_atlas(
     from training.activations import forward_batches, shuffled_training_batches
     from training.corpus import load_split, resolve_corpus
     from training.labels import LABELS_FILE, TopContexts, feature_rows, write_labels_file
+    from training.loop import ActivationCache, BankLayout, run_phase2, total_steps
     from training.sae import BankTrainer, MetricsAccumulator, TopKBank, TopKConfig
     from training.settings import TrainingSettings
 
@@ -260,26 +291,58 @@ def train_atlas(
     log.info("corpus %s: %s", corpus_path, split.describe())
 
     torch.manual_seed(spec.seed)
-    bank = TopKBank(n, cfg).to(device)
+    # The atlas's SAEs first, then the seed-ceiling copies of the seeded points (training.loop.BankLayout).
+    seeded = [i for i, p in enumerate(points) if p.module.value in spec.seeded_modules] if spec.seeds > 1 else []
+    layout = BankLayout.with_seeds(n, seeded, spec.seeds)
+    bank = TopKBank(layout.n, cfg).to(device)
     tokens_per_seq = spec.seq_len - 1
     total_seqs = -(-spec.token_budget // tokens_per_seq)
-    total_steps = -(-spec.token_budget // spec.train_batch_tokens)
-    trainer = BankTrainer(bank, total_steps)
+    steps_total = total_steps(spec.token_budget, spec.train_batch_tokens, spec.epochs)
+    trainer = BankTrainer(bank, steps_total)
+    cache = None
+    if spec.epochs > 1:
+        cache_tokens = total_seqs * tokens_per_seq
+        # d_model wide for every read (hook_z runs check above that the per-head space has that width)
+        need = ActivationCache.bytes_needed(n, cache_tokens, loaded.d_model)
+        log.info(
+            "epochs %g: caching %d tokens × %d points in memory (%.2f GiB, bf16)",
+            spec.epochs,
+            cache_tokens,
+            n,
+            need / 2**30,
+        )
+        cache = ActivationCache(n, cache_tokens, loaded.d_model)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / CHECKPOINT_FILE
-    consumed_seqs, tokens_trained = 0, 0
+    consumed_seqs, tokens_trained, phase1_steps = 0, 0, None
     if resume and ckpt_path.is_file():
         state = torch.load(ckpt_path, weights_only=False)
         if state.get("spec_hash") == spec.spec_hash():
             trainer.load_state_dict(state["trainer"])
             consumed_seqs, tokens_trained = int(state["consumed_seqs"]), int(state["tokens_trained"])
+            phase1_steps = state.get("phase1_steps")
             log.info("resuming %s from step %d (%d tokens trained)", spec.atlas, trainer.step_no, tokens_trained)
         else:
             log.warning("ignoring checkpoint %s: it was written for another spec", ckpt_path)
 
-    # --- training: one forward per batch for all points, streamed through a small shuffle buffer ---
+    def checkpoint() -> None:
+        torch.save(
+            {
+                "spec_hash": spec.spec_hash(),
+                "trainer": trainer.state_dict(),
+                "consumed_seqs": consumed_seqs,
+                "tokens_trained": tokens_trained,
+                "phase1_steps": phase1_steps,
+            },
+            ckpt_path,
+        )
+
+    # --- phase 1: one forward per batch for all points, streamed through a small shuffle buffer ---
     t = time.perf_counter()
     fwd_s = 0.0
+    in_phase2 = phase1_steps is not None
+    rebuild = in_phase2 and cache is not None  # resumed after phase 1: re-run the forwards to refill the cache
+    start_seqs = 0 if rebuild else consumed_seqs
     fb = forward_batches(
         loaded,
         reads,
@@ -287,8 +350,8 @@ def train_atlas(
         seq_len=spec.seq_len,
         seqs_per_batch=spec.seqs_per_batch,
         shuffle_seed=spec.seed,
-        skip_sequences=consumed_seqs,
-        max_sequences=max(0, total_seqs - consumed_seqs),
+        skip_sequences=start_seqs,
+        max_sequences=max(0, total_seqs - start_seqs) if (rebuild or not in_phase2) else 0,
         keep_on_device=device != "cpu",
     )
 
@@ -304,15 +367,29 @@ def train_atlas(
             yield item
 
     bar = tqdm(
-        total=spec.token_budget, initial=tokens_trained, unit="tok", desc=f"train {n} SAEs", disable=not progress
+        total=steps_total * spec.train_batch_tokens,
+        initial=trainer.step_no * spec.train_batch_tokens,
+        unit="tok",
+        desc=f"train {layout.n} SAEs" + (f" × {spec.epochs:g} epochs" if spec.epochs > 1 else ""),
+        disable=not progress,
     )
     last_stats: dict[str, Any] = {}
     last_ckpt_step = trainer.step_no
+    order_gen = torch.Generator().manual_seed(spec.seed + 7919 * (consumed_seqs + 1))
     for x, seqs_done in shuffled_training_batches(
-        timed(fb), buffer_batches=spec.buffer_batches, seed=spec.seed + consumed_seqs
+        timed(fb), buffer_batches=spec.buffer_batches, seed=spec.seed + start_seqs
     ):
+        if cache is not None:
+            cache.append(x)
+        if rebuild:
+            continue
+        # The seed-ceiling copies see each buffer in their own order (group 0 keeps the buffer's).
+        orders: list[torch.Tensor | None] = [None] + [
+            torch.randperm(x.shape[1], generator=order_gen).to(x.device) for _ in range(1, layout.n_groups)
+        ]
+        xb = layout.gather(x, orders)
         # Split the mixed buffer slice into training batches of about train_batch_tokens.
-        for j, part in enumerate(torch.split(x, spec.train_batch_tokens, dim=1)):
+        for j, part in enumerate(torch.split(xb, spec.train_batch_tokens, dim=1)):
             if j > 0 and part.shape[1] < spec.train_batch_tokens // 4:
                 continue  # a sliver at the end of a buffer carries too few tokens for a useful Adam step
             last_stats = trainer.step(part.to(device, non_blocking=True))
@@ -325,29 +402,53 @@ def train_atlas(
             )
             if trainer.step_no - last_ckpt_step >= spec.checkpoint_every:
                 last_ckpt_step = trainer.step_no
-                torch.save(
-                    {
-                        "spec_hash": spec.spec_hash(),
-                        "trainer": trainer.state_dict(),
-                        "consumed_seqs": consumed_seqs,
-                        "tokens_trained": tokens_trained,
-                    },
-                    ckpt_path,
-                )
+                checkpoint()
+    if phase1_steps is None:
+        phase1_steps = trainer.step_no
+    forward_done_s = time.perf_counter() - t
+
+    # --- phase 2: more epochs over the cached activations (no forward passes) ---
+    if cache is not None and cache.size:
+
+        def step(xb: torch.Tensor) -> None:
+            nonlocal tokens_trained, last_ckpt_step
+            trainer.step(xb.to(device, non_blocking=True))
+            tokens_trained += xb.shape[1]
+            bar.update(xb.shape[1])
+            if trainer.step_no - last_ckpt_step >= spec.checkpoint_every:
+                last_ckpt_step = trainer.step_no
+                checkpoint()
+
+        run_phase2(
+            cache,
+            layout,
+            batch_tokens=spec.train_batch_tokens,
+            seed=spec.seed,
+            step_no=trainer.step_no,
+            phase1_steps=phase1_steps,
+            total=steps_total,
+            step=step,
+        )
+        del cache
     bar.close()
     train_s = time.perf_counter() - t
     timings["train_total_s"] = round(train_s, 2)
     timings["forward_s"] = round(fwd_s, 2)
     timings["sae_step_s"] = round(train_s - fwd_s, 2)
+    timings["phase1_s"] = round(forward_done_s, 2)
+    unique_tokens = min(tokens_trained, total_seqs * tokens_per_seq)
 
     # --- held-out: EV, L0, dead fraction, top contexts and frequencies, from one more streamed pass ---
     t = time.perf_counter()
-    acc = MetricsAccumulator(n, spec.d_sae, max_tokens=-(-spec.heldout_tokens // tokens_per_seq) * tokens_per_seq)
+    acc = MetricsAccumulator(
+        layout.n, spec.d_sae, max_tokens=-(-spec.heldout_tokens // tokens_per_seq) * tokens_per_seq
+    )
     top = TopContexts(n, spec.d_sae, spec.n_contexts)
     sequences: list[list[int]] = []
     offset = 0
     heldout_seqs = -(-spec.heldout_tokens // tokens_per_seq)
     bar = tqdm(total=heldout_seqs * tokens_per_seq, unit="tok", desc="held-out eval", disable=not progress)
+    same_order: list[torch.Tensor | None] = [None] * layout.n_groups
     for b in forward_batches(
         loaded,
         reads,
@@ -358,10 +459,10 @@ def train_atlas(
         max_sequences=heldout_seqs,
     ):
         # In pieces of train_batch_tokens: dense pre-activations of every SAE must fit in memory.
-        for piece in torch.split(b.acts, spec.train_batch_tokens, dim=1):
+        for piece in torch.split(layout.gather(b.acts, same_order), spec.train_batch_tokens, dim=1):
             recon, vals, idx = (t.cpu() for t in bank.reconstruct_raw(piece.to(device)))
             acc.update(piece, recon, vals, idx)
-            top.update(vals, idx, offset)
+            top.update(vals[:n], idx[:n], offset)
             offset += piece.shape[1]
         sequences.extend(b.token_ids.tolist())
         bar.update(b.acts.shape[1])
@@ -373,12 +474,16 @@ def train_atlas(
     # --- write SAELens dirs, labels, atlas.toml, metrics.json ---
     t = time.perf_counter()
     entries: list[SAEEntry] = []
+    ceilings: list[SAEEntry] = []
     sae_metrics: list[dict[str, Any]] = []
-    for i, p in enumerate(points):
-        rel = f"saes/{p.layer}-{p.module.value}"
+    ceiling_metrics: list[dict[str, Any]] = []
+    host_bank = bank.cpu() if device != "cpu" else bank
+    for i, (src, group) in enumerate(zip(layout.sources, layout.groups, strict=True)):
+        p = points[src]
+        rel = f"saes/{p.layer}-{p.module.value}" + (f"-seed{spec.seed + group}" if group else "")
         sae_dir = out_dir / rel
-        w = bank.cpu().export(i) if device != "cpu" else bank.export(i)
-        read = reads[i]
+        w = host_bank.export(i)
+        read = reads[src]
         hook_name = read if isinstance(read, str) else HOOK_NAMES[p.module].format(L=p.layer)
         save_sae_dir(
             sae_dir,
@@ -401,14 +506,22 @@ def train_atlas(
             "k": spec.k,
             **results[i],
             "train_tokens": tokens_trained,
+            "unique_train_tokens": unique_tokens,
+            "epochs": spec.epochs,
         }
         _add_training_metadata(sae_dir, m, spec)
+        if group:  # a seed-ceiling SAE: a control, not part of the atlas's features (no labels)
+            ceilings.append(SAEEntry(layer=p.layer, module=p.module, path=rel))
+            ceiling_metrics.append({**m, "seed": spec.seed + group})
+            continue
         write_labels_file(
             sae_dir / LABELS_FILE, feature_rows(loaded.tokenizer, sequences, spec.seq_len, top, i, freqs[i])
         )
         entries.append(SAEEntry(layer=p.layer, module=p.module, path=rel))
         sae_metrics.append(m)
-    manifest = AtlasManifest(name=spec.atlas, model=model_name, d_model=loaded.d_model, saes=entries, base_dir=out_dir)
+    manifest = AtlasManifest(
+        name=spec.atlas, model=model_name, d_model=loaded.d_model, saes=entries, base_dir=out_dir, ceilings=ceilings
+    )
     manifest_path = manifest.write(out_dir / "atlas.toml")
     timings["write_s"] = round(time.perf_counter() - t, 2)
     timings["total_s"] = round(time.perf_counter() - started, 2)
@@ -418,11 +531,13 @@ def train_atlas(
         "model": model_name,
         "corpus": str(corpus_path),
         "saes": sae_metrics,
+        "ceiling_saes": ceiling_metrics,
         "summary": summarise(sae_metrics),
         "tokens_trained": tokens_trained,
+        "unique_train_tokens": unique_tokens,
         "timings": timings,
-        "forward_tokens_per_s": round((tokens_trained + offset) / max(1e-9, fwd_s + timings["heldout_s"]), 1),
-        "train_tokens_per_s_per_sae": round(tokens_trained * n / max(1e-9, train_s - fwd_s), 1),
+        "forward_tokens_per_s": round((unique_tokens + offset) / max(1e-9, fwd_s + timings["heldout_s"]), 1),
+        "train_tokens_per_s_per_sae": round(tokens_trained * layout.n / max(1e-9, train_s - fwd_s), 1),
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "machine": machine_description(),
     }
