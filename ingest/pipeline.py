@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.decoders import Decoder, DecoderCache, layer_decoders, validate_atlas
+from ingest.decoders import Decoder, DecoderCache, layer_decoders, load_unit_decoder, validate_atlas
 from ingest.matching import Backend, topk_both_ways, topk_search
 from ingest.prefilter import Prefilter
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
@@ -36,7 +36,7 @@ from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import feature_uid, sae_key
 from queries.schema import CATEGORIES, NO_CATEGORY, ensure_schema
-from saes.controls import DEFAULT_NULL_ROWS, null_top1, summarise_scores
+from saes.controls import DEFAULT_NULL_ROWS, null_top1, summarise_scores, top1_scores
 from saes.manifest import AtlasManifest
 from saes.projections import OutputProjections
 from saes.sources import neuronpedia_id
@@ -173,6 +173,35 @@ CONTROL_FIELDS: dict[str, str] = (
     }
     | {f"cut_{p}": "double" for p in MODULES}
 )
+
+
+def ceiling_controls(
+    manifest: AtlasManifest, d_model: int, projections: OutputProjections | None
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """Seed ceilings: for every ``[[ceiling]]`` SAE, the top-1 cosine of its hook point's atlas SAE against it
+    (saes.controls), as properties of that SAE node. Computed before anything is written, so a bad ceiling
+    file stops the ingest with nothing written; several seeds of one hook point pool their scores."""
+    scores: dict[tuple[int, str], list[np.ndarray]] = {}
+    seeds: dict[tuple[int, str], list[str]] = {}
+    for c in manifest.ceilings:
+        main = manifest.entry(c.layer, c.module)
+        assert main is not None  # the manifest guarantees a [[sae]] for every [[ceiling]]
+        a = load_unit_decoder(main, manifest.base_dir, d_model, projections)
+        b = load_unit_decoder(c, manifest.base_dir, d_model, projections)
+        key = (c.layer, c.module.value)
+        scores.setdefault(key, []).append(top1_scores(a.unit, b.unit))
+        seeds.setdefault(key, []).append(c.describe())
+    out = {}
+    for key, parts in scores.items():
+        s = np.concatenate(parts)
+        summ = summarise_scores(s)
+        out[key] = {
+            "ceiling_median": summ.median,
+            "ceiling_p99": summ.p99,
+            "ceiling_share_ge_half": float((s >= 0.5).mean()),
+            "ceiling_seed": ", ".join(seeds[key]),
+        }
+    return out
 
 
 def layer_controls(
@@ -409,6 +438,7 @@ def ingest_atlas(
     d_model, sizes = validate_atlas(
         manifest, progress=opts.progress, projections=opts.projections, details=details, cache=cache
     )
+    ceilings = ceiling_controls(manifest, d_model, opts.projections)
     graph.verify()
     ray_run = None
     if opts.ray:  # connect before anything is written: an unreachable cluster leaves the graph untouched
@@ -461,6 +491,8 @@ def ingest_atlas(
         graph.write(
             W.MARK_ATLAS_COMPLETE, {"atlas": manifest.name, "n_features": report.n_features, "n_edges": report.n_edges}
         )
+        for (layer, module), props in ceilings.items():
+            graph.write(W.SET_SAE_CONTROLS, {"key": sae_key(manifest.name, layer, module), "props": props})
         summarise_controls(graph, manifest.name)
         graph.write(
             W.FINISH_RUN,

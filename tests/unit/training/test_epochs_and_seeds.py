@@ -107,9 +107,7 @@ def test_epochs_and_seeds_train_and_write_ceilings(tmp_path: Path, monkeypatch: 
     assert not (result.out_dir / "saes/1-res-seed1/feature_labels.jsonl").exists()
 
 
-def test_resume_inside_phase_two_runs_only_the_remaining_steps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_resume_inside_phase_two_runs_only_the_remaining_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = tiny_llama(seed=1, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_mlp=64)
     corpus = _corpus(tmp_path / "c")
     spec = _spec(corpus, epochs=3.0)

@@ -1,0 +1,73 @@
+"""Seed ceilings at ingest: a [[ceiling]] SAE (same hook point, another seed) gives its atlas SAE's node the
+top-1 cosine summary against it; a bad ceiling file stops the ingest before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ingest.pipeline import IngestOptions, ingest_atlas
+from queries.db import Graph
+from queries.errors import SAEFileError
+from queries.ids import Module
+from saes.manifest import AtlasManifest, SAEEntry, load_manifest
+from saes.saelens_format import save_sae_dir
+from saes.weights import SAEWeights
+
+D, D_SAE, SHARED = (
+    256,
+    40,
+    30,
+)  # 30 of the 40 features of 1-res reappear (rotated slightly) in its seed copy; d 256 keeps chance cosines < 0.4
+
+
+def _unit(w: np.ndarray) -> np.ndarray:
+    return (w / np.linalg.norm(w, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _write(folder: Path, name: str, ceiling_d_in: int = D) -> Path:
+    rng = np.random.default_rng(3)
+    res1 = _unit(rng.standard_normal((D_SAE, D)))
+    twin = _unit(rng.standard_normal((D_SAE, ceiling_d_in)))
+    if ceiling_d_in == D:
+        twin[:SHARED] = _unit(res1[:SHARED] + 0.3 * _unit(rng.standard_normal((SHARED, D))))
+    for path, w in (("0-res", _unit(rng.standard_normal((D_SAE, D)))), ("1-res", res1), ("1-res-seed1", twin)):
+        save_sae_dir(folder / path, SAEWeights(W_dec=w, hook_name=f"blocks.{path[0]}.hook_resid_post"))
+    return AtlasManifest(
+        name,
+        "tiny",
+        D,
+        [SAEEntry(0, Module.RES, path="0-res"), SAEEntry(1, Module.RES, path="1-res")],
+        base_dir=folder,
+        ceilings=[SAEEntry(1, Module.RES, path="1-res-seed1")],
+    ).write(folder / "atlas.toml")
+
+
+def test_ceiling_is_stored_on_the_sae_node(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    manifest = load_manifest(_write(tmp_path, atlas_name))
+    assert [c.path for c in manifest.ceilings] == ["1-res-seed1"]
+    ingest_atlas(manifest, graph, options=IngestOptions(k=2, backend="numpy"))
+    rows = graph.read(
+        "MATCH (s:SAE {atlas: $a, module: 'res'}) RETURN s.layer AS layer, s.ceiling_median AS med, "
+        "s.ceiling_share_ge_half AS share, s.ceiling_seed AS seed ORDER BY layer",
+        {"a": atlas_name},
+    )
+    assert rows[0] == {"layer": 0, "med": None, "share": None, "seed": None}  # no ceiling trained there
+    cos = 1 / np.sqrt(1 + 0.3**2)  # each shared row's cosine with its twin, to first order
+    assert rows[1]["share"] == pytest.approx(SHARED / D_SAE)  # the shared rows ≥ 0.5, random ones far below
+    assert rows[1]["med"] > cos - 0.1 and rows[1]["seed"] == "path:1-res-seed1"
+    # the API's atlases query reads the same properties
+    from queries.features import ATLASES
+
+    saes = graph.read(ATLASES, {"name": atlas_name})[0]["saes"]
+    info = {s["layer"]: s for s in saes if s["module"] == "res"}
+    assert info[1]["ceiling_median"] == pytest.approx(rows[1]["med"])
+
+
+def test_bad_ceiling_file_writes_nothing(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    manifest = load_manifest(_write(tmp_path, atlas_name, ceiling_d_in=D + 1))
+    with pytest.raises(SAEFileError, match="1-res .*d_in = 257 but the atlas.s d_model = 256"):
+        ingest_atlas(manifest, graph, options=IngestOptions(k=2, backend="numpy"))
+    assert graph.read("MATCH (a:Atlas {name: $a}) RETURN count(a) AS n", {"a": atlas_name}) == [{"n": 0}]
