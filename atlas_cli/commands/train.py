@@ -43,6 +43,19 @@ def train(
     held_out_fraction: float = typer.Option(
         0.05, help="Share of corpus chunks kept out of training (chosen by a hash of each chunk)."
     ),
+    epochs: float = typer.Option(
+        1.0,
+        help="Passes over the training tokens: the first runs the model, later ones replay its activations from memory "
+        "(bf16; tokens × hook points × d_model × 2 bytes). Fractions allowed.",
+    ),
+    seeds: int = typer.Option(
+        1,
+        help="SAEs per hook point: 2+ also trains seed copies (another init and token order), the ceiling that "
+        "ingest stores on each SAE node (top-1 cosine between seeds).",
+    ),
+    seed_modules: str | None = typer.Option(
+        None, help="Modules that get the seed copies (default: every trained module), e.g. 'res'."
+    ),
     device: str = typer.Option("cpu", help="cpu, cuda or auto."),
     seed: int = typer.Option(0, help="Random seed (data order and initialisation)."),
     resume: bool = typer.Option(
@@ -94,6 +107,9 @@ def train(
         corpus=corpus,
         text_field=text_field,
         seed=seed,
+        epochs=epochs,
+        seeds=seeds,
+        seed_modules=[m for m in seed_modules.split(",") if m.strip()] if seed_modules else None,
         device=spec_device,
     )
     if loaded is None:
