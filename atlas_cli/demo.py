@@ -108,6 +108,7 @@ class DemoReport:
     seed_uid: str | None
     seed_label: str | None
     timings: dict[str, float] = field(default_factory=dict)
+    flow: list[dict[str, Any]] = field(default_factory=list)  # queries.sae_metrics.flow_shares
 
 
 def run_demo(
@@ -125,7 +126,7 @@ def run_demo(
     ``start_database(echo) -> uri`` starts Neo4j first (the CLI passes one that starts the project's own
     server); without it the server of ``NEO4J_*`` must already be running."""
     from queries.db import Graph
-    from queries.sae_metrics import category_shares, example_seed, origin_shares
+    from queries.sae_metrics import category_shares, example_seed, flow_shares, origin_shares
     from steering.model import load_model
     from training.metrics import format_metrics_table, quality_bar, summarise
     from training.settings import TrainingSettings
@@ -175,6 +176,7 @@ def run_demo(
         timings.update(pub.timings)
         shares = category_shares(graph, spec.atlas)
         origins = origin_shares(graph, spec.atlas)
+        flow = flow_shares(graph, spec.atlas)
         seed = example_seed(graph, spec.atlas, spec.layers[-1]) or {}
     timings["total_s"] = round(time.perf_counter() - t0, 2)
     if not result.cached:
@@ -190,6 +192,8 @@ def run_demo(
     echo(quality_bar(summarise(metrics["saes"])).line())
     echo("")
     echo(format_shares(shares, origins))
+    echo("")
+    echo(format_flow(flow))
     return DemoReport(
         profile,
         spec.atlas,
@@ -204,6 +208,7 @@ def run_demo(
         seed.get("uid"),
         seed.get("label"),
         timings,
+        flow,
     )
 
 
@@ -258,6 +263,29 @@ def publish(result: TrainResult, graph: Graph, *, progress: bool = False) -> Pub
             labels_written += store_labels(graph, atlas, int(m["layer"]), Module(m["module"]), rows)
     timings["labels_s"] = round(time.perf_counter() - t, 2)
     return PublishReport(list(report.layers_written), labels_written, timings)
+
+
+def format_flow(rows: list[dict[str, Any]]) -> str:
+    """Per layer: how many res features flow from res(L-1) (s_res ≥ 0.5) and how many have a module score above
+    chance, each beside its control — the null (a randomly rotated decoder) and, where trained, the seed ceiling."""
+    from queries.domain import RESIDUAL_CUT
+
+    lines = [
+        "flow, read against controls (null: randomly rotated predecessor decoder; ceiling: a second seed of the same hook):",
+        f"{'layer':>5} {'n':>6} {'s_res≥' + str(RESIDUAL_CUT):>10} {'median s_res':>13} {'null med/p99.9':>15} "
+        f"{'ceiling med':>12} {'module>null p99.9':>18}",
+    ]
+    for r in rows:
+        if not r["n_with_s_res"]:
+            lines.append(f"{r['layer']:>5} {r['n']:>6}   no res(L-1) SAE: no s_res")
+            continue
+        null = f"{r['res_null_median']:.2f}/{r['res_null_p999']:.2f}" if r["res_null_median"] is not None else "—"
+        ceiling = f"{r['ceiling_median']:.2f}" if r["ceiling_median"] is not None else "not trained"
+        lines.append(
+            f"{r['layer']:>5} {r['n']:>6} {r['n_s_res_ge_cut'] / r['n_with_s_res']:>10.1%} {r['median_s_res']:>13.3f} "
+            f"{null:>15} {ceiling:>12} {r['n_module_above_null'] / r['n']:>18.1%}"
+        )
+    return "\n".join(lines)
 
 
 def format_shares(categories: dict[int, dict[str, float]], origins: dict[int, dict[str, float]]) -> str:

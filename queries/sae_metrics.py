@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, LiteralString
 
 from queries.db import Graph
+from queries.domain import RESIDUAL_CUT
 from queries.schema import NO_CATEGORY
 
 # rows: [{key, explained_variance, l0, dead_fraction, heldout_tokens, train_tokens}]
@@ -79,3 +80,43 @@ def origin_shares(graph: Graph, atlas: str) -> dict[int, dict[str, float]]:
 def example_seed(graph: Graph, atlas: str, layer: int) -> dict[str, Any] | None:
     rows = graph.read(EXAMPLE_SEED, {"atlas": atlas, "layer": layer})
     return rows[0] if rows else None
+
+
+# Per layer, how much of the res features really flow, read against the controls stored at ingest: the share
+# with s_res at or above the residual cut, and the share whose best module score (s_att or s_mlp) beats that
+# module pair's null 99.9th percentile (a random rotation of the module decoder; saes.controls).
+FLOW_SHARES: LiteralString = (
+    "MATCH (:Atlas {name: $atlas})-[:HAS_SAE]->(s:SAE {module: 'res'}) "
+    "MATCH (f:Feature {atlas: $atlas, module: 'res', layer: s.layer}) "
+    "WITH s, f, (s.att_null_p999 IS NOT NULL AND f.s_att > s.att_null_p999) "
+    "OR (s.mlp_null_p999 IS NOT NULL AND f.s_mlp > s.mlp_null_p999) AS module_above "
+    "RETURN s.layer AS layer, count(f) AS n, count(f.s_res) AS n_with_s_res, "
+    "sum(CASE WHEN f.s_res >= $cut THEN 1 ELSE 0 END) AS n_s_res_ge_cut, "
+    "percentileCont(f.s_res, 0.5) AS median_s_res, "
+    "sum(CASE WHEN module_above THEN 1 ELSE 0 END) AS n_module_above_null, "
+    "s.res_null_median AS res_null_median, s.res_null_p999 AS res_null_p999, "
+    "s.att_null_p999 AS att_null_p999, s.mlp_null_p999 AS mlp_null_p999, "
+    "s.ceiling_median AS ceiling_median, s.ceiling_share_ge_half AS ceiling_share_ge_half "
+    "ORDER BY layer"
+)
+
+
+def flow_shares(graph: Graph, atlas: str, cut: float = RESIDUAL_CUT) -> list[dict[str, Any]]:
+    """Per res layer: ``n`` features, how many reach ``s_res ≥ cut`` (of those with an ``s_res``: layers without
+    a res(L-1) SAE have none), how many have a module score above its null's 99.9th percentile, and the
+    controls (null median / 99.9th percentile of s_res, the seed ceiling where one was trained)."""
+    return graph.read(FLOW_SHARES, {"atlas": atlas, "cut": cut})
+
+
+def pooled_flow(rows: list[dict[str, Any]], layers: list[int]) -> dict[str, Any]:
+    """The flow shares pooled over ``layers`` (each share with its denominator)."""
+    pick = [r for r in rows if r["layer"] in layers]
+    n_res = sum(int(r["n_with_s_res"]) for r in pick)
+    n = sum(int(r["n"]) for r in pick)
+    return {
+        "layers": [r["layer"] for r in pick],
+        "n_features": n,
+        "n_with_s_res": n_res,
+        "share_s_res_ge_cut": sum(int(r["n_s_res_ge_cut"]) for r in pick) / n_res if n_res else None,
+        "share_module_above_null": sum(int(r["n_module_above_null"]) for r in pick) / n if n else None,
+    }

@@ -16,11 +16,9 @@ from saes.manifest import AtlasManifest, SAEEntry, load_manifest
 from saes.saelens_format import save_sae_dir
 from saes.weights import SAEWeights
 
-D, D_SAE, SHARED = (
-    256,
-    40,
-    30,
-)  # 30 of the 40 features of 1-res reappear (rotated slightly) in its seed copy; d 256 keeps chance cosines < 0.4
+# 30 of the 40 features of 1-res reappear (rotated slightly) in its seed copy, 7 come straight from res(0);
+# d 256 keeps chance cosines below 0.4
+D, D_SAE, SHARED, FLOWING = 256, 40, 30, 7
 
 
 def _unit(w: np.ndarray) -> np.ndarray:
@@ -33,7 +31,9 @@ def _write(folder: Path, name: str, ceiling_d_in: int = D) -> Path:
     twin = _unit(rng.standard_normal((D_SAE, ceiling_d_in)))
     if ceiling_d_in == D:
         twin[:SHARED] = _unit(res1[:SHARED] + 0.3 * _unit(rng.standard_normal((SHARED, D))))
-    for path, w in (("0-res", _unit(rng.standard_normal((D_SAE, D)))), ("1-res", res1), ("1-res-seed1", twin)):
+    res0 = _unit(rng.standard_normal((D_SAE, D)))
+    res0[:FLOWING] = res1[-FLOWING:]  # the last FLOWING features of 1-res come straight from res(0)
+    for path, w in (("0-res", res0), ("1-res", res1), ("1-res-seed1", twin)):
         save_sae_dir(folder / path, SAEWeights(W_dec=w, hook_name=f"blocks.{path[0]}.hook_resid_post"))
     return AtlasManifest(
         name,
@@ -64,6 +64,22 @@ def test_ceiling_is_stored_on_the_sae_node(graph: Graph, atlas_name: str, tmp_pa
     saes = graph.read(ATLASES, {"name": atlas_name})[0]["saes"]
     info = {s["layer"]: s for s in saes if s["module"] == "res"}
     assert info[1]["ceiling_median"] == pytest.approx(rows[1]["med"])
+
+
+def test_flow_shares_count_what_flows_against_the_controls(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    from atlas_cli.demo import format_flow
+    from queries.sae_metrics import flow_shares, pooled_flow
+
+    ingest_atlas(load_manifest(_write(tmp_path, atlas_name)), graph, options=IngestOptions(k=2, backend="numpy"))
+    rows = flow_shares(graph, atlas_name)
+    assert [(r["layer"], r["n"], r["n_with_s_res"]) for r in rows] == [(0, D_SAE, 0), (1, D_SAE, D_SAE)]
+    assert rows[1]["n_s_res_ge_cut"] == FLOWING  # planted copies score 1; random rows in d 256 stay far below 0.5
+    assert rows[1]["res_null_p999"] < 0.5 and rows[1]["ceiling_share_ge_half"] == pytest.approx(SHARED / D_SAE)
+    assert rows[1]["n_module_above_null"] == 0  # no att/mlp SAEs: nothing can beat a module null
+    pooled = pooled_flow(rows, [0, 1])
+    assert pooled["n_with_s_res"] == D_SAE and pooled["share_s_res_ge_cut"] == pytest.approx(FLOWING / D_SAE)
+    text = format_flow(rows)
+    assert "no res(L-1) SAE" in text and f"{FLOWING / D_SAE:.1%}" in text
 
 
 def test_bad_ceiling_file_writes_nothing(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
