@@ -66,6 +66,8 @@ def normalize_hook(module: str, name: str) -> str:
             f"{module} hook {name!r} is not valid (valid: {', '.join(valid)}, optionally written blocks.{{L}}.<hook>)"
         )
     return hook
+
+
 _NO_DEFAULT = object()
 # Options whose default stays out of the spec hash, so atlases trained before the option existed keep theirs.
 _HASH_DEFAULTS: dict[str, Any] = {
