@@ -6,6 +6,8 @@
 - keys and roles (atlas_api.keys): mutations need a key with their role (unless mutations are open),
   reads too when ``reads = "keyed"``; per-key rate limits and the steering gate (atlas_api.guard). All
   of it runs before any resolver; refusals are typed errors with an HTTP status (401/403/429).
+- admission: at most ``max_concurrent_requests`` operations execute at once (heavy ones, by graph work, fewer);
+  the rest queue and are refused only after ``request_queue_timeout_s`` with OVERLOADED (503, retryAfter).
 - errors: an expected failure (``queries.errors.AtlasError``) keeps its message and gets
   ``extensions.code`` (FEATURE_NOT_FOUND, INVALID_INPUT, DATABASE_UNAVAILABLE, ...); anything else is
   logged with its traceback and masked as "Unexpected error." (code INTERNAL).
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from graphql import (
@@ -29,11 +31,11 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
-from graphql.validation import ValidationContext, ValidationRule
+from graphql.validation import ValidationRule
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from atlas_api.guard import RateLimiter, SteerGate
+from atlas_api.guard import Admission, RateLimiter, SteerGate
 from atlas_api.keys import MUTATION_ROLES, ApiKey, KeyStore, Role
 from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
@@ -57,13 +59,49 @@ _PAGE_ARGS = ("limit", "first")
 _NEIGHBOUR_FANOUT = 10
 
 
+def selection_cost(
+    sel: SelectionSetNode | None,
+    settings: ApiSettings,
+    fragment: Callable[[str], FragmentDefinitionNode | None],
+    seen: frozenset[str] = frozenset(),
+) -> int:
+    """The complexity estimate of a selection set (see the module docstring); ``fragment`` looks up fragments by name."""
+    if sel is None:
+        return 0
+    total = 0
+    for s in sel.selections:
+        if isinstance(s, FieldNode):
+            mult = 1
+            for arg in s.arguments or ():
+                if arg.name.value in _PAGE_ARGS:
+                    mult = int(arg.value.value) if isinstance(arg.value, IntValueNode) else settings.max_page_size
+            if s.name.value in ("features", "featuresConnection", "search") and not any(
+                a.name.value in _PAGE_ARGS for a in s.arguments or ()
+            ):
+                mult = settings.default_page_size
+            if s.name.value in ("predecessors", "successors"):
+                # Fan-out: k candidates from up to three modules; topK bounds it when given.
+                k = next((a.value for a in s.arguments or () if a.name.value == "topK"), None)
+                mult = 3 * int(k.value) if isinstance(k, IntValueNode) else _NEIGHBOUR_FANOUT
+            total += _FIELD_COST.get(s.name.value, 1) + max(mult, 1) * selection_cost(
+                s.selection_set, settings, fragment, seen
+            )
+        elif isinstance(s, InlineFragmentNode):
+            total += selection_cost(s.selection_set, settings, fragment, seen)
+        elif isinstance(s, FragmentSpreadNode):
+            name = s.name.value
+            frag = fragment(name)
+            if frag is not None and name not in seen:
+                total += selection_cost(frag.selection_set, settings, fragment, seen | {name})
+    return total
+
+
 def complexity_rule(settings: ApiSettings) -> type[ValidationRule]:
     max_complexity = settings.max_complexity
 
     class ComplexityRule(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            ctx: ValidationContext = self.context
-            cost = self._selection_cost(node.selection_set, ctx, set())
+            cost = selection_cost(node.selection_set, settings, self.context.get_fragment)
             if cost > max_complexity:
                 self.report_error(
                     GraphQLError(
@@ -73,38 +111,6 @@ def complexity_rule(settings: ApiSettings) -> type[ValidationRule]:
                         extensions={"code": "QUERY_TOO_COMPLEX"},
                     )
                 )
-
-        def _selection_cost(self, sel: SelectionSetNode | None, ctx: ValidationContext, seen: set[str]) -> int:
-            if sel is None:
-                return 0
-            total = 0
-            for s in sel.selections:
-                if isinstance(s, FieldNode):
-                    mult = 1
-                    for arg in s.arguments or ():
-                        if arg.name.value in _PAGE_ARGS:
-                            mult = (
-                                int(arg.value.value) if isinstance(arg.value, IntValueNode) else settings.max_page_size
-                            )
-                    if s.name.value in ("features", "featuresConnection", "search") and not any(
-                        a.name.value in _PAGE_ARGS for a in s.arguments or ()
-                    ):
-                        mult = settings.default_page_size
-                    if s.name.value in ("predecessors", "successors"):
-                        # Fan-out: k candidates from up to three modules; topK bounds it when given.
-                        k = next((a.value for a in s.arguments or () if a.name.value == "topK"), None)
-                        mult = 3 * int(k.value) if isinstance(k, IntValueNode) else _NEIGHBOUR_FANOUT
-                    total += _FIELD_COST.get(s.name.value, 1) + max(mult, 1) * self._selection_cost(
-                        s.selection_set, ctx, seen
-                    )
-                elif isinstance(s, InlineFragmentNode):
-                    total += self._selection_cost(s.selection_set, ctx, seen)
-                elif isinstance(s, FragmentSpreadNode):
-                    name = s.name.value
-                    frag = ctx.get_fragment(name)
-                    if frag is not None and name not in seen:
-                        total += self._selection_cost(frag.selection_set, ctx, seen | {name})
-            return total
 
     return ComplexityRule
 
@@ -127,22 +133,16 @@ def _client(context: Any) -> str:
 
 
 _LEGACY = ApiKey(id="env", name="ATLAS_API_API_KEY", roles=frozenset({Role.ADMIN}), sha256="")
-_HTTP_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "RATE_LIMITED": 429, "STEER_BUSY": 429}
+_HTTP_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "RATE_LIMITED": 429, "STEER_BUSY": 429, "OVERLOADED": 503}
 
 
-_ROOT_FIELDS: dict[tuple[str, str | None], tuple[str, ...]] = {}
-
-
-def _root_fields(ec: Any) -> tuple[str, ...]:
-    """Names of the operation's top-level fields (through fragments), e.g. ("setLabel",); cached per query text."""
-    cache_key = (ec.query or "", ec.operation_name)
-    found = _ROOT_FIELDS.get(cache_key)
-    if found is not None:
-        return found
-    doc = ec.graphql_document
+def operation_shape(doc: Any, operation_name: str | None) -> tuple[tuple[str, ...], int]:
+    """The executed operation's top-level field names (through fragments), e.g. ("setLabel",), and the graph work
+    they ask of Neo4j: the sum of their own costs (``circuit`` 100, ``lineage`` 50, a plain read 1), without the
+    page-size multipliers of the complexity limit, which measure the answer's size rather than Neo4j's work."""
     frags = {d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)} if doc else {}
     ops = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)] if doc else []
-    op = next((o for o in ops if ec.operation_name is None or (o.name and o.name.value == ec.operation_name)), None)
+    op = next((o for o in ops if operation_name is None or (o.name and o.name.value == operation_name)), None)
     out: list[str] = []
 
     def walk(sel: SelectionSetNode, seen: frozenset[str]) -> None:
@@ -154,12 +154,10 @@ def _root_fields(ec: Any) -> tuple[str, ...]:
             elif isinstance(s, FragmentSpreadNode) and s.name.value in frags and s.name.value not in seen:
                 walk(frags[s.name.value].selection_set, seen | {s.name.value})
 
-    if op is not None:
-        walk(op.selection_set, frozenset())
-    if len(_ROOT_FIELDS) > 4096:
-        _ROOT_FIELDS.clear()
-    _ROOT_FIELDS[cache_key] = found = tuple(out)
-    return found
+    if op is None:
+        return (), 0
+    walk(op.selection_set, frozenset())
+    return tuple(out), sum(_FIELD_COST.get(f, 1) for f in out)
 
 
 def _refuse(ec: Any, exc: qerrors.AtlasError) -> None:
@@ -167,7 +165,7 @@ def _refuse(ec: Any, exc: qerrors.AtlasError) -> None:
     code = error_code(exc)
     ext: dict[str, Any] = {"code": code}
     response = getattr(ec.context, "response", None)
-    if isinstance(exc, qerrors.RateLimited):
+    if isinstance(exc, qerrors.RetryLater):
         ext["retryAfter"] = exc.retry_after
         if response is not None:
             response.headers["retry-after"] = str(exc.retry_after)
@@ -183,7 +181,9 @@ _CODES: list[tuple[type[Exception], str]] = [
     (qerrors.NotFound, "NOT_FOUND"),
     (qerrors.QueryTimeout, "QUERY_TIMEOUT"),
     (qerrors.InvalidInput, "INVALID_INPUT"),
+    (qerrors.DatabaseBusy, "DATABASE_BUSY"),
     (qerrors.DatabaseUnavailable, "DATABASE_UNAVAILABLE"),
+    (qerrors.Overloaded, "OVERLOADED"),
     (qerrors.ModelUnavailable, "MODEL_UNAVAILABLE"),
     (qerrors.Unauthenticated, "UNAUTHENTICATED"),
     (qerrors.Forbidden, "FORBIDDEN"),
@@ -207,6 +207,7 @@ _ROUTE_STATUS = {
     "ATLAS_NOT_FOUND": 404,
     "NOT_FOUND": 404,
     "DATABASE_UNAVAILABLE": 503,
+    "DATABASE_BUSY": 503,
     "MODEL_UNAVAILABLE": 503,
     "INTERNAL": 500,
 }
@@ -255,7 +256,7 @@ class AtlasErrors(MaskErrors):
                             **(error.extensions or {}),
                             "code": error_code(orig),
                             **({"uid": orig.uid} if isinstance(orig, qerrors.FeatureNotFound) else {}),
-                            **({"retryAfter": orig.retry_after} if isinstance(orig, qerrors.RateLimited) else {}),
+                            **({"retryAfter": orig.retry_after} if isinstance(orig, qerrors.RetryLater) else {}),
                         },
                     )
                 )
@@ -284,7 +285,7 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
       dashboards repeat the same documents with new variables, and every rule reads only the document,
       so the errors of a query text never change. Rule classes are built once; the LRUs are bounded so
       unique query texts cannot grow memory without limit;
-    - keys, roles, rate limits and the steering gate, checked before any resolver runs;
+    - keys, roles, rate limits, admission control (guard.Admission) and the steering gate, before any resolver;
     - error masking (:class:`AtlasErrors`).
     """
     from collections import OrderedDict
@@ -308,6 +309,13 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
     anon_limiter = RateLimiter(settings.anon_rate_limit_per_minute)
     steer_limiter = RateLimiter(settings.steer_rate_limit_per_minute, "steering requests")
     gate = SteerGate(settings.steer_concurrency, settings.steer_queue, settings.steer_queue_timeout_s)
+    admission = Admission(
+        settings.max_concurrent_requests or settings.neo4j_pool_size,
+        settings.max_concurrent_heavy,
+        settings.max_queued_requests,
+        settings.request_queue_timeout_s,
+    )
+    shapes: OrderedDict[tuple[str, str | None], tuple[tuple[str, ...], int]] = OrderedDict()
     parse_cached = lru_cache(maxsize=1024)(parse)
     validated: OrderedDict[tuple[int, str], list[GraphQLError]] = OrderedDict()
     maxsize = 1024
@@ -338,10 +346,21 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
             ec.pre_execution_errors = list(errors)
             yield
 
+        def _shape(self) -> tuple[tuple[str, ...], int]:
+            """Root fields and graph work of the executed operation, cached per query text and operation name."""
+            ec = self.execution_context
+            key = (ec.query or "", ec.operation_name)
+            found = shapes.get(key)
+            if found is None:
+                found = shapes[key] = operation_shape(ec.graphql_document, ec.operation_name)
+                if len(shapes) > maxsize:
+                    shapes.popitem(last=False)
+            return found
+
         async def on_execute(self) -> AsyncIterator[None]:
             ec = self.execution_context
             try:
-                fields = _root_fields(ec)
+                fields, work = self._shape()
                 mutation = ec.operation_type == OperationType.MUTATION
                 key = _authorise(ec.context, fields, mutation)
                 principal = key.id if key else None
@@ -352,25 +371,30 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
                 steers = sum(1 for f in fields if f == "steer") if mutation else 0
                 if steers > 1:
                     raise qerrors.InvalidInput(f"one steer per request, got {steers} (send them as separate requests)")
-            except qerrors.AtlasError as exc:
-                _refuse(ec, exc)
-                yield
-                return
-            if not steers:
-                yield
-                return
-            try:
-                if steer_limiter.rate > 0:
-                    steer_limiter.check(f"key {principal}" if principal else f"address {_client(ec.context)}")
-                started = await gate.acquire()
+                heavy = work >= settings.heavy_query_cost
+                admitted = await admission.acquire(heavy)
             except qerrors.AtlasError as exc:
                 _refuse(ec, exc)
                 yield
                 return
             try:
-                yield
+                if not steers:
+                    yield
+                    return
+                try:
+                    if steer_limiter.rate > 0:
+                        steer_limiter.check(f"key {principal}" if principal else f"address {_client(ec.context)}")
+                    started = await gate.acquire()
+                except qerrors.AtlasError as exc:
+                    _refuse(ec, exc)
+                    yield
+                    return
+                try:
+                    yield
+                finally:
+                    gate.release(started)
             finally:
-                gate.release(started)
+                admission.release(heavy, admitted)
 
     def _authorise(context: Any, fields: tuple[str, ...], mutation: bool) -> ApiKey | None:
         """The caller's key (None when anonymous) after checking it may run these root fields."""

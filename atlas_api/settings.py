@@ -54,6 +54,18 @@ class ApiSettings(BaseSettings):
     # Server-side timeout of every Neo4j statement the API runs (seconds).
     query_timeout_s: float = Field(default=10.0, gt=0)
     neo4j_pool_size: int = Field(default=50, ge=1)
+    # One statement for the feature look-ups of every request in the same event-loop turn (atlas_api/coalesce.py).
+    coalesce_lookups: bool = True
+    # Admission control (atlas_api.guard.Admission): requests executing at once (None = the pool size, so an admitted
+    # request never waits for a connection), of which heavy ones (root fields' own costs ≥ heavy_query_cost: circuit,
+    # path, featureOrigins, two lineages) at
+    # most max_concurrent_heavy; the rest wait up to request_queue_timeout_s (at most max_queued_requests of them),
+    # then OVERLOADED (503 + Retry-After).
+    max_concurrent_requests: int | None = Field(default=None, ge=1)
+    max_concurrent_heavy: int = Field(default=4, ge=1)
+    heavy_query_cost: int = Field(default=100, ge=1)
+    max_queued_requests: int = Field(default=1_000, ge=0)
+    request_queue_timeout_s: float = Field(default=30.0, gt=0)
     # Steering off the API replicas: the URL of an `atlas steer-worker` (e.g. http://steer-worker:8100). Unset: the
     # steer mutation runs the model in this process (the default).
     steer_worker_url: str | None = None

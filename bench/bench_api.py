@@ -26,6 +26,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -171,6 +172,8 @@ async def closed_loop(clients: int, seconds: float, make: Callable[[int], Awaita
 
 def start_api(port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ATLAS_API_MAX_COMPLEXITY": "1000000"}
+    # stderr to a file, not a pipe nobody reads: over a long run the API's warnings would fill the pipe and block it.
+    log = tempfile.NamedTemporaryFile(prefix="atlas-api-", suffix=".log", delete=False)  # noqa: SIM115 - kept open by the child
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -189,8 +192,9 @@ def start_api(port: int, workers: int) -> subprocess.Popen[bytes]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
+    proc.log_path = log.name  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -199,10 +203,10 @@ def start_api(port: int, workers: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None:
-            raise SystemExit(f"the API exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+            raise SystemExit(f"the API exited: {Path(log.name).read_text()[-2000:]}")
         time.sleep(0.3)
     proc.terminate()
-    raise SystemExit("the API did not become ready in 60 s")
+    raise SystemExit(f"the API did not become ready in 60 s (log: {log.name})")
 
 
 async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:

@@ -54,13 +54,18 @@ def main() -> None:
         out["not_measured"]["fuzz"] = "bench/results/fuzz_api.json missing (run bench/fuzz_api.py)"
     if soak:
         out["soak_errors"] = soak["errors"]
-        growth = [g for g in soak["rss_growth_after_warmup"].values() if g is not None]
-        out["soak_rss_growth"] = max(growth) if growth else None
+        # typed refusals with a retry hint (OVERLOADED / DATABASE_BUSY) are back-pressure, counted apart
+        out["soak_refused_retryable"] = soak.get("refused_retryable", 0)
+        growth = [g for g in soak["rss_growth"]["after_warmup"].values() if g is not None]
+        out["soak_rss_growth"] = max(growth) if growth else None  # after a warm-up at the top client count
+        start = [g for g in soak["rss_growth"]["from_start"].values() if g is not None]
+        out["soak_rss_growth_from_idle_start"] = max(start) if start else None
         fifty = next((p for p in soak["phases"] if p["clients"] == 50), None)
         out["feature_p99_ms_50_clients"] = fifty["per_query"]["feature"]["p99_ms"] if fifty else None
         out["sources"]["soak"] = {
             "atlas": soak["atlas"],
             "seconds_per_level": soak["seconds_per_level"],
+            "status": soak.get("status"),
             "clients": [p["clients"] for p in soak["phases"]],
             "machine": soak["machine"],
         }

@@ -16,6 +16,7 @@ import neo4j
 from neo4j.exceptions import (
     AuthError,
     ClientError,
+    ConnectionAcquisitionTimeoutError,
     DriverError,
     Neo4jError,
     ServiceUnavailable,
@@ -23,7 +24,7 @@ from neo4j.exceptions import (
     TransientError,
 )
 
-from queries.errors import DatabaseUnavailable, InvalidInput, QueryRejected, QueryTimeout
+from queries.errors import DatabaseBusy, DatabaseUnavailable, InvalidInput, QueryRejected, QueryTimeout
 from queries.settings import Neo4jSettings
 
 # A dropped or refused connection: the server is (temporarily) not there.
@@ -40,6 +41,11 @@ def unavailable_message(settings: Neo4jSettings, exc: BaseException | None = Non
     )
 
 
+def acquisition_timeout_s(settings: Neo4jSettings) -> float:
+    """How long a statement waits for a pooled connection before failing with DatabaseBusy."""
+    return settings.connect_timeout_s * 2
+
+
 def make_driver(factory: Callable[..., D], settings: Neo4jSettings, **extra: Any) -> D:
     """``GraphDatabase.driver`` or ``AsyncGraphDatabase.driver`` with the options both clients use."""
     try:
@@ -48,7 +54,7 @@ def make_driver(factory: Callable[..., D], settings: Neo4jSettings, **extra: Any
             auth=settings.auth,
             connection_timeout=settings.connect_timeout_s,
             # Bounded, so a dead server is one quick DatabaseUnavailable rather than a hang.
-            connection_acquisition_timeout=settings.connect_timeout_s * 2,
+            connection_acquisition_timeout=acquisition_timeout_s(settings),
             max_transaction_retry_time=settings.connect_timeout_s,
             # Stale pooled connections after a server restart are detected before use.
             liveness_check_timeout=30.0,
@@ -80,6 +86,16 @@ def map_error(exc: BaseException, settings: Neo4jSettings, timeout: float | None
         return QueryRejected(code, exc.message or str(exc))
     if isinstance(exc, ClientError):  # a ClientError without a status code: still the statement's fault
         return QueryRejected("", str(exc))
+    if isinstance(exc, ConnectionAcquisitionTimeoutError):
+        # Every pooled connection stayed busy for the acquisition timeout: overload, not an outage (a dead server
+        # fails the connect itself, well within that timeout). Saying "unreachable" here sent operators after
+        # a server that was fine.
+        return DatabaseBusy(
+            f"Neo4j at {settings.uri} is busy: no pooled connection came free within "
+            f"{acquisition_timeout_s(settings):g} s (the pool is exhausted by concurrent requests; retry, lower the "
+            "concurrency, or raise ATLAS_API_NEO4J_POOL_SIZE / add read servers)",
+            retry_after=1.0,
+        )
     if isinstance(exc, TransientError):
         # A server that is shutting down answers with TransientError before the socket closes.
         return DatabaseUnavailable(

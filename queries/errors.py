@@ -89,6 +89,22 @@ class DatabaseUnavailable(AtlasError):
     """Neo4j cannot be reached or stopped answering."""
 
 
+class RetryLater(AtlasError):
+    """A refusal to try again later, not a failure of the request: ``retry_after`` seconds (a whole number ≥ 1)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = max(1, round(retry_after + 0.5))
+        super().__init__(f"{message}; retry after {self.retry_after} s")
+
+
+class DatabaseBusy(DatabaseUnavailable, RetryLater):
+    """Neo4j is up but every pooled connection stayed in use for the acquisition timeout (overload, not an outage)."""
+
+
+class Overloaded(RetryLater):
+    """The API is at its admission limit and a request waited in its queue too long."""
+
+
 class CorpusUnavailable(AtlasError):
     """The default corpus could not be downloaded and no local corpus was given."""
 
@@ -105,12 +121,8 @@ class Forbidden(AtlasError):
     """The API key is valid but lacks the role the request needs."""
 
 
-class RateLimited(AtlasError):
+class RateLimited(RetryLater):
     """Too many requests for this key (or, for steering, too many waiting): retry after ``retry_after`` seconds."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        self.retry_after = max(1, round(retry_after + 0.5))
-        super().__init__(f"{message}; retry after {self.retry_after} s")
 
 
 class SteerBusy(RateLimited):

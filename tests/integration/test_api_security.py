@@ -4,6 +4,7 @@ server (uvicorn + the real Neo4j, hand-planted atlas). Keys live in a temporary 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -181,6 +182,39 @@ def test_steer_concurrency_cap_queue_then_typed_busy(
     ) as api:
         codes = [post(api, STEER % hand.name, key=t["steerer"]).status_code for _ in range(2)]
         assert codes == [200, 429]  # steering has its own, smaller per-key budget (bursts of 1 here)
+
+
+class HeldSteerer:
+    """Stands in for the model: holds its request (and so its admission slot) until released, then fails typed."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def steer(self, req: Any) -> Any:
+        self.started.set()
+        self.release.wait(20)
+        raise ModelUnavailable("no model in this test")
+
+
+def test_admission_refuses_typed_overloaded_after_the_queue_timeout(
+    hand: HandAtlas, neo4j_settings: Any, keys: tuple[Path, dict[str, str]]
+) -> None:
+    path, t = keys
+    uid = hand.uid(1, "res", 3)
+    held = HeldSteerer()
+    settings = ApiSettings(keys_file=path, max_concurrent_requests=1, request_queue_timeout_s=0.3)
+    with running_api(settings, neo4j_settings, steerer=held) as api, cf.ThreadPoolExecutor(1) as pool:
+        steering = pool.submit(post, api, STEER % hand.name, None, t["steerer"])
+        assert held.started.wait(20)  # the steer request now holds the only slot
+        r = post(api, FEATURE % uid)
+        err = r.json()["errors"][0]
+        assert r.status_code == 503 and err["extensions"]["code"] == "OVERLOADED", r.text
+        assert err["extensions"]["retryAfter"] >= 1 and int(r.headers["retry-after"]) >= 1
+        assert "at capacity" in err["message"] and r.json()["data"] is None
+        held.release.set()
+        assert steering.result(20).status_code == 200
+        assert gql(api, FEATURE % uid)["data"]["feature"]["uid"] == uid  # the slot was given back
 
 
 def test_body_limit_cors_closed_and_introspection_off(neo4j_settings: Any, keys: tuple[Path, dict[str, str]]) -> None:

@@ -52,13 +52,27 @@ def test_bad_roles_names_and_damaged_file(tmp_path: Path) -> None:
 
 
 def test_rate_limiter_bursts_then_refuses_with_retry_hint() -> None:
-    lim = RateLimiter(60)  # 1/s, bursts of 10
+    now = [1000.0]  # a fake clock: the outcome must not depend on how fast this machine runs the loop
+    lim = RateLimiter(60, clock=lambda: now[0])  # 1/s, bursts of 10
     for _ in range(10):
         lim.check("key a")
     with pytest.raises(RateLimited, match="retry after") as info:
         lim.check("key a")
-    assert 1 <= info.value.retry_after <= 2
+    assert info.value.retry_after == 2  # 1 s to the next token, rounded up with a margin
+    now[0] += 0.5  # half a token back: still refused, the hint shrinks with it
+    with pytest.raises(RateLimited) as info:
+        lim.check("key a")
+    assert info.value.retry_after == 1
+    now[0] += 1.0  # a whole token: one more request, not two
+    lim.check("key a")
+    with pytest.raises(RateLimited):
+        lim.check("key a")
     lim.check("key b")  # per principal
+    now[0] += 60.0  # refills up to the burst, not beyond
+    for _ in range(10):
+        lim.check("key a")
+    with pytest.raises(RateLimited):
+        lim.check("key a")
     RateLimiter(0).check("x")  # 0 = off
 
 
