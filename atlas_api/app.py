@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 
+from atlas_api.coalesce import Coalescer
 from atlas_api.context import Context
 from atlas_api.keys import KeyStore
 from atlas_api.limits import http_error
@@ -34,6 +35,7 @@ from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 from atlas_api.steer_mutation import Steerers
 from queries import errors as qerrors
+from queries import features as qf
 from queries import neuronpedia as qnp
 from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction
 from queries.flow_graph import FlowOptions, build_flow_graph_async
@@ -70,6 +72,7 @@ class _GraphQL(GraphQL):
             response=response,
             steerer=self._state.get("steerer"),
             steerers=self._steerers,
+            features=self._state["features"],
         )
 
     async def parse_http_body(self, request: Any) -> Any:
@@ -105,6 +108,13 @@ def create_app(
     settings = settings or ApiSettings()
     neo = (neo4j_settings or Neo4jSettings()).model_copy(update={"query_timeout_s": settings.query_timeout_s})
     state: dict[str, Any] = {"steerer": steerer}
+
+    async def fetch_features(uids: list[str]) -> list[dict[str, Any] | None]:
+        rows = await state["graph"].read(qf.FEATURES_BY_UID, {"uids": uids}, timeout=settings.query_timeout_s)
+        found = {r["f"]["uid"]: r["f"] for r in rows}
+        return [found.get(u) for u in uids]
+
+    state["features"] = Coalescer(fetch_features) if settings.coalesce_lookups else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -1,7 +1,9 @@
 """Per-request context: the shared async graph, settings, and this request's DataLoaders (no N+1).
 
 A DataLoader batches every ``feature(uid)``/``predecessors``/``successors`` lookup made while resolving
-one request into one ``UNWIND $uids`` statement per distinct parameter set.
+one request into one ``UNWIND $uids`` statement per distinct parameter set. Feature look-ups go further
+when the app passes its :class:`~atlas_api.coalesce.Coalescer`: one statement for every request's look-ups
+of the same event-loop turn (atlas_api/coalesce.py says why).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
+from atlas_api.coalesce import Coalescer
 from atlas_api.settings import ApiSettings
 from queries import features as qf
 from queries import neuronpedia as qnp
@@ -29,15 +32,16 @@ class Context:
     # What runs `steer` (a steering.service.Steerer or a client of a steering worker) when the app was given one;
     steerer: Any = None
     steerers: Any = None  # else the app's atlas_api.steer_mutation.Steerers (built at start-up from its settings)
+    features: Coalescer[str, dict[str, Any] | None] | None = None  # the app's, shared by concurrent requests
     _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(
         default_factory=dict
     )
-    feature_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
+    feature_loader: DataLoader[str, dict[str, Any] | None] | Coalescer[str, dict[str, Any] | None] = field(init=False)
     neuronpedia_loader: DataLoader[str, str | None] = field(init=False)
     details_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.feature_loader = DataLoader(load_fn=self._load_features)
+        self.feature_loader = self.features or DataLoader(load_fn=self._load_features)
         self.neuronpedia_loader = DataLoader(load_fn=self._load_neuronpedia_ids)
         self.details_loader = DataLoader(load_fn=self._load_details)
 
