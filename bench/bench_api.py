@@ -85,6 +85,16 @@ def pick_seeds(atlas: str, n: int, seed: int = 0) -> dict[str, list[str]]:
             "MATCH (a:Atlas {name: $n})-[:HAS_SAE]->(s:SAE {module: 'res'}) RETURN s.layer AS l, s.d_sae AS d ORDER BY l",
             {"n": atlas},
         )
+        # Only layers whose residual features are all written (an atlas whose ingest was stopped part-way
+        # has SAE nodes for every layer but features for the first ones only).
+        present = {
+            r["l"]
+            for r in g.read(
+                "UNWIND $rows AS row MATCH (f:Feature {uid: row.uid}) RETURN row.l AS l",
+                {"rows": [{"l": r["l"], "uid": f"{atlas}/{r['l']}-res/{r['d'] - 1}"} for r in layers]},
+            )
+        }
+        layers = [r for r in layers if r["l"] in present]
         if not layers:
             raise SystemExit(f"atlas {atlas!r} has no residual SAEs in Neo4j (ingest it first, or use --quick)")
         rng = random.Random(seed)
