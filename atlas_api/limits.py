@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from graphql import (
+    DocumentNode,
     ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
@@ -41,6 +43,7 @@ from atlas_api.settings import ApiSettings
 from queries import errors as qerrors
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 
 # Fields that build graphs cost more than a property read.
 _FIELD_COST = {
@@ -276,6 +279,38 @@ class AtlasErrors(MaskErrors):
         return out
 
 
+class TextLRU(Generic[V]):
+    """An LRU keyed by query text, bounded by entries AND by the total length of the texts it keeps.
+
+    Why both: a parsed document costs ~85 bytes of objects per character of query text, and one token may be
+    a string of up to the body limit (1 MB), so 1024 entries alone could pin gigabytes under unique queries
+    (a fuzzer, an attacker). Dashboards repeat a few short texts, which is what the cache is for.
+    """
+
+    def __init__(self, max_entries: int = 1024, max_chars: int = 1_000_000) -> None:
+        self.max_entries, self.max_chars = max_entries, max_chars
+        self._data: OrderedDict[tuple[str, str | None], V] = OrderedDict()
+        self.chars = 0
+
+    def get(self, key: tuple[str, str | None]) -> V | None:
+        found = self._data.get(key)
+        if found is not None:
+            self._data.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[str, str | None], value: V) -> None:
+        if len(key[0]) > self.max_chars // 8 or key in self._data:
+            return  # a huge text would evict everything else: not worth keeping
+        self._data[key] = value
+        self.chars += len(key[0])
+        while len(self._data) > self.max_entries or self.chars > self.max_chars:
+            (text, _), _ = self._data.popitem(last=False)
+            self.chars -= len(text)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
     """Every per-request rule of the API as ONE schema extension (strawberry pays a fixed cost per extension
     and hook on every request; five separate extensions were ~0.1 ms of a 0.3 ms request):
@@ -283,14 +318,11 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
     - token limit, then a shared LRU of parsed documents (query text → AST);
     - validation of each distinct document once (GraphQL's rules + depth, aliases, complexity), cached:
       dashboards repeat the same documents with new variables, and every rule reads only the document,
-      so the errors of a query text never change. Rule classes are built once; the LRUs are bounded so
+      so the errors of a query text never change. Rule classes are built once; the LRUs (TextLRU) are bounded by entries and total text so
       unique query texts cannot grow memory without limit;
     - keys, roles, rate limits, admission control (guard.Admission) and the steering gate, before any resolver;
     - error masking (:class:`AtlasErrors`).
     """
-    from collections import OrderedDict
-    from functools import lru_cache
-
     from graphql import parse
     from graphql.validation import NoSchemaIntrospectionCustomRule
     from strawberry.extensions.max_aliases import create_validator as alias_rule
@@ -315,10 +347,9 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
         settings.max_queued_requests,
         settings.request_queue_timeout_s,
     )
-    shapes: OrderedDict[tuple[str, str | None], tuple[tuple[str, ...], int]] = OrderedDict()
-    parse_cached = lru_cache(maxsize=1024)(parse)
-    validated: OrderedDict[tuple[int, str], list[GraphQLError]] = OrderedDict()
-    maxsize = 1024
+    shapes: TextLRU[tuple[tuple[str, ...], int]] = TextLRU()
+    documents: TextLRU[DocumentNode] = TextLRU()
+    validated: TextLRU[list[GraphQLError]] = TextLRU()
 
     class AtlasExtension(AtlasErrors):
         def on_operation(self) -> Iterator[None]:
@@ -327,22 +358,22 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
 
         def on_parse(self) -> Iterator[None]:
             ec = self.execution_context
-            ec.graphql_document = parse_cached(ec.query, **ec.parse_options)
+            key = (ec.query or "", None)
+            doc = documents.get(key)
+            if doc is None:
+                doc = parse(ec.query or "", **ec.parse_options)  # a syntax error raises: nothing is cached
+                documents.put(key, doc)
+            ec.graphql_document = doc
             yield
 
         def on_validate(self) -> Iterator[None]:
             ec = self.execution_context
-            key = (id(ec.schema), ec.query) if ec.query else None
-            errors = validated.get(key) if key else None
+            key = (ec.query or "", None)
+            errors = validated.get(key)
             if errors is None:
                 assert ec.graphql_document is not None  # parsed before validating
                 errors = validate_document(ec.schema._schema, ec.graphql_document, (*ec.validation_rules, *rules))
-                if key:
-                    validated[key] = errors
-                    if len(validated) > maxsize:
-                        validated.popitem(last=False)
-            else:
-                validated.move_to_end(key)  # type: ignore[arg-type]
+                validated.put(key, errors)
             ec.pre_execution_errors = list(errors)
             yield
 
@@ -352,9 +383,8 @@ def atlas_extension(settings: ApiSettings) -> type[SchemaExtension]:
             key = (ec.query or "", ec.operation_name)
             found = shapes.get(key)
             if found is None:
-                found = shapes[key] = operation_shape(ec.graphql_document, ec.operation_name)
-                if len(shapes) > maxsize:
-                    shapes.popitem(last=False)
+                found = operation_shape(ec.graphql_document, ec.operation_name)
+                shapes.put(key, found)
             return found
 
         async def on_execute(self) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from atlas_api.coalesce import Coalescer
 from atlas_api.context import Context
+from atlas_api.limits import TextLRU
 from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 from queries import errors as e
@@ -86,3 +87,19 @@ def test_a_cached_document_still_checks_each_requests_variables_limits_and_key(t
         assert big.errors and big.errors[0].extensions["code"] == "QUERY_TOO_COMPLEX"
         mut = _run(schema, 'mutation { setLabel(uid: "a/1-res/2", label: "x") { __typename } }')
         assert mut.errors and mut.errors[0].extensions["code"] == "UNAUTHENTICATED" and mut.data is None
+
+
+def test_the_text_caches_are_bounded_by_entries_and_by_total_text() -> None:
+    lru: TextLRU[int] = TextLRU(max_entries=3, max_chars=400)  # texts above 50 characters are not kept
+    for i in range(5):
+        lru.put((f"q{i}", None), i)
+    assert len(lru) == 3 and lru.get(("q0", None)) is None and lru.get(("q4", None)) == 4
+    big: TextLRU[int] = TextLRU(max_entries=100, max_chars=400)
+    for i in range(9):
+        big.put((str(i) * 50, None), i)  # 9 × 50 characters: over the text budget
+    assert big.chars <= 400 and len(big) == 8 and big.get(("0" * 50, None)) is None
+    big.get(("1" * 50, None))  # recently used: kept when the next one comes
+    big.put(("z" * 50, None), 10)
+    assert big.get(("1" * 50, None)) == 1 and big.get(("2" * 50, None)) is None
+    big.put(("y" * 51, None), 1)  # one text above an eighth of the budget is never kept
+    assert big.get(("y" * 51, None)) is None and big.chars <= 400
