@@ -242,7 +242,11 @@ def restart(
     first_ok = min((ts for ts, code in log if ts > t_ready and code == "ok"), default=None)
     # After the first success, every later answer must be a success too (no flapping, nothing stuck).
     after = Counter(code for ts, code in log if first_ok is not None and ts > first_ok)
-    untyped = {c: n for c, n in during.items() if c not in ("ok", "DATABASE_UNAVAILABLE", "QUERY_TIMEOUT")}
+    untyped = {
+        c: n
+        for c, n in during.items()
+        if c not in ("ok", "DATABASE_UNAVAILABLE", "DATABASE_BUSY", "OVERLOADED", "QUERY_TIMEOUT")
+    }
     return {
         "clients": clients,
         "requests": len(log),
