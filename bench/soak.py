@@ -329,7 +329,9 @@ def main() -> None:
     rss0 = sampler.sample("start")
     out: dict[str, Any] = {
         "atlas": atlas,
-        "atlas_size": f"{size['saes']} SAEs, {size['features']} features, d {size['d_in']}, complete {size['complete']}",
+        "atlas_size": f"{size['saes']} SAEs, {size['features']} features declared, d {size['d_in']}, complete "
+        f"{size['complete']}; residual features written for layers {seeds['layers'][0]}–{seeds['layers'][-1]}",
+        "layers_with_features": seeds["layers"],
         "machine": start,
         "api_settings": _api_settings(),
         "seconds_per_level": {str(c): s for c, s in seconds.items()},
