@@ -20,6 +20,7 @@ from atlas_cli.commands import (
     ingest,
     keys,
     labels,
+    plot,
     serve,
     steer,
     steer_worker,
@@ -55,6 +56,7 @@ app.add_typer(experiment.app, name="experiment")
 app.add_typer(labels.app, name="labels")
 app.add_typer(graphs.app, name="graphs")
 app.add_typer(keys.app, name="keys")
+app.add_typer(plot.app, name="plot")
 app.command("ingest")(ingest.ingest)
 app.command("serve")(serve.serve)
 app.command("cypher")(cypher.cypher)

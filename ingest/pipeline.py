@@ -32,6 +32,7 @@ from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, resid
 from queries import ingest_writes as W
 from queries import maintenance
 from queries.atlases import known_atlases
+from queries.categories import NEVER, stored_cuts
 from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
 from queries.ids import feature_uid, sae_key
@@ -526,26 +527,13 @@ def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, 
         raise InvalidInput(
             f"atlas {atlas!r} is not completely ingested; finish it with `atlas ingest <atlas.toml> --resume` before recategorizing"
         )
-    q = thresholds.null_quantile
-    stored = {0.99: "p99", 0.999: "p999"}
-    if q is not None and q not in stored:
-        raise InvalidInput(
-            f"recategorizing with {thresholds.rule} needs a stored null quantile (0.99 or 0.999); re-ingest with "
-            f"--thresholds {thresholds.rule} for other quantiles"
-        )
     controls = {r["layer"]: r for r in graph.read(W.SAE_CONTROLS_FULL, {"atlas": atlas})}
     counts = dict.fromkeys((*CATEGORIES, NO_CATEGORY), 0)
     for layer in state[0]["layers"]:
-        cuts = {"res": thresholds.res, "att": thresholds.module, "mlp": thresholds.module}
-        if q is not None:
-            c = controls.get(layer) or {}
-            for p in cuts:
-                v = c.get(f"{p}_null_{stored[q]}")
-                cuts[p] = float(v) if v is not None else 2.0  # no null stored: that predecessor is absent (never high)
-            if c.get("res_null_median") is None and c.get("res_score_median") is not None:
-                raise InvalidInput(
-                    f"atlas {atlas!r} has no stored null for layer {layer}; re-ingest it (the null is computed at ingest)"
-                )
+        try:
+            cuts = stored_cuts(controls.get(layer), thresholds.res, thresholds.module, thresholds.null_quantile)
+        except InvalidInput as exc:
+            raise InvalidInput(f"atlas {atlas!r}: {exc}") from None
         params = {"atlas": atlas, "layer": layer, "t_res": cuts["res"], "t_att": cuts["att"], "t_mlp": cuts["mlp"]}
         for row in graph.write(W.RECATEGORIZE_LAYER, params, timeout=600):
             counts[row["category"] or NO_CATEGORY] += int(row["n"])
@@ -556,7 +544,7 @@ def recategorize(graph: Graph, atlas: str, thresholds: Thresholds) -> dict[str, 
                 "key": sae_key(atlas, layer, "res"),
                 "props": {
                     "category_rule": thresholds.rule if has_res else None,
-                    **{f"cut_{p}": (v if has_res and v < 2.0 else None) for p, v in cuts.items()},
+                    **{f"cut_{p}": (v if has_res and v < NEVER else None) for p, v in cuts.items()},
                 },
             },
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, LiteralString
 
+from queries.categories import category_case
 from queries.db import Graph
 
 UPSERT_ATLAS: LiteralString = """
@@ -151,15 +152,11 @@ def delete_in_batches(
 
 # Categories recomputed from the stored top-1 scores (same rule as ingest.scores.categorize: an absent
 # score counts as low). One layer per transaction keeps each transaction small on wide atlases.
-RECATEGORIZE_LAYER: LiteralString = """
-MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'})
-WITH f, f.s_res >= $t_res AS high_res,
-     coalesce(f.s_att >= $t_att, false) OR coalesce(f.s_mlp >= $t_mlp, false) AS high_mod
-// no res(L-1) SAE (s_res absent): no category (DESIGN.md), so the CASE yields null
-SET f.category = CASE WHEN high_res IS NULL THEN null WHEN high_res AND NOT high_mod THEN 'translated'
-                      WHEN high_res THEN 'processed' WHEN high_mod THEN 'newborn' ELSE 'unexplained' END
-RETURN f.category AS category, count(*) AS n
-"""
+RECATEGORIZE_LAYER: LiteralString = (
+    "MATCH (f:Feature {atlas: $atlas, layer: $layer, module: 'res'}) "
+    f"SET f.category = {category_case('f', '')} "
+    "RETURN f.category AS category, count(*) AS n"
+)
 
 SET_ATLAS_THRESHOLDS: LiteralString = """
 MATCH (a:Atlas {name: $atlas}) SET a.threshold_res = $t_res, a.threshold_module = $t_mod, a.threshold_rule = $rule, a.updated_at = datetime()

@@ -61,3 +61,19 @@ def next_token_states(
         except StopForward:
             pass
     return acts[read][:, 0]
+
+
+def continuation(
+    lm: LoadedModel, kv: Any, ids: list[int], batch: int, edits: Mapping[HookPoint, EditFn], read: HookPoint
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ids`` continued after the cached prefix (cached through the last block) as ``batch`` rows, each
+    row's edits seeing its own row: the logits ``[batch, len(ids), vocab]`` and the hidden state at ``read``
+    ``[batch, len(ids), d]``. ``kv`` is left unchanged."""
+    import torch
+
+    c = copy.deepcopy(kv)
+    c.batch_repeat_interleave(batch)
+    x = torch.tensor([ids] * batch, dtype=torch.long, device=lm.device)
+    with torch.no_grad(), edit(lm, edits), capture(lm, [read]) as acts:
+        logits = lm.model(input_ids=x, use_cache=True, **{_cache_kwarg(): c}).logits
+    return logits, acts[read]

@@ -1,6 +1,8 @@
-"""``atlas experiment coactivation|deactivation|steering``: the paper's findings reproduced on an atlas.
+"""``atlas experiment coactivation|deactivation|steering|rescale|thresholds|transitions``: the paper's
+findings reproduced on an atlas.
 
-Each command writes ``{name}.md``, ``{name}.json`` and PNG figures into ``--out``. Heavy imports (torch,
+Each command writes ``{name}.md``, ``{name}.json`` and PNG figures into ``--out``; each report carries the
+controls section (every stored median score between its null and its seed ceiling, read from Neo4j). Heavy imports (torch,
 transformers, the experiments package) happen inside the handlers so ``atlas --help`` stays fast.
 """
 
@@ -80,8 +82,26 @@ def _context(
     return load_context(atlas, manifest=manifest, model=model, device=_device(device)), tmeta
 
 
-def _done(path: Path) -> None:
-    typer.echo(f"report: {path}")
+def _done(report: Any, out: Path, atlas: str | None = None) -> None:
+    """Add the controls section (when the atlas is known) and write the report."""
+    if atlas:
+        _add_controls(report, atlas)
+    typer.echo(f"report: {report.write(out)}")
+
+
+def _add_controls(report: Any, atlas: str) -> None:
+    from experiments.controls import controls_section
+    from queries.db import Graph
+    from queries.errors import DatabaseUnavailable
+
+    try:
+        with Graph() as graph:
+            graph.verify()
+            data, md = controls_section(graph, atlas)
+    except DatabaseUnavailable:
+        data, md = controls_section(None, atlas)
+    report.data["controls"] = data
+    report.add(md)
 
 
 @app.command("coactivation")
@@ -106,7 +126,7 @@ def coactivation(
     windows = held_out_windows(ctx.model.tokenizer, texts, window, seed=seed, corpus=corpus)
     settings = exp.CoactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, seed=seed)
     report = exp.run(ctx, windows, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
-    _done(report.write(out))
+    _done(report, out, atlas)
 
 
 @app.command("deactivation")
@@ -151,7 +171,7 @@ def deactivation(
             raise InvalidInput(
                 f"--from-records {str(from_records)!r} is not a file (give a deactivation.json written by this command)"
             )
-        _done(exp.rebuild(from_records, note=f"`{_meta()['command']}`").write(out))
+        _done(exp.rebuild(from_records, note=f"`{_meta()['command']}`"), out)
         return
     if not atlas:
         raise InvalidInput("--atlas is required (e.g. --atlas smollm2-demo), unless --from-records is given")
@@ -189,7 +209,7 @@ def deactivation(
     report = exp.run(
         ctx, windows, calib, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta})
     )
-    _done(report.write(out))
+    _done(report, out, atlas)
 
 
 @app.command("steering")
@@ -283,4 +303,73 @@ def steering(
         directions=dirs,
     )
     report = exp.run(ctx.model, bank, graphs, settings, atlas=atlas, seeds=chosen, meta=_meta(tmeta))
-    _done(report.write(out))
+    _done(report, out, atlas)
+
+
+@app.command("rescale")
+def rescale(
+    atlas: str = _ATLAS,
+    out: Path = _OUT,
+    manifest: str | None = _MANIFEST,
+    model: str | None = _MODEL,
+    corpus: str | None = _CORPUS,
+    texts: int = typer.Option(12, help="Held-out texts (the unit of independence of every interval)."),
+    tokens_per_text: int = typer.Option(2, help="Random edit tokens per text."),
+    window: int = typer.Option(48, help="Tokens per text."),
+    horizon: int = typer.Option(16, help="Next-token losses measured after the edited token."),
+    layers: str | None = typer.Option(None, help="Target layers, e.g. '9,11' (default: the deactivation report's)."),
+    max_targets: int = typer.Option(4, help="Active targets per (text, token, layer), drawn at random."),
+    coefficients: str = typer.Option("-2,-1,0,0.5,1.5,2", help="Rescaling coefficients r (1 = unedited)."),
+    seed: int = _SEED,
+    device: str = _DEVICE,
+    threads: int = _THREADS,
+) -> None:
+    """Rescale each target's active top-1 predecessors at one token by r and measure the target's activation
+    change and the relative loss change over the next tokens (the paper's Fig. 7)."""
+    from experiments import rescale as exp
+    from experiments.texts import held_out_windows
+
+    settings = exp.RescaleSettings(
+        n_texts=texts,
+        tokens_per_text=tokens_per_text,
+        window=window,
+        horizon=horizon,
+        layers=tuple(int(x) for x in _floats(layers, "--layers")) if layers else None,
+        max_targets=max_targets,
+        coefficients=_floats(coefficients, "--coefficients"),
+        seed=seed,
+    )
+    ctx, tmeta = _context(atlas, manifest, model, device, threads)
+    windows = held_out_windows(ctx.model.tokenizer, texts, window, seed=seed, corpus=corpus)
+    report = exp.run(ctx, windows, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
+    _done(report, out, atlas)
+
+
+@app.command("thresholds")
+def thresholds(
+    atlas: str = _ATLAS,
+    out: Path = _OUT,
+    rule: str = typer.Option("null:0.999", help="The rule compared with the fixed cuts: null:0.999 or null:0.99."),
+) -> None:
+    """Categories under the fixed cuts (0.5 / 0.25) vs each SAE pair's null quantile: counts per layer and
+    module, and the fixed → null transition table (from the stored scores; no model)."""
+    from experiments import categories as exp
+    from queries.db import Graph
+
+    with Graph() as graph:
+        graph.verify()
+        report = exp.thresholds(graph, atlas, exp.parse_rule(rule), meta=_meta())
+    _done(report, out, atlas)
+
+
+@app.command("transitions")
+def transitions(atlas: str = _ATLAS, out: Path = _OUT) -> None:
+    """Category of each res(L) feature vs its top-1 res(L+1) successor's (cf. the paper's Fig. 13), under the
+    fixed cuts and the null:0.999 rule: counts and row shares with n (from the stored graph; no model)."""
+    from experiments import categories as exp
+    from queries.db import Graph
+
+    with Graph() as graph:
+        graph.verify()
+        report = exp.transitions(graph, atlas, meta=_meta())
+    _done(report, out, atlas)
