@@ -21,6 +21,7 @@ import logging
 import os
 import resource
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,29 +75,55 @@ MATCHERS = {
     "both_ways": ("res(L-1)-res(L) both directions as ingest runs it", lambda q, b, k: topk_both_ways(q, b, k)),
     "both_ways_torch": (
         "both directions, torch fp32 (prefilter off)",
-        lambda q, b, k: topk_both_ways(q, b, k, prefilter="off"),
+        lambda q, b, k: topk_both_ways(q, b, k, prefilter="off", strategy="shared"),
     ),
+    "both_ways_two": (
+        "both directions as two one-way searches as ingest runs them",
+        lambda q, b, k: topk_both_ways(q, b, k, strategy="two"),
+    ),
+    # the floor: the bare fp32 GEMM of the pair into preallocated tiles as matching tiles it (no top-k)
+    "gemm_torch": ("bare fp32 GEMM, torch (MKL), tiled", lambda q, b, k: _bare_gemm(q, b, "torch")),
+    "gemm_numpy": ("bare fp32 GEMM, numpy (OpenBLAS), tiled", lambda q, b, k: _bare_gemm(q, b, "numpy")),
 }
 
 
-def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3) -> dict[str, object]:
+def _bare_gemm(q: np.ndarray, b: np.ndarray, lib: str) -> None:
+    import torch
+
+    from ingest.matching import DEFAULT_TILE_BYTES, _tile_rows
+
+    step = _tile_rows(len(b), DEFAULT_TILE_BYTES)
+    out = np.empty((min(step, len(q)), len(b)), dtype=np.float32)
+    qt, bt, out_t = torch.from_numpy(q), torch.from_numpy(b), torch.from_numpy(out)
+    for a in range(0, len(q), step):
+        n = min(len(q), a + step) - a
+        if lib == "torch":
+            torch.mm(qt[a : a + n], bt.T, out=out_t[:n])
+        else:
+            np.matmul(q[a : a + n], b.T, out=out[:n])
+
+
+def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3, skip: tuple[str, ...] = ()) -> dict[str, object]:
     """Median of ``repeats`` interleaved runs per matcher on the same unit-normalised pair (same threads:
     FAISS's OpenMP and torch's intra-op pools both use every core by default)."""
     import faiss
     import torch
 
+    from ingest.cpu import cpu_class
     from ingest.prefilter import cpu_has_fast_bf16, resolve_prefilter
+
+    matchers = {name: m for name, m in MATCHERS.items() if name not in skip}
 
     q = synthetic_sae(d_model, d_sae, 1).W_dec
     b = synthetic_sae(d_model, d_sae, 2).W_dec
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     b /= np.linalg.norm(b, axis=1, keepdims=True)
-    times: dict[str, list[float]] = {x: [] for x in MATCHERS}
+    times: dict[str, list[float]] = {x: [] for x in matchers}
     answer: dict[str, object] = {}
-    for _what, call in MATCHERS.values():
+    for _what, call in matchers.values():
         call(q[:256], b, k)  # warm-up (thread pools, imports)
     for _ in range(repeats):
-        for name, (_what, call) in MATCHERS.items():
+        for name, (_what, call) in matchers.items():
             t = time.perf_counter()
             answer[name] = call(q, b, k)
             times[name].append(time.perf_counter() - t)
@@ -105,21 +132,41 @@ def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3) -> dict[s
         "torch_threads": torch.get_num_threads(),
         "repeats": repeats,
         "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+        "cpu_class": cpu_class(),
         "prefilter_active": resolve_prefilter("auto"),
-        "matchers": {name: what for name, (what, _call) in MATCHERS.items()},
+        "matchers": {name: what for name, (what, _call) in matchers.items()},
     }
-    for name in MATCHERS:
+    for name in matchers:
         out[f"{name}_s"] = round(float(np.median(times[name])), 3)
     # exactness: the full top-k lists must agree (up to fp32 near-ties); similarities to fp32 rounding
     for name in ("faiss_flat", "torch", "numpy"):
+        if name not in answer:
+            continue
         out[f"{name}_same_topk_as_faiss"] = float((answer[name][1] == answer["faiss"][1]).mean())  # type: ignore[index]
         out[f"{name}_max_sim_diff"] = float(np.abs(answer[name][0] - answer["faiss"][0]).max())  # type: ignore[index]
-    bw, bwt = answer["both_ways"], answer["both_ways_torch"]
-    out["both_ways_same_topk"] = float(np.mean([(bw[i][1] == bwt[i][1]).mean() for i in (0, 1)]))  # type: ignore[index]
-    out["faiss_vs_torch_speedup"] = round(out["torch_s"] / out["faiss_s"], 3)  # type: ignore[operator]
-    out["faiss_flat_vs_torch_speedup"] = round(out["torch_s"] / out["faiss_flat_s"], 3)  # type: ignore[operator]
-    out["faiss_vs_numpy_speedup"] = round(out["numpy_s"] / out["faiss_s"], 3)  # type: ignore[operator]
-    out["both_ways_vs_torch_speedup"] = round(out["both_ways_torch_s"] / out["both_ways_s"], 3)  # type: ignore[operator]
+    bw = answer["both_ways"]
+    for other in ("both_ways_torch", "both_ways_two"):
+        if other in answer:
+            bwt = answer[other]
+            out[f"{other}_same_topk"] = float(np.mean([(bw[i][1] == bwt[i][1]).mean() for i in (0, 1)]))  # type: ignore[index]
+    t = {name: float(v) for name, v in out.items() if name.endswith("_s") and isinstance(v, float)}
+
+    def ratio(key: str, num: str, den: str) -> None:
+        if num in t and den in t:
+            out[key] = round(t[num] / t[den], 3)
+
+    ratio("faiss_vs_torch_speedup", "torch_s", "faiss_s")
+    ratio("faiss_flat_vs_torch_speedup", "torch_s", "faiss_flat_s")
+    ratio("faiss_vs_numpy_speedup", "numpy_s", "faiss_s")
+    ratio("both_ways_vs_torch_speedup", "both_ways_torch_s", "both_ways_s")
+    # issue #16: one-way matching against the machine's GEMM limit (the faster bare fp32 GEMM of the two
+    # libraries), and the res-res path against two one-way searches (must stay <= 1)
+    floors = [t[x] for x in ("gemm_torch_s", "gemm_numpy_s") if x in t]
+    if floors:
+        out["gemm_floor_s"] = min(floors)
+        out["matching_over_gemm_floor"] = round(t["faiss_s"] / min(floors), 3)
+        out["both_ways_over_gemm_floor"] = round(t["both_ways_s"] / min(floors), 3)
+    ratio("both_ways_over_two_searches", "both_ways_s", "both_ways_two_s")
     return out
 
 
@@ -199,6 +246,10 @@ def _online(
 
 
 RUN_KEYS = (
+    "matching_over_gemm_floor",
+    "both_ways_over_two_searches",
+    "matching_over_gemm_floor_avx2_emulated",
+    "both_ways_over_two_searches_avx2_emulated",
     "faiss_vs_torch_speedup",
     "faiss_flat_vs_torch_speedup",
     "both_ways_vs_torch_speedup",
@@ -231,6 +282,8 @@ def _save_summary(results_dir: Path, run_id: str, result: dict[str, object]) -> 
     summary = {
         "headline_run": headline,
         **{key: top[key] for key in (*RUN_KEYS, "machine") if key in top},
+        # the CPU the headline matching figures were measured on (flags decide the fast path: docs/ingest.md)
+        "cpu_flags": (top.get("matching_machine") or top.get("machine") or {}).get("cpu_flags"),  # type: ignore[union-attr]
         "runs": runs,
     }
     path.write_text(json.dumps(summary, indent=2) + "\n")
@@ -257,6 +310,27 @@ def _save_summary(results_dir: Path, run_id: str, result: dict[str, object]) -> 
     return path
 
 
+MATCH_KEYS = (
+    "faiss_vs_torch_speedup",
+    "faiss_flat_vs_torch_speedup",
+    "both_ways_vs_torch_speedup",
+    "matching_over_gemm_floor",
+    "both_ways_over_two_searches",
+)
+
+
+def _emulated_matching(args: argparse.Namespace) -> dict[str, object]:
+    """The one-pair matching bench in a child process whose math libraries are capped to AVX2."""
+    from machine import AVX2_EMULATION
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "match.json"
+        cmd = [sys.executable, __file__, "--shape", args.shape, "-k", str(args.k), "--matching-json", str(out)]
+        cmd += ["--repeats", str(args.repeats), *(["--skip", *args.skip] if args.skip else [])]
+        subprocess.run(cmd, check=True, env={**os.environ, **AVX2_EMULATION})
+        return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
 def _update_matching(results_dir: Path, run_id: str, fresh: dict[str, object]) -> None:
     """--matching-only: replace the matching figures of the saved run (if any), keep its write/e2e figures."""
     path = results_dir / f"ingest-{run_id}.json"
@@ -268,11 +342,11 @@ def _update_matching(results_dir: Path, run_id: str, fresh: dict[str, object]) -
     keys = (
         "matching_one_pair",
         "matching_design_pair",
-        "faiss_vs_torch_speedup",
-        "faiss_flat_vs_torch_speedup",
-        "both_ways_vs_torch_speedup",
+        "matching_one_pair_avx2_emulated",
+        *MATCH_KEYS,
+        *(f"{k}_avx2_emulated" for k in ("matching_over_gemm_floor", "both_ways_over_two_searches")),
     )
-    saved.update({k: fresh[k] for k in keys})
+    saved.update({k: fresh[k] for k in keys if k in fresh})
     saved["matching_machine"] = fresh["machine"]
     path.write_text(json.dumps(saved, indent=2) + "\n")
     md = path.with_suffix(".md").read_text().split("\n\nMatching one pair")[0]
@@ -305,6 +379,15 @@ def main() -> None:
         action="store_true",
         help="Only time the matchers; update the matching figures of the saved run of this shape.",
     )
+    ap.add_argument(
+        "--emulate",
+        choices=["avx2"],
+        help="Also time the one-pair matching with every math library capped to AVX2 (a child process with "
+        "bench/machine.py AVX2_EMULATION; an emulation of the AVX2-only CPU class: same cores and caches).",
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="Interleaved runs per matcher (median).")
+    ap.add_argument("--skip", nargs="*", default=[], choices=sorted(MATCHERS), help="Matchers not to time.")
+    ap.add_argument("--matching-json", type=Path, help=argparse.SUPPRESS)  # --emulate's child: one pair → JSON
     ap.add_argument("--keep", action="store_true", help="Keep the ingested atlas in Neo4j (NEO4J_URI only).")
     ap.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     args = ap.parse_args()
@@ -324,14 +407,26 @@ def main() -> None:
     }
     print(f"machine: {result['machine']}")
     print(f"matching one SAE pair {d_sae}×{d_sae}×{d_model}, top-{args.k} ...", flush=True)
-    match = bench_matching(d_sae, d_model, args.k)
+    match = bench_matching(d_sae, d_model, args.k, args.repeats, tuple(args.skip))
+    if args.matching_json:
+        args.matching_json.write_text(json.dumps({**match, "machine": result["machine"]}, indent=2) + "\n")
+        return
     result["matching_one_pair"] = match
-    # the design's reference pair (top-8, 16k × 16k × 576: FAISS 1.69 s, torch 2.33 s on its machine)
-    result["matching_design_pair"] = bench_matching(16384, 576, 8)
-    print(json.dumps({k: v for k, v in result["matching_design_pair"].items() if k != "matchers"}), flush=True)
-    for key in ("faiss_vs_torch_speedup", "faiss_flat_vs_torch_speedup", "both_ways_vs_torch_speedup"):
-        result[key] = match[key]
+    for key in MATCH_KEYS:
+        if key in match:
+            result[key] = match[key]
     print(json.dumps(match), flush=True)
+    if args.emulate:
+        print("the same pair, libraries capped to AVX2 (emulation) ...", flush=True)
+        emu = _emulated_matching(args)
+        result["matching_one_pair_avx2_emulated"] = emu
+        for key in ("matching_over_gemm_floor", "both_ways_over_two_searches"):
+            if key in emu:
+                result[f"{key}_avx2_emulated"] = emu[key]
+        print(json.dumps(emu), flush=True)
+    # the design's reference pair (top-8, 16k × 16k × 576: FAISS 1.69 s, torch 2.33 s on its machine)
+    result["matching_design_pair"] = bench_matching(16384, 576, 8, args.repeats, tuple(args.skip))
+    print(json.dumps({k: v for k, v in result["matching_design_pair"].items() if k != "matchers"}), flush=True)
     if args.matching_only:
         _update_matching(args.results_dir, run_id, result)
         return

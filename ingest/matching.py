@@ -26,7 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ingest.prefilter import Prefilter, cpu_has_fast_bf16, prefilter_choice, prefiltered_both_ways, prefiltered_topk
+from ingest.cpu import CpuClass, cpu_class, cpu_has_fast_bf16
+from ingest.prefilter import Prefilter, prefilter_choice, prefiltered_both_ways, prefiltered_topk
 from queries.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,13 @@ def topk_search(
     raise InvalidInput(f"unknown matching backend {backend!r} (valid: faiss, torch, numpy)")
 
 
+BothWays = Literal["auto", "shared", "two"]
+# Per CPU class (ingest.cpu): does one shared GEMM with a top-k down each axis beat two one-way searches?
+# Measured on one Gemma-shaped pair (bench/bench_ingest.py, docs/ingest.md "Matching"); an unmeasured class
+# takes two one-way searches (FAISS's fused GEMM + heap, the one-way path itself).
+SHARED_GEMM_CLASSES: frozenset[CpuClass] = frozenset({"bf16", "avx512", "avx2"})
+
+
 def topk_both_ways(
     targets: np.ndarray,
     sources: np.ndarray,
@@ -190,29 +198,41 @@ def topk_both_ways(
     max_tile_bytes: int = DEFAULT_TILE_BYTES,
     progress: Callable[[int], None] | None = None,
     prefilter: Prefilter | None = None,
+    strategy: BothWays = "auto",
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Backward top-k (each target row → sources) and forward top-k (each source row → targets) from one
-    tiled GEMM ``targets @ sources.T`` (torch; on CUDA when torch sees a GPU; on a CPU with bf16
-    instructions a bf16 GEMM with FAISS's exact re-scoring, see ``prefilter`` of :func:`topk_search`).
+    """Backward top-k (each target row → sources) and forward top-k (each source row → targets).
+
+    ``strategy``: ``shared`` computes ``targets @ sources.T`` once, tile by tile, and reads both top-k off it
+    (torch; on CUDA when torch sees a GPU; on a CPU with bf16 instructions a bf16 GEMM with FAISS's exact
+    re-scoring, see ``prefilter`` of :func:`topk_search`); ``two`` runs two one-way :func:`topk_search`;
+    ``auto`` picks per CPU class (``SHARED_GEMM_CLASSES``). Same results either way.
 
     Returns ``((bwd_sims, bwd_idx) [n_t, k], (fwd_sims, fwd_idx) [n_s, k])``.
     """
     import torch
 
+    if strategy not in ("auto", "shared", "two"):
+        raise InvalidInput(f"unknown both-ways strategy {strategy!r} (valid: auto, shared, two)")
     device = _exact_fp32_device("cuda" if torch.cuda.is_available() else "cpu")
     t_all = np.ascontiguousarray(targets, dtype=np.float32)
-    if device == "cpu" and _use_prefilter(prefilter, len(t_all), len(sources), t_all.shape[1]):
-        s_all = np.ascontiguousarray(sources, dtype=np.float32)
+    s_all = np.ascontiguousarray(sources, dtype=np.float32)
+    if device == "cpu" and (strategy == "two" or (strategy == "auto" and cpu_class() not in SHARED_GEMM_CLASSES)):
+        bwd = topk_search(t_all, s_all, k, use_gpu=False, max_tile_bytes=max_tile_bytes, prefilter=prefilter)
+        fwd = topk_search(s_all, t_all, k, use_gpu=False, max_tile_bytes=max_tile_bytes, prefilter=prefilter)
+        if progress:
+            progress(len(t_all))  # progress counts target rows, as in the shared path
+        return bwd, fwd
+    if device == "cpu" and _use_prefilter(prefilter, len(t_all), len(s_all), t_all.shape[1]):
         return prefiltered_both_ways(
             t_all, s_all, k, tile_rows=_tile_rows(len(s_all), max_tile_bytes), progress=progress
         )
-    s_t = torch.from_numpy(np.ascontiguousarray(sources, dtype=np.float32)).to(device)
+    s_t = torch.from_numpy(s_all).to(device)
     n_t, n_s = t_all.shape[0], s_t.shape[0]
     kb, kf = min(k, n_s), min(k, n_t)
     bwd_s = np.empty((n_t, kb), dtype=np.float32)
     bwd_i = np.empty((n_t, kb), dtype=np.int64)
-    run_s = torch.full((kf, n_s), -torch.inf, device=device)
-    run_i = torch.zeros((kf, n_s), dtype=torch.int64, device=device)
+    run_s = torch.full((n_s, kf), -torch.inf, device=device)  # each source's best targets so far
+    run_i = torch.zeros((n_s, kf), dtype=torch.int64, device=device)
     step = _tile_rows(n_s, max_tile_bytes)
     with torch.no_grad():
         for a in range(0, n_t, step):
@@ -220,12 +240,14 @@ def topk_both_ways(
             sims = torch.from_numpy(t_all[a:b]).to(device) @ s_t.T  # [tile, n_s]
             vals, idx = torch.topk(sims, kb, dim=1, largest=True, sorted=True)
             bwd_s[a:b], bwd_i[a:b] = vals.cpu().numpy(), idx.cpu().numpy()
+            # down the columns as rows of the transposed copy: torch's top-k along dim 0 is ~4x slower on a
+            # CPU, enough to make the shared GEMM lose to two searches on AVX2 (issue #16)
             kt = min(kf, b - a)
-            cvals, cidx = torch.topk(sims, kt, dim=0, largest=True, sorted=False)
-            merged_s = torch.cat([run_s, cvals], dim=0)
-            merged_i = torch.cat([run_i, cidx + a], dim=0)
-            top_s, pos = torch.topk(merged_s, kf, dim=0, largest=True, sorted=True)
-            run_s, run_i = top_s, torch.gather(merged_i, 0, pos)
+            cvals, cidx = torch.topk(sims.T.contiguous(), kt, dim=1, largest=True, sorted=False)
+            merged_s = torch.cat([run_s, cvals], dim=1)
+            merged_i = torch.cat([run_i, cidx + a], dim=1)
+            run_s, pos = torch.topk(merged_s, kf, dim=1, largest=True, sorted=True)
+            run_i = torch.gather(merged_i, 1, pos)
             if progress:
                 progress(b - a)
-    return (bwd_s, bwd_i), (run_s.T.contiguous().cpu().numpy(), run_i.T.contiguous().cpu().numpy())
+    return (bwd_s, bwd_i), (run_s.cpu().numpy(), run_i.cpu().numpy())

@@ -28,15 +28,14 @@ candidates with the largest ``o`` all have exact similarity >= ``L(o_k)``, so th
 
 from __future__ import annotations
 
-import functools
 import logging
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from ingest.cpu import cpu_has_fast_bf16
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -49,20 +48,6 @@ PREFILTER_ENV = "ATLAS_MATCH_PREFILTER"  # IngestSettings.match_prefilter
 DEFAULT_CANDIDATES = 48
 _R_OUT = 2.0**-8 / (1 - 2.0**-8)
 _U32 = 2.0**-24
-
-
-@functools.cache
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU has bf16 dot-product instructions (otherwise a bf16 GEMM is emulated and slow)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            info = fh.read()
-    except OSError:
-        return False
-    words = set(info.split())
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        return bool(words & {"avx512_bf16", "amx_bf16"})
-    return "bf16" in words  # aarch64 "Features" line
 
 
 def prefilter_choice(prefilter: Prefilter | None = None, settings: IngestSettings | None = None) -> Prefilter:

@@ -44,10 +44,11 @@ def test_topk_search_equals_brute_force(backend: str, nq: int, nb: int, k: int, 
 @pytest.mark.parametrize(
     "nt, ns, k, tile_rows", [(37, 53, 5, 7), (53, 37, 3, 1), (20, 20, 1, 20), (9, 4, 6, 2), (4, 9, 6, 3)]
 )
-def test_both_ways_equals_brute_force(nt: int, ns: int, k: int, tile_rows: int) -> None:
+@pytest.mark.parametrize("strategy", ["auto", "shared", "two"])
+def test_both_ways_equals_brute_force(nt: int, ns: int, k: int, tile_rows: int, strategy: str) -> None:
     rng = np.random.default_rng(nt * ns)
     t, s = _unit(rng, nt, 12), _unit(rng, ns, 12)
-    (bs, bi), (fs, fi) = topk_both_ways(t, s, k, max_tile_bytes=4 * ns * tile_rows)
+    (bs, bi), (fs, fi) = topk_both_ways(t, s, k, max_tile_bytes=4 * ns * tile_rows, strategy=strategy)  # type: ignore[arg-type]
     ebs, ebi = _brute(t, s, min(k, ns))
     efs, efi = _brute(s, t, min(k, nt))
     np.testing.assert_array_equal(bi, ebi)
