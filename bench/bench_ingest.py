@@ -103,7 +103,9 @@ def _bare_gemm(q: np.ndarray, b: np.ndarray, lib: str) -> None:
             np.matmul(q[a : a + n], b.T, out=out[:n])
 
 
-def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3, skip: tuple[str, ...] = ()) -> dict[str, object]:
+def bench_matching(
+    d_sae: int, d_model: int, k: int, repeats: int = 3, skip: tuple[str, ...] = (), query_rows: int | None = None
+) -> dict[str, object]:
     """Median of ``repeats`` interleaved runs per matcher on the same unit-normalised pair (same threads:
     FAISS's OpenMP and torch's intra-op pools both use every core by default)."""
     import faiss
@@ -118,6 +120,8 @@ def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3, skip: tup
     b = synthetic_sae(d_model, d_sae, 2).W_dec
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     b /= np.linalg.norm(b, axis=1, keepdims=True)
+    if query_rows:  # a slice of the pair (every figure is linear in the query/target rows; ratios carry over)
+        q = np.ascontiguousarray(q[:query_rows])
     times: dict[str, list[float]] = {x: [] for x in matchers}
     answer: dict[str, object] = {}
     for _what, call in matchers.values():
@@ -131,6 +135,8 @@ def bench_matching(d_sae: int, d_model: int, k: int, repeats: int = 3, skip: tup
         "faiss_threads": faiss.omp_get_max_threads(),
         "torch_threads": torch.get_num_threads(),
         "repeats": repeats,
+        "query_rows": len(q),
+        "base_rows": len(b),
         "cpu_has_fast_bf16": cpu_has_fast_bf16(),
         "cpu_class": cpu_class(),
         "prefilter_active": resolve_prefilter("auto"),
@@ -327,6 +333,7 @@ def _emulated_matching(args: argparse.Namespace) -> dict[str, object]:
         out = Path(tmp) / "match.json"
         cmd = [sys.executable, __file__, "--shape", args.shape, "-k", str(args.k), "--matching-json", str(out)]
         cmd += ["--repeats", str(args.repeats), *(["--skip", *args.skip] if args.skip else [])]
+        cmd += ["--query-rows", str(args.query_rows)] if args.query_rows else []
         subprocess.run(cmd, check=True, env={**os.environ, **AVX2_EMULATION})
         return json.loads(out.read_text())  # type: ignore[no-any-return]
 
@@ -386,6 +393,11 @@ def main() -> None:
         "bench/machine.py AVX2_EMULATION; an emulation of the AVX2-only CPU class: same cores and caches).",
     )
     ap.add_argument("--repeats", type=int, default=3, help="Interleaved runs per matcher (median).")
+    ap.add_argument(
+        "--query-rows",
+        type=int,
+        help="Time the matchers on the first N query rows of the pair only (a loaded machine).",
+    )
     ap.add_argument("--skip", nargs="*", default=[], choices=sorted(MATCHERS), help="Matchers not to time.")
     ap.add_argument("--matching-json", type=Path, help=argparse.SUPPRESS)  # --emulate's child: one pair → JSON
     ap.add_argument("--keep", action="store_true", help="Keep the ingested atlas in Neo4j (NEO4J_URI only).")
@@ -407,7 +419,7 @@ def main() -> None:
     }
     print(f"machine: {result['machine']}")
     print(f"matching one SAE pair {d_sae}×{d_sae}×{d_model}, top-{args.k} ...", flush=True)
-    match = bench_matching(d_sae, d_model, args.k, args.repeats, tuple(args.skip))
+    match = bench_matching(d_sae, d_model, args.k, args.repeats, tuple(args.skip), args.query_rows)
     if args.matching_json:
         args.matching_json.write_text(json.dumps({**match, "machine": result["machine"]}, indent=2) + "\n")
         return
@@ -425,7 +437,7 @@ def main() -> None:
                 result[f"{key}_avx2_emulated"] = emu[key]
         print(json.dumps(emu), flush=True)
     # the design's reference pair (top-8, 16k × 16k × 576: FAISS 1.69 s, torch 2.33 s on its machine)
-    result["matching_design_pair"] = bench_matching(16384, 576, 8, args.repeats, tuple(args.skip))
+    result["matching_design_pair"] = bench_matching(16384, 576, 8, args.repeats, tuple(args.skip), args.query_rows)
     print(json.dumps({k: v for k, v in result["matching_design_pair"].items() if k != "matchers"}), flush=True)
     if args.matching_only:
         _update_matching(args.results_dir, run_id, result)

@@ -9,7 +9,7 @@ from ingest.decoders import Decoder, check_decoder, validate_atlas
 from ingest.matching import topk_both_ways, topk_search
 from ingest.pipeline import match_layer
 from ingest.scores import Thresholds, categorize, residual_edges
-from queries.errors import SAEFileError
+from queries.errors import InvalidInput, SAEFileError
 from queries.ids import Module
 from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec
 from saes.synthetic import planted_atlas
@@ -223,3 +223,23 @@ def test_layer_controls_store_nulls_and_the_rule() -> None:
         and "att_null_median" in first.controls
     )
     assert set(first.features["res"]["category"]) == {None}
+
+
+def test_both_ways_strategy_follows_the_cpu_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.matching as matching
+
+    rng = np.random.default_rng(5)
+    t, s = _unit(rng, 30, 8), _unit(rng, 20, 8)
+    calls: list[int] = []
+    real = matching.topk_search
+    monkeypatch.setattr(matching, "topk_search", lambda q, *a, **kw: calls.append(len(q)) or real(q, *a, **kw))
+    monkeypatch.setattr(matching, "cpu_class", lambda: "other")  # unmeasured class: two one-way searches
+    two = topk_both_ways(t, s, 3)
+    assert calls == [30, 20]
+    monkeypatch.setattr(matching, "cpu_class", lambda: "avx2")
+    shared = topk_both_ways(t, s, 3)
+    assert calls == [30, 20]
+    for a, b in zip(two, shared, strict=True):
+        np.testing.assert_array_equal(a[1], b[1])
+    with pytest.raises(InvalidInput, match="both-ways strategy"):
+        topk_both_ways(t, s, 3, strategy="three")  # type: ignore[arg-type]
