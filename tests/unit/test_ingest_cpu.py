@@ -59,3 +59,27 @@ def test_arm_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_flags_are_read_from_this_machine() -> None:
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert "sse2" in cpu.cpu_flags()
+
+
+@pytest.mark.skipif("avx2" not in cpu.cpu_flags(), reason="needs an x86 CPU with AVX2")
+def test_a_process_capped_to_avx2_takes_the_avx2_paths_with_the_same_answers() -> None:
+    """bench_ingest.py --emulate avx2 relies on this: real env caps, real torch/FAISS, in a child process."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from ingest.cpu import cpu_class; from ingest.matching import topk_both_ways;"
+        "r = np.random.default_rng(0); t, s = r.standard_normal((40, 24), dtype=np.float32), "
+        "r.standard_normal((30, 24), dtype=np.float32);"
+        "(bs, bi), (fs, fi) = topk_both_ways(t, s, 4);"
+        "e = t.astype(np.float64) @ s.T.astype(np.float64);"
+        "assert (bi == np.argsort(-e, axis=1, kind='stable')[:, :4]).all();"
+        "assert (fi == np.argsort(-e.T, axis=1, kind='stable')[:, :4]).all();"
+        "print(cpu_class())"
+    )
+    caps = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    env = {**os.environ, **caps, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "avx2"
