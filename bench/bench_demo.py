@@ -226,6 +226,9 @@ def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
         "d_sae": spec.d_sae,
         "k": spec.k,
         "token_budget": spec.token_budget,
+        "epochs": spec.epochs,
+        "train_batch_tokens": spec.train_batch_tokens,
+        "unique_train_tokens": metrics.get("unique_train_tokens"),
         "summary": metrics["summary"],
         "saes": [
             {
@@ -259,6 +262,30 @@ def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
     return out
 
 
+def flow_figures(atlas: str, layers: list[int]) -> dict[str, Any]:
+    """Flow of the ingested default atlas (queries.sae_metrics.flow_shares): per layer, and pooled over ``layers``
+    — the share of res features with s_res ≥ 0.5 (of those with a res(L-1) SAE) and with a module score above
+    that module pair's null 99.9th percentile, each with its denominator."""
+    from queries.db import Graph
+    from queries.errors import DatabaseUnavailable
+    from queries.sae_metrics import flow_shares, pooled_flow
+
+    try:
+        with Graph() as graph:
+            graph.verify()
+            rows = flow_shares(graph, atlas)
+    except DatabaseUnavailable as exc:
+        return {"flow_error": f"{exc} (start Neo4j and ingest the default atlas: `atlas demo`)"}
+    pooled = pooled_flow(rows, layers)
+    tag = f"layers_{layers[0]}_{layers[-1]}"
+    return {
+        "flow_per_layer": rows,
+        f"flow_{tag}": pooled,
+        f"share_s_res_ge_0_5_{tag}": pooled["share_s_res_ge_cut"],
+        f"share_module_above_null_{tag}": pooled["share_module_above_null"],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -284,6 +311,16 @@ def main() -> None:
         else f"no other heavy job (1-min load {load_before[0]:.1f} on {os.cpu_count()} cores at start)"
     )
     results: dict[str, Any] = {"machine": machine, "torch_threads": torch.get_num_threads()}
+    sys.path.insert(0, str(ROOT / "bench"))
+    from machine import cpu_model_and_flags
+
+    results["cpu"], results["cpu_flags"] = cpu_model_and_flags()
+    # An AVX2-class run on a newer CPU restricts torch/MKL/oneDNN with these; recorded so a figure says what ran.
+    results["isa_limits"] = {
+        k: os.environ[k]
+        for k in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+        if k in os.environ
+    }
 
     spec = profile_spec("default")
     loaded = load_model(None)
@@ -309,6 +346,8 @@ def main() -> None:
     summary = d.get("summary", {})
     results["default_profile_s"] = d.get("end_to_end_first_run_s")
     results["min_explained_variance"] = summary.get("min_explained_variance")
+    results["min_explained_variance_without_outliers"] = summary.get("min_explained_variance_without_outliers")
+    results.update(flow_figures(spec.atlas, [9, 10, 11]))
     results["max_l0"] = summary.get("max_l0")
     results["max_dead_fraction"] = summary.get("max_dead_fraction")
     if d.get("saes"):
@@ -340,6 +379,34 @@ def render_md(r: dict[str, Any]) -> str:
         "",
     ]
     d = r.get("default_profile", {})
+    if "flow_error" in r:
+        lines += [f"Flow: not measured ({r['flow_error']}).", ""]
+    elif r.get("flow_per_layer"):
+        pooled = r["flow_layers_9_11"]
+        lines += [
+            f"**Flow, layers 9–11** (n = {pooled['n_with_s_res']:,} res features with a res(L-1) SAE): "
+            f"**{pooled['share_s_res_ge_cut']:.1%}** with s_res ≥ 0.5; **{pooled['share_module_above_null']:.1%}** "
+            "with max(s_att, s_mlp) above that module pair's null 99.9th percentile.",
+            "",
+            "| layer | n | s_res ≥ 0.5 | median s_res | null median / p99.9 | ceiling median (≥ 0.5) | module > null p99.9 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for x in r["flow_per_layer"]:
+            if not x["n_with_s_res"]:
+                lines.append(
+                    f"| {x['layer']} | {x['n']} | no res(L-1) SAE | | | | {x['n_module_above_null'] / x['n']:.1%} |"
+                )
+                continue
+            ceiling = (
+                f"{x['ceiling_median']:.3f} ({x['ceiling_share_ge_half']:.1%})"
+                if x["ceiling_median"] is not None
+                else "not trained"
+            )
+            lines.append(
+                f"| {x['layer']} | {x['n']} | {x['n_s_res_ge_cut'] / x['n_with_s_res']:.1%} | {x['median_s_res']:.3f} | "
+                f"{x['res_null_median']:.3f} / {x['res_null_p999']:.3f} | {ceiling} | {x['n_module_above_null'] / x['n']:.1%} |"
+            )
+        lines.append("")
     if "error" in d:
         lines.append(d["error"])
     else:
@@ -349,6 +416,9 @@ def render_md(r: dict[str, Any]) -> str:
             f"- end-to-end first run: **{r['default_profile_s']} s**"
             + (" (budget 900 s on an unshared 2-core CPU)" if r["default_profile_s"] else ""),
             f"- {r['quality_bar']} (L0 = k = {d['k']} by construction of TopK, not judged)",
+            f"- CPU: {r.get('cpu')} (SIMD: {', '.join(r.get('cpu_flags', []))}); ISA limits set: {r.get('isa_limits') or 'none'}",
+            f"- epochs {d.get('epochs', 1)} over {d.get('unique_train_tokens', d['token_budget']):,} unique tokens, "
+            f"{d.get('train_batch_tokens')} tokens per step",
             f"- training timings: {d['train_timings']}",
             f"- activation collection during training: {d['forward_tokens_per_s']} tok/s; SAE steps: {d['train_tokens_per_s_per_sae']} tok/s per SAE; "
             f"peak RSS {d['train_peak_rss_mib']} MiB",
