@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.decoders import Decoder, DecoderCache, layer_decoders, validate_atlas
-from ingest.pipeline import CONTROL_FIELDS, IngestOptions, atlas_controls, match_layer
+from ingest.pipeline import CEILING_FIELDS, CONTROL_FIELDS, IngestOptions, atlas_controls, ceiling_controls, match_layer
 from queries.ids import feature_uid, sae_key
 from saes.manifest import AtlasManifest
 from saes.sources import neuronpedia_id
@@ -43,7 +43,7 @@ FEATURE_HEADER = (
     "s_res:double,s_att:double,s_mlp:double,category,:LABEL"
 )
 # SAE-node properties beyond the manifest's: the hook of hook_z SAEs and the res SAEs' null controls
-SAE_EXTRA_FIELDS: dict[str, str] = {"hook_name": "string", "w_o_source": "string"} | CONTROL_FIELDS
+SAE_EXTRA_FIELDS: dict[str, str] = {"hook_name": "string", "w_o_source": "string"} | CONTROL_FIELDS | CEILING_FIELDS
 EDGE_HEADER = ":START_ID(Feature),:END_ID(Feature),similarity:double,target_rank:long,source_rank:long,:TYPE"
 
 
@@ -116,6 +116,7 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     d_model, sizes = validate_atlas(
         manifest, progress=opts.progress, projections=opts.projections, details=details, cache=cache
     )
+    ceilings = ceiling_controls(manifest, d_model, opts.projections)  # per (layer, module): the seed ceiling
     controls: dict[int, dict[str, object]] = {}  # per layer: the res SAE's null controls and category rule
     name = manifest.name
     (out.folder / "feature_header.csv").write_text(FEATURE_HEADER + "\n")
@@ -204,7 +205,11 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     has: list[list[object]] = []
     for e in manifest.saes:
         key = sae_key(name, e.layer, e.module)
-        extra = {**details.get((e.layer, e.module.value), {}), **(controls[e.layer] if e.module.value == "res" else {})}
+        extra = {
+            **details.get((e.layer, e.module.value), {}),
+            **(controls[e.layer] if e.module.value == "res" else {}),
+            **ceilings.get((e.layer, e.module.value), {}),
+        }
         saes.append(
             [
                 key,

@@ -176,6 +176,15 @@ CONTROL_FIELDS: dict[str, str] = (
 )
 
 
+# The properties ceiling_controls puts on an SAE node, with their neo4j-admin import types (ingest.bulk).
+CEILING_FIELDS: dict[str, str] = {
+    "ceiling_median": "double",
+    "ceiling_p99": "double",
+    "ceiling_share_ge_half": "double",
+    "ceiling_seed": "string",
+}
+
+
 def ceiling_controls(
     manifest: AtlasManifest, d_model: int, projections: OutputProjections | None
 ) -> dict[tuple[int, str], dict[str, Any]]:

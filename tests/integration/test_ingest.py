@@ -18,9 +18,10 @@ from queries.db import Graph
 from queries.errors import SAEFileError
 from queries.ids import Module
 from queries.settings import Neo4jSettings
-from saes.manifest import load_manifest
+from saes.manifest import SAEEntry, load_manifest
 from saes.saelens_format import save_sae_dir
 from saes.synthetic import planted_atlas
+from saes.weights import SAEWeights
 from tests.servers import private_neo4j
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,7 +243,13 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
     from ingest.bulk import export_csv
     from ingest.pipeline import IngestOptions
 
-    _, m = _planted(tmp_path, atlas_name)
+    pa, m = _planted(tmp_path, atlas_name)
+    # a seed-ceiling SAE for res(2): its summary must reach the SAE node by both paths
+    twin = pa.weights[(2, Module.RES)].W_dec + 0.2 * np.random.default_rng(0).standard_normal((32, 160)).astype(
+        np.float32
+    )
+    save_sae_dir(tmp_path / "atlas" / "2-res-seed1", SAEWeights(W_dec=twin, hook_name="blocks.2.hook_resid_post"))
+    m.ceilings = [SAEEntry(2, Module.RES, path="2-res-seed1")]
     ingest_atlas(m, graph, k=K)
     online = _snapshot(graph, atlas_name)
     exp = export_csv(m, tmp_path / "csv", IngestOptions(k=K))
@@ -269,6 +276,7 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
             bulk_saes, online_saes = g.read(sae_props, {"a": atlas_name}), graph.read(sae_props, {"a": atlas_name})
             assert bulk_saes == online_saes
             assert sum("res_null_p999" in r["p"] for r in bulk_saes) == 2  # res(1), res(2): layer 0 has no res(L-1)
+            assert [r["key"] for r in bulk_saes if "ceiling_median" in r["p"]] == [f"{atlas_name}/2-res"]
             assert all("att_null_median" in r["p"] for r in bulk_saes if r["key"].endswith("-res"))
             controls = (
                 "MATCH (a:Atlas {name: $a}) RETURN a.threshold_rule AS rule, a.null_median_mean AS med, "
