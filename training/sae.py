@@ -20,6 +20,7 @@ token) and the dead fraction (latents that never fire on the held-out tokens).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -45,14 +46,22 @@ class TopKConfig:
     warmup_steps: int = 20
     dead_after_tokens: int = 50_000
     seed: int = 0
+    # Per-SAE k where the SAEs of one bank differ (e.g. res SAEs at k = 16, att/mlp at 32); ``k`` is their max.
+    ks: tuple[int, ...] | None = None
+    # Gradients through the k selected latents only (gathers) instead of dense [batch × d_sae] products;
+    # the same loss and gradients (tested), several times fewer FLOPs when k ≪ d_sae. See TopKBank.loss.
+    sparse_grad: bool = True
 
     def __post_init__(self) -> None:
         if self.d_in <= 0 or self.d_sae <= 0:
             raise InvalidInput(f"SAE shape d_in={self.d_in}, d_sae={self.d_sae} is not valid (both must be positive)")
-        if not 0 < self.k <= self.d_sae:
-            raise InvalidInput(
-                f"TopK k={self.k} is not valid for d_sae={self.d_sae} (valid: 1..d_sae; the demo uses 32)"
-            )
+        for k in (self.k, *(self.ks or ())):
+            if not 0 < k <= self.d_sae:
+                raise InvalidInput(
+                    f"TopK k={k} is not valid for d_sae={self.d_sae} (valid: 1..d_sae; the demo uses 16)"
+                )
+        if self.ks is not None and max(self.ks) != self.k:
+            raise InvalidInput(f"per-SAE ks {self.ks} must have k = {self.k} as their maximum")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +84,20 @@ class TopKBank(nn.Module):
         self.register_buffer("scale", torch.ones(n))
         self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
         self.register_buffer("tokens_since_fired", torch.zeros(n, cfg.d_sae, dtype=torch.long))
+        if cfg.ks is not None and len(cfg.ks) != n:
+            raise InvalidInput(f"{len(cfg.ks)} per-SAE ks given for a bank of {n} SAEs")
+        # [n, 1, k]: which of the k largest pre-activations each SAE keeps (all when every SAE has the same k)
+        ks = torch.tensor(cfg.ks or [cfg.k] * n)
+        self.register_buffer("keep", (torch.arange(cfg.k)[None, :] < ks[:, None])[:, None, :], persistent=False)
+        self.uniform_k = cfg.ks is None or len(set(cfg.ks)) == 1
+
+    def _top(self, pre: torch.Tensor) -> torch.Tensor:
+        """Indices of each SAE's TopK latents, ``[n, B, k]`` (k = the largest; sorted when SAEs' k differ, so that
+        the first k_i are SAE i's — the rest are then zeroed through ``keep``)."""
+        return pre.topk(self.cfg.k, dim=-1, sorted=not self.uniform_k).indices
+
+    def _keep(self, vals: torch.Tensor) -> torch.Tensor:
+        return vals if self.uniform_k else vals * self.keep
 
     # -- model ---------------------------------------------------------------------------------
     @torch.no_grad()
@@ -93,8 +116,36 @@ class TopKBank(nn.Module):
         return torch.baddbmm(bias, xs, self.W_enc)
 
     def encode_topk(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        vals, idx = pre.topk(self.cfg.k, dim=-1, sorted=False)
-        return vals.relu(), idx
+        idx = self._top(pre)
+        return self._keep(pre.gather(-1, idx).relu()), idx
+
+    def _flat(self, idx: torch.Tensor) -> torch.Tensor:
+        """Latent indices ``[n, B, k]`` → rows of the bank's stacked ``[n * d_sae, ...]`` weights."""
+        offsets = torch.arange(self.n, device=idx.device) * self.cfg.d_sae
+        return idx + offsets[:, None, None]
+
+    def selected_pre_acts(self, xs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Encoder pre-activations of the latents ``idx`` only, differentiable: ``(x − b_dec)·W_enc[:, j] + b_enc[j]``.
+
+        Costs ``B·k·d`` multiply-adds instead of ``B·d_sae·d``; the gradient reaches only the selected encoder
+        columns, as the dense product's gradient does after TopK (every other latent's gradient is zero)."""
+        n = idx.shape[0]
+        flat = self._flat(idx)
+        rows = self.W_enc.transpose(1, 2).reshape(n * self.cfg.d_sae, -1)[flat]  # [n, B, k, d]
+        centred = xs - self.b_dec[:, None, :]
+        pre = torch.einsum("nbd,nbkd->nbk", centred, rows)
+        return pre + self.b_enc.reshape(-1)[flat]
+
+    def sparse_decode(self, vals: torch.Tensor, idx: torch.Tensor, *, bias: bool = True) -> torch.Tensor:
+        """``Σ_j vals_j · W_dec[j] (+ b_dec)`` from the selected rows only (``embedding_bag``: no dense code)."""
+        n, b, kk = idx.shape
+        out = torch.nn.functional.embedding_bag(
+            self._flat(idx).reshape(n * b, kk),
+            self.W_dec.reshape(n * self.cfg.d_sae, -1),
+            per_sample_weights=vals.reshape(n * b, kk),
+            mode="sum",
+        ).view(n, b, -1)
+        return out + self.b_dec[:, None, :] if bias else out
 
     def decode(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         z = torch.zeros(vals.shape[0], vals.shape[1], self.cfg.d_sae, dtype=vals.dtype, device=vals.device).scatter(
@@ -104,32 +155,51 @@ class TopKBank(nn.Module):
 
     # -- training ------------------------------------------------------------------------------
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Normalised MSE (≈ 1 − EV, per SAE) plus AuxK on dead latents; ``x`` raw ``[n, B, d_in]``."""
+        """Normalised MSE (≈ 1 − EV, per SAE) plus AuxK on dead latents; ``x`` raw ``[n, B, d_in]``.
+
+        With ``sparse_grad`` the dense pre-activations are computed without a graph (they only choose the TopK
+        latents) and the selected ones are recomputed differentiably; the decoder reads only those rows. The
+        loss and every gradient equal the dense formulation's (tests/unit/training/test_trainer.py)."""
         if not bool(self.initialised):
             self.initialise(x)
         xs = x * self.scale[:, None, None]
-        pre = self.pre_acts(xs)
-        vals, idx = self.encode_topk(pre)
-        recon = self.decode(vals, idx)
+        if self.cfg.sparse_grad:
+            with torch.no_grad():
+                pre = self.pre_acts(xs)
+                idx = self._top(pre)
+            vals = self._keep(self.selected_pre_acts(xs, idx).relu())
+            recon = self.sparse_decode(vals, idx)
+        else:
+            pre = self.pre_acts(xs)
+            vals, idx = self.encode_topk(pre)
+            recon = self.decode(vals, idx)
         err = xs - recon
         centred = xs - xs.mean(1, keepdim=True)
         var = centred.pow(2).sum(-1).mean(-1).clamp_min(1e-12)  # [n]
         nmse = err.pow(2).sum(-1).mean(-1) / var
         total = nmse.sum()
         with torch.no_grad():
+            # set, not scatter: a latent selected with value 0 on one token must not undo a firing on another
             fired = torch.zeros(self.n, self.cfg.d_sae, dtype=torch.bool, device=x.device)
-            fired.scatter_(1, idx.reshape(self.n, -1), (vals > 0).reshape(self.n, -1))
+            fired.view(-1)[self._flat(idx)[vals > 0]] = True
             self.tokens_since_fired += x.shape[1]
             self.tokens_since_fired[fired] = 0
             dead = self.tokens_since_fired >= self.cfg.dead_after_tokens  # [n, d_sae]
         aux = torch.zeros(self.n, device=x.device)
         if bool(dead.any()):
             k_aux = min(self.cfg.k_aux, int(dead.sum(-1).max()))
-            masked = pre.masked_fill(~dead[:, None, :], float("-inf"))
-            a_vals, a_idx = masked.topk(k_aux, dim=-1, sorted=False)
-            a_vals = torch.where(torch.isfinite(a_vals), a_vals.relu(), torch.zeros_like(a_vals))
-            z_aux = torch.zeros_like(pre).scatter(-1, a_idx, a_vals)
-            err_hat = torch.bmm(z_aux, self.W_dec)
+            with torch.no_grad() if self.cfg.sparse_grad else contextlib.nullcontext():
+                masked = pre.masked_fill(~dead[:, None, :], float("-inf"))
+                a_vals, a_idx = masked.topk(k_aux, dim=-1, sorted=False)
+            live = torch.isfinite(a_vals)
+            if self.cfg.sparse_grad:
+                a_vals = self.selected_pre_acts(xs, a_idx)
+            a_vals = torch.where(live, a_vals.relu(), torch.zeros_like(a_vals))
+            if self.cfg.sparse_grad:
+                err_hat = self.sparse_decode(a_vals, a_idx, bias=False)
+            else:
+                z_aux = torch.zeros_like(pre).scatter(-1, a_idx, a_vals)
+                err_hat = torch.bmm(z_aux, self.W_dec)
             target = err.detach()
             aux = (target - err_hat).pow(2).sum(-1).mean(-1) / target.pow(2).sum(-1).mean(-1).clamp_min(1e-12)
             aux = torch.where(dead.any(-1), aux, torch.zeros_like(aux))

@@ -75,6 +75,7 @@ _HASH_DEFAULTS: dict[str, Any] = {
     "epochs": 1.0,
     "seeds": 1,
     "seed_modules": None,
+    "module_k": None,
 }
 
 
@@ -113,6 +114,9 @@ class TrainSpec:
     # SAEs per hook point of ``seed_modules`` (None: every module): the extra ones are the seed ceiling.
     seeds: int = 1
     seed_modules: list[str] | None = None
+    # TopK k per module where it differs from ``k`` (e.g. {"att": 32, "mlp": 32}: res SAEs converge across layers
+    # at a low k, att/mlp SAEs need more active latents to reconstruct their module's output)
+    module_k: dict[str, int] | None = None
     device: str = "cpu"  # "cpu", "cuda" or "auto" (CUDA when available); not part of the cache key
 
     def __post_init__(self) -> None:
@@ -145,12 +149,19 @@ class TrainSpec:
             raise InvalidInput(
                 f"seeds = {self.seeds} is not valid (use 1, or 2+ to train seed-ceiling SAEs; at most 8)"
             )
+        if self.module_k is not None:
+            self.module_k = {Module.parse(m).value: int(v) for m, v in self.module_k.items()}
+            if bad := {m: v for m, v in self.module_k.items() if not 0 < v <= self.d_sae}:
+                raise InvalidInput(f"module k {bad} is not valid for d_sae = {self.d_sae} (use 1..d_sae)")
         if self.seed_modules is not None:
             self.seed_modules = [Module.parse(m).value for m in self.seed_modules]
             if missing := [m for m in self.seed_modules if m not in self.modules]:
                 raise InvalidInput(
                     f"seed modules {missing} are not trained by this spec (modules: {', '.join(self.modules)})"
                 )
+
+    def k_for(self, module: str) -> int:
+        return (self.module_k or {}).get(module, self.k)
 
     @property
     def seeded_modules(self) -> list[str]:
@@ -277,14 +288,6 @@ def train_atlas(
     reads = resolve_reads(loaded, points, spec, model_name)
     # Keep the points in (layer, module-in-spec-order) order for stable SAE indices.
     n = len(points)
-    cfg = TopKConfig(
-        d_in=loaded.d_model,
-        d_sae=spec.d_sae,
-        k=spec.k,
-        lr=spec.lr,
-        dead_after_tokens=spec.dead_after_tokens,
-        seed=spec.seed,
-    )
 
     t = time.perf_counter()
     corpus_path = resolve_corpus(spec.corpus, settings)
@@ -296,6 +299,15 @@ def train_atlas(
     # The atlas's SAEs first, then the seed-ceiling copies of the seeded points (training.loop.BankLayout).
     seeded = [i for i, p in enumerate(points) if p.module.value in spec.seeded_modules] if spec.seeds > 1 else []
     layout = BankLayout.with_seeds(n, seeded, spec.seeds)
+    cfg = TopKConfig(
+        d_in=loaded.d_model,
+        d_sae=spec.d_sae,
+        k=max(spec.k_for(points[src].module.value) for src in layout.sources),
+        ks=tuple(spec.k_for(points[src].module.value) for src in layout.sources) if spec.module_k else None,
+        lr=spec.lr,
+        dead_after_tokens=spec.dead_after_tokens,
+        seed=spec.seed,
+    )
     bank = TopKBank(layout.n, cfg).to(device)
     tokens_per_seq = spec.seq_len - 1
     total_seqs = -(-spec.token_budget // tokens_per_seq)
@@ -494,7 +506,7 @@ def train_atlas(
                 W_enc=w["W_enc"],
                 b_enc=w["b_enc"],
                 b_dec=w["b_dec"],
-                k=spec.k,
+                k=spec.k_for(p.module.value),
                 architecture="topk",
                 hook_name=hook_name,
             ),
@@ -505,7 +517,7 @@ def train_atlas(
             "module": p.module.value,
             "hook_name": hook_name,
             "d_sae": spec.d_sae,
-            "k": spec.k,
+            "k": spec.k_for(p.module.value),
             **results[i],
             "train_tokens": tokens_trained,
             "unique_train_tokens": unique_tokens,

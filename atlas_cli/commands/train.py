@@ -31,6 +31,9 @@ def train(
     ),
     width: int = typer.Option(2048, help="Latents per SAE (d_sae)."),
     k: int = typer.Option(64, help="TopK: active latents per token (the SAE's L0)."),
+    module_k: str | None = typer.Option(
+        None, help="TopK k per module where it differs from --k, e.g. 'att=32,mlp=32' (res SAEs keep --k)."
+    ),
     lr: float = typer.Option(2e-3, help="Adam learning rate (warm-up, then decay over the last 20%)."),
     tokens: int = typer.Option(250_000, help="Token budget: training tokens per SAE (all SAEs see the same tokens)."),
     corpus: str = typer.Option(
@@ -108,6 +111,7 @@ def train(
         text_field=text_field,
         seed=seed,
         epochs=epochs,
+        module_k=_module_k(module_k),
         seeds=seeds,
         seed_modules=[m for m in seed_modules.split(",") if m.strip()] if seed_modules else None,
         device=spec_device,
@@ -134,3 +138,21 @@ def train(
         typer.echo(
             f"next: atlas ingest {result.manifest_path}   (or rerun with --ingest to also store metrics and labels)"
         )
+
+
+def _module_k(text: str | None) -> dict[str, int] | None:
+    """``"att=32,mlp=32"`` → ``{"att": 32, "mlp": 32}``; one clear error for anything else."""
+    if not text:
+        return None
+    from queries.errors import InvalidInput
+
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = int(value)
+        except ValueError:
+            raise InvalidInput(
+                f"--module-k {text!r} is not valid (write module=k pairs, e.g. 'att=32,mlp=32')"
+            ) from None
+    return out
