@@ -20,7 +20,6 @@ token) and the dead fraction (latents that never fire on the held-out tokens).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -48,9 +47,6 @@ class TopKConfig:
     seed: int = 0
     # Per-SAE k where the SAEs of one bank differ (e.g. res SAEs at k = 16, att/mlp at 32); ``k`` is their max.
     ks: tuple[int, ...] | None = None
-    # Gradients through the k selected latents only (gathers) instead of dense [batch × d_sae] products;
-    # the same loss and gradients (tested), several times fewer FLOPs when k ≪ d_sae. See TopKBank.loss.
-    sparse_grad: bool = True
 
     def __post_init__(self) -> None:
         if self.d_in <= 0 or self.d_sae <= 0:
@@ -124,29 +120,6 @@ class TopKBank(nn.Module):
         offsets = torch.arange(self.n, device=idx.device) * self.cfg.d_sae
         return idx + offsets[:, None, None]
 
-    def selected_pre_acts(self, xs: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Encoder pre-activations of the latents ``idx`` only, differentiable: ``(x − b_dec)·W_enc[:, j] + b_enc[j]``.
-
-        Costs ``B·k·d`` multiply-adds instead of ``B·d_sae·d``; the gradient reaches only the selected encoder
-        columns, as the dense product's gradient does after TopK (every other latent's gradient is zero)."""
-        n = idx.shape[0]
-        flat = self._flat(idx)
-        rows = self.W_enc.transpose(1, 2).reshape(n * self.cfg.d_sae, -1)[flat]  # [n, B, k, d]
-        centred = xs - self.b_dec[:, None, :]
-        pre = torch.einsum("nbd,nbkd->nbk", centred, rows)
-        return pre + self.b_enc.reshape(-1)[flat]
-
-    def sparse_decode(self, vals: torch.Tensor, idx: torch.Tensor, *, bias: bool = True) -> torch.Tensor:
-        """``Σ_j vals_j · W_dec[j] (+ b_dec)`` from the selected rows only (``embedding_bag``: no dense code)."""
-        n, b, kk = idx.shape
-        out = torch.nn.functional.embedding_bag(
-            self._flat(idx).reshape(n * b, kk),
-            self.W_dec.reshape(n * self.cfg.d_sae, -1),
-            per_sample_weights=vals.reshape(n * b, kk),
-            mode="sum",
-        ).view(n, b, -1)
-        return out + self.b_dec[:, None, :] if bias else out
-
     def decode(self, vals: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         z = torch.zeros(vals.shape[0], vals.shape[1], self.cfg.d_sae, dtype=vals.dtype, device=vals.device).scatter(
             -1, idx, vals
@@ -157,22 +130,14 @@ class TopKBank(nn.Module):
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Normalised MSE (≈ 1 − EV, per SAE) plus AuxK on dead latents; ``x`` raw ``[n, B, d_in]``.
 
-        With ``sparse_grad`` the dense pre-activations are computed without a graph (they only choose the TopK
-        latents) and the selected ones are recomputed differentiably; the decoder reads only those rows. The
-        loss and every gradient equal the dense formulation's (tests/unit/training/test_trainer.py)."""
+        Dense products throughout: a gather-based step through the k selected latents only (fewer FLOPs) was
+        measured 1.7× slower per step on the 2-core CPU (16 SAEs, 1,024 latents, k = 16, 256 tokens)."""
         if not bool(self.initialised):
             self.initialise(x)
         xs = x * self.scale[:, None, None]
-        if self.cfg.sparse_grad:
-            with torch.no_grad():
-                pre = self.pre_acts(xs)
-                idx = self._top(pre)
-            vals = self._keep(self.selected_pre_acts(xs, idx).relu())
-            recon = self.sparse_decode(vals, idx)
-        else:
-            pre = self.pre_acts(xs)
-            vals, idx = self.encode_topk(pre)
-            recon = self.decode(vals, idx)
+        pre = self.pre_acts(xs)
+        vals, idx = self.encode_topk(pre)
+        recon = self.decode(vals, idx)
         err = xs - recon
         centred = xs - xs.mean(1, keepdim=True)
         var = centred.pow(2).sum(-1).mean(-1).clamp_min(1e-12)  # [n]
@@ -188,18 +153,11 @@ class TopKBank(nn.Module):
         aux = torch.zeros(self.n, device=x.device)
         if bool(dead.any()):
             k_aux = min(self.cfg.k_aux, int(dead.sum(-1).max()))
-            with torch.no_grad() if self.cfg.sparse_grad else contextlib.nullcontext():
-                masked = pre.masked_fill(~dead[:, None, :], float("-inf"))
-                a_vals, a_idx = masked.topk(k_aux, dim=-1, sorted=False)
-            live = torch.isfinite(a_vals)
-            if self.cfg.sparse_grad:
-                a_vals = self.selected_pre_acts(xs, a_idx)
-            a_vals = torch.where(live, a_vals.relu(), torch.zeros_like(a_vals))
-            if self.cfg.sparse_grad:
-                err_hat = self.sparse_decode(a_vals, a_idx, bias=False)
-            else:
-                z_aux = torch.zeros_like(pre).scatter(-1, a_idx, a_vals)
-                err_hat = torch.bmm(z_aux, self.W_dec)
+            masked = pre.masked_fill(~dead[:, None, :], float("-inf"))
+            a_vals, a_idx = masked.topk(k_aux, dim=-1, sorted=False)
+            a_vals = torch.where(torch.isfinite(a_vals), a_vals.relu(), torch.zeros_like(a_vals))
+            z_aux = torch.zeros_like(pre).scatter(-1, a_idx, a_vals)
+            err_hat = torch.bmm(z_aux, self.W_dec)
             target = err.detach()
             aux = (target - err_hat).pow(2).sum(-1).mean(-1) / target.pow(2).sum(-1).mean(-1).clamp_min(1e-12)
             aux = torch.where(dead.any(-1), aux, torch.zeros_like(aux))
@@ -258,6 +216,8 @@ class BankTrainer:
     def __init__(self, bank: TopKBank, total_steps: int, *, tf32: bool | None = None) -> None:
         self.bank = bank
         self.total_steps = max(1, total_steps)
+        # CPU steps stay fp32: bf16 autocast was 1.6× faster per token on the AVX512_BF16 machine but cost flow
+        # (res 9→10 pairs with s_res ≥ 0.5: 42% vs 57% with the default recipe, same run; issue #18 notes).
         # On a CUDA GPU the SAE steps' matrix products run in TF32 (10-bit mantissa products, fp32
         # accumulation) unless told otherwise: fp32 training does not need fp32 products, and the
         # full profile's steps were 2-4x faster on an H200 (bench/results/gpu.json). The flag is set
