@@ -68,6 +68,10 @@ def write_pair(folder: Path, rows: int, d: int) -> list[Path]:
         p = folder / name
         p.mkdir(parents=True, exist_ok=True)
         shapes = {"W_dec": (rows, d), "W_enc": (d, rows), "b_enc": (rows,), "b_dec": (d,)}
+        done = p / "complete"  # a pair kept by --keep-files from an earlier run of the same size is reused
+        if done.is_file() and done.read_text() == f"{rows}x{d}":
+            out.append(p)
+            continue
         write_safetensors_chunked(p / "sae_weights.safetensors", shapes, seed=i)
         (p / "cfg.json").write_text(
             json.dumps(
@@ -81,6 +85,7 @@ def write_pair(folder: Path, rows: int, d: int) -> list[Path]:
                 }
             )
         )
+        done.write_text(f"{rows}x{d}")
         out.append(p)
     return out
 
@@ -134,6 +139,7 @@ def main() -> None:
     ap.add_argument("--tile-rows", type=int, default=8_192)
     ap.add_argument("--query-rows", type=int, default=0, help="query rows per direction (default: all)")
     ap.add_argument("--dir", type=Path, default=None, help="where to write the pair (deleted afterwards)")
+    ap.add_argument("--keep-files", action="store_true", help="keep the pair in --dir for another run (reused)")
     ap.add_argument("--child", nargs=4, metavar=("MODE", "PREV", "CUR", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     query_rows = args.query_rows or args.rows
@@ -177,9 +183,10 @@ def main() -> None:
         )
         file_bytes = sum((p / "sae_weights.safetensors").stat().st_size for p in (prev, cur))
     finally:
-        for p in (folder / "res-prev", folder / "res", *folder.glob("*.npy")):
+        kept = (folder / "res-prev", folder / "res") if args.keep_files else ()
+        for p in {folder / "res-prev", folder / "res", *folder.glob("*.npy")} - set(kept):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        if made:
+        if made and not args.keep_files:
             shutil.rmtree(folder, ignore_errors=True)
     decoder_bytes = args.rows * args.d * 4
     share = query_rows / args.rows
