@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.decoders import Decoder, DecoderCache, layer_decoders, validate_atlas
+from ingest.decoders import Decoder, DecoderCache, clt_entries, layer_decoders, validate_atlas, written_slices
 from ingest.pipeline import CEILING_FIELDS, CONTROL_FIELDS, IngestOptions, atlas_controls, ceiling_controls, match_layer
 from queries.ids import feature_uid, sae_key
 from saes.manifest import AtlasManifest
@@ -44,7 +44,9 @@ FEATURE_HEADER = (
 )
 # SAE-node properties beyond the manifest's: the hook of hook_z SAEs and the res SAEs' null controls
 SAE_EXTRA_FIELDS: dict[str, str] = {"hook_name": "string", "w_o_source": "string"} | CONTROL_FIELDS | CEILING_FIELDS
-EDGE_HEADER = ":START_ID(Feature),:END_ID(Feature),similarity:double,target_rank:long,source_rank:long,:TYPE"
+EDGE_HEADER = (
+    ":START_ID(Feature),:END_ID(Feature),similarity:double,target_rank:long,source_rank:long,written_layer:long,:TYPE"
+)
 
 
 @dataclass
@@ -122,10 +124,14 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     (out.folder / "feature_header.csv").write_text(FEATURE_HEADER + "\n")
     (out.folder / "edge_header.csv").write_text(EDGE_HEADER + "\n")
     prev_res: Decoder | None = None
+    clts = clt_entries(manifest)
     for layer in tqdm(manifest.layers, desc=f"export {name}", unit="layer", disable=not opts.progress):
         tm = time.perf_counter()
         dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
-        r = match_layer(layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows)
+        written = written_slices(manifest, layer, d_model, clts) if clts else []
+        r = match_layer(
+            layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows, written
+        )
         out.match_s += time.perf_counter() - tm
         controls[layer] = r.controls
         # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.
@@ -159,9 +165,10 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
             n = len(es)
             tr = ["" if v < 0 else str(v) for v in es.target_rank.tolist()]
             sr = ["" if v < 0 else str(v) for v in es.source_rank.tolist()]
+            wl = "" if es.written_layer is None else str(es.written_layer)
             echunks.append(
                 "".join(
-                    f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{a},{b},FLOWS_TO\n"
+                    f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{a},{b},{wl},FLOWS_TO\n"
                     for s, t, sim, a, b in zip(es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist(), tr, sr)
                 )
             )

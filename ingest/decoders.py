@@ -10,6 +10,13 @@ are mapped into d_model through the model's ``W_O`` (``saes.projections``) befor
 ``d_z @ W_O`` is what the feature writes into the attention output, so it matches like any ``att`` feature;
 ``decoder_norm`` is the mapped norm and ``source_norm`` the original z-space norm (docs/ingest.md).
 
+Cross-layer transcoders (circuit-tracer CLTs): the ``mlp`` entry of layer ``i`` naming a CLT folder holds the
+features reading at ``i``; its ``Decoder`` is their slice into layer ``i``. What they write into a later atlas layer
+``j`` is a :class:`WrittenSlice` (:func:`written_slices`), matched at layer ``j`` beside ``mlp(j)``. Validation
+checks every such slice too (the folder's shapes from its headers, NaN/inf in every slice), so a bad CLT stops
+ingest before anything is written. A feature whose slice into ``j`` is all zeros writes nothing there and is no
+candidate at ``j``.
+
 Reading each decoder once: validation must see every SAE before the first write, and matching needs them
 again layer by layer. A :class:`DecoderCache` keeps the decoders validation already read (normalised, in
 manifest order) up to a memory budget; ``load_unit_decoder`` takes them from it and reads from disk only
@@ -21,6 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,7 +38,21 @@ from saes.manifest import AtlasManifest, SAEEntry
 from saes.projections import OutputProjections, is_hook_z
 from saes.sources import SAEWeights, load_sae
 
+if TYPE_CHECKING:
+    from saes.circuit_tracer import CLTLayout
+
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class WrittenSlice:
+    """What the CLT features reading at ``source_layer`` write into a later layer: unit rows ``[m, d]`` of the
+    features ``index`` (those whose slice is not all zeros), with the slice norms."""
+
+    source_layer: int
+    unit: np.ndarray
+    index: np.ndarray  # int64 feature indices of the rows
+    norms: np.ndarray
 
 
 @dataclass
@@ -164,21 +186,70 @@ class DecoderCache:
             self.used -= int(self._items.pop(key).unit.nbytes)
 
 
+def clt_entries(manifest: AtlasManifest) -> dict[int, CLTLayout]:
+    """``{read layer: layout}`` of the manifest's mlp entries that name a cross-layer transcoder folder."""
+    from saes.circuit_tracer import clt_layout, is_clt_folder
+
+    out = {}
+    for e in manifest.saes:
+        if e.module is Module.MLP and e.path is not None:
+            p = Path(e.path) if Path(e.path).is_absolute() else Path(manifest.base_dir) / e.path
+            if is_clt_folder(p):
+                out[e.layer] = clt_layout(p, e.label)
+    return out
+
+
+def written_slices(
+    manifest: AtlasManifest, layer: int, d_model: int, clts: dict[int, CLTLayout] | None = None
+) -> list[WrittenSlice]:
+    """What CLT features reading at earlier atlas layers write into ``layer`` (one slice per CLT read layer
+    ``i < layer`` whose CLT spans ``layer``), checked like any decoder (d_model, NaN/inf); all-zero rows left out."""
+    from saes.circuit_tracer import clt_slice
+
+    out = []
+    for i, layout in sorted((clts if clts is not None else clt_entries(manifest)).items()):
+        if not i < layer < layout.n_layers:
+            continue
+        entry = manifest.entry(i, Module.MLP)
+        assert entry is not None
+        w = clt_slice(layout, i, layer)
+        if w.shape[1] != d_model:
+            raise SAEFileError(
+                f"SAE {entry.label} ({entry.describe()}): its slice into layer {layer} is {w.shape[1]} wide but the "
+                f"atlas's d_model = {d_model}"
+            )
+        if not np.isfinite(w).all():
+            bad = np.flatnonzero(~np.isfinite(w).all(axis=1))
+            raise SAEFileError(
+                f"SAE {entry.label} ({entry.describe()}): what feature(s) {', '.join(map(str, bad[:5]))} write into "
+                f"layer {layer} contains NaN/inf; the file is corrupt or training diverged — re-export the CLT"
+            )
+        norms = np.linalg.norm(w.astype(np.float64), axis=1)
+        keep = np.flatnonzero(norms > 0)
+        unit = w[keep] / norms[keep, None].astype(np.float32)
+        out.append(WrittenSlice(i, np.ascontiguousarray(unit, np.float32), keep.astype(np.int64), norms[keep]))
+    return out
+
+
 def validate_atlas(
     manifest: AtlasManifest,
     progress: bool = False,
     projections: OutputProjections | None = None,
     details: dict[tuple[int, str], dict[str, str]] | None = None,
     cache: DecoderCache | None = None,
+    stream_over: int | None = None,
 ) -> tuple[int, dict[tuple[int, str], int]]:
     """Load and check every SAE (decoders only); returns ``(d_model, {(layer, module): d_sae})``.
 
     Synthetic sources are checked from their spec (they are finite and non-zero by construction). ``details``,
     when given, receives the ``hook_name`` of every SAE that names one, and ``w_o_source`` of every hook_z SAE
     (stored on its SAE node). With a ``cache``, the decoders read here are kept (normalised) for
-    :func:`load_unit_decoder` while they fit.
+    :func:`load_unit_decoder` while they fit. A decoder file larger than half of ``stream_over`` bytes that can be
+    streamed (:func:`ingest.streaming.streamable`) is checked by one streamed pass instead of being loaded whole.
     """
     from tqdm.auto import tqdm
+
+    from ingest.streaming import streamable
 
     d_model = manifest.d_model
     sizes: dict[tuple[int, str], int] = {}
@@ -192,6 +263,14 @@ def validate_atlas(
                     f"SAE {entry.label} ({entry.describe()}): d_in = {d_in} but the atlas's d_model = {d_model} (every SAE must read the d_model space)"
                 )
             sizes[(entry.layer, entry.module.value)] = entry.synthetic.d_sae
+            continue
+        f = streamable(entry, manifest.base_dir, d_model) if stream_over is not None else None
+        if f is not None and stream_over is not None and 2 * f.shape[0] * f.shape[1] * 4 > stream_over:
+            f.norms()  # NaN/inf or an all-zero row: one SAEFileError, as below
+            d_model = f.shape[1] if d_model is None else d_model
+            sizes[(entry.layer, entry.module.value)] = f.shape[0]
+            if details is not None and f.hook_name:
+                details[(entry.layer, entry.module.value)] = {"hook_name": f.hook_name}
             continue
         w = load_sae(entry, manifest.base_dir, decoder_only=True)
         w_dec, source_norms = to_model_space(entry, w, d_model, projections)
@@ -209,6 +288,10 @@ def validate_atlas(
         elif details is not None and w.hook_name:  # every SAE's hook is kept on its node (Neuronpedia exports name it)
             details[(entry.layer, entry.module.value)] = {"hook_name": str(w.hook_name)}
     assert d_model is not None  # a manifest has at least one SAE
+    clts = clt_entries(manifest)
+    for layer in manifest.layers:  # every slice a CLT writes into a later atlas layer is checked before any write
+        if any(i < layer for i in clts):
+            written_slices(manifest, layer, d_model, clts)
     return d_model, sizes
 
 

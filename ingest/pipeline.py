@@ -20,27 +20,40 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ingest.decoders import Decoder, DecoderCache, layer_decoders, load_unit_decoder, validate_atlas
+from ingest.decoders import (
+    Decoder,
+    DecoderCache,
+    WrittenSlice,
+    clt_entries,
+    layer_decoders,
+    load_unit_decoder,
+    validate_atlas,
+    written_slices,
+)
 from ingest.matching import Backend, topk_both_ways, topk_search
 from ingest.prefilter import Prefilter
 from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
+from ingest.settings import IngestSettings, parse_memory_budget
+from ingest.streaming import DEFAULT_TILE_ROWS, DecoderFile, streamable, streamed_null_top1, streamed_topk
 from queries import ingest_writes as W
 from queries import maintenance
 from queries.atlases import known_atlases
 from queries.categories import NEVER, stored_cuts
 from queries.db import Graph
 from queries.errors import AtlasNotFound, DatabaseUnavailable, InvalidInput
-from queries.ids import feature_uid, sae_key
+from queries.ids import Module, feature_uid, sae_key
 from queries.schema import CATEGORIES, NO_CATEGORY, ensure_schema
 from saes.controls import DEFAULT_NULL_ROWS, null_top1, summarise_scores, top1_scores
 from saes.manifest import AtlasManifest
 from saes.projections import OutputProjections
 from saes.sources import neuronpedia_id
+from saes.weights import CLT_ARCHITECTURES
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +81,10 @@ class IngestOptions:
     projections: OutputProjections | None = None
     # Decoders validation read are kept for matching up to this size instead of being read again (ingest/decoders.py).
     decoder_cache_bytes: int = 1 << 30
+    # A layer whose largest SAE pair's decoders (fp32) exceed this many bytes is matched by streaming tiles from the
+    # files (match_layer_streamed) when its SAEs allow it; None: IngestSettings.match_memory_budget (25% of RAM).
+    memory_budget: int | None = None
+    stream_tile_rows: int = DEFAULT_TILE_ROWS
 
 
 @dataclass
@@ -83,6 +100,7 @@ class IngestReport:
     edges_written: int = 0
     node_write_s: float = 0.0
     edge_write_s: float = 0.0
+    streamed_layers: list[int] = field(default_factory=list)  # matched by streaming tiles (over the memory budget)
 
 
 @dataclass
@@ -102,8 +120,12 @@ def match_layer(
     backend: Backend,
     prefilter: Prefilter = "auto",
     null_rows: int = DEFAULT_NULL_ROWS,
+    written: Sequence[WrittenSlice] = (),
 ) -> LayerResult:
-    """All matching of one layer: scores, null controls, categories and edges into ``res(layer)``."""
+    """All matching of one layer: scores, null controls, categories and edges into ``res(layer)``.
+
+    ``written``: what cross-layer transcoder features of earlier layers write into this one; they are mlp
+    candidates of ``res(layer)`` beside ``mlp(layer)`` (docs/ingest.md, "Cross-layer transcoders")."""
     res = dec["res"]
     n = res.d_sae
     edges: list[EdgeSet] = []
@@ -112,29 +134,40 @@ def match_layer(
         bwd, fwd = topk_both_ways(res.unit, prev_res.unit, k, prefilter=prefilter)
         s["res"] = bwd[0][:, 0].copy()
         edges.append(residual_edges(layer - 1, bwd, fwd, prev_res.d_sae))
+    preds: dict[str, np.ndarray | None] = {"res": prev_res.unit if prev_res is not None else None}
     for mod in ("att", "mlp"):
-        if mod in dec:
+        clt_here = mod == "mlp" and (written or (mod in dec and dec[mod].architecture in CLT_ARCHITECTURES))
+        if clt_here:
+            sims, edge_sets, base = _match_mlp_with_clts(layer, res, dec.get("mlp"), written, k, backend, prefilter)
+            s[mod] = sims[:, 0].copy()
+            edges.extend(edge_sets)
+            preds[mod] = base
+        elif mod in dec:
             sims, idx = topk_search(res.unit, dec[mod].unit, k, backend=backend, prefilter=prefilter)
             s[mod] = sims[:, 0].copy()
             edges.append(backward_edges(mod, layer, sims, idx))
-    controls, cuts = layer_controls(
-        layer, res, {"res": prev_res, "att": dec.get("att"), "mlp": dec.get("mlp")}, s, th, null_rows
-    )
+            preds[mod] = dec[mod].unit
+    controls, cuts = layer_controls(layer, res.unit, preds, s, th, null_rows)
     cats = categorize(s["res"], s["att"], s["mlp"], n, th, cuts)
-    features: dict[str, dict[str, Any]] = {}
-    for mod, d in dec.items():
-        is_res = mod == "res"
-        features[mod] = {
-            "index": list(range(d.d_sae)),
-            "norm": d.norms.astype(float).tolist(),
-            "source_norm": d.source_norms.astype(float).tolist() if d.source_norms is not None else None,
-            "s_res": s["res"].astype(float).tolist() if is_res and s["res"] is not None else None,
-            "s_att": s["att"].astype(float).tolist() if is_res and s["att"] is not None else None,
-            "s_mlp": s["mlp"].astype(float).tolist() if is_res and s["mlp"] is not None else None,
-            "category": cats.tolist() if is_res else None,
-            "d_sae": d.d_sae,
-        }
+    features = {mod: _feature_columns(mod, d.norms, d.source_norms, s, cats) for mod, d in dec.items()}
     return LayerResult(layer, features, edges, controls)
+
+
+def _feature_columns(
+    mod: str, norms: np.ndarray, source_norms: np.ndarray | None, s: dict[str, np.ndarray | None], cats: np.ndarray
+) -> dict[str, Any]:
+    """One SAE's feature columns for UPSERT_FEATURES (scores and categories on res features only)."""
+    is_res = mod == "res"
+    return {
+        "index": list(range(len(norms))),
+        "norm": norms.astype(float).tolist(),
+        "source_norm": source_norms.astype(float).tolist() if source_norms is not None else None,
+        "s_res": s["res"].astype(float).tolist() if is_res and s["res"] is not None else None,
+        "s_att": s["att"].astype(float).tolist() if is_res and s["att"] is not None else None,
+        "s_mlp": s["mlp"].astype(float).tolist() if is_res and s["mlp"] is not None else None,
+        "category": cats.tolist() if is_res else None,
+        "d_sae": len(norms),
+    }
 
 
 def summarise_controls(graph: Graph, atlas: str) -> dict[str, Any]:
@@ -214,10 +247,136 @@ def ceiling_controls(
     return out
 
 
-def layer_controls(
+def match_layer_streamed(
+    layer: int,
+    files: dict[str, DecoderFile],
+    prev_res: DecoderFile | None,
+    k: int,
+    th: Thresholds,
+    null_rows: int = DEFAULT_NULL_ROWS,
+    tile_rows: int = DEFAULT_TILE_ROWS,
+) -> LayerResult:
+    """:func:`match_layer` with every decoder read tile by tile from its file (ingest/streaming.py): the same edges,
+    scores, categories and null controls, in memory bounded by the tiles instead of the decoders."""
+    res = files["res"]
+    n = res.shape[0]
+    edges: list[EdgeSet] = []
+    s: dict[str, np.ndarray | None] = {"res": None, "att": None, "mlp": None}
+    if prev_res is not None:
+        bwd = streamed_topk(res, prev_res, k, tile_rows=tile_rows)
+        fwd = streamed_topk(prev_res, res, k, tile_rows=tile_rows)
+        s["res"] = bwd[0][:, 0].copy()
+        edges.append(residual_edges(layer - 1, bwd, fwd, prev_res.shape[0]))
+    for mod in ("att", "mlp"):
+        if mod in files:
+            sims, idx = streamed_topk(res, files[mod], k, tile_rows=tile_rows)
+            s[mod] = sims[:, 0].copy()
+            edges.append(backward_edges(mod, layer, sims, idx))
+    preds = {"res": prev_res, "att": files.get("att"), "mlp": files.get("mlp")}
+    controls, cuts = layer_controls(layer, res, preds, s, th, null_rows)
+    cats = categorize(s["res"], s["att"], s["mlp"], n, th, cuts)
+    features = {mod: _feature_columns(mod, f.norms(tile_rows), None, s, cats) for mod, f in files.items()}
+    return LayerResult(layer, features, edges, controls)
+
+
+def _files_to_stream(
+    manifest: AtlasManifest,
+    layer: int,
+    d_model: int,
+    sizes: dict[tuple[int, str], int],
+    budget: int,
+    clts: Mapping[int, object],
+) -> tuple[dict[str, DecoderFile], DecoderFile | None] | None:
+    """The files to stream layer ``layer`` from when its largest pair (res(L) with res(L-1), att(L) or mlp(L), fp32)
+    is over ``budget`` bytes; None: match it in memory (within budget, or not streamable: logged)."""
+    res = sizes[(layer, "res")]
+    preds = [sizes.get(key, 0) for key in ((layer - 1, "res"), (layer, "att"), (layer, "mlp"))]
+    pair = (res + max(preds)) * d_model * 4
+    if pair <= budget:
+        return None
+    files = streamed_layer_files(manifest, layer, d_model, clts)
+    if files is None:
+        log.warning(
+            "layer %d: its SAE pairs (%.2f GiB) exceed the matching memory budget (%.2f GiB) but one of its SAEs cannot be "
+            "streamed (synthetic, registry, hook_z, transcoder or CLT): loading it whole",
+            layer,
+            pair / 2**30,
+            budget / 2**30,
+        )
+    return files
+
+
+def streamed_layer_files(
+    manifest: AtlasManifest, layer: int, d_model: int, clts: Mapping[int, object]
+) -> tuple[dict[str, DecoderFile], DecoderFile | None] | None:
+    """The layer's decoders (and res(L-1)) as files to stream, or None when one of them cannot be streamed (a
+    synthetic, registry or hook_z SAE, a cross-layer transcoder, or CLT slices written into this layer)."""
+    if clts and any(i <= layer for i in clts):
+        return None
+    files: dict[str, DecoderFile] = {}
+    for e in manifest.saes:
+        if e.layer == layer:
+            f = streamable(e, manifest.base_dir, d_model)
+            if f is None:
+                return None
+            files[e.module.value] = f
+    prev = None
+    if layer - 1 in manifest.layers:
+        prev_entry = manifest.entry(layer - 1, Module.RES)
+        assert prev_entry is not None
+        prev = streamable(prev_entry, manifest.base_dir, d_model)
+        if prev is None:
+            return None
+    return files, prev
+
+
+def _match_mlp_with_clts(
     layer: int,
     res: Decoder,
-    preds: dict[str, Decoder | None],
+    mlp: Decoder | None,
+    written: Sequence[WrittenSlice],
+    k: int,
+    backend: Backend,
+    prefilter: Prefilter,
+) -> tuple[np.ndarray, list[EdgeSet], np.ndarray]:
+    """Backward top-k of every ``res(layer)`` feature over all mlp candidates at once — ``mlp(layer)``'s decoder
+    (a CLT's own-layer slice, or an MLP SAE/transcoder) and every CLT slice written into ``layer`` — so ``s_mlp``
+    is the best over all of them; edges are split back per source read layer. CLT edges carry
+    ``written_layer = layer``. Returns ``(sims, edge sets, the stacked candidates)``."""
+    parts: list[tuple[int, np.ndarray, np.ndarray | None, bool]] = []
+    if mlp is not None:
+        parts.append((layer, mlp.unit, None, mlp.architecture in CLT_ARCHITECTURES))
+    parts.extend((w.source_layer, w.unit, w.index, True) for w in written)
+    base = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    sims, idx = topk_search(res.unit, base, k, backend=backend, prefilter=prefilter)
+    n_t, kk = idx.shape
+    rank = np.tile(np.arange(kk, dtype=np.int64), n_t)
+    dst = np.repeat(np.arange(n_t, dtype=np.int64), kk)
+    flat_i, flat_s = idx.reshape(-1), sims.reshape(-1).astype(np.float32)
+    edge_sets, offset = [], 0
+    for source_layer, unit, index, is_clt in parts:
+        m = (flat_i >= offset) & (flat_i < offset + len(unit))
+        local = flat_i[m] - offset
+        edge_sets.append(
+            EdgeSet(
+                "mlp",
+                source_layer,
+                src=(index[local] if index is not None else local).astype(np.int64),
+                dst=dst[m],
+                sim=flat_s[m],
+                target_rank=rank[m],
+                source_rank=np.full(int(m.sum()), -1, dtype=np.int64),
+                written_layer=layer if is_clt else None,
+            )
+        )
+        offset += len(unit)
+    return sims, edge_sets, base
+
+
+def layer_controls(
+    layer: int,
+    res: np.ndarray | DecoderFile,
+    preds: Mapping[str, np.ndarray | DecoderFile | None],
     s: dict[str, np.ndarray | None],
     th: Thresholds,
     null_rows: int,
@@ -237,7 +396,12 @@ def layer_controls(
             continue
         props[f"{pred}_score_median"] = float(np.median(score))
         if null_rows > 0:
-            null = null_top1(res.unit, d.unit, rows=null_rows, seed=layer * 3 + ("res", "att", "mlp").index(pred))
+            seed = layer * 3 + ("res", "att", "mlp").index(pred)
+            if isinstance(res, DecoderFile) and isinstance(d, DecoderFile):
+                null = streamed_null_top1(res, d, rows=null_rows, seed=seed, tile_rows=DEFAULT_TILE_ROWS)
+            else:
+                assert isinstance(res, np.ndarray) and isinstance(d, np.ndarray)
+                null = null_top1(res, d, rows=null_rows, seed=seed)
             summ = summarise_scores(null)
             props.update(
                 {
@@ -321,6 +485,7 @@ def write_layer(
                         "sim": sim[a:b],
                         "target_rank": tr[a:b],
                         "source_rank": sr[a:b],
+                        "written_layer": es.written_layer,
                     },
                     es.source_module,
                 )
@@ -445,8 +610,14 @@ def ingest_atlas(
 
     details: dict[tuple[int, str], dict[str, str]] = {}
     cache = DecoderCache(0 if opts.ray else opts.decoder_cache_bytes)  # Ray tasks read their own decoders
+    budget = opts.memory_budget or parse_memory_budget(IngestSettings().match_memory_budget)
     d_model, sizes = validate_atlas(
-        manifest, progress=opts.progress, projections=opts.projections, details=details, cache=cache
+        manifest,
+        progress=opts.progress,
+        projections=opts.projections,
+        details=details,
+        cache=cache,
+        stream_over=None if opts.ray else budget,
     )
     ceilings = ceiling_controls(manifest, d_model, opts.projections)
     graph.verify()
@@ -474,6 +645,7 @@ def ingest_atlas(
             },
         )
         report = IngestReport(manifest.name, [], [], 0, 0)
+        clts = clt_entries(manifest)  # cross-layer transcoders: read layer → layout (written slices per layer)
         prev_res: Decoder | None = None
         bar = tqdm(manifest.layers, desc=f"ingest {manifest.name}", unit="layer", disable=not opts.progress)
         for layer in bar:
@@ -485,10 +657,26 @@ def ingest_atlas(
             if ray_run is not None:
                 result = ray_run.result(layer)
                 report.match_s += time.perf_counter() - tm  # the wait for this layer's task
+            elif (files := _files_to_stream(manifest, layer, d_model, sizes, budget, clts)) is not None:
+                result = match_layer_streamed(
+                    layer, files[0], files[1], opts.k, opts.thresholds, opts.null_rows, opts.stream_tile_rows
+                )
+                report.match_s += time.perf_counter() - tm
+                report.streamed_layers.append(layer)
+                prev_res = None  # an in-memory layer after this one loads res(L) itself
             else:
                 dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
+                written = written_slices(manifest, layer, d_model, clts) if clts else []
                 result = match_layer(
-                    layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows
+                    layer,
+                    dec,
+                    prev_res,
+                    opts.k,
+                    opts.thresholds,
+                    opts.backend,
+                    opts.prefilter,
+                    opts.null_rows,
+                    written,
                 )
                 report.match_s += time.perf_counter() - tm
                 prev_res = dec["res"]

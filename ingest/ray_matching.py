@@ -37,11 +37,12 @@ def _match_task(
 ) -> Any:
     """One layer's matching, run inside a Ray worker (imports stay local: the worker starts bare). The decoders are
     loaded exactly as the single-process path loads them (``layer_decoders``, hook_z SAEs mapped through W_O)."""
-    from ingest.decoders import layer_decoders
+    from ingest.decoders import layer_decoders, written_slices
     from ingest.pipeline import match_layer
 
     dec, prev = layer_decoders(manifest, layer, d_model, projections)
-    return match_layer(layer, dec, prev, k, thresholds, backend, prefilter)  # type: ignore[arg-type]
+    written = written_slices(manifest, layer, d_model)  # cross-layer transcoders of earlier layers, if any
+    return match_layer(layer, dec, prev, k, thresholds, backend, prefilter, written=written)  # type: ignore[arg-type]
 
 
 def _check_reachable(address: str) -> None:

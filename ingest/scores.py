@@ -78,6 +78,7 @@ class EdgeSet:
     sim: np.ndarray  # float32
     target_rank: np.ndarray  # int64, -1 = not in the target's top-k
     source_rank: np.ndarray  # int64, -1 = not in the source's top-k
+    written_layer: int | None = None  # cross-layer transcoder edges: the layer the source's slice writes into
 
     def __len__(self) -> int:
         return int(self.src.shape[0])

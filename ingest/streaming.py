@@ -9,17 +9,23 @@ computed in one streamed pass, and merging a running top-k per query row. Rows a
 Peak extra memory: one query tile, one base tile and their ``tile × tile`` similarity block (with the default
 8,192 rows at d = 4,096: 128 + 128 + 256 MiB), plus the ``[n, k]`` outputs. Results equal
 :func:`ingest.matching.topk_search` on the same rows (float32 GEMM; ties may order differently).
-bench/bench_wide.py measures it; ``atlas ingest`` does not use it yet (docs/ingest.md).
+``atlas ingest`` uses it for a layer whose largest SAE pair exceeds the memory budget
+(``IngestSettings.match_memory_budget``, ``--memory-budget``) when every SAE of the layer is a plain decoder file
+(:func:`streamable`); bench/bench_wide.py measures it (docs/ingest.md).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from queries.errors import SAEFileError
+
+if TYPE_CHECKING:
+    from saes.manifest import SAEEntry
 
 DEFAULT_TILE_ROWS = 8_192
 _DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}  # bf16 is read as its bit pattern and widened
@@ -55,6 +61,7 @@ class DecoderFile:
         if len(shape) != 2:
             raise SAEFileError(f"decoder {self.path}: {tensor} has shape {shape}, expected [d_sae, d]")
         self.shape = (shape[0], shape[1])
+        self.hook_name: str | None = None  # the SAE's metadata.hook_name, when known (streamable sets it)
         self._bf16 = meta["dtype"] == "BF16"
         self._norms: np.ndarray | None = None
 
@@ -126,3 +133,58 @@ def streamed_topk(
         sims[qa : qa + len(q)] = np.take_along_axis(best_s, order, 1)
         idx[qa : qa + len(q)] = np.take_along_axis(best_i, order, 1)
     return sims, idx
+
+
+def streamable(entry: SAEEntry, base_dir: str | Path, d_model: int | None = None) -> DecoderFile | None:
+    """The entry's ``W_dec`` as a :class:`DecoderFile` when matching can read it straight from its file: a SAELens
+    directory whose ``W_dec`` is ``[d_sae, d_model]`` as stored (its cfg.json agreeing), not an attention SAE on
+    ``hook_z`` (rows mapped through W_O) nor a transcoder (hook checks). None: load it whole."""
+    if entry.path is None:
+        return None
+    p = Path(entry.path) if Path(entry.path).is_absolute() else Path(base_dir) / entry.path
+    if not p.is_dir():
+        return None
+    try:
+        cfg = json.loads((p / "cfg.json").read_text())
+        meta = cfg.get("metadata") or {}
+        hook = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
+        arch = str(cfg.get("architecture") or "standard")
+        shape = (int(cfg["d_sae"]), int(cfg.get("d_out") or cfg["d_in"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if str(hook or "").endswith("attn.hook_z") or "transcoder" in arch or meta.get("hook_name_out"):
+        return None  # mapped through W_O / hook checks of transcoders: the in-memory path
+    if not (p / "sae_weights.safetensors").is_file():
+        return None
+    try:
+        f = DecoderFile(p)
+    except SAEFileError:
+        return None  # the in-memory loader reports what is wrong with it
+    if f.shape != shape or (d_model is not None and f.shape[1] != d_model):
+        return None
+    f.hook_name = str(hook) if hook else None
+    return f
+
+
+def streamed_null_top1(
+    target: DecoderFile, candidate: DecoderFile, *, rows: int, seed: int, tile_rows: int
+) -> np.ndarray:
+    """:func:`saes.controls.null_top1` with both decoders on disk: the same sampled target rows and rotations (the
+    same random draws), the candidate streamed tile by tile."""
+    from saes.controls import random_rotation
+
+    rng = np.random.default_rng(seed)
+    n = target.shape[0]
+    need = rows if rows else n
+    parts: list[np.ndarray] = []
+    while sum(len(x) for x in parts) < need:
+        left = need - sum(len(x) for x in parts)
+        pick = np.sort(rng.choice(n, left, replace=False)) if n > left else np.arange(n)
+        t = np.concatenate([target.unit_rows(int(i), int(i) + 1) for i in pick]) if n > left else target.unit_rows(0, n)
+        tr = t @ random_rotation(t.shape[1], rng)
+        best = np.full(len(tr), -np.inf, np.float32)
+        for a in range(0, candidate.shape[0], tile_rows):
+            block = tr @ candidate.unit_rows(a, min(candidate.shape[0], a + tile_rows)).T
+            np.maximum(best, block.max(axis=1), out=best)
+        parts.append(best)
+    return np.concatenate(parts)

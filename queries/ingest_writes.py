@@ -126,7 +126,8 @@ WITH srcs, t ORDER BY t.index
 WITH srcs, collect(t) AS dsts
 UNWIND range(0, size($src) - 1) AS i
 WITH srcs[$src[i]] AS s, dsts[$dst[i]] AS t, i
-CREATE (s)-[:FLOWS_TO {similarity: $sim[i], target_rank: $target_rank[i], source_rank: $source_rank[i]}]->(t)
+CREATE (s)-[:FLOWS_TO {similarity: $sim[i], target_rank: $target_rank[i], source_rank: $source_rank[i],
+                       written_layer: $written_layer}]->(t)
 """
 
 COUNT_ATLAS: LiteralString = """

@@ -89,6 +89,10 @@ def load_sae(entry: SAEEntry, base_dir: str | Path, *, decoder_only: bool = Fals
             from saes.circuit_tracer import load_circuit_tracer_transcoder
 
             return load_circuit_tracer_transcoder(p, entry.layer, decoder_only=decoder_only, label=entry.label)
+        from saes.circuit_tracer import is_clt_folder, load_clt_layer
+
+        if is_clt_folder(p):  # circuit-tracer's cross-layer transcoder: the features reading at entry.layer
+            return load_clt_layer(p, entry.layer, decoder_only=decoder_only, label=entry.label)
         return load_sae_dir(p, decoder_only=decoder_only, label=entry.label)
     if entry.release is not None:
         return _load_registry(entry, decoder_only)

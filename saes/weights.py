@@ -82,7 +82,11 @@ TRANSCODERS = {
     "skip_transcoder": "standard",
     "jumprelu_transcoder": "jumprelu",
     "jumprelu_skip_transcoder": "jumprelu",
+    # circuit-tracer's cross-layer transcoders, one read layer at a time (saes.circuit_tracer)
+    "cross_layer_transcoder": "standard",
+    "jumprelu_cross_layer_transcoder": "jumprelu",
 }
+CLT_ARCHITECTURES = frozenset({"cross_layer_transcoder", "jumprelu_cross_layer_transcoder"})
 
 
 @dataclass
@@ -103,6 +107,11 @@ class SAEWeights:
     @property
     def is_transcoder(self) -> bool:
         return self.architecture in TRANSCODERS or self.hook_name_out is not None
+
+    @property
+    def is_cross_layer(self) -> bool:
+        """A CLT read layer: ``W_dec`` is only the slice into its own layer; it also writes every later one."""
+        return self.architecture in CLT_ARCHITECTURES
 
     @property
     def activation(self) -> str:

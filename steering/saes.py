@@ -172,6 +172,12 @@ class SAEBank:
 
             w = load_sae(entry, self.manifest.base_dir)
             edit_hook = None
+            if w.is_cross_layer:
+                raise InvalidInput(
+                    f"SAE {self.atlas}/{point} is a cross-layer transcoder: its features write into every later "
+                    "layer's MLP output, which steering does not apply yet (steer a res/att/mlp SAE or a per-layer "
+                    "transcoder feature instead)"
+                )
             if is_hook_z(w.hook_name) and point.module is Module.ATT:
                 # an attention SAE on hook_z steers where it reads: the per-head space, flattened
                 edit_hook = f"blocks.{point.layer}.attn.hook_z"

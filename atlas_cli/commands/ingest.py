@@ -38,6 +38,12 @@ def ingest(
         help="CPU matching: auto (bf16 pre-filter when the CPU has bf16 instructions) | bf16 | off. "
         "Exact either way (docs/ingest.md).",
     ),
+    memory_budget: str | None = typer.Option(
+        None,
+        "--memory-budget",
+        help="A layer whose largest SAE pair's decoders exceed this (e.g. 25%, 8G) is matched by streaming tiles from "
+        "the files instead of loading them whole (default: ATLAS_MATCH_MEMORY_BUDGET or 25% of RAM; docs/ingest.md).",
+    ),
     bulk: Path | None = typer.Option(
         None,
         "--bulk-csv",
@@ -89,9 +95,13 @@ def ingest(
         )
     if ray and bulk is not None:
         raise InvalidInput("--ray and --bulk-csv cannot be combined yet: the Ray path writes online (drop one of them)")
+    from ingest.settings import IngestSettings, parse_memory_budget
+
+    budget = parse_memory_budget(memory_budget or IngestSettings().match_memory_budget)
     m = load_manifest(manifest)
     opts = IngestOptions(
         k=k,
+        memory_budget=budget,
         thresholds=parse_thresholds(thresholds, t_res, t_module),
         backend=backend,  # type: ignore[arg-type]  # checked above
         prefilter=prefilter,  # type: ignore[arg-type]  # checked above
@@ -141,6 +151,8 @@ def ingest(
         f"(layers written {len(report.layers_written)}, skipped {len(report.layers_skipped)}; "
         f"matching {report.match_s:.1f}s, writing {report.write_s:.1f}s)"
     )
+    if report.streamed_layers:
+        typer.echo(f"layers matched by streaming decoder tiles (over the memory budget): {report.streamed_layers}")
 
 
 def import_into_local_server(admin_args: list[str], settings: object) -> float:
