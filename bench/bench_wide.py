@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -40,7 +39,7 @@ K = 5
 
 
 def write_safetensors_chunked(
-    path: Path, shapes: dict[str, tuple[int, ...]], seed: int, chunk_rows: int = 4096
+    path: Path, shapes: dict[str, tuple[int, ...]], seed: int, chunk_bytes: int = 64 << 20
 ) -> None:
     """A float32 safetensors file of standard-normal tensors written chunk by chunk (a 2 GiB decoder never sits in
     memory here either); the layout is the format's: 8-byte header length, JSON header, raw little-endian data."""
@@ -58,6 +57,7 @@ def write_safetensors_chunked(
         f.write(raw)
         for shape in shapes.values():
             rows, rest = shape[0], int(np.prod(shape[1:]))
+            chunk_rows = max(1, chunk_bytes // (4 * max(1, rest)))
             for a in range(0, rows, chunk_rows):
                 f.write(rng.standard_normal((min(rows, a + chunk_rows) - a, rest), dtype=np.float32).tobytes())
 
@@ -128,7 +128,10 @@ def child(mode: str, prev: Path, cur: Path, out: Path, tile_rows: int, query_row
     seconds = time.perf_counter() - t
     np.save(out / f"{mode}-bwd.npy", bwd)
     np.save(out / f"{mode}-fwd.npy", fwd)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM: this process's own peak. ru_maxrss is not: exec folds the peak of the memory the process was spawned
+    # from (subprocess forks/vforks the parent) into it, so it reported the generator's peak, not the matcher's.
+    status = Path("/proc/self/status").read_text()
+    rss = int(status.split("VmHWM:")[1].split()[0]) * 1024
     print(json.dumps({"mode": mode, "seconds": round(seconds, 2), "peak_rss_bytes": rss, **phases}))
 
 
