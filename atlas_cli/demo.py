@@ -243,12 +243,15 @@ def publish(result: TrainResult, graph: Graph, *, progress: bool = False) -> Pub
     metrics = result.metrics
     atlas = metrics["spec"]["atlas"]
     t = time.perf_counter()
-    from ingest.pipeline import IngestOptions
+    from ingest.pipeline import IngestOptions, resumable
     from steering.architectures import model_projections
 
     manifest = load_manifest(result.manifest_path)
     # W_O for att SAEs trained on attn.hook_z (loads the model only if there are any)
-    opts = IngestOptions(resume=True, progress=progress, projections=model_projections(manifest.model))
+    # Resume an ingest of this very build; a retrained atlas (another revision) is rebuilt, never resumed into.
+    opts = IngestOptions(
+        resume=resumable(graph, manifest), progress=progress, projections=model_projections(manifest.model)
+    )
     report = ingest_atlas(manifest, graph, options=opts)
     timings["ingest_s"] = round(time.perf_counter() - t, 2)
     t = time.perf_counter()

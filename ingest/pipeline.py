@@ -170,6 +170,13 @@ def _feature_columns(
     }
 
 
+def resumable(graph: Graph, manifest: AtlasManifest) -> bool:
+    """Whether the graph holds an ingest of exactly this manifest (same fingerprint, revision included) that a
+    ``resume`` may finish; otherwise a rebuild is needed (``atlas demo`` after retraining a profile)."""
+    existing = graph.read(W.GET_ATLAS, {"name": manifest.name})
+    return bool(existing) and existing[0]["sha"] == manifest.sha256()
+
+
 def summarise_controls(graph: Graph, atlas: str) -> dict[str, Any]:
     """Write the Atlas-node view of the per-pair nulls (:func:`atlas_controls`) from its SAE nodes."""
     props = atlas_controls(graph.read(W.SAE_CONTROLS, {"atlas": atlas}))

@@ -25,7 +25,7 @@ from queries.errors import InvalidInput, ManifestError
 from queries.ids import Module, check_atlas_name
 from queries.neuronpedia import parse_neuronpedia_id
 
-_TOP_KEYS = {"name", "model", "d_model", "sae", "ceiling"}
+_TOP_KEYS = {"name", "model", "d_model", "revision", "sae", "ceiling"}
 _SAE_KEYS = {"layer", "module", "path", "release", "sae_id", "synthetic", "neuronpedia"}
 _SYN_KEYS = {"d_sae", "seed", "d_in"}
 
@@ -98,6 +98,9 @@ class AtlasManifest:
     saes: list[SAEEntry]
     base_dir: Path = field(default_factory=Path.cwd)
     ceilings: list[SAEEntry] = field(default_factory=list)  # seed-ceiling SAEs (saes.controls), not features
+    # What identifies this build of the SAE files when the table alone does not (atlas train writes its spec
+    # hash): it is part of the fingerprint, so ingest replaces a retrained atlas instead of resuming into it.
+    revision: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -136,6 +139,8 @@ class AtlasManifest:
         lines = [f"name = {_q(self.name)}", f"model = {_q(self.model)}"]
         if self.d_model is not None:
             lines.append(f"d_model = {self.d_model}")
+        if self.revision is not None:
+            lines.append(f"revision = {_q(self.revision)}")
         for table, e in [("sae", e) for e in self.saes] + [("ceiling", c) for c in self.ceilings]:
             lines.append("")
             lines.append(f"[[{table}]]")
@@ -279,7 +284,7 @@ def parse_manifest(data: dict[str, Any], base_dir: Path, where: str = "atlas.tom
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise ManifestError(
-            f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: name, model, d_model, [[sae]], [[ceiling]])"
+            f"{where} has unknown key(s) {', '.join(sorted(unknown))} (valid: name, model, d_model, revision, [[sae]], [[ceiling]])"
         )
     for key in ("name", "model"):
         if not isinstance(data.get(key), str) or not data[key]:
@@ -297,12 +302,21 @@ def parse_manifest(data: dict[str, Any], base_dir: Path, where: str = "atlas.tom
     if not isinstance(raw_saes, list):
         raise ManifestError(f"{where}: 'sae' must be a list of [[sae]] tables")
     entries = [_parse_entry(i, raw, d_model) for i, raw in enumerate(raw_saes)]
+    revision = data.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise ManifestError(f'{where}: revision = {revision!r} is not valid (give a string, e.g. revision = "3f2a9c")')
     raw_ceilings = data.get("ceiling", [])
     if not isinstance(raw_ceilings, list):
         raise ManifestError(f"{where}: 'ceiling' must be a list of [[ceiling]] tables")
     ceilings = [_parse_entry(i, raw, d_model, table="ceiling") for i, raw in enumerate(raw_ceilings)]
     return AtlasManifest(
-        name=data["name"], model=data["model"], d_model=d_model, saes=entries, base_dir=base_dir, ceilings=ceilings
+        name=data["name"],
+        model=data["model"],
+        d_model=d_model,
+        saes=entries,
+        base_dir=base_dir,
+        ceilings=ceilings,
+        revision=revision,
     )
 
 

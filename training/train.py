@@ -534,7 +534,13 @@ def train_atlas(
         entries.append(SAEEntry(layer=p.layer, module=p.module, path=rel))
         sae_metrics.append(m)
     manifest = AtlasManifest(
-        name=spec.atlas, model=model_name, d_model=loaded.d_model, saes=entries, base_dir=out_dir, ceilings=ceilings
+        name=spec.atlas,
+        model=model_name,
+        d_model=loaded.d_model,
+        saes=entries,
+        base_dir=out_dir,
+        ceilings=ceilings,
+        revision=spec.spec_hash(),
     )
     manifest_path = manifest.write(out_dir / "atlas.toml")
     timings["write_s"] = round(time.perf_counter() - t, 2)

@@ -87,3 +87,26 @@ def test_bad_ceiling_file_writes_nothing(graph: Graph, atlas_name: str, tmp_path
     with pytest.raises(SAEFileError, match="1-res .*d_in = 257 but the atlas.s d_model = 256"):
         ingest_atlas(manifest, graph, options=IngestOptions(k=2, backend="numpy"))
     assert graph.read("MATCH (a:Atlas {name: $a}) RETURN count(a) AS n", {"a": atlas_name}) == [{"n": 0}]
+
+
+def test_a_new_revision_replaces_the_ingested_atlas(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    """Retraining writes the same SAE table with new weights; the manifest's revision (the trainer's spec hash)
+    changes its fingerprint, so `atlas demo` rebuilds the graph instead of resuming into the old features."""
+    from ingest.pipeline import resumable
+    from queries.sae_metrics import flow_shares
+    from saes.saelens_format import load_sae_dir
+
+    manifest = load_manifest(_write(tmp_path, atlas_name))
+    assert not resumable(graph, manifest)  # nothing ingested yet
+    ingest_atlas(manifest, graph, options=IngestOptions(k=2, backend="numpy"))
+    assert resumable(graph, manifest) and flow_shares(graph, atlas_name)[1]["n_s_res_ge_cut"] == FLOWING
+    # retrained: res(1) is now res(0) itself (every feature flows), same table, new revision
+    save_sae_dir(
+        tmp_path / "1-res",
+        SAEWeights(W_dec=load_sae_dir(tmp_path / "0-res").W_dec, hook_name="blocks.1.hook_resid_post"),
+    )
+    manifest.revision = "retrained"
+    retrained = load_manifest(manifest.write(tmp_path / "atlas.toml"))
+    assert retrained.revision == "retrained" and not resumable(graph, retrained)
+    ingest_atlas(retrained, graph, options=IngestOptions(k=2, backend="numpy", resume=resumable(graph, retrained)))
+    assert flow_shares(graph, atlas_name)[1]["n_s_res_ge_cut"] == D_SAE
