@@ -20,6 +20,9 @@ def ensure_neo4j(echo: Callable[[str], None]) -> str:
 
     st = local_neo4j.start(local_neo4j.LocalNeo4jSettings())
     echo(f"Neo4j: {st.describe()}")
+    # Every later client of this process (the demo's ingest, the API it serves) must reach the server just
+    # started, also on a port other than 7687 (ATLAS_NEO4J_BOLT_PORT); the password is found by that port.
+    os.environ["NEO4J_URI"] = st.bolt_uri
     return st.bolt_uri
 
 
