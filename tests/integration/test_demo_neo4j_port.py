@@ -17,7 +17,10 @@ def test_demo_clients_reach_the_server_it_started(tmp_path: Path, monkeypatch: p
     from atlas_cli.commands.demo import ensure_neo4j
 
     port = free_port()
-    monkeypatch.delenv("NEO4J_URI", raising=False)
+    # setenv first so that monkeypatch restores the variable's original state (absent in CI) afterwards:
+    # ensure_neo4j sets NEO4J_URI for the rest of the process, which must not leak into later tests
+    monkeypatch.setenv("NEO4J_URI", "unset-by-this-test")
+    monkeypatch.delenv("NEO4J_URI")
     monkeypatch.delenv("NEO4J_PASSWORD", raising=False)
     monkeypatch.setenv("ATLAS_NEO4J_HOME", str(tmp_path / "neo4j"))
     monkeypatch.setenv("ATLAS_NEO4J_BOLT_PORT", str(port))
