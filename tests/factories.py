@@ -7,6 +7,7 @@ also the ``synthetic`` SAE source of an atlas.toml.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from steering.model import CHATML_TEMPLATE, LoadedModel, wrap_model
@@ -140,3 +141,15 @@ def tiny_hf(arch: str, seed: int = 0, *, d: int = 32, layers: int = 2, spread: f
     gen.bos_token_id, gen.eos_token_id, gen.pad_token_id = tok.bos_token_id, tok.eos_token_id, tok.pad_token_id
     model.eval()
     return model, tok
+
+
+def word_corpus(folder: Path) -> Path:
+    """A small local corpus for training tests: 30 documents of random words (deterministic), in ``folder``."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    for i in range(30):
+        (folder / f"{i}.txt").write_text("\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(8)))
+    return folder

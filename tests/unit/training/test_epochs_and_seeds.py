@@ -14,19 +14,10 @@ import torch
 from queries.errors import InvalidInput, ManifestError
 from saes.manifest import load_manifest
 from saes.saelens_format import load_sae_dir
-from tests.factories import tiny_llama
+from tests.factories import tiny_llama, word_corpus
 from training import sae as sae_mod
 from training.loop import ActivationCache, BankLayout, total_steps
 from training.train import CHECKPOINT_FILE, TrainSpec, train_atlas
-
-
-def _corpus(d: Path) -> Path:
-    rng = np.random.default_rng(1)
-    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
-    d.mkdir()
-    for i in range(30):
-        (d / f"{i}.txt").write_text("\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(8)))
-    return d
 
 
 def _spec(corpus: Path, **kw: object) -> TrainSpec:
@@ -79,7 +70,7 @@ def test_total_steps_spans_every_epoch() -> None:
 
 def test_epochs_and_seeds_train_and_write_ceilings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = tiny_llama(seed=1, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_mlp=64)
-    corpus = _corpus(tmp_path / "c")
+    corpus = word_corpus(tmp_path / "c")
     spec = _spec(corpus, epochs=2.5, seeds=2, seed_modules=["res"])
     real_step = sae_mod.BankTrainer.step
     shapes: list[tuple[int, ...]] = []
@@ -109,7 +100,7 @@ def test_epochs_and_seeds_train_and_write_ceilings(tmp_path: Path, monkeypatch: 
 
 def test_resume_inside_phase_two_runs_only_the_remaining_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = tiny_llama(seed=1, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_mlp=64)
-    corpus = _corpus(tmp_path / "c")
+    corpus = word_corpus(tmp_path / "c")
     spec = _spec(corpus, epochs=3.0)
     steps = total_steps(1240, 124, 3.0)
     real_step = sae_mod.BankTrainer.step

@@ -5,27 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from tests.factories import tiny_llama
+from tests.factories import tiny_llama, word_corpus
 from training import sae as sae_mod
 from training.train import CHECKPOINT_FILE, TrainSpec, train_atlas
 
 
-def _corpus(d: Path) -> Path:
-    rng = np.random.default_rng(1)
-    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
-    for i in range(30):
-        (d / f"{i}.txt").write_text("\n\n".join(" ".join(rng.choice(words, 30)) for _ in range(8)))
-    return d
-
-
 def test_interrupted_training_resumes_from_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = tiny_llama(seed=1, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, d_mlp=64)
-    (tmp_path / "c").mkdir()
-    corpus = _corpus(tmp_path / "c")
+    corpus = word_corpus(tmp_path / "c")
     spec = TrainSpec(
         atlas="resume-test",
         model="tiny",
