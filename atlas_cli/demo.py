@@ -51,8 +51,9 @@ PROFILES: dict[str, TrainSpec] = {
     ),
     # The default recipe is tuned for convergence at small data (issue #18; bench/results/flow_curve.json):
     # few latents and a low k for the res SAEs (1,024, k = 16: two seeds of one hook point then agree on most
-    # features, where 2,048 at k = 64 agreed on ~1%), k = 64 / 128 for att / mlp SAEs (at k = 16 their held-out
-    # EV and dead fraction miss the quality bar; 11-mlp needs 128 for EV ≥ 0.7 without its outlier tokens),
+    # features, where 2,048 at k = 64 agreed on ~1%), k = 32 / 128 for att / mlp SAEs (at k = 16 their held-out
+    # EV and dead fraction miss the quality bar; att at k = 32 keeps it and shares more directions with res than
+    # at k = 64; 11-mlp needs 128 for EV ≥ 0.7 without its outlier tokens),
     # 512-token steps and four epochs over 100k tokens cached in memory
     # (one forward pass per token; the SAE steps replay them). Seed copies of the res SAEs give every res SAE
     # node its ceiling.
@@ -62,7 +63,7 @@ PROFILES: dict[str, TrainSpec] = {
         layers=list(range(8, 12)),
         d_sae=1024,
         k=16,
-        module_k={"att": 64, "mlp": 128},
+        module_k={"att": 32, "mlp": 128},
         lr=2e-3,
         token_budget=100_000,
         epochs=4.0,

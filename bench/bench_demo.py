@@ -5,6 +5,9 @@ bench/results/demo.json and demo.md.
     python bench/bench_demo.py                      # micro-benchmarks + tiny profile end to end + default figures
     python bench/bench_demo.py --default-log FILE   # take the default profile's end-to-end time from an
                                                     # `atlas demo` log (its "… Ns this run" line)
+    python bench/bench_demo.py --avx2-log FILE      # and the same from a first run under the AVX2 caps
+                                                    # (bench.machine.AVX2_EMULATION; its flow and quality
+                                                    # are not read: the default atlas is the native run's)
 
 The default profile's quality and timings come from its cached atlas (``$ATLAS_CACHE_DIR/atlases/smollm2-demo``,
 i.e. the atlas `atlas demo` built), so the benchmark does not train it a second time. The tiny profile runs
@@ -225,6 +228,7 @@ def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
         "layers": spec.layers,
         "d_sae": spec.d_sae,
         "k": spec.k,
+        "module_k": spec.module_k,
         "token_budget": spec.token_budget,
         "epochs": spec.epochs,
         "train_batch_tokens": spec.train_batch_tokens,
@@ -250,16 +254,20 @@ def default_profile_figures(default_log: Path | None) -> dict[str, Any]:
         "train_peak_rss_mib": metrics.get("peak_rss_mib"),
         "spec_hash": metrics["spec_hash"],
     }
-    total = None
-    if default_log and default_log.is_file():
-        m = re.findall(r"· (\d+)s this run", default_log.read_text(errors="replace"))
-        if m:
-            total = float(m[-1])
+    total = run_seconds(default_log)
     first_run = TrainingSettings().atlases_dir / spec.atlas / "demo_first_run.json"
     if total is None and first_run.is_file():
         total = float(json.loads(first_run.read_text()).get("total_s", 0)) or None
     out["end_to_end_first_run_s"] = total
     return out
+
+
+def run_seconds(log: Path | None) -> float | None:
+    """The end-to-end seconds an `atlas demo` log reports (its last "· Ns this run" line), or None."""
+    if not (log and log.is_file()):
+        return None
+    m = re.findall(r"· (\d+)s this run", log.read_text(errors="replace"))
+    return float(m[-1]) if m else None
 
 
 def flow_figures(atlas: str, layers: list[int]) -> dict[str, Any]:
@@ -292,6 +300,12 @@ def main() -> None:
         "--default-log", type=Path, default=None, help="log of the `atlas demo` run that built the default atlas"
     )
     ap.add_argument("--skip-tiny", action="store_true", help="do not run the tiny profile end to end")
+    ap.add_argument(
+        "--avx2-log",
+        type=Path,
+        default=None,
+        help="log of a first `atlas demo` run under the AVX2 caps of bench.machine.AVX2_EMULATION",
+    )
     args = ap.parse_args()
 
     import torch
@@ -345,6 +359,16 @@ def main() -> None:
     d = results["default_profile"]
     summary = d.get("summary", {})
     results["default_profile_s"] = d.get("end_to_end_first_run_s")
+    if args.avx2_log:
+        from machine import AVX2_EMULATION
+
+        results["default_profile_s_avx2"] = run_seconds(args.avx2_log)
+        results["default_profile_s_avx2_note"] = (
+            "first run on this machine with its vector ISA capped to AVX2 ("
+            + " ".join(f"{k}={v}" for k, v in AVX2_EMULATION.items())
+            + "): same cores, caches and memory bandwidth as the native run, so an emulation of an AVX2-only CPU, "
+            "not a measurement on one"
+        )
     results["min_explained_variance"] = summary.get("min_explained_variance")
     results["min_explained_variance_without_outliers"] = summary.get("min_explained_variance_without_outliers")
     results.update(flow_figures(spec.atlas, [9, 10, 11]))
@@ -411,10 +435,23 @@ def render_md(r: dict[str, Any]) -> str:
         lines.append(d["error"])
     else:
         lines += [
-            f"Layers {d['layers'][0]}–{d['layers'][-1]} × res/att/mlp, {d['d_sae']} latents, TopK k={d['k']}, {d['token_budget']:,} training tokens.",
+            f"Layers {d['layers'][0]}–{d['layers'][-1]} × res/att/mlp, {d['d_sae']} latents, TopK k={d['k']}"
+            + "".join(f", {m} k={k}" for m, k in (d.get("module_k") or {}).items())
+            + f", {d['token_budget']:,} training tokens.",
             "",
             f"- end-to-end first run: **{r['default_profile_s']} s**"
-            + (" (budget 900 s on an unshared 2-core CPU)" if r["default_profile_s"] else ""),
+            + (
+                " (budget 600 s where bf16 instructions exist, 900 s on an AVX2-only 2-core CPU)"
+                if r["default_profile_s"]
+                else ""
+            ),
+            *(
+                [
+                    f"- end-to-end first run under the AVX2 caps: **{r['default_profile_s_avx2']} s** ({r['default_profile_s_avx2_note']})"
+                ]
+                if r.get("default_profile_s_avx2") is not None
+                else []
+            ),
             f"- {r['quality_bar']} (L0 = k = {d['k']} by construction of TopK, not judged)",
             f"- CPU: {r.get('cpu')} (SIMD: {', '.join(r.get('cpu_flags', []))}); ISA limits set: {r.get('isa_limits') or 'none'}",
             f"- epochs {d.get('epochs', 1)} over {d.get('unique_train_tokens', d['token_budget']):,} unique tokens, "
