@@ -188,6 +188,11 @@ BothWays = Literal["auto", "shared", "two"]
 # Measured on one Gemma-shaped pair (bench/bench_ingest.py, docs/ingest.md "Matching"); an unmeasured class
 # takes two one-way searches (FAISS's fused GEMM + heap, the one-way path itself).
 SHARED_GEMM_CLASSES: frozenset[CpuClass] = frozenset({"bf16", "avx512", "avx2"})
+# ... and only from this width up: the shared GEMM saves one product (∝ n_t·n_s·d) but pays a second top-k
+# pass over the whole n_t × n_s tile (∝ n_t·n_s, whatever d), so its gain shrinks with d. Measured on a
+# quiet 2-core machine: shared ÷ two searches 0.78 (bf16) and 0.69 (avx2) at d = 2,304, but 1.10 at d = 576
+# (bf16; 16,384 × 16,384 pair, bench/results/ingest-gemma-26.json).
+SHARED_GEMM_MIN_D = 1024
 
 
 def topk_both_ways(
@@ -205,7 +210,8 @@ def topk_both_ways(
     ``strategy``: ``shared`` computes ``targets @ sources.T`` once, tile by tile, and reads both top-k off it
     (torch; on CUDA when torch sees a GPU; on a CPU with bf16 instructions a bf16 GEMM with FAISS's exact
     re-scoring, see ``prefilter`` of :func:`topk_search`); ``two`` runs two one-way :func:`topk_search`;
-    ``auto`` picks per CPU class (``SHARED_GEMM_CLASSES``). Same results either way.
+    ``auto`` picks per CPU class and width (``SHARED_GEMM_CLASSES``, ``SHARED_GEMM_MIN_D``). Same results either
+    way.
 
     Returns ``((bwd_sims, bwd_idx) [n_t, k], (fwd_sims, fwd_idx) [n_s, k])``.
     """
@@ -216,7 +222,8 @@ def topk_both_ways(
     device = _exact_fp32_device("cuda" if torch.cuda.is_available() else "cpu")
     t_all = np.ascontiguousarray(targets, dtype=np.float32)
     s_all = np.ascontiguousarray(sources, dtype=np.float32)
-    if device == "cpu" and (strategy == "two" or (strategy == "auto" and cpu_class() not in SHARED_GEMM_CLASSES)):
+    shared_pays = cpu_class() in SHARED_GEMM_CLASSES and t_all.shape[1] >= SHARED_GEMM_MIN_D
+    if device == "cpu" and (strategy == "two" or (strategy == "auto" and not shared_pays)):
         bwd = topk_search(t_all, s_all, k, use_gpu=False, max_tile_bytes=max_tile_bytes, prefilter=prefilter)
         fwd = topk_search(s_all, t_all, k, use_gpu=False, max_tile_bytes=max_tile_bytes, prefilter=prefilter)
         if progress:

@@ -237,8 +237,13 @@ def test_both_ways_strategy_follows_the_cpu_class(monkeypatch: pytest.MonkeyPatc
     two = topk_both_ways(t, s, 3)
     assert calls == [30, 20]
     monkeypatch.setattr(matching, "cpu_class", lambda: "avx2")
+    narrow = topk_both_ways(t, s, 3)  # a measured class, but d below SHARED_GEMM_MIN_D: two searches as well
+    assert calls == [30, 20, 30, 20]
+    monkeypatch.setattr(matching, "SHARED_GEMM_MIN_D", 8)
     shared = topk_both_ways(t, s, 3)
-    assert calls == [30, 20]
+    assert calls == [30, 20, 30, 20]  # one shared GEMM: no one-way search
+    for a, b in zip(two, narrow, strict=True):
+        np.testing.assert_array_equal(a[1], b[1])
     for a, b in zip(two, shared, strict=True):
         np.testing.assert_array_equal(a[1], b[1])
     with pytest.raises(InvalidInput, match="both-ways strategy"):
