@@ -115,6 +115,10 @@ class KeepAliveClient:
         self._rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def post_json(self, payload: dict[str, Any]) -> tuple[int, Any]:
+        reused = self._rw is not None
+        if self._rw is not None and self._rw[0].at_eof():  # the server closed it while idle (keep-alive timeout)
+            await self.close()
+            reused = False
         if self._rw is None:
             self._rw = await asyncio.open_connection(self.host, self.port)
         reader, writer = self._rw
@@ -134,6 +138,13 @@ class KeepAliveClient:
             if length is None:
                 raise RuntimeError(f"response without content-length: {head[:200]!r}")
             data = json.loads(await reader.readexactly(length))
+        except asyncio.IncompleteReadError as exc:
+            await self.close()
+            if reused and not exc.partial:
+                # a stale keep-alive connection closed by the server as the request went out (no byte of an answer):
+                # sent again once on a new connection, as HTTP clients do; a fresh connection's failure is an error
+                return await self.post_json(payload)
+            raise
         except BaseException:  # also a timeout's cancellation
             await self.close()  # the stream position is unknown: reconnect on the next request
             raise

@@ -1,5 +1,5 @@
 """Collect the reliability figures of issue 12 into bench/results/reliability.json + .md from the results of
-bench/faults.py (faults.json), bench/fuzz_api.py (fuzz_api.json) and bench/soak.py (soak.json). A figure
+bench/faults.py (faults.json), bench/fuzz_api.py (fuzz_api.json) and bench/soak.py (soak.json; soak-paced.json with think time). A figure
 that was not measured is null, with the reason in ``not_measured`` (and in the .md).
 
     python bench/reliability.py
@@ -71,6 +71,18 @@ def main() -> None:
         }
     else:
         out["not_measured"]["soak"] = "bench/results/soak.json missing (run bench/soak.py)"
+    paced = _load("soak-paced.json")
+    if paced:  # the same mix at a user's pace (think time between requests): the latency a dashboard user sees
+        fifty = next((p for p in paced["phases"] if p["clients"] == 50), None)
+        out["feature_p99_ms_50_paced_clients"] = fifty["per_query"]["feature"]["p99_ms"] if fifty else None
+        out["paced_soak_errors"] = paced["errors"]
+        out["sources"]["soak_paced"] = {
+            "atlas": paced["atlas"],
+            "think_s": paced["think_s"],
+            "seconds_per_level": paced["seconds_per_level"],
+            "status": paced.get("status"),
+            "machine": paced["machine"],
+        }
     (RESULTS / "reliability.json").write_text(json.dumps(out, indent=1))
     lines = [
         "# Reliability figures (issue 12)",

@@ -17,7 +17,7 @@ answers carrying ``retryAfter``: the server pushing back as designed, not failin
 sampled every ``--rss-every`` seconds; growth is reported from the start, and from after a warm-up burst at the
 highest client count (the pool, the allocator's arenas and Neo4j's page cache reach their working set there;
 what grows after that is what a leak would show). Results are rewritten after every level (a stopped run keeps
-what it measured). Results: bench/results/soak.json + .md.
+what it measured). Results: bench/results/soak.json + .md (closed loop) or soak-paced.json + .md (with ``--think``).
 """
 
 from __future__ import annotations
@@ -160,7 +160,12 @@ class Sampler:
         self._thread.join(5)
 
 
-async def phase(port: int, atlas: str, seeds: dict[str, Any], clients: int, seconds: float) -> dict[str, Any]:
+async def phase(
+    port: int, atlas: str, seeds: dict[str, Any], clients: int, seconds: float, think: float = 0.0
+) -> dict[str, Any]:
+    """``clients`` keep-alive clients for ``seconds``. ``think`` 0: each sends its next request as soon as the last
+    is answered (closed loop, saturating: latency is mostly queueing); ``think`` > 0: each waits an exponential
+    think time of that mean between requests (a dashboard user's pace, as Locust's ``wait_time``)."""
     lat: dict[str, list[float]] = {k: [] for k in QUERIES}
     errors: dict[str, int] = dict.fromkeys(QUERIES, 0)
     refused: dict[str, int] = dict.fromkeys(QUERIES, 0)
@@ -199,6 +204,8 @@ async def phase(port: int, atlas: str, seeds: dict[str, Any], clients: int, seco
                         samples.append(f"{kind}: {type(exc).__name__} {exc}")
                 if outcome == "ok":
                     lat[kind].append(time.perf_counter() - t)
+                    if think:
+                        await asyncio.sleep(rng.expovariate(1.0 / think))
                 elif outcome == "retryable":
                     refused[kind] += 1
                     await asyncio.sleep(1.0)  # a well-behaved client honours the hint (at least a little)
@@ -219,6 +226,7 @@ async def phase(port: int, atlas: str, seeds: dict[str, Any], clients: int, seco
 
     return {
         "clients": clients,
+        "think_s": think,
         "seconds": round(wall, 1),
         "requests": n_done,
         "ok": sum(map(len, lat.values())),
@@ -247,9 +255,15 @@ def _api_settings() -> dict[str, str]:
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith("ATLAS_API_") and "KEY" not in k}
 
 
+def result_name(think: float) -> str:
+    """soak.json for the closed-loop (saturating) soak, soak-paced.json for one with think time."""
+    return "soak-paced" if think else "soak"
+
+
 def write(out: dict[str, Any], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "soak.json").write_text(json.dumps(out, indent=1) + "\n")
+    name = result_name(out.get("think_s", 0.0))
+    (directory / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
     m, g = out["machine"], out["rss_growth"]
     md = [
         "# Soak and load (bench/soak.py)",
@@ -257,7 +271,13 @@ def write(out: dict[str, Any], directory: Path) -> None:
         f"Atlas `{out['atlas']}` ({out['atlas_size']}); seconds per client level {out['seconds_per_level']}; "
         f"machine {m['cpu']}, {m['cores']} cores, load {m['loadavg_1_5_15']} at start, {out['loadavg_after']} at the end "
         f"({m['note']}). API: one uvicorn worker on loopback; the load generator is one asyncio process on the same "
-        "2 cores (its own CPU per request is in the table). Settings: "
+        "2 cores (its own CPU per request is in the table). Clients: "
+        + (
+            f"each waits an exponential think time of mean {out['think_s']:g} s between requests (a user's pace)"
+            if out.get("think_s")
+            else "closed loop, each sends its next request when the last is answered (saturating)"
+        )
+        + ". Settings: "
         f"`{json.dumps(out['api_settings'])}`.",
         "",
         f"Status: **{out['status']}**. Errors {out['errors']}; typed retryable refusals {out['refused_retryable']} "
@@ -267,7 +287,7 @@ def write(out: dict[str, Any], directory: Path) -> None:
         f"{out['rss_end']['api_mb']}, Neo4j {out['rss_start']['neo4j_mb']} → {out['rss_after_warmup']['neo4j_mb']} → "
         f"{out['rss_end']['neo4j_mb']}. Growth after warm-up: API {g['after_warmup']['api_mb']}, Neo4j "
         f"{g['after_warmup']['neo4j_mb']}; from the start: API {g['from_start']['api_mb']}, Neo4j {g['from_start']['neo4j_mb']}. "
-        f"Samples every {out['rss_every_s']:g} s in soak.json (`rss_samples`).",
+        f"Samples every {out['rss_every_s']:g} s in {result_name(out.get('think_s', 0.0))}.json (`rss_samples`).",
         "",
         "| clients | s | answered | errors | refused (retryable) | req/s | generator CPU ms/req | load at end | "
         + " | ".join(f"{k} p50/p99 ms" for k in QUERIES)
@@ -284,7 +304,7 @@ def write(out: dict[str, Any], directory: Path) -> None:
     samples = [s for p in out["phases"] for s in p["error_samples"]]
     if samples:
         md += ["", "Non-ok samples:", "", *(f"- `{s}`" for s in samples[:12])]
-    (directory / "soak.md").write_text("\n".join(md) + "\n")
+    (directory / f"{name}.md").write_text("\n".join(md) + "\n")
 
 
 def _growth(a: dict[str, float | None], b: dict[str, float | None]) -> dict[str, float | None]:
@@ -300,6 +320,12 @@ def main() -> None:
         "--seconds", type=float, nargs="+", default=[60.0], help="duration of each client level (one, or one per level)"
     )
     ap.add_argument("--warmup", type=float, default=20.0, help="seconds of warm-up at the highest client count")
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean think time (s, exponential) between a client's requests; 0 = closed loop (saturating)",
+    )
     ap.add_argument("--rss-every", type=float, default=15.0, help="RSS sampling period (seconds)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
@@ -336,6 +362,7 @@ def main() -> None:
         "api_settings": _api_settings(),
         "seconds_per_level": {str(c): s for c, s in seconds.items()},
         "warmup_s": args.warmup,
+        "think_s": args.think,
         "rss_every_s": args.rss_every,
         "status": "running",
     }
@@ -368,7 +395,7 @@ def main() -> None:
         asyncio.run(phase(port, atlas, seeds, max(args.clients), args.warmup))
         rss_warm = sampler.sample("after warm-up")
         for c in args.clients:
-            phases.append(asyncio.run(phase(port, atlas, seeds, c, seconds[c])))
+            phases.append(asyncio.run(phase(port, atlas, seeds, c, seconds[c], args.think)))
             sampler.sample(f"after {c} clients")
             print(json.dumps({k: v for k, v in phases[-1].items() if k != "per_query"}), flush=True)
             save("partial" if c != args.clients[-1] else "complete")
@@ -380,7 +407,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:  # requests still queued inside: don't wait for them
             api.kill()
             api.wait(10)
-    print((args.out / "soak.md").read_text())
+    print((args.out / f"{result_name(args.think)}.md").read_text())
 
 
 if __name__ == "__main__":
