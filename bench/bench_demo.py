@@ -24,6 +24,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,14 @@ def bench_activations(
     }
 
 
-def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024, steps: int = 3) -> dict[str, Any]:
+def bench_trainers(
+    n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024, steps: int = 3, rounds: int = 5
+) -> dict[str, Any]:
     """Training tokens/s per SAE: our stacked TopK bank (all SAEs in one batched step) vs sae-lens's
-    TopKTrainingSAE stepped once per SAE (its forward + backward + Adam), same shapes and batch."""
+    TopKTrainingSAE stepped once per SAE (its forward + backward + Adam), same shapes and batch. ``rounds``
+    interleaved rounds of ``steps`` steps each, medians: one round of each was too noisy to rank them
+    (0.93× to 1.87× on one quiet machine in two runs the same hour)."""
+    import numpy as np
     import torch
 
     from training.sae import BankTrainer, TopKBank, TopKConfig
@@ -77,11 +83,15 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
     x = torch.randn(n_saes, batch, d_in, generator=torch.Generator().manual_seed(0))
     bank = TopKBank(n_saes, TopKConfig(d_in=d_in, d_sae=d_sae, k=k))
     tr = BankTrainer(bank, 100)
-    tr.step(x)
-    t = time.perf_counter()
-    for _ in range(steps):
+
+    def ours_step() -> None:
         tr.step(x)
-    ours = batch * steps * n_saes / (time.perf_counter() - t)
+
+    def timed(step: Callable[[], None]) -> float:
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return batch * steps * n_saes / (time.perf_counter() - t)
 
     out: dict[str, Any] = {
         "n_saes": n_saes,
@@ -89,8 +99,10 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
         "d_sae": d_sae,
         "k": k,
         "batch_tokens": batch,
-        "ours_tokens_per_s_per_sae": round(ours, 1),
+        "rounds": rounds,
+        "steps_per_round": steps,
     }
+    theirs_step: Callable[[], None] | None = None
     try:
         from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig
         from sae_lens.saes.sae import TrainStepInput
@@ -98,7 +110,7 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
         saes = [TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d_in, d_sae=d_sae, k=k)) for _ in range(n_saes)]
         opts = [torch.optim.Adam(s.parameters(), lr=1e-3) for s in saes]
 
-        def step() -> None:
+        def sae_lens_step() -> None:
             for i, (s, o) in enumerate(zip(saes, opts)):
                 res = s.training_forward_pass(
                     TrainStepInput(
@@ -113,15 +125,24 @@ def bench_trainers(n_saes: int, d_in: int, d_sae: int, k: int, batch: int = 1024
                 res.loss.backward()
                 o.step()
 
-        step()
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        theirs = batch * steps * n_saes / (time.perf_counter() - t)
-        out["sae_lens_tokens_per_s_per_sae"] = round(theirs, 1)
-        out["speedup_vs_sae_lens"] = round(ours / theirs, 2)
+        sae_lens_step()  # warm-up
+        theirs_step = sae_lens_step
     except Exception as exc:  # noqa: BLE001 - the comparison is informative, not required
         out["sae_lens_error"] = f"{type(exc).__name__}: {exc}"[:300]
+    ours_step()  # warm-up
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(timed(ours_step))
+        if theirs_step is not None:
+            theirs.append(timed(theirs_step))
+    out["ours_tokens_per_s_per_sae"] = round(float(np.median(ours)), 1)
+    if theirs:
+        out["sae_lens_tokens_per_s_per_sae"] = round(float(np.median(theirs)), 1)
+        out["speedup_vs_sae_lens"] = round(float(np.median(ours) / np.median(theirs)), 2)
+        out["speedup_range_over_rounds"] = [
+            round(min(o / t for o, t in zip(ours, theirs)), 2),
+            round(max(o / t for o, t in zip(ours, theirs)), 2),
+        ]
     return out
 
 
@@ -492,7 +513,8 @@ def render_md(r: dict[str, Any]) -> str:
         f"- SAE training ({t['n_saes']} SAEs, {t['d_in']}→{t['d_sae']}, k={t['k']}, {t['batch_tokens']} tokens/step): ours "
         f"{t['ours_tokens_per_s_per_sae']} tok/s per SAE"
         + (
-            f", sae-lens TopKTrainingSAE {t['sae_lens_tokens_per_s_per_sae']} tok/s per SAE (ours is {t['speedup_vs_sae_lens']}× as fast)"
+            f", sae-lens TopKTrainingSAE {t['sae_lens_tokens_per_s_per_sae']} tok/s per SAE (medians of {t.get('rounds', 1)} "
+            f"interleaved rounds; ours is {t['speedup_vs_sae_lens']}× as fast, {t.get('speedup_range_over_rounds')} over rounds)"
             if "sae_lens_tokens_per_s_per_sae" in t
             else f" (sae-lens: {t.get('sae_lens_error')})"
         ),

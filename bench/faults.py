@@ -11,6 +11,7 @@
 
     python bench/faults.py                       # 10 + 3 trials and a restart; bench/results/faults.json + .md
     python bench/faults.py --trials 1 --neo4j-kills 0 --no-restart --out /tmp/f   # the CI variant's size
+    python bench/faults.py --trials 20 --neo4j-kills 5 --layers 30 --d-sae 2048 --neo4j-pagecache 1g   # SmolLM2-shaped
 
 Loopback only; bounded (trials, a fixed load duration); stops by itself. CI runs one seeded SIGKILL trial
 through tests/integration/test_faults.py.
@@ -266,6 +267,9 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--d-sae", type=int, default=1024)
     ap.add_argument("--seed", type=int, default=7)
+    # a SmolLM2-shaped atlas (--layers 30 --d-sae 2048: ~1M edges) needs more than the small default's page cache
+    ap.add_argument("--neo4j-heap", default="512m")
+    ap.add_argument("--neo4j-pagecache", default="128m")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -273,10 +277,11 @@ def main() -> None:
         "machine": machine(),
         "seed": args.seed,
         "atlas": {"layers": args.layers, "d_sae": args.d_sae, "d_model": 576},
+        "neo4j_memory": {"heap": args.neo4j_heap, "pagecache": args.neo4j_pagecache},
     }
     with tempfile.TemporaryDirectory(prefix="atlas-faults-") as tmp:
         server = local_neo4j.LocalNeo4jSettings(
-            home=Path(tmp) / "neo4j", bolt_port=_free_port(), heap="512m", pagecache="128m"
+            home=Path(tmp) / "neo4j", bolt_port=_free_port(), heap=args.neo4j_heap, pagecache=args.neo4j_pagecache
         )
         local_neo4j.start(server)
         try:
