@@ -17,9 +17,9 @@ export PYTHONPATH=$PWD ATLAS_CACHE_DIR=/tmp/first-run-$NAME ATLAS_NEO4J_HOME=/tm
 export ATLAS_NEO4J_BOLT_PORT=$PORT ATLAS_NEO4J_HTTP_PORT=$((PORT + 100)) ATLAS_NEO4J_HEAP=1g ATLAS_NEO4J_PAGECACHE=512m
 unset NEO4J_URI
 rm -rf "/tmp/first-run-$NAME" && mkdir -p "/tmp/first-run-$NAME"
-if [ "$MODE" = avx2 ]; then  # the caps of bench/machine.py AVX2_EMULATION
-  export ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 \
-    OPENBLAS_CORETYPE=Haswell FAISS_OPT_LEVEL=AVX2
+if [ "$MODE" = avx2 ]; then  # the caps have one home: bench/machine.py AVX2_EMULATION
+  # shellcheck disable=SC2046
+  export $(.venv/bin/python -c "import sys; sys.path.insert(0, 'bench'); from machine import AVX2_EMULATION as E; print(' '.join(f'{k}={v}' for k, v in E.items()))")
 fi
 echo "start $(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg) cpu $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 /usr/bin/time -v .venv/bin/atlas demo --no-serve > "/tmp/first-run-$NAME.log" 2>&1

@@ -19,6 +19,12 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _feature_p99_at_50(soak: dict[str, Any]) -> float | None:
+    """``feature`` p99 (ms) of a soak's 50-client level, the issue's latency target; None without that level."""
+    fifty = next((p for p in soak["phases"] if p["clients"] == 50), None)
+    return fifty["per_query"]["feature"]["p99_ms"] if fifty else None
+
+
 def main() -> None:
     faults, fuzz, soak = _load("faults.json"), _load("fuzz_api.json"), _load("soak.json")
     out: dict[str, Any] = {
@@ -60,8 +66,7 @@ def main() -> None:
         out["soak_rss_growth"] = max(growth) if growth else None  # after a warm-up at the top client count
         start = [g for g in soak["rss_growth"]["from_start"].values() if g is not None]
         out["soak_rss_growth_from_idle_start"] = max(start) if start else None
-        fifty = next((p for p in soak["phases"] if p["clients"] == 50), None)
-        out["feature_p99_ms_50_clients"] = fifty["per_query"]["feature"]["p99_ms"] if fifty else None
+        out["feature_p99_ms_50_clients"] = _feature_p99_at_50(soak)
         out["sources"]["soak"] = {
             "atlas": soak["atlas"],
             "seconds_per_level": soak["seconds_per_level"],
@@ -73,8 +78,7 @@ def main() -> None:
         out["not_measured"]["soak"] = "bench/results/soak.json missing (run bench/soak.py)"
     paced = _load("soak-paced.json")
     if paced:  # the same mix at a user's pace (think time between requests): the latency a dashboard user sees
-        fifty = next((p for p in paced["phases"] if p["clients"] == 50), None)
-        out["feature_p99_ms_50_paced_clients"] = fifty["per_query"]["feature"]["p99_ms"] if fifty else None
+        out["feature_p99_ms_50_paced_clients"] = _feature_p99_at_50(paced)
         out["paced_soak_errors"] = paced["errors"]
         out["sources"]["soak_paced"] = {
             "atlas": paced["atlas"],
