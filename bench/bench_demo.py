@@ -328,6 +328,9 @@ def main() -> None:
         help="log of a first `atlas demo` run under the AVX2 caps of bench.machine.AVX2_EMULATION",
     )
     args = ap.parse_args()
+    for name, log in (("--default-log", args.default_log), ("--avx2-log", args.avx2_log)):
+        if log is not None and not log.is_file():
+            raise SystemExit(f"{name} {log}: no such file (give the log of an `atlas demo` run, bench/first_run.sh)")
 
     import torch
 
