@@ -399,9 +399,10 @@ class LabelMutation:
 
 
 def build_schema(settings: ApiSettings) -> strawberry.Schema:
-    """The schema with its limits and error handling (see atlas_api.limits)."""
-    from atlas_api.limits import schema_extensions
+    """The schema with its limits and error handling (atlas_api.limits), run as atlas_api.execution says."""
+    from atlas_api.execution import AtlasSchema
+    from atlas_api.limits import RequestPolicy
 
     mutation: Any = merge_types("Mutation", (LabelMutation, SteerMutation))
     query: Any = merge_types("Query", (Query, InteropQuery))
-    return strawberry.Schema(query=query, mutation=mutation, extensions=schema_extensions(settings))
+    return AtlasSchema(query=query, mutation=mutation, policy=RequestPolicy(settings))

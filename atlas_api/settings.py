@@ -56,6 +56,10 @@ class ApiSettings(BaseSettings):
     neo4j_pool_size: int = Field(default=50, ge=1)
     # One statement for the feature look-ups of every request in the same event-loop turn (atlas_api/coalesce.py).
     coalesce_lookups: bool = True
+    # Known query texts (parsed and validated without errors before) skip strawberry's per-request pipeline and
+    # plain-attribute objects complete in one step (atlas_api/execution.py); false: every request takes the full
+    # pipeline (an escape hatch, and the benchmark's A/B).
+    direct_execution: bool = True
     # Admission control (atlas_api.guard.Admission): requests executing at once (None = the pool size, so an admitted
     # request never waits for a connection), of which heavy ones (root fields' own costs ≥ heavy_query_cost: circuit,
     # path, featureOrigins, two lineages) at

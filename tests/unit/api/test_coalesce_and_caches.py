@@ -35,6 +35,35 @@ def test_look_ups_of_one_loop_turn_share_one_fetch_in_order() -> None:
     asyncio.run(run())
 
 
+def test_keys_asked_for_while_a_fetch_runs_wait_for_it_and_then_go_together() -> None:
+    """Group commit: one fetch in flight; what arrives meanwhile, over many turns, is one batch after it."""
+    calls: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def fetch(keys: list[int]) -> list[int]:
+        calls.append(list(keys))
+        if len(calls) == 1:
+            await release.wait()  # the first statement is slow: Neo4j is busy
+        return [-k for k in keys]
+
+    async def run() -> None:
+        c: Coalescer[int, int] = Coalescer(fetch)
+        first = c.load(1)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert calls == [[1]]  # a lone look-up goes at once
+        later = []
+        for k in (2, 3, 4):  # three more turns while the first fetch runs
+            later.append(c.load(k))
+            await asyncio.sleep(0)
+        assert calls == [[1]]
+        release.set()
+        assert await first == -1 and await asyncio.gather(*later) == [-2, -3, -4]
+        assert calls == [[1], [2, 3, 4]] and (c.batches, c.keys) == (2, 4)
+
+    asyncio.run(run())
+
+
 def test_a_failed_fetch_fails_each_waiter_typed_and_a_cancelled_one_is_skipped() -> None:
     calls: list[list[str]] = []
 
