@@ -257,6 +257,34 @@ async def measure_api(
             await c.close()
 
 
+async def ablate(
+    port: int,
+    args: argparse.Namespace,
+    bodies: dict[str, Callable[[int], dict[str, Any]]],
+    results: dict[str, Any],
+    switch: str,
+    label: str,
+) -> None:
+    """Measure ``bodies`` again through an API started with ``switch=false``; cells gain ``api_<label>`` and
+    ``api_<label>_over_cypher_mean`` (against the same run's Cypher baseline)."""
+    os.environ[switch] = "false"
+    api = start_api(port, args.workers)
+    try:
+        for name, body in bodies.items():
+            for clients in args.clients:
+                stats = await measure_api(port, body, clients, args.seconds)
+                cell = results[name][clients]
+                cell[f"api_{label}"] = stats
+                cell[f"api_{label}_over_cypher_mean"] = round(
+                    stats["mean_ms"] / max(cell["cypher"]["mean_ms"], 1e-9), 2
+                )
+                print(f"{name} {label} clients={clients:3d} ratio {cell[f'api_{label}_over_cypher_mean']}", flush=True)
+    finally:
+        del os.environ[switch]
+        api.terminate()
+        api.wait(10)
+
+
 async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:
     seeds = pick_seeds(atlas, 200)
     layers = seeds["layers"]
@@ -345,27 +373,14 @@ async def run(args: argparse.Namespace, atlas: str) -> dict[str, Any]:
         await graph.close()
         api.terminate()
         api.wait(10)
+    # The same run and baselines, the API with one of its shortcuts off: what each buys.
     if args.ablate_coalescing and "feature" in results:
-        # The same run, the API without cross-request coalescing (ATLAS_API_COALESCE_LOOKUPS=false): what it buys.
-        os.environ["ATLAS_API_COALESCE_LOOKUPS"] = "false"
-        api = start_api(port, args.workers)
-        try:
-            body = workloads["feature"][0]
-            for clients in args.clients:
-                stats = await measure_api(port, body, clients, args.seconds)
-                cell = results["feature"][clients]
-                cell["api_no_coalescing"] = stats
-                cell["api_no_coalescing_over_cypher_mean"] = round(
-                    stats["mean_ms"] / max(cell["cypher"]["mean_ms"], 1e-9), 2
-                )
-                print(
-                    f"feature without coalescing clients={clients:3d} ratio {cell['api_no_coalescing_over_cypher_mean']}",
-                    flush=True,
-                )
-        finally:
-            del os.environ["ATLAS_API_COALESCE_LOOKUPS"]
-            api.terminate()
-            api.wait(10)
+        await ablate(
+            port, args, {"feature": workloads["feature"][0]}, results, "ATLAS_API_COALESCE_LOOKUPS", "no_coalescing"
+        )
+    if args.ablate_direct:
+        bodies = {name: workloads[name][0] for name in results}
+        await ablate(port, args, bodies, results, "ATLAS_API_DIRECT_EXECUTION", "no_direct_execution")
     return results
 
 
@@ -390,6 +405,8 @@ def write(out: dict[str, Any]) -> None:
         f"- API over raw Cypher (geometric mean of mean-latency ratios at 10 clients): **{out['api_over_cypher_ratio']}×**",
         f"- `feature` over raw Cypher at 10 clients: **{out['feature_over_cypher_ratio']}×** "
         f"(without cross-request coalescing, same run: {out['feature_over_cypher_ratio_no_coalescing']}×)",
+        f"- geometric mean with ATLAS_API_DIRECT_EXECUTION=false (strawberry's full pipeline for every request), same run: "
+        f"{out['api_over_cypher_ratio_no_direct_execution']}×",
         f"- load average at the start {out['machine']['loadavg_1_5_15']}, at the end {out['loadavg_at_end']}; CPU flags "
         f"{' '.join(out['machine'].get('cpu_flags', []))}",
         "",
@@ -439,6 +456,11 @@ def main() -> None:
         action="store_true",
         help="Also measure feature through an API with ATLAS_API_COALESCE_LOOKUPS=false (same run, same baseline).",
     )
+    ap.add_argument(
+        "--ablate-direct",
+        action="store_true",
+        help="Also measure every workload through an API with ATLAS_API_DIRECT_EXECUTION=false (same run, same baseline).",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("neo4j").setLevel(logging.ERROR)
@@ -470,6 +492,16 @@ def main() -> None:
         "api_over_cypher_ratio": round(statistics.geometric_mean(ratios), 2),
         "feature_over_cypher_ratio": results["feature"][ref]["api_over_cypher_mean"],
         "feature_over_cypher_ratio_no_coalescing": results["feature"][ref].get("api_no_coalescing_over_cypher_mean"),
+        "api_over_cypher_ratio_no_direct_execution": (
+            round(
+                statistics.geometric_mean(
+                    [results[q][ref]["api_no_direct_execution_over_cypher_mean"] for q in results]
+                ),
+                2,
+            )
+            if args.ablate_direct
+            else None
+        ),
         "ratios_at_reference": {q: results[q][ref]["api_over_cypher_mean"] for q in results},
         "reference_clients": ref,
         "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
