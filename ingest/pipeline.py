@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,9 @@ class IngestOptions:
     # files (match_layer_streamed) when its SAEs allow it; None: IngestSettings.match_memory_budget (25% of RAM).
     memory_budget: int | None = None
     stream_tile_rows: int = DEFAULT_TILE_ROWS
+    # Write layer L to Neo4j on a background thread while layer L+1 is matched (at most one layer waits, so memory
+    # holds two layers' results; layers are still written in order, so resume is unchanged). False: one after the other.
+    overlap_writes: bool = True
 
 
 @dataclass
@@ -101,6 +105,8 @@ class IngestReport:
     node_write_s: float = 0.0
     edge_write_s: float = 0.0
     streamed_layers: list[int] = field(default_factory=list)  # matched by streaming tiles (over the memory budget)
+    # Time the main thread waited for a background write (overlap_writes): what overlapping did not hide.
+    write_wait_s: float = 0.0
 
 
 @dataclass
@@ -434,6 +440,55 @@ def _as_list(a: np.ndarray, null_below_zero: bool = False) -> list[Any]:
     return a.tolist()
 
 
+class LayerWriter:
+    """Writes matched layers in order, each overlapping the matching of the next when ``overlap`` is on.
+
+    Matching is GEMM work in native code that releases the GIL; writing is mostly Neo4j's own work and the
+    driver's packing. One background thread and at most one layer waiting (memory holds two layers' results);
+    a failed write surfaces at the next ``submit`` or at ``finish``, and ``close`` never leaves while a layer is
+    half-sent. ``write`` does the work (``write_layer`` at ingest); ``waited_s`` is what overlapping did not hide.
+    """
+
+    def __init__(self, write: Callable[[LayerResult], None], overlap: bool) -> None:
+        self._write = write
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="atlas-write") if overlap else None
+        self._pending: Future[None] | None = None
+        self.waited_s = 0.0
+
+    def submit(self, result: LayerResult) -> None:
+        if self._pool is None:
+            self._write(result)
+            return
+        self.finish()  # the previous layer first: order (resume relies on it) and bounded memory
+        self._pending = self._pool.submit(self._write, result)
+
+    def finish(self) -> None:
+        """Wait for the layer being written; its error, if any, is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            t = time.perf_counter()
+            try:
+                pending.result()
+            finally:
+                self.waited_s += time.perf_counter() - t
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def _timed_write(
+    graph: Graph, atlas: str, opts: IngestOptions, report: IngestReport, bar: Any
+) -> Callable[[LayerResult], None]:
+    def write(result: LayerResult) -> None:
+        t = time.perf_counter()
+        write_layer(graph, atlas, result, opts, report, bar)
+        report.write_s += time.perf_counter() - t
+        report.layers_written.append(result.layer)
+
+    return write
+
+
 def write_layer(
     graph: Graph, atlas: str, r: LayerResult, opts: IngestOptions, report: IngestReport, bar: Any = None
 ) -> None:
@@ -634,6 +689,7 @@ def ingest_atlas(
 
         ray_run = ray_matching.RayMatching(started_ray=ray_matching.connect(opts.ray, opts.gpu, opts.ray_num_cpus))
     t_start = time.perf_counter()
+    writer: LayerWriter | None = None
     try:
         ensure_schema(graph)
         done = _prepare(graph, manifest, opts, d_model, sizes, details)
@@ -655,6 +711,7 @@ def ingest_atlas(
         clts = clt_entries(manifest)  # cross-layer transcoders: read layer → layout (written slices per layer)
         prev_res: Decoder | None = None
         bar = tqdm(manifest.layers, desc=f"ingest {manifest.name}", unit="layer", disable=not opts.progress)
+        writer = LayerWriter(_timed_write(graph, manifest.name, opts, report, bar), opts.overlap_writes)
         for layer in bar:
             if layer in done:
                 report.layers_skipped.append(layer)
@@ -687,10 +744,9 @@ def ingest_atlas(
                 )
                 report.match_s += time.perf_counter() - tm
                 prev_res = dec["res"]
-            tw = time.perf_counter()
-            write_layer(graph, manifest.name, result, opts, report, bar)
-            report.write_s += time.perf_counter() - tw
-            report.layers_written.append(layer)
+            writer.submit(result)
+        writer.finish()
+        report.write_wait_s = writer.waited_s
         counts = graph.read(W.COUNT_ATLAS, {"atlas": manifest.name}, timeout=600)[0]
         report.n_features, report.n_edges = int(counts["features"]), int(counts["edges"])
         graph.write(
@@ -715,6 +771,8 @@ def ingest_atlas(
             f"{' '.join(str(exc).split()).rstrip('.')}. The atlas {manifest.name!r} is left marked incomplete; once Neo4j answers again, finish it with `atlas ingest <atlas.toml> --resume`"
         ) from exc
     finally:
+        if writer is not None:
+            writer.close()  # a layer being written when something failed is finished (or fails) before we leave
         if ray_run is not None:
             ray_run.close()
 
