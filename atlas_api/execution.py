@@ -165,7 +165,7 @@ class AtlasSchema(strawberry.Schema):
                     root_value=root_value,
                     context_value=context_value,
                     variable_values=variable_values,
-                    operation_name=operation_name,
+                    operation_name=known.operation_name,
                     executor_class=LeafExecutor,
                     is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # strawberry's own check
                 )

@@ -313,6 +313,7 @@ class KnownQuery:
     """A query text that parsed and validated without errors before: what running it again needs."""
 
     document: DocumentNode
+    operation_name: str | None  # the one to run: as given, else the first operation's (as strawberry does)
     fields: tuple[str, ...]  # root field names (operation_shape)
     work: int  # graph work of those fields (operation_shape)
 
@@ -356,7 +357,7 @@ class RequestPolicy:
             settings.max_queued_requests,
             settings.request_queue_timeout_s,
         )
-        self._shapes: TextLRU[tuple[tuple[str, ...], int, bool]] = TextLRU()
+        self._shapes: TextLRU[tuple[tuple[str, ...], int, OperationDefinitionNode | None]] = TextLRU()
         self._documents: TextLRU[DocumentNode] = TextLRU()
         self._validated: TextLRU[list[GraphQLError]] = TextLRU()
 
@@ -382,13 +383,15 @@ class RequestPolicy:
             self._validated.put(key, errors)
         return list(errors)
 
-    def shape(self, query: str, operation_name: str | None, doc: DocumentNode) -> tuple[tuple[str, ...], int, bool]:
-        """Root fields, graph work and whether it is a query, of the operation run; per text and operation name."""
+    def shape(
+        self, query: str, operation_name: str | None, doc: DocumentNode
+    ) -> tuple[tuple[str, ...], int, OperationDefinitionNode | None]:
+        """Root fields, graph work and the definition of the operation run; per text and operation name."""
         key = (query, operation_name)
         found = self._shapes.get(key)
         if found is None:
             fields, work = operation_shape(doc, operation_name)
-            found = (fields, work, _operation_kind(doc, operation_name) == "query")
+            found = (fields, work, _operation(doc, operation_name))
             self._shapes.put(key, found)
         return found
 
@@ -400,8 +403,10 @@ class RequestPolicy:
         doc = self._documents.get(key)
         if errors is None or errors or doc is None:
             return None
-        fields, work, is_query = self.shape(query, operation_name, doc)
-        return KnownQuery(doc, fields, work) if is_query and fields else None
+        fields, work, op = self.shape(query, operation_name, doc)
+        if op is None or op.operation.value != "query" or not fields:
+            return None
+        return KnownQuery(doc, op.name.value if op.name else None, fields, work)
 
     async def admit(self, context: Any, fields: tuple[str, ...], work: int, mutation: bool) -> Callable[[], None]:
         """Check the caller's key, roles and rates, then wait for admission (and, for ``steer``, the steering
@@ -472,10 +477,10 @@ class RequestPolicy:
         return key
 
 
-def _operation_kind(doc: DocumentNode, operation_name: str | None) -> str | None:
+def _operation(doc: DocumentNode, operation_name: str | None) -> OperationDefinitionNode | None:
+    """The operation named, or the first one when no name is given (strawberry runs that one)."""
     ops = [d for d in doc.definitions if isinstance(d, OperationDefinitionNode)]
-    op = next((o for o in ops if operation_name is None or (o.name and o.name.value == operation_name)), None)
-    return op.operation.value if op is not None else None
+    return next((o for o in ops if operation_name is None or (o.name and o.name.value == operation_name)), None)
 
 
 def atlas_extension(policy: RequestPolicy) -> type[SchemaExtension]:

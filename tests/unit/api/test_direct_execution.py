@@ -88,6 +88,12 @@ CASES: list[tuple[str, dict[str, Any] | None, str | None]] = [
         "B",
     ),
     ("query A { features(limit: 1) { uid } }", None, "Nope"),  # an operation that is not in the document
+    ("query A { features(limit: 1) { uid } } query B { features(limit: 2) { uid } }", None, None),  # which one?
+    (
+        'mutation M { setLabel(uid: "a/1-res/2", label: "x") { __typename } } query Q { features(limit: 1) { uid } }',
+        None,
+        "Q",
+    ),
     ('query { lineage(uid: "a/1-res/2") { nodes { uid } } }', None, None),  # masked INTERNAL
     ('query { feature(uid: "a/1-res/2") { ... on Feature { uid nope } } }', None, None),  # validation error
 ]
