@@ -61,7 +61,7 @@ def main() -> None:
     counts = {(r["nodes"], r["edges"]) for rs in runs.values() for r in rs}
     if len(counts) != 1:
         raise SystemExit(f"the two modes wrote different graphs: {sorted(counts)}")
-    med = {mode: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for mode, rs in runs.items()}
+    med = {mode: {k: round(statistics.median(r[k] for r in rs), 2) for k in rs[0]} for mode, rs in runs.items()}
     out = {
         "atlas": m.name,
         "layers": args.layers,
