@@ -11,6 +11,9 @@
 - errors: an expected failure (``queries.errors.AtlasError``) keeps its message and gets
   ``extensions.code`` (FEATURE_NOT_FOUND, INVALID_INPUT, DATABASE_UNAVAILABLE, ...); anything else is
   logged with its traceback and masked as "Unexpected error." (code INTERNAL).
+
+All of it lives in one :class:`RequestPolicy`, read by both ways a request runs: strawberry's pipeline (through
+the one schema extension :func:`atlas_extension`) and the direct path for known query texts (atlas_api.execution).
 """
 
 from __future__ import annotations
