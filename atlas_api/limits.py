@@ -36,9 +36,11 @@ from graphql import (
     IntValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    parse,
 )
 from graphql.validation import ValidationRule
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 from atlas_api.guard import Admission, RateLimiter, SteerGate
@@ -366,8 +368,6 @@ class RequestPolicy:
 
     def document(self, query: str, parse_options: Mapping[str, Any]) -> DocumentNode:
         """The parsed document of ``query`` (cached); a syntax error or too many tokens raises, nothing cached."""
-        from graphql import parse
-
         key = (query, None)
         doc = self._documents.get(key)
         if doc is None:
@@ -377,8 +377,6 @@ class RequestPolicy:
 
     def validation_errors(self, schema: Any, doc: DocumentNode, query: str, base_rules: Any) -> list[GraphQLError]:
         """GraphQL's rules (``base_rules``) and ours on ``doc``, once per query text."""
-        from strawberry.schema.schema import validate_document
-
         key = (query, None)
         errors = self._validated.get(key)
         if errors is None:
