@@ -10,7 +10,12 @@ if [ ! -x "$dir/helm" ]; then
   [ -x "$GO" ] || { echo "error: go not found: install Go 1.22+ to build helm $HELM_VERSION (or put helm on PATH and set ATLAS_HELM)" >&2; exit 1; }
   mkdir -p "$dir"
   start=$(date +%s)
-  GOBIN="$dir" GOFLAGS=-trimpath CGO_ENABLED=0 "$GO" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  # Go's module and build caches for this one build (~2 GiB) live in a scratch folder removed afterwards:
+  # only the binary is kept, and CI machines have little disk to spare.
+  scratch=$(mktemp -d)
+  trap 'chmod -R u+w "$scratch" 2>/dev/null; rm -rf "$scratch"' EXIT
+  GOCACHE="$scratch/build" GOMODCACHE="$scratch/mod" GOBIN="$dir" GOFLAGS=-trimpath CGO_ENABLED=0 \
+    "$GO" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
   echo "built helm $HELM_VERSION in $(( $(date +%s) - start )) s" >&2
 fi
 echo "$dir/helm"
