@@ -245,7 +245,8 @@ def publish(result: TrainResult, graph: Graph, *, progress: bool = False) -> Pub
     metrics = result.metrics
     atlas = metrics["spec"]["atlas"]
     t = time.perf_counter()
-    from ingest.pipeline import IngestOptions, resumable
+    from ingest.options import IngestOptions
+    from ingest.pipeline import resumable
     from steering.architectures import model_projections
 
     manifest = load_manifest(result.manifest_path)

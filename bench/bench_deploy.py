@@ -37,7 +37,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_ingest import machine, manifest_for  # noqa: E402
 
-from ingest.pipeline import IngestOptions, ingest_atlas  # noqa: E402
+from ingest.options import IngestOptions  # noqa: E402
+from ingest.pipeline import ingest_atlas  # noqa: E402
 from queries.db import Graph  # noqa: E402
 from queries.maintenance import drop_atlas  # noqa: E402
 from queries.settings import Neo4jSettings  # noqa: E402

@@ -305,7 +305,7 @@ def spec_budget() -> int:
 
 
 def main() -> None:
-    from ingest.pipeline import DEFAULT_K
+    from ingest.options import DEFAULT_K
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=Path("bench/results"))

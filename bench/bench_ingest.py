@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 from machine import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 from ingest.matching import topk_both_ways, topk_search  # noqa: E402
-from ingest.pipeline import IngestOptions, ingest_atlas  # noqa: E402
+from ingest.options import IngestOptions  # noqa: E402
+from ingest.pipeline import ingest_atlas  # noqa: E402
 from queries.db import Graph  # noqa: E402
 from queries.ids import Module  # noqa: E402
 from queries.ingest_writes import COUNT_ATLAS  # noqa: E402

@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO))
 from bench_ingest import manifest_for  # noqa: E402
 from machine import machine  # noqa: E402
 
-from ingest.pipeline import IngestOptions, ingest_atlas  # noqa: E402
+from ingest.options import IngestOptions  # noqa: E402
+from ingest.pipeline import ingest_atlas  # noqa: E402
 from queries.db import Graph  # noqa: E402
 from queries.maintenance import drop_atlas  # noqa: E402
 

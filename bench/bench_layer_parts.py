@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 from bench_ingest import manifest_for  # noqa: E402
 from machine import machine  # noqa: E402
 
-from ingest import pipeline as P  # noqa: E402
+from ingest import controls as C  # noqa: E402
+from ingest import layer_matching as P  # noqa: E402
 from ingest.decoders import DecoderCache, layer_decoders  # noqa: E402
 from ingest.matching import topk_both_ways, topk_search  # noqa: E402
 from ingest.scores import Thresholds, categorize  # noqa: E402
@@ -65,7 +66,7 @@ def main() -> None:
     preds = {"res": prev.unit, "att": dec["att"].unit, "mlp": dec["mlp"].unit}
     th = Thresholds()
     _controls, cuts = timed(
-        "null_controls_3_pairs", lambda: P.layer_controls(1, res.unit, preds, s, th, DEFAULT_NULL_ROWS)
+        "null_controls_3_pairs", lambda: C.layer_controls(1, res.unit, preds, s, th, DEFAULT_NULL_ROWS)
     )
     timed("categories", lambda: categorize(s["res"], s["att"], s["mlp"], res.d_sae, th, cuts))
     timed("match_layer_as_ingest", lambda: P.match_layer(1, dec, prev, 5, th, "faiss", "auto", DEFAULT_NULL_ROWS))

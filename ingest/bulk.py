@@ -4,7 +4,7 @@ Use it for atlases of tens of millions of edges, or when a whole database is ded
 the importer writes the store files directly (no transactions), but it needs the target database
 stopped and replaces it entirely (``--overwrite-destination``) — never point it at a shared database.
 
-This module only matches (exactly as the online path: :func:`ingest.pipeline.match_layer`) and writes
+This module only matches (exactly as the online path: :func:`ingest.layer_matching.match_layers`) and writes
 CSVs, and says which ``neo4j-admin`` arguments import them (:meth:`BulkExport.admin_args`). Stopping,
 importing into and restarting a server is the caller's job (``atlas ingest --bulk-csv DIR --bulk-import``
 does it for the project's own server), which keeps ``ingest`` free of any server management.
@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.decoders import Decoder, DecoderCache, clt_entries, layer_decoders, validate_atlas, written_slices
-from ingest.pipeline import CEILING_FIELDS, CONTROL_FIELDS, IngestOptions, atlas_controls, ceiling_controls, match_layer
+from ingest.controls import CEILING_FIELDS, CONTROL_FIELDS, atlas_controls, ceiling_controls
+from ingest.decoders import DecoderCache, validate_atlas
+from ingest.layer_matching import match_layers
+from ingest.options import IngestOptions
 from queries.ids import feature_uid, sae_key
 from saes.manifest import AtlasManifest
 from saes.sources import neuronpedia_id
@@ -123,16 +125,10 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     name = manifest.name
     (out.folder / "feature_header.csv").write_text(FEATURE_HEADER + "\n")
     (out.folder / "edge_header.csv").write_text(EDGE_HEADER + "\n")
-    prev_res: Decoder | None = None
-    clts = clt_entries(manifest)
-    for layer in tqdm(manifest.layers, desc=f"export {name}", unit="layer", disable=not opts.progress):
-        tm = time.perf_counter()
-        dec, prev_res = layer_decoders(manifest, layer, d_model, opts.projections, cache, prev_res)
-        written = written_slices(manifest, layer, d_model, clts) if clts else []
-        r = match_layer(
-            layer, dec, prev_res, opts.k, opts.thresholds, opts.backend, opts.prefilter, opts.null_rows, written
-        )
-        out.match_s += time.perf_counter() - tm
+    matches = match_layers(manifest, manifest.layers, d_model, opts, cache=cache)  # in memory: no streaming here
+    for m in tqdm(matches, total=len(manifest.layers), desc=f"export {name}", unit="layer", disable=not opts.progress):
+        layer, r = m.layer, m.result
+        out.match_s += m.seconds
         controls[layer] = r.controls
         # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.
         chunks = []
@@ -176,7 +172,6 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
         p = out.folder / f"edges_{layer}.csv"
         p.write_text("".join(echunks))
         out.edge_files.append(p)
-        prev_res = dec["res"]
     now = datetime.now(UTC).isoformat()
     summary = atlas_controls([{"rule": c.get("category_rule"), **c} for c in controls.values()])
     _rows(

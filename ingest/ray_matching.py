@@ -3,8 +3,9 @@
 Why per layer: a layer's three module pairs share the ``res(L)`` decoder, so one task loads it once; the
 layers are independent, so a cluster runs them side by side. A task loads its own decoders from the
 manifest (the SAE files must be on storage every worker sees: a shared volume, or registry entries) and
-returns the :class:`ingest.pipeline.LayerResult`; the driver writes results in layer order through the
-usual online path, so the graph is the single-process graph exactly (same code, same inputs, same order).
+returns the :class:`ingest.layer_matching.LayerResult` of ``match_layers`` run on that one layer; the driver writes
+results in layer order through the usual online path, so the graph is the single-process graph exactly (same code,
+same inputs, same order).
 
 Faults: a worker killed mid-task (SIGKILL, a lost node) makes Ray re-run the task elsewhere
 (``max_retries``); tasks are pure functions of their inputs, so the retry returns the same result. With
@@ -17,14 +18,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from queries.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from ingest.pipeline import IngestOptions, LayerResult
+    from ingest.layer_matching import LayerMatch, LayerResult
+    from ingest.options import IngestOptions
     from saes.manifest import AtlasManifest
 
 log = logging.getLogger(__name__)
@@ -32,17 +35,13 @@ log = logging.getLogger(__name__)
 TASK_RETRIES = 3
 
 
-def _match_task(
-    manifest: Any, layer: int, d_model: int, k: int, thresholds: Any, backend: str, prefilter: str, projections: Any
-) -> Any:
-    """One layer's matching, run inside a Ray worker (imports stay local: the worker starts bare). The decoders are
-    loaded exactly as the single-process path loads them (``layer_decoders``, hook_z SAEs mapped through W_O)."""
-    from ingest.decoders import layer_decoders, written_slices
-    from ingest.pipeline import match_layer
+def _match_task(manifest: AtlasManifest, layer: int, d_model: int, opts: IngestOptions) -> LayerResult:
+    """One layer's matching, run inside a Ray worker (imports stay local: the worker starts bare): the single-process
+    loop (``match_layers``) on this one layer, so decoders are loaded exactly as there (hook_z SAEs mapped through W_O,
+    CLT slices of earlier layers) and matched with the same options. Never streamed: a task holds its layer."""
+    from ingest.layer_matching import match_layers
 
-    dec, prev = layer_decoders(manifest, layer, d_model, projections)
-    written = written_slices(manifest, layer, d_model)  # cross-layer transcoders of earlier layers, if any
-    return match_layer(layer, dec, prev, k, thresholds, backend, prefilter, written=written)  # type: ignore[arg-type]
+    return next(match_layers(manifest, [layer], d_model, opts)).result
 
 
 def _check_reachable(address: str) -> None:
@@ -91,6 +90,15 @@ class RayMatching:
             if isinstance(cause, Exception):
                 raise cause from None
             raise
+
+    def results(self, layers: Iterable[int]) -> Iterator[LayerMatch]:
+        """The results of ``layers`` in that order, as ``match_layers`` yields them (``seconds``: the wait)."""
+        from ingest.layer_matching import LayerMatch
+
+        for layer in layers:
+            t = time.perf_counter()
+            result = self.result(layer)
+            yield LayerMatch(layer, result, time.perf_counter() - t)
 
     def close(self) -> None:
         import ray
@@ -142,14 +150,13 @@ def submit(
     """Submit one matching task per layer to the connected cluster, into ``handle``."""
     import ray
 
-    gpu = bool(getattr(opts, "gpu", False))
-    task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=TASK_RETRIES, retry_exceptions=False)(
+    task = ray.remote(num_cpus=1, num_gpus=1 if opts.gpu else 0, max_retries=TASK_RETRIES, retry_exceptions=False)(
         _match_task
     )
     manifest_ref = ray.put(manifest)
-    projections_ref = ray.put(opts.projections)
+    opts_ref = ray.put(opts)  # with the W_O projections of hook_z SAEs: put once, not once per task
     for layer in layers:
         handle.refs[layer] = task.options(name=f"atlas-match-{manifest.name}-L{layer}").remote(
-            manifest_ref, layer, d_model, opts.k, opts.thresholds, opts.backend, opts.prefilter, projections_ref
+            manifest_ref, layer, d_model, opts_ref
         )
     log.info("submitted %d matching tasks for atlas %s to Ray", len(handle.refs), manifest.name)

@@ -55,7 +55,7 @@ MARK_LAYER_COMPLETE: LiteralString = """
 MATCH (s:SAE {atlas: $atlas, layer: $layer}) SET s.complete = true
 """
 
-# Null controls and the category rule of one res SAE (ingest.pipeline.layer_controls); a null entry removes
+# Null controls and the category rule of one res SAE (ingest.controls.layer_controls); a null entry removes
 # the property, so a re-ingest with other options leaves no stale value.
 SET_SAE_CONTROLS: LiteralString = """
 MATCH (s:SAE {key: $key}) SET s += $props

@@ -75,7 +75,8 @@ def ingest(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Match every SAE of the manifest and write features, scores, categories and FLOWS_TO edges to Neo4j."""
-    from ingest.pipeline import IngestOptions, ingest_atlas
+    from ingest.options import IngestOptions
+    from ingest.pipeline import ingest_atlas
     from ingest.scores import parse_thresholds
     from queries.db import Graph
     from queries.errors import InvalidInput

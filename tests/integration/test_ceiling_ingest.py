@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.pipeline import IngestOptions, ingest_atlas
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest_atlas
 from queries.db import Graph
 from queries.errors import SAEFileError
 from queries.ids import Module

@@ -241,7 +241,7 @@ def test_bulk_import_equals_online_graph(graph: Graph, atlas_name: str, tmp_path
     """CSV export → neo4j-admin import into our own stopped server → start: the same graph as online."""
     from atlas_cli.commands.ingest import import_into_local_server
     from ingest.bulk import export_csv
-    from ingest.pipeline import IngestOptions
+    from ingest.options import IngestOptions
 
     pa, m = _planted(tmp_path, atlas_name)
     # a seed-ceiling SAE for res(2): its summary must reach the SAE node by both paths

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import IngestOptions, ingest_atlas
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest_atlas
 from queries.db import Graph
 from queries.maintenance import drop_atlas
 from saes.manifest import load_manifest

@@ -16,7 +16,8 @@ import psutil
 import pytest
 import ray
 
-from ingest.pipeline import IngestOptions, ingest_atlas
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest_atlas
 from ingest.ray_matching import connect, worker_env
 from queries.db import Graph
 from queries.errors import InvalidInput

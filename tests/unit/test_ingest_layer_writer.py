@@ -1,4 +1,4 @@
-"""ingest.pipeline.LayerWriter: layer L is written while the caller matches L+1, in order, one layer waiting at
+"""ingest.writer.LayerWriter: layer L is written while the caller matches L+1, in order, one layer waiting at
 most, a failed write surfacing at the next step, and nothing left half-sent on the way out."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from ingest.pipeline import LayerResult, LayerWriter
+from ingest.layer_matching import LayerResult
+from ingest.writer import LayerWriter
 from queries.errors import DatabaseUnavailable
 
 

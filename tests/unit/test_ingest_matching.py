@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ingest.decoders import Decoder, check_decoder, validate_atlas
+from ingest.layer_matching import match_layer
 from ingest.matching import topk_both_ways, topk_search
-from ingest.pipeline import match_layer
 from ingest.scores import Thresholds, categorize, residual_edges
 from queries.errors import InvalidInput, SAEFileError
 from queries.ids import Module
@@ -201,7 +201,7 @@ def test_null_thresholds_parse_and_cut_per_pair() -> None:
 
 
 def test_layer_controls_store_nulls_and_the_rule() -> None:
-    from ingest.pipeline import match_layer
+    from ingest.layer_matching import match_layer
     from ingest.scores import parse_thresholds
 
     pa = planted_atlas(n_layers=2, d_model=128, d_sae=64, seed=3)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ingest.decoders import load_unit_decoder, validate_atlas
-from ingest.pipeline import match_layer
+from ingest.layer_matching import match_layer
 from ingest.scores import Thresholds
 from queries.errors import SAEFileError
 from queries.ids import Module
