@@ -247,7 +247,7 @@ def publish(result: TrainResult, graph: Graph, *, progress: bool = False) -> Pub
     t = time.perf_counter()
     from ingest.options import IngestOptions
     from ingest.pipeline import resumable
-    from steering.architectures import model_projections
+    from steering.model import model_projections
 
     manifest = load_manifest(result.manifest_path)
     # W_O for att SAEs trained on attn.hook_z (loads the model only if there are any)

@@ -147,7 +147,7 @@ def to_model_space(
         raise SAEFileError(
             f"SAE {label} reads {w.hook_name} (the per-head space, d_in = {w.d_in}); matching maps its rows into d_model through "
             "W_O of the atlas's model, and no model was given (ingest with `atlas ingest`, which loads the manifest's model, "
-            "or pass IngestOptions(projections=steering.architectures.model_projections(model)))"
+            "or pass IngestOptions(projections=steering.model.model_projections(model)))"
         )
     w_o = projections(entry.layer)
     if w_o.shape[0] != w.d_in or (d_model is not None and w_o.shape[1] != d_model):

@@ -35,7 +35,7 @@ class IngestOptions:
     ray: str | None = None
     gpu: bool = False  # with ray: one GPU per matching task (an error when the cluster has none)
     ray_num_cpus: int | None = None  # with ray="auto": CPUs of the local cluster (None: all)
-    # W_O per layer for attention SAEs on hook_z (steering.architectures.model_projections(manifest.model))
+    # W_O per layer for attention SAEs on hook_z (steering.model.model_projections(manifest.model))
     projections: OutputProjections | None = None
     # Decoders validation read are kept for matching up to this size instead of being read again (ingest/decoders.py).
     decoder_cache_bytes: int = 1 << 30

@@ -2,7 +2,7 @@
 
 ``hook_attn_out = z_flat @ W_O (+ b_O)``, so a z-space decoder row ``d_z`` writes ``d_z @ W_O`` into the attention
 output. :class:`OutputProjections` hands ingest those matrices (``[n_heads·d_head, d_model]`` float32) by layer,
-and says where they came from (``source``, stored on the SAE node). ``steering.architectures.model_projections``
+and says where they came from (``source``, stored on the SAE node). ``steering.model.model_projections``
 builds one from the atlas's model; ingest itself never loads a model.
 """
 

@@ -38,8 +38,6 @@ from queries.errors import InvalidInput, UnsupportedArchitecture
 if TYPE_CHECKING:
     import torch
 
-    from saes.projections import OutputProjections
-
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -252,18 +250,3 @@ def output_projection(model: Any, layer: int) -> torch.Tensor:
     if spec.attn_post is not None:
         w_o = w_o * norm_gain(spec.norm, _get(block, spec.attn_post)).detach().float()[None, :]
     return torch.as_tensor(w_o).contiguous()
-
-
-def model_projections(model_name: str) -> OutputProjections:
-    """``W_O`` of every layer of ``model_name`` for ingest (the model loads on first use, once per process)."""
-    from saes.projections import OutputProjections
-    from steering.model import load_model
-
-    def load(layer: int) -> Any:
-        lm = load_model(model_name)
-        n = len(blocks(lm.model))
-        if not 0 <= layer < n:
-            raise InvalidInput(f"model {model_name!r} has layers 0–{n - 1}; it has no W_O for layer {layer}")
-        return output_projection(lm.model, layer).cpu().numpy()
-
-    return OutputProjections(source=f"model:{model_name}", load=load)

@@ -33,12 +33,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from queries.errors import InvalidInput, ModelUnavailable, UnsupportedArchitecture
-from steering.architectures import HOW_TO_ADD, SUPPORTED_ARCHITECTURES
+from steering.architectures import HOW_TO_ADD, SUPPORTED_ARCHITECTURES, blocks, output_projection
 
-__all__ = ["SUPPORTED_ARCHITECTURES", "LoadedModel", "UnsupportedArchitecture", "load_model", "wrap_model"]
+__all__ = [
+    "SUPPORTED_ARCHITECTURES",
+    "LoadedModel",
+    "UnsupportedArchitecture",
+    "load_model",
+    "model_projections",
+    "wrap_model",
+]
 
 if TYPE_CHECKING:  # heavy imports stay out of module import time
     import torch
+
+    from saes.projections import OutputProjections
 
 log = logging.getLogger(__name__)
 
@@ -271,3 +280,17 @@ def _load_generic(name: str, dtype: torch.dtype) -> tuple[Any, Any, str]:
             f"or omit it for the offline default {DEFAULT_MODEL}"
         ) from exc
     return model, tokenizer, target
+
+
+def model_projections(model_name: str) -> OutputProjections:
+    """``W_O`` of every layer of ``model_name`` for ingest (the model loads on first use, once per process)."""
+    from saes.projections import OutputProjections
+
+    def load(layer: int) -> Any:
+        lm = load_model(model_name)
+        n = len(blocks(lm.model))
+        if not 0 <= layer < n:
+            raise InvalidInput(f"model {model_name!r} has layers 0–{n - 1}; it has no W_O for layer {layer}")
+        return output_projection(lm.model, layer).cpu().numpy()
+
+    return OutputProjections(source=f"model:{model_name}", load=load)

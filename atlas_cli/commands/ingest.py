@@ -113,7 +113,7 @@ def ingest(
         ray=ray,
         gpu=gpu,
     )
-    from steering.architectures import model_projections
+    from steering.model import model_projections
 
     # W_O for attention SAEs on hook_z comes from the atlas's model; it loads only if such an SAE is present
     opts.projections = model_projections(m.model)

@@ -20,9 +20,9 @@ from queries.ids import Module
 from saes.manifest import AtlasManifest, SAEEntry, load_manifest
 from saes.saelens_format import load_sae_dir, save_sae_dir
 from saes.weights import SAEWeights
-from steering.architectures import model_projections, output_projection
+from steering.architectures import output_projection
 from steering.hooks import run_capture
-from steering.model import wrap_model
+from steering.model import model_projections, wrap_model
 from tests.factories import byte_tokenizer, hf_config
 
 D, D_Z, D_SAE, PLANT_Z, PLANT_RES = 32, 64, 24, 5, 11

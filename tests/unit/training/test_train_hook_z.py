@@ -13,7 +13,7 @@ from atlas_cli.main import app
 from ingest.decoders import load_unit_decoder
 from queries.ids import Module
 from saes.manifest import load_manifest
-from steering.architectures import model_projections
+from steering.model import model_projections
 from tests.factories import tiny_hf
 
 
