@@ -24,10 +24,10 @@ _AVX2_CAPS = {"ATEN_CPU_CAPABILITY": {"avx2", "default"}, "MKL_ENABLE_INSTRUCTIO
 
 
 @functools.cache
-def cpu_flags() -> frozenset[str]:
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU's feature flags (x86 ``flags`` / ARM ``Features`` of ``/proc/cpuinfo``; empty where unreadable)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+        with open(cpuinfo, encoding="utf-8") as fh:
             lines = fh.read().splitlines()
     except OSError:
         return frozenset()

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, example, given, seed, settings
 from hypothesis import strategies as st
 
-from queries.domain import Module
+from queries.domain import FILTERABLE_FIELDS, Module
 from queries.errors import AtlasError
 from queries.features import compile_sort, compile_where, count_features_statement, list_features_statement
-from queries.ids import FeatureRef, parse_uid
-from saes.manifest import load_manifest, parse_manifest
+from queries.ids import FeatureRef, check_atlas_name, parse_uid
+from saes.manifest import AtlasManifest, load_manifest, parse_manifest
 
 SETTINGS = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 uid_alphabet = string.ascii_lowercase + string.digits + "-/_ .:" + "ÄΩ\u0000\n"
@@ -55,20 +55,7 @@ def test_uid_round_trip(atlas: str, layer: int, module: Module, index: int) -> N
     assert parse_uid(f"{layer}/{module.value}/{index}", atlas) == ref
 
 
-FIELDS = [
-    "uid",
-    "atlas",
-    "layer",
-    "module",
-    "index",
-    "category",
-    "s_res",
-    "s_att",
-    "s_mlp",
-    "label",
-    "frequency",
-    "decoder_norm",
-]
+FIELDS = list(FILTERABLE_FIELDS)  # the whitelist itself: a field added there is fuzzed too
 ops = st.sampled_from(
     ["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "starts_with", "ends_with", "is_null", "nope"]
 )
@@ -146,9 +133,26 @@ toml_texts = st.one_of(
 )
 
 
+def _holds_the_manifest_invariants(m: AtlasManifest) -> None:
+    """What saes/manifest.py promises of every manifest it returns."""
+    assert check_atlas_name(m.name) == m.name
+    keys = [(e.layer, e.module) for e in m.saes]
+    assert len(keys) == len(set(keys)), "two SAEs share a (layer, module)"
+    for e in m.saes:
+        assert (e.path is not None) + (e.release is not None and e.sae_id is not None) + (e.synthetic is not None) == 1
+        assert e.synthetic is None or e.synthetic.d_in is not None
+    if m.layers:
+        assert all(m.entry(layer, Module.RES) is not None for layer in range(m.layers[0], m.layers[-1] + 1))
+    assert all(m.entry(c.layer, c.module) is not None for c in m.ceilings)
+
+
+VALID_TOML = 'name = "a"\nmodel = "m"\nd_model = 8\n[[sae]]\nlayer = 0\nmodule = "res"\n[sae.synthetic]\nd_sae = 16\n'
+
+
 @seed(4)
 @SETTINGS
 @given(text=toml_texts)
+@example(text=VALID_TOML)  # the success path is exercised on every run, not only when hypothesis finds one
 def test_manifest_loader_only_raises_atlas_errors(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
     folder = tmp_path_factory.mktemp("m", numbered=True)
     path = Path(folder) / "atlas.toml"
@@ -156,9 +160,10 @@ def test_manifest_loader_only_raises_atlas_errors(tmp_path_factory: pytest.TempP
         text.encode("utf-8", "replace")
     )
     try:
-        load_manifest(path)
+        m = load_manifest(path)
     except AtlasError:
-        pass
+        return
+    _holds_the_manifest_invariants(m)
 
 
 @seed(5)
@@ -178,10 +183,14 @@ def test_manifest_loader_only_raises_atlas_errors(tmp_path_factory: pytest.TempP
         max_size=3,
     ),
 )
+@example(
+    data={"name": "a", "model": "m", "d_model": 8}, saes=[{"layer": 0, "module": "res", "synthetic": {"d_sae": 4}}]
+)
 def test_manifest_parser_only_raises_atlas_errors(data: dict[str, Any], saes: list[dict[str, Any]]) -> None:
     if saes:
         data = {**data, "sae": saes}
     try:
-        parse_manifest(data, base_dir=Path("/nonexistent"), where="atlas.toml")
+        m = parse_manifest(data, base_dir=Path("/nonexistent"), where="atlas.toml")
     except AtlasError:
-        pass
+        return
+    _holds_the_manifest_invariants(m)

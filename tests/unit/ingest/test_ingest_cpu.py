@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 
 import pytest
 
@@ -56,9 +57,27 @@ def test_arm_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cpu.cpu_class() == "other"
 
 
+def test_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512_bf16\n\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\nCPU implementer\t: 0x41\n")
+    assert cpu.cpu_flags(str(x86)) == {"fpu", "sse2", "avx2", "avx512_bf16"}
+    assert cpu.cpu_flags(str(arm)) == {"fp", "asimd", "bf16"}
+    assert cpu.cpu_flags(str(tmp_path / "missing")) == frozenset()  # unreadable: no flags, never an error
+    (tmp_path / "bare").write_text("processor\t: 0\n")
+    assert cpu.cpu_flags(str(tmp_path / "bare")) == frozenset()
+
+
 def test_flags_are_read_from_this_machine() -> None:
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        assert "sse2" in cpu.cpu_flags()
+    machine = platform.machine().lower()
+    flags = cpu.cpu_flags()
+    if machine in ("x86_64", "amd64"):
+        assert "sse2" in flags  # every x86-64 CPU has SSE2
+    elif machine in ("aarch64", "arm64"):
+        assert "asimd" in flags or not Path("/proc/cpuinfo").exists()  # every ARMv8 Linux CPU lists asimd
+    else:
+        pytest.skip(f"no flag every {machine} CPU is known to have")
 
 
 @pytest.mark.skipif("avx2" not in cpu.cpu_flags(), reason="needs an x86 CPU with AVX2")
