@@ -29,8 +29,8 @@ from strawberry.http import GraphQLRequestData
 
 from atlas_api.coalesce import Coalescer
 from atlas_api.context import Context
+from atlas_api.errors import http_error
 from atlas_api.keys import KeyStore
-from atlas_api.limits import http_error
 from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 from atlas_api.steer_mutation import Steerers
@@ -192,7 +192,7 @@ def create_app(
                 body = g.to_circuit_tracer(neuronpedia={r["key"]: r["neuronpedia_id"] for r in rows})
             else:
                 body = g.to_json()
-        except qerrors.AtlasError as exc:  # the same codes as GraphQL's extensions.code (atlas_api.limits)
+        except qerrors.AtlasError as exc:  # the same codes as GraphQL's extensions.code (atlas_api.errors)
             payload, status = http_error(exc)
             return JSONResponse(payload, status_code=status)
         name = g.seeds[0].replace("/", "_") + (".circuit-tracer" if fmt == "circuit-tracer" else "") + ".json"

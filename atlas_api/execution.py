@@ -1,6 +1,6 @@
 """How the API runs a GraphQL operation: strawberry's pipeline, minus its generic costs where they buy nothing.
 
-Two shortcuts, both measured (docs/api.md "Benchmark"), both keeping every rule of atlas_api.limits:
+Two shortcuts, both measured (docs/api.md "Benchmark"), both keeping every rule of atlas_api.policy:
 
 - **Known query texts skip strawberry's per-request pipeline.** Dashboards send the same few documents with new
   variables. Once a text has parsed and validated without errors (the caches of :class:`RequestPolicy`), a
@@ -30,7 +30,8 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 
-from atlas_api.limits import RequestPolicy, atlas_extension, mask_errors, refusal
+from atlas_api.errors import mask_errors, refusal
+from atlas_api.policy import RequestPolicy, atlas_extension
 from queries import errors as qerrors
 
 # A plain leaf field: (response key, strawberry's attribute getter, the type's serialiser, non-null), or

@@ -9,8 +9,9 @@ import pytest
 from graphql import parse
 from neo4j.exceptions import ConnectionAcquisitionTimeoutError
 
+from atlas_api.cost import operation_shape
+from atlas_api.errors import error_code, http_error
 from atlas_api.guard import Admission
-from atlas_api.limits import error_code, http_error, operation_shape
 from atlas_api.settings import ApiSettings
 from queries import errors as e
 from queries.driver import map_error

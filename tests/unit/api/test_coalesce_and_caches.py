@@ -1,4 +1,4 @@
-"""Coalesced feature look-ups (atlas_api.coalesce) and the per-query-text caches of atlas_api.limits: a cached
+"""Coalesced feature look-ups (atlas_api.coalesce) and the per-query-text caches of atlas_api.policy: a cached
 document is still checked against each request's variables, limits and key, and nothing is cached across
 requests but the document and its validation."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from atlas_api.coalesce import Coalescer
 from atlas_api.context import Context
-from atlas_api.limits import TextLRU
+from atlas_api.policy import TextLRU
 from atlas_api.schema import build_schema
 from atlas_api.settings import ApiSettings
 from queries import errors as e

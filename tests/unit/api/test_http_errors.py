@@ -1,10 +1,10 @@
-"""Plain-HTTP routes (/export) answer errors with GraphQL's codes: one mapping, atlas_api.limits."""
+"""Plain-HTTP routes (/export) answer errors with GraphQL's codes: one mapping, atlas_api.errors."""
 
 from __future__ import annotations
 
 import pytest
 
-from atlas_api.limits import error_code, http_error
+from atlas_api.errors import error_code, http_error
 from queries import errors as e
 
 
