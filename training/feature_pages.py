@@ -370,6 +370,7 @@ def atlas_pages(
     seq_len: int,
     out_dir: Path | None = None,
     opts: PageOptions | None = None,
+    force: bool = False,
 ) -> PagesResult:
     """Pages for every local SAE of an atlas manifest (``saes.manifest.AtlasManifest``); cached as files in
     ``out_dir`` (``feature_pages.jsonl`` beside each SAE, ``feature_pages.json`` with the per-SAE density):
@@ -379,7 +380,7 @@ def atlas_pages(
     base = Path(out_dir or manifest.base_dir)
     meta_path = base / PAGES_META
     entries = [e for e in manifest.saes if e.path]
-    if meta_path.is_file() and all(sae_pages_path(base, e.path).is_file() for e in entries):
+    if not force and meta_path.is_file() and all(sae_pages_path(base, e.path).is_file() for e in entries):
         meta = json.loads(meta_path.read_text())
         return PagesResult(
             {(e.layer, e.module.value): read_pages_file(sae_pages_path(base, e.path)) for e in entries},
@@ -429,7 +430,9 @@ def store_atlas_pages(graph: Any, atlas: str, res: PagesResult) -> dict[str, Any
     }
 
 
-def publish_trained_pages(out_dir: Path, metrics: dict[str, Any], manifest: Any, graph: Any) -> dict[str, float]:
+def publish_trained_pages(
+    out_dir: Path, metrics: dict[str, Any], manifest: Any, graph: Any, *, force: bool = False
+) -> dict[str, float]:
     """The demo's step: pages of an atlas trained by ``atlas train`` (its held-out split and packing, from the
     spec in ``metrics.json``), computed once (then read from the files) and stored. Returns timings."""
     from steering.model import load_model
@@ -449,7 +452,30 @@ def publish_trained_pages(out_dir: Path, metrics: dict[str, Any], manifest: Any,
         heldout_tokens=int(spec["heldout_tokens"]),
         seq_len=int(spec["seq_len"]),
         out_dir=Path(out_dir),
+        force=force,
     )
+    stored = store_atlas_pages(graph, manifest.name, res)
+    return {
+        "pages_load_s": round(load_s, 2),
+        **{f"pages_{k}": float(v) for k, v in res.seconds.items()},
+        "pages_store_s": stored["store_s"],
+        "pages_bytes_per_feature": stored["bytes_per_feature"],
+        "pages_features": float(stored["features"]),
+    }
+
+
+def publish_corpus_pages(
+    manifest: Any, graph: Any, corpus: Path, *, tokens: int, seq_len: int = 128, force: bool = False
+) -> dict[str, float]:
+    """Pages of any ingested atlas from a text corpus (every chunk is used: give text the SAEs were not trained on)."""
+    from steering.model import load_model
+    from training.corpus import chunk_document, iter_documents
+
+    t = time.perf_counter()
+    loaded = load_model(manifest.model, device="cpu")
+    chunks = [c for doc_id, text in iter_documents(Path(corpus)) for c in chunk_document(doc_id, text)]
+    load_s = time.perf_counter() - t
+    res = atlas_pages(manifest, loaded, chunks, heldout_tokens=tokens, seq_len=seq_len, force=force)
     stored = store_atlas_pages(graph, manifest.name, res)
     return {
         "pages_load_s": round(load_s, 2),
