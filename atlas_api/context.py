@@ -17,6 +17,7 @@ from strawberry.dataloader import DataLoader
 
 from atlas_api.coalesce import Coalescer
 from atlas_api.settings import ApiSettings
+from queries import feature_pages as qpages
 from queries import features as qf
 from queries import neuronpedia as qnp
 from queries.aio import AsyncGraph
@@ -39,11 +40,13 @@ class Context:
     feature_loader: DataLoader[str, dict[str, Any] | None] | Coalescer[str, dict[str, Any] | None] = field(init=False)
     neuronpedia_loader: DataLoader[str, str | None] = field(init=False)
     details_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
+    page_loader: DataLoader[str, str | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.feature_loader = self.features or DataLoader(load_fn=self._load_features)
         self.neuronpedia_loader = DataLoader(load_fn=self._load_neuronpedia_ids)
         self.details_loader = DataLoader(load_fn=self._load_details)
+        self.page_loader = DataLoader(load_fn=self._load_pages)
 
     async def read(self, text: Any, params: Any = None) -> list[dict[str, Any]]:
         return await self.graph.read(text, params, timeout=self.settings.query_timeout_s)
@@ -66,6 +69,11 @@ class Context:
     async def _load_details(self, uids: list[str]) -> list[dict[str, Any] | None]:
         rows = await self.read(qf.FEATURE_DETAILS_BY_UID, {"uids": list(uids)})
         found = {r["key"]: r for r in rows}
+        return [found.get(u) for u in uids]
+
+    async def _load_pages(self, uids: list[str]) -> list[str | None]:
+        rows = await self.read(qpages.PAGES_BY_UID, {"uids": list(uids)})
+        found = {r["key"]: r["page"] for r in rows}
         return [found.get(u) for u in uids]
 
     async def neighbours(self, kind: str, uid: str, min_similarity: float, top_k: int | None) -> list[dict[str, Any]]:

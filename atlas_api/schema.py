@@ -9,6 +9,7 @@ failures as GraphQL errors with ``extensions.code`` (see atlas_api.limits).
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from typing import Annotated, Any
 
@@ -22,6 +23,8 @@ from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
     AtlasInfo,
     CircuitResult,
+    DensityHistogram,
+    EntryPoint,
     Feature,
     FeatureEdge,
     FeatureNotFound,
@@ -317,12 +320,22 @@ class Query:
                             controls=_controls(s),
                             ceiling_median=s.get("ceiling_median"),
                             ceiling_share_ge_half=s.get("ceiling_share_ge_half"),
+                            density_histogram=DensityHistogram(
+                                log10_bin_edges=list(s["density_edges"]),
+                                counts=list(s["density_counts"] or []),
+                                dead=int(s.get("density_dead") or 0),
+                            )
+                            if s.get("density_edges")
+                            else None,
                         )
                         for s in saes
                     ],
                     threshold_rule=a.get("threshold_rule"),
                     null_median_mean=a.get("null_median_mean"),
                     null_p999_max=a.get("null_p999_max"),
+                    entry_points=[EntryPoint(**e) for e in json.loads(a["entry_points"])]
+                    if a.get("entry_points")
+                    else [],
                 )
             )
         return out

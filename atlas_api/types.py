@@ -146,6 +146,16 @@ class Feature:
         row = await info.context.details_loader.load(self.uid)
         return row.get("max_activation") if row else None
 
+    @strawberry.field(
+        description=(
+            "The feature's page data, computed once after training (training.feature_pages) and stored: firing density, "
+            "activation histogram, top and quantile examples with per-token activations, logit lens. Null where not computed."
+        )
+    )
+    async def page(self, info: strawberry.Info[Context, None]) -> FeaturePage | None:
+        raw = await info.context.page_loader.load(self.uid)
+        return FeaturePage.from_json(raw) if raw else None
+
     @strawberry.field(description="Features flowing into this one (earlier modules), strongest first.")
     async def predecessors(
         self, info: strawberry.Info[Context, None], min_similarity: float = 0.0, top_k: int | None = None
@@ -169,6 +179,9 @@ class Link:
         description="Rank among the target's candidates from this module (0 = top-1)."
     )
     source_rank: int | None = strawberry.field(description="Rank among the source's residual successors (0 = top-1).")
+    method: str = strawberry.field(
+        default="cosine", description="The matcher that found this link (`cosine`: top-k cosine of decoder rows)."
+    )
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Link:
@@ -177,7 +190,120 @@ class Link:
             similarity=r["similarity"],
             target_rank=r.get("target_rank"),
             source_rank=r.get("source_rank"),
+            method=r.get("method") or "cosine",
         )
+
+
+# -- feature pages (training.feature_pages; stored as one JSON string per feature) --------------------
+@strawberry.type(description="A histogram: `counts[i]` values fell in [binEdges[i], binEdges[i+1]).")
+class Histogram:
+    bin_edges: list[float]
+    counts: list[int]
+
+
+@strawberry.type(description="A window of held-out tokens around one activation of the feature.")
+class ActivationExample:
+    tokens: list[str]
+    activations: list[float] = strawberry.field(description="The feature's activation at every token of the window.")
+    max_index: int = strawberry.field(description="Index into tokens of the token this example was picked for.")
+
+
+@strawberry.type(
+    description="Examples of one activation range: the strongest, or one quantile of the non-zero activations."
+)
+class ExampleGroup:
+    name: str = strawberry.field(
+        description="`top` (the strongest activations) or `q1`…`qN`: equal-count quantile groups of the non-zero activations, q1 lowest."
+    )
+    min_activation: float
+    max_activation: float
+    examples: list[ActivationExample]
+
+
+@strawberry.type
+class TokenWeight:
+    token: str
+    weight: float
+
+
+@strawberry.type(
+    description="Logit lens of the unit decoder direction d: W_U · (final-norm gain ⊙ d) over the vocabulary, up to one positive scale."
+)
+class LogitLens:
+    positive: list[TokenWeight] = strawberry.field(description="The most promoted tokens, largest first.")
+    negative: list[TokenWeight] = strawberry.field(description="The most suppressed tokens, most negative first.")
+    histogram: Histogram = strawberry.field(description="All vocabulary logit weights of the direction.")
+
+
+@strawberry.type(description="What a researcher judges a feature by, computed once over held-out tokens.")
+class FeaturePage:
+    heldout_tokens: int = strawberry.field(description="Held-out tokens the page was computed on (the denominator).")
+    firing_tokens: int = strawberry.field(description="Held-out tokens on which the feature fired (activation > 0).")
+    density: float = strawberry.field(description="firingTokens / heldoutTokens.")
+    activation_histogram: Histogram = strawberry.field(
+        description="Its non-zero activation values in equal bins over (0, max]."
+    )
+    example_groups: list[ExampleGroup]
+    logit_lens: LogitLens | None = strawberry.field(
+        description="Null for SAEs outside d_model space (attn.hook_z), whose direction needs W_O first."
+    )
+
+    @classmethod
+    def from_json(cls, raw: str) -> FeaturePage:
+        import json
+
+        p = json.loads(raw)
+        lg = p.get("logits")
+        hist = p.get("act_hist") or {"edges": [], "counts": []}
+        return cls(
+            heldout_tokens=int(p["n_tokens"]),
+            firing_tokens=int(p["firing"]),
+            density=p["firing"] / p["n_tokens"] if p["n_tokens"] else 0.0,
+            activation_histogram=Histogram(bin_edges=hist["edges"], counts=hist["counts"]),
+            example_groups=[
+                ExampleGroup(
+                    name=g["name"],
+                    min_activation=g["lo"],
+                    max_activation=g["hi"],
+                    examples=[
+                        ActivationExample(tokens=e["t"], activations=e["a"], max_index=e["m"]) for e in g["examples"]
+                    ],
+                )
+                for g in p.get("groups", [])
+            ],
+            logit_lens=LogitLens(
+                positive=[TokenWeight(token=t, weight=w) for t, w in lg["pos"]],
+                negative=[TokenWeight(token=t, weight=w) for t, w in lg["neg"]],
+                histogram=Histogram(bin_edges=lg["edges"], counts=lg["counts"]),
+            )
+            if lg
+            else None,
+        )
+
+
+@strawberry.type(
+    description="Per SAE: how many of its features fire how often (log10 firing density over held-out tokens)."
+)
+class DensityHistogram:
+    log10_bin_edges: list[float]
+    counts: list[int] = strawberry.field(
+        description="Features per log10-density bin (features that fired at least once)."
+    )
+    dead: int = strawberry.field(description="Features that never fired on the held-out tokens.")
+
+
+@strawberry.type(description="One of an atlas's largest lineages: a residual feature with a large upstream flow graph.")
+class EntryPoint:
+    uid: str
+    size: int = strawberry.field(
+        description="Features in its upstream graph at the paper's cuts (top-1, residual ≥ 0.5, modules ≥ 0.15)."
+    )
+    length: int = strawberry.field(description="Residual layers of its chain.")
+
+    @strawberry.field
+    async def feature(self, info: strawberry.Info[Context, None]) -> Feature | None:
+        row = await info.context.feature_loader.load(self.uid)
+        return Feature.from_row(row) if row else None
 
 
 # -- flow graphs -------------------------------------------------------------------------------------
@@ -186,6 +312,10 @@ class FlowEdge:
     source: str
     target: str
     similarity: float
+    methods: list[str] = strawberry.field(
+        default_factory=lambda: ["cosine"],
+        description="The matchers that found this link (`cosine` today; one entry per matcher that found it).",
+    )
 
 
 @strawberry.type(description="A flow graph: features (nodes) and FLOWS_TO links (edges, earlier → later module).")
@@ -203,7 +333,10 @@ class FlowGraph:
         return cls(
             seeds=list(g.seeds),
             nodes=[Feature.from_flow_node(n) for n in g.nodes],
-            edges=[FlowEdge(source=e.source, target=e.target, similarity=e.similarity) for e in g.edges],
+            edges=[
+                FlowEdge(source=e.source, target=e.target, similarity=e.similarity, methods=list(e.methods))
+                for e in g.edges
+            ],
             truncated=g.truncated,
             l_start=g.l_start,
             l_end=g.l_end,
@@ -333,6 +466,9 @@ class SAEInfo:
         "hook point trained with another seed (where one was trained).",
     )
     ceiling_share_ge_half: float | None = None
+    density_histogram: DensityHistogram | None = strawberry.field(
+        default=None, description="Where its features' firing densities lie (stored with the feature pages)."
+    )
 
 
 @strawberry.type
@@ -355,6 +491,10 @@ class AtlasInfo:
     )
     null_p999_max: float | None = strawberry.field(
         default=None, description="Largest null 99.9th percentile over SAE pairs."
+    )
+    entry_points: list[EntryPoint] = strawberry.field(
+        default_factory=list,
+        description="The largest lineages (stored with the feature pages), largest first: where to start reading the atlas.",
     )
 
     @strawberry.field(

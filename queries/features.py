@@ -32,16 +32,16 @@ PREDECESSORS: LiteralString = (
     "WHERE r.similarity >= $min_sim AND ($k IS NULL OR r.target_rank < $k) "
     "RETURN uid AS key, s "
     + FEATURE_MAP
-    + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank "
-    "ORDER BY key, similarity DESC"
+    + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank, "
+    "coalesce(r.method, 'cosine') AS method ORDER BY key, similarity DESC"
 )
 SUCCESSORS: LiteralString = (
     "UNWIND $uids AS uid MATCH (s:Feature {uid: uid})-[r:FLOWS_TO]->(t:Feature) "
     "WHERE r.similarity >= $min_sim AND ($k IS NULL OR coalesce(r.source_rank, r.target_rank) < $k) "
     "RETURN uid AS key, t "
     + FEATURE_MAP
-    + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank "
-    "ORDER BY key, similarity DESC"
+    + " AS f, r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank, "
+    "coalesce(r.method, 'cosine') AS method ORDER BY key, similarity DESC"
 )
 
 ATLASES: LiteralString = (
@@ -49,11 +49,12 @@ ATLASES: LiteralString = (
     "OPTIONAL MATCH (a)-[:HAS_SAE]->(s:SAE) "
     "WITH a, s ORDER BY s.layer, s.module "
     "RETURN a {.name, .model, .d_model, .n_layers, .layers, .complete, .created_at, .updated_at, .threshold_rule, .null_median_mean, "
-    ".null_p999_max, .category_rules} AS atlas, "
+    ".null_p999_max, .category_rules, .entry_points} AS atlas, "
     "collect(s {.key, .layer, .module, .d_sae, .d_in, .source, .hook_name, .architecture, .complete, .explained_variance, .l0, .dead_fraction, .neuronpedia_id, "
     ".category_rule, .cut_res, .cut_att, .cut_mlp, .res_score_median, .res_null_median, .res_null_p99, .res_null_p999, .res_null_n, "
     ".att_score_median, .att_null_median, .att_null_p99, .att_null_p999, .att_null_n, .mlp_score_median, .mlp_null_median, .mlp_null_p99, "
-    ".mlp_null_p999, .mlp_null_n, .ceiling_median, .ceiling_p99, .ceiling_share_ge_half, .ceiling_seed}) AS saes "
+    ".mlp_null_p999, .mlp_null_n, .ceiling_median, .ceiling_p99, .ceiling_share_ge_half, .ceiling_seed, "
+    ".density_edges, .density_counts, .density_dead}) AS saes "
     "ORDER BY atlas.name"
 )
 

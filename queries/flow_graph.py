@@ -134,6 +134,8 @@ class FlowEdge:
     source: str
     target: str
     similarity: float
+    # The matchers that found this link (a FLOWS_TO relationship's ``method``; ``cosine`` where none is stored).
+    methods: tuple[str, ...] = ("cosine",)
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "similarity": self.similarity}
@@ -315,7 +317,8 @@ UPSTREAM_STATEMENT: LiteralString = (
     "UNWIND [seed] + chain AS t "
     "OPTIONAL MATCH (s:Feature)-[r:FLOWS_TO]->(t) WHERE t.module = 'res' AND r.target_rank < $k "
     "RETURN seed.uid AS seed, s " + _NODE_MAP + " AS source, t " + _NODE_MAP + " AS target, "
-    "r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank"
+    "r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank, "
+    "CASE WHEN r IS NULL THEN null ELSE coalesce(r.method, 'cosine') END AS method"
 )
 
 DOWNSTREAM_STATEMENT: LiteralString = (
@@ -343,7 +346,8 @@ DOWNSTREAM_STATEMENT: LiteralString = (
     "  RETURN null AS s, t AS tt, null AS r "
     "} "
     "RETURN seed.uid AS seed, s " + _NODE_MAP + " AS source, tt " + _NODE_MAP + " AS target, "
-    "r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank"
+    "r.similarity AS similarity, r.target_rank AS target_rank, r.source_rank AS source_rank, "
+    "CASE WHEN r IS NULL THEN null ELSE coalesce(r.method, 'cosine') END AS method"
 )
 
 
@@ -392,6 +396,7 @@ class _Edge:
     similarity: float
     target_rank: int | None
     source_rank: int | None
+    methods: tuple[str, ...] = ("cosine",)
 
 
 class _Builder:
@@ -411,7 +416,7 @@ class _Builder:
         return True
 
     def add_edge(self, e: _Edge) -> None:
-        self.edges[(e.source, e.target)] = FlowEdge(e.source, e.target, float(e.similarity))
+        self.edges[(e.source, e.target)] = FlowEdge(e.source, e.target, float(e.similarity), e.methods)
 
     def keep_residual(self, sim: float) -> bool:
         return sim >= self.o.min_similarity
@@ -427,7 +432,7 @@ def _index_rows(
     seeds: set[str] = set()
     incoming: dict[str, list[_Edge]] = {}
     outgoing: dict[str, list[_Edge]] = {}
-    seen: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, str], _Edge] = {}
     for row in rows:
         seeds.add(row["seed"])
         tgt, src = row.get("target"), row.get("source")
@@ -437,10 +442,20 @@ def _index_rows(
             nodes.setdefault(src["uid"], FlowNode.from_row(src))
         if tgt and src and row.get("similarity") is not None:
             key = (src["uid"], tgt["uid"])
-            if key in seen:
+            method = row.get("method") or "cosine"
+            if key in seen:  # the same link found by another matcher (one relationship per matcher)
+                if method not in seen[key].methods:
+                    seen[key].methods = (*seen[key].methods, method)
                 continue
-            seen.add(key)
-            e = _Edge(src["uid"], tgt["uid"], float(row["similarity"]), row.get("target_rank"), row.get("source_rank"))
+            e = _Edge(
+                src["uid"],
+                tgt["uid"],
+                float(row["similarity"]),
+                row.get("target_rank"),
+                row.get("source_rank"),
+                (method,),
+            )
+            seen[key] = e
             incoming.setdefault(e.target, []).append(e)
             outgoing.setdefault(e.source, []).append(e)
     return nodes, seeds, incoming, outgoing

@@ -1,5 +1,4 @@
 // Entry point: the header (navigation, API-key field), the hash router, and the error boundary every view shares.
-import type { Chart } from "chart.js";
 import { apiKey, explain } from "./api";
 import { clear, h, notice } from "./dom";
 import { drawFlowGraph, syntheticGraph } from "./flowgraph";
@@ -24,7 +23,7 @@ function header(): HTMLElement {
   const links: [string, string][] = [["#/atlases", "Atlases"], ["#/search", "Search"], ["#/path", "Path / circuit"], ["#/steer", "Steering"]];
   return h("header", null, h("a", { href: "#/atlases", class: "brand" }, "Feature Atlas"),
     h("nav", null, ...links.map(([href, t]) => h("a", { href, "data-nav": href.slice(2) }, t))),
-    h("span", { class: "spacer" }), key, h("a", { href: "/graphql", class: "api" }, "GraphQL API"));
+    h("span", { class: "spacer" }), h("span", { class: "key-hint", title: "keyboard shortcuts" }, "press ? for keys"), key, h("a", { href: "/graphql", class: "api" }, "GraphQL API"));
 }
 
 let current: { ctl: AbortController; ctx: ViewContext } | null = null;
@@ -38,7 +37,7 @@ async function render(main: HTMLElement, route: Route): Promise<void> {
   }
   const ctl = new AbortController();
   const ctx: ViewContext = {
-    load: (p) => p, charts: [] as Chart[], cleanups: [], signal: ctl.signal, showError,
+    load: (p) => p, charts: [], cleanups: [], signal: ctl.signal, showError,
     navigate: (hash) => { location.hash = hash; },
   };
   current = { ctl, ctx };
@@ -54,7 +53,7 @@ async function render(main: HTMLElement, route: Route): Promise<void> {
     switch (route.view) {
       case "atlases": await atlasesView(view, ctx, route.params); break;
       case "search": await searchView(view, ctx, route.params); break;
-      case "feature": route.arg ? await featureView(view, ctx, route.arg) : view.append(notice("info", "No feature given.", "Open one from Search.")); break;
+      case "feature": route.arg ? await featureView(view, ctx, route.arg, route.params) : view.append(notice("info", "No feature given.", "Open one from Search.")); break;
       case "graph": route.arg ? await graphView(view, ctx, route.arg, route.params) : view.append(notice("info", "No feature given.", "Open a feature and use “Flow graph”.")); break;
       case "path": await pathView(view, ctx, route.params); break;
       case "steer": await steerView(view, ctx, route.params); break;
@@ -76,12 +75,49 @@ async function render(main: HTMLElement, route: Route): Promise<void> {
   }
 }
 
+// Keyboard navigation: global keys go to the views; a view offers its own keys by marking a link or button with
+// data-key="x" (pressing x activates it). Keys are ignored while typing in a field or with a modifier held.
+export const GLOBAL_KEYS: [string, string, string][] = [
+  ["a", "#/atlases", "atlas overview"], ["s", "#/search", "search"], ["p", "#/path", "path / circuit"], ["t", "#/steer", "steering playground"],
+];
+const VIEW_KEYS: [string, string][] = [["/", "focus the search box"], ["j / k", "next / previous feature of the SAE (feature page)"], ["f", "flow graph of this feature (feature page)"],
+  ["c / e", "collapse / expand all concept families (flow graph)"], ["?", "this help"], ["Esc", "close this help"]];
+
+function keyHelp(): HTMLElement {
+  return h("div", { class: "key-help", role: "dialog", "aria-label": "keyboard shortcuts", hidden: true, "data-testid": "key-help" },
+    h("h3", null, "Keyboard"), h("table", null, h("tbody", null, ...GLOBAL_KEYS.map(([k, , what]) => h("tr", null, h("td", null, h("kbd", null, k)), h("td", null, what))),
+      ...VIEW_KEYS.map(([k, what]) => h("tr", null, h("td", null, h("kbd", null, k)), h("td", null, what))))));
+}
+
+function onKey(ev: KeyboardEvent, help: HTMLElement): void {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  const t = ev.target as HTMLElement | null;
+  if (t && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName))) {
+    if (ev.key === "Escape") t.blur();
+    return;
+  }
+  if (ev.key === "Escape") { help.hidden = true; return; }
+  if (ev.key === "?") { help.hidden = !help.hidden; ev.preventDefault(); return; }
+  if (ev.key === "/") {
+    ev.preventDefault();
+    const q = document.querySelector<HTMLInputElement>("input[name=q]");
+    if (q) q.focus(); else location.hash = "#/search?focus=1";
+    return;
+  }
+  const own = document.querySelector<HTMLElement>(`main [data-key="${CSS.escape(ev.key)}"]`);
+  if (own) { ev.preventDefault(); own.click(); return; }
+  const global = GLOBAL_KEYS.find(([k]) => k === ev.key);
+  if (global) { ev.preventDefault(); location.hash = global[1]; }
+}
+
 function boot(): void {
   const app = document.getElementById("app")!;
   const main = h("main", { id: "main" });
-  app.replaceChildren(header(), main);
+  const help = keyHelp();
+  app.replaceChildren(header(), main, help);
   const go = () => void render(main, parseHash(location.hash));
   window.addEventListener("hashchange", go);
+  document.addEventListener("keydown", (ev) => onKey(ev, help));
   go();
 }
 

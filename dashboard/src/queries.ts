@@ -10,9 +10,13 @@ export const AtlasesOverview = graphql(`
   query AtlasesOverview($bins: Int!, $name: String) {
     atlases(name: $name) {
       name model dModel complete minLayer maxLayer nLayers nSaes nFeatures
-      saes { key layer module dSae dIn source architecture complete explainedVariance l0 deadFraction }
+      saes {
+        key layer module dSae dIn source architecture complete explainedVariance l0 deadFraction ceilingMedian
+        controls { predecessor scoreMedian nullMedian nullP999 }
+      }
       layerCategories { layer total translated processed newborn unexplained uncategorised }
       scoreHistograms(bins: $bins) { score binEdges counts }
+      entryPoints { uid size length feature { label category } }
     }
   }
 `);
@@ -39,8 +43,14 @@ export const FeaturePage = graphql(`
       __typename
       ... on Feature {
         uid atlas layer module index category label frequency sRes sAtt sMlp decoderNorm dSae topContexts maxActivation
-        predecessors(topK: 3) { similarity targetRank feature { uid layer module index category label } }
-        successors(topK: 3) { similarity sourceRank feature { uid layer module index category label } }
+        predecessors(topK: 3) { similarity targetRank method feature { uid layer module index category label } }
+        successors(topK: 3) { similarity sourceRank method feature { uid layer module index category label } }
+        page {
+          heldoutTokens firingTokens density
+          activationHistogram { binEdges counts }
+          exampleGroups { name minActivation maxActivation examples { tokens activations maxIndex } }
+          logitLens { positive { token weight } negative { token weight } histogram { binEdges counts } }
+        }
       }
       ... on FeatureNotFound { uid message }
       ... on InvalidInput { message }
@@ -50,8 +60,8 @@ export const FeaturePage = graphql(`
       ... on Origin {
         layer module sourceSimilarity
         bornAs { uid layer category }
-        source { uid layer module label }
-        chain { similarity category feature { uid layer } }
+        source { uid layer module index label }
+        chain { similarity category feature { uid layer module index label } }
       }
       ... on FeatureNotFound { message }
       ... on InvalidInput { message }
@@ -59,12 +69,16 @@ export const FeaturePage = graphql(`
   }
 `);
 
+export const SaeDensity = graphql(`
+  query SaeDensity($atlas: String!) { atlases(name: $atlas) { saes { key densityHistogram { log10BinEdges counts dead } } } }
+`);
+
 export const Lineage = graphql(`
   query Lineage($uid: String!, $direction: LineageDirection!, $depth: Int, $minSimilarity: Float!, $moduleMinSimilarity: Float!, $topK: Int!) {
     lineage(uid: $uid, direction: $direction, depth: $depth, minSimilarity: $minSimilarity, moduleMinSimilarity: $moduleMinSimilarity, topK: $topK) {
       seeds truncated lStart lEnd
       nodes { uid layer module index category label sRes sAtt sMlp }
-      edges { source target similarity }
+      edges { source target similarity methods }
     }
   }
 `);

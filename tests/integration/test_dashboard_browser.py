@@ -45,9 +45,39 @@ WORDS = [
     "travel",
     "science",
 ]
+PROSE = (
+    "The wedding was held by the river in early winter. Music drifted over the garden while the city slept; "
+    "a question about money and travel came up, and someone answered with a number. Science, colour and python "
+    "code filled the rest of the evening, and the river kept running past the old stone bridge. "
+)
+PAGE_Q = """query($uid: String!) { feature(uid: $uid) { ... on Feature {
+  page { firingTokens activationHistogram { counts } exampleGroups { name examples { tokens activations maxIndex } }
+         logitLens { positive { token weight } negative { token weight } } }
+  predecessors(topK: 3) { feature { uid } } successors(topK: 3) { feature { uid } } } }
+  origin(uid: $uid) { ... on Origin { chain { feature { uid } } source { uid } } } }"""
 LINEAGE_Q = """query($uid: String!, $direction: LineageDirection!, $minSimilarity: Float!, $moduleMinSimilarity: Float!, $topK: Int!) {
   lineage(uid: $uid, direction: $direction, minSimilarity: $minSimilarity, moduleMinSimilarity: $moduleMinSimilarity, topK: $topK) {
     nodes { uid } edges { source target } } }"""
+
+
+def sae_metrics_from_pages(atlas: str, pages: Any) -> list[dict[str, Any]]:
+    """L0 and dead fraction per SAE measured by the pages' held-out pass (EV is not measured there: left out)."""
+    from queries.ids import sae_key
+
+    out = []
+    for (layer, module), rows in pages.pages.items():
+        fired = [r["firing"] for r in rows]
+        out.append(
+            {
+                "key": sae_key(atlas, layer, module),
+                "explained_variance": None,
+                "l0": sum(fired) / pages.heldout_tokens,
+                "dead_fraction": sum(1 for f in fired if f == 0) / len(fired),
+                "heldout_tokens": pages.heldout_tokens,
+                "train_tokens": 0,
+            }
+        )
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +88,12 @@ def site(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
             pytest.fail(msg, pytrace=False)
         pytest.skip(msg)
     from ingest.pipeline import ingest_atlas
+    from queries.sae_metrics import set_sae_metrics
     from saes.manifest import load_manifest
     from saes.synthetic import planted_atlas
     from tests.factories import tiny_llama
+    from training.corpus import Chunk
+    from training.feature_pages import atlas_pages, store_atlas_pages
 
     model_dir = tmp_path_factory.mktemp("tiny-model")
     lm = tiny_llama(seed=0, d_model=128)
@@ -69,10 +102,18 @@ def site(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     name = f"test-dash-{uuid.uuid4().hex[:8]}"
     pa = planted_atlas(name, n_layers=4, d_model=128, d_sae=48, model=str(model_dir), seed=3)
     manifest_path = pa.write(tmp_path_factory.mktemp("dash") / "atlas")
-    ingest_atlas(load_manifest(manifest_path), graph, k=2, backend="numpy")
-    # The seed: a layer-3 residual feature whose planted chain goes back at least one layer.
-    seed = next(
-        i for (layer, i), t in sorted(pa.truth.items()) if layer == 3 and t.category in ("translated", "processed")
+    manifest = load_manifest(manifest_path)
+    ingest_atlas(manifest, graph, k=2, backend="numpy")
+    # Feature pages from a real held-out pass: the tiny Llama's activations encoded by the planted SAEs.
+    chunks = [Chunk("held-out", i, (PROSE[i * 37 :] + PROSE[: i * 37])) for i in range(12)]
+    pages = atlas_pages(manifest, lm, chunks, heldout_tokens=1_500, seq_len=64, out_dir=manifest_path.parent)
+    store_atlas_pages(graph, name, pages)
+    set_sae_metrics(graph, sae_metrics_from_pages(name, pages))
+    # The seed: a layer-3 residual feature whose planted chain goes back at least one layer and that fired.
+    firing = {r["index"]: r["firing"] for r in pages.pages[(3, "res")]}
+    seed = max(
+        (i for (layer, i), t in sorted(pa.truth.items()) if layer == 3 and t.category in ("translated", "processed")),
+        key=lambda i: (firing[i] >= 5, -i),
     )
     rows = []
     for (layer, i), t in pa.truth.items():
@@ -90,7 +131,7 @@ def site(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     os.environ["ATLAS_STEER_MANIFESTS"] = json.dumps([str(manifest_path)])
     try:
         with running_api(ApiSettings(api_key=KEY)) as base:
-            yield {"base": base, "atlas": name, "seed": feature_uid(name, 3, "res", seed)}
+            yield {"base": base, "atlas": name, "seed": feature_uid(name, 3, "res", seed), "pages": pages}
     finally:
         os.environ.pop("ATLAS_STEER_MANIFESTS", None)
         drop_atlas(graph, name)
@@ -174,9 +215,8 @@ def test_search_open_feature_and_its_lineage_graph(browser: Any, site: dict[str,
     d, base, seed = browser, site["base"], site["seed"]
     load(d, f"{base}/#/atlases")
     assert d.find_element(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"]')
-    assert (
-        len(d.find_elements(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"] canvas')) >= 2
-    )  # category bars + histograms
+    # category bars + histograms, drawn as SVG (no canvas-only charts)
+    assert len(d.find_elements(By.CSS_SELECTOR, f'section[data-atlas="{site["atlas"]}"] svg.chart')) >= 2
     shot(d, "atlases")
     goto(d, "#/search")
     d.find_element(By.NAME, "q").send_keys("wedding")
@@ -372,3 +412,226 @@ def test_keyed_reads_work_through_the_key_field(browser: Any, site: dict[str, An
         assert {n["uid"] for n in exported["nodes"]} == api_lineage(site["base"], site["seed"])[0]
         d.execute_script("sessionStorage.clear()")
     no_console_errors(d)
+
+
+# -- the feature page, the overview and the flow graph's families (issue 27) --------------------------
+PANELS_SEEN: list[str] = []
+
+
+def panels_with_data(d: Any) -> dict[str, bool]:
+    return d.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('[data-panel]')].map(p => [p.dataset.panel, p.dataset.hasData === 'true']))"
+    )
+
+
+def test_feature_page_panels_show_the_stored_data(browser: Any, site: dict[str, Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    d, base, seed = browser, site["base"], site["seed"]
+    api = gql(base, PAGE_Q, {"uid": seed})["data"]
+    page = api["feature"]["page"]
+    load(d, f"{base}/#/feature/{seed.replace('/', '%2F')}")
+    panels = panels_with_data(d)
+    for name in ("density", "examples", "logits", "origin", "neighbours", "contexts"):
+        assert panels.get(name) is True, (name, panels)
+    PANELS_SEEN.extend(f"feature:{n}" for n, ok in panels.items() if ok)
+    # density: one SVG bar per histogram bin, counts as the API's; the SAE's density histogram with this feature marked
+    bars = d.execute_script(
+        "return [...document.querySelectorAll('[data-testid=activation-histogram] rect.bar')].map(b => Number(b.dataset.count))"
+    )
+    assert bars == page["activationHistogram"]["counts"] and sum(bars) == page["firingTokens"] > 0
+    assert "this feature" in d.find_element(By.CSS_SELECTOR, "[data-testid=sae-density-histogram]").text
+    # examples: every group, every token shaded with the API's activation (the title says the value)
+    groups = d.execute_script(
+        "return [...document.querySelectorAll('.example-group')].map(g => ({name: g.dataset.group, ex: [...g.querySelectorAll('.tokens')].map(t => [...t.querySelectorAll('.tok')].map(x => Number(x.dataset.act)))}))"
+    )
+    assert [g["name"] for g in groups] == [g["name"] for g in page["exampleGroups"]]
+    assert groups[0]["ex"] == [e["activations"] for e in page["exampleGroups"][0]["examples"]]
+    first = d.find_element(By.CSS_SELECTOR, ".example-group[data-group=top] .tok.max")
+    top = page["exampleGroups"][0]["examples"][0]
+    assert first.get_attribute("title").endswith(f"activation {top['activations'][top['maxIndex']]}")
+    # logit lens: the API's top tokens in order, with bars
+    shown = [c.text for c in d.find_elements(By.CSS_SELECTOR, "[data-sign=positive] td.token code")]
+    assert shown == [json.dumps(t["token"], ensure_ascii=False) for t in page["logitLens"]["positive"]]
+    assert len(d.find_elements(By.CSS_SELECTOR, "[data-sign=negative] svg.hbar")) == len(page["logitLens"]["negative"])
+    # origin path: one node per chain step (+ the module source when there is one); neighbours with bars
+    o = api["origin"]
+    circles = d.find_elements(By.CSS_SELECTOR, "[data-testid=origin-path] circle")
+    assert len(circles) == len(o["chain"])
+    bars = d.find_elements(By.CSS_SELECTOR, ".panel-neighbours svg.hbar")
+    f = api["feature"]
+    assert len(bars) == len(f["predecessors"]) + len(f["successors"]) > 0
+    shot(d, "feature-page")
+    no_console_errors(d)
+
+
+def test_overview_panels_draw_flow_categories_and_sae_quality(browser: Any, site: dict[str, Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    d, base, atlas = browser, site["base"], site["atlas"]
+    load(d, f"{base}/#/atlases?atlas={atlas}")
+    panels = panels_with_data(d)
+    for name in ("flow-res", "categories", "sae-l0", "sae-dead", "entry-points"):
+        assert panels.get(name) is True, (name, panels)
+    PANELS_SEEN.extend(f"overview:{n}" for n, ok in panels.items() if ok)
+    q = """query($n: String!) { atlases(name: $n) { saes { layer module controls { predecessor scoreMedian nullMedian } }
+      entryPoints { uid size } } }"""
+    a = gql(base, q, {"n": atlas})["data"]["atlases"][0]
+    res = sorted((s for s in a["saes"] if s["module"] == "RES"), key=lambda s: s["layer"])
+    with_res = [c for s in res for c in s["controls"] if c["predecessor"] == "RES"]
+    titles = [
+        t.get_attribute("textContent")
+        for t in d.find_elements(By.CSS_SELECTOR, "[data-testid=flow-chart-res] .point title")
+    ]
+    assert len(titles) == len(with_res) and titles and f"{with_res[0]['scoreMedian']:.3f}" in titles[0]
+    assert len(d.find_elements(By.CSS_SELECTOR, "[data-testid=flow-chart-res] rect.null-band")) == len(with_res)
+    links = [x.text for x in d.find_elements(By.CSS_SELECTOR, "table.entry-points a.uid")]
+    assert links == [e["uid"] for e in a["entryPoints"]]
+    shot(d, "overview")
+    no_console_errors(d)
+
+
+def test_flow_graph_families_collapse_export_and_deep_link(browser: Any, site: dict[str, Any]) -> None:
+    d, base, seed = browser, site["base"], site["seed"]
+    load(d, f"{base}/#/graph/{seed.replace('/', '%2F')}?direction=both&minSimilarity=0")
+    drawn = drawn_sets(wait_graph(d, 1))
+    assert drawn == api_lineage(base, seed, minSimilarity=0.0)
+    n_fam = int(d.execute_script("return document.querySelector('[data-testid=flow-graph]').dataset.families"))
+    assert n_fam >= 1
+    # "c" collapses every family: fewer nodes, supernodes drawn; the URL says so and a reload restores it
+    d.find_element("css selector", "body").send_keys("c")
+    _wait(d, lambda drv: "collapsed=all" in drv.current_url, what="collapse all")
+    collapsed = d.execute_script("return window.__atlasLastDrawn")
+    fam_nodes = [u for u in collapsed["nodes"] if u.startswith("family:")]
+    assert len(fam_nodes) == n_fam and len(collapsed["nodes"]) < len(drawn[0])
+    svg = d.execute_script("return window.__atlasGraphSvg()")
+    assert svg.startswith("<svg") and all(f"<title>{u}</title>" in svg for u in collapsed["nodes"])
+    png = d.execute_script("return window.__atlasGraphPng()")
+    assert png.startswith("data:image/png;base64,") and len(png) > 1000
+    d.refresh()
+    _wait(d, lambda drv: _ready(drv) != "")
+    wait_graph(d, 1)
+    assert sorted(d.execute_script("return window.__atlasLastDrawn")["nodes"]) == sorted(collapsed["nodes"])
+    d.find_element("css selector", "body").send_keys("e")
+    _wait(d, lambda drv: "collapsed" not in drv.current_url, what="expand all")
+    assert drawn_sets(d.execute_script("return window.__atlasLastDrawn")) == drawn
+    assert "cosine" in d.find_element("css selector", ".methods-note").text
+    PANELS_SEEN.extend(["graph:families", "graph:export-svg", "graph:export-png"])
+    shot(d, "flow-graph-families")
+    no_console_errors(d)
+
+
+def test_keyboard_navigation(browser: Any, site: dict[str, Any]) -> None:
+    d, base, seed = browser, site["base"], site["seed"]
+    load(d, f"{base}/#/feature/{seed.replace('/', '%2F')}")
+    body = d.find_element("css selector", "body")
+    old = _ready(d)
+    body.send_keys("j")
+    _wait(d, lambda drv: _ready(drv) not in ("", old), what="next feature")
+    idx = int(seed.rsplit("/", 1)[1])
+    assert (
+        d.execute_script("return decodeURIComponent(location.hash)") == f"#/feature/{seed.rsplit('/', 1)[0]}/{idx + 1}"
+    )
+    body.send_keys("?")
+    assert d.find_element("css selector", "[data-testid=key-help]").is_displayed()
+    body.send_keys("a")
+    _wait(d, lambda drv: drv.execute_script("return document.querySelector('main').dataset.view") == "atlases")
+    no_console_errors(d)
+
+
+def test_feature_page_steering_box_refuses_without_a_key_and_steers_with_one(
+    browser: Any, site: dict[str, Any]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    d, base, seed = browser, site["base"], site["seed"]
+    load(d, f"{base}/#/feature/{seed.replace('/', '%2F')}?prompt=the%20river&strength=6")
+    d.execute_script("sessionStorage.clear()")
+    assert d.find_element(By.NAME, "steer-prompt").get_attribute("value") == "the river"
+    d.find_element(By.NAME, "steer-tokens").clear()
+    d.find_element(By.NAME, "steer-tokens").send_keys("6")
+    d.find_element(By.CSS_SELECTOR, "form.steer.inline button").click()
+    err = _wait(
+        d, lambda drv: drv.find_elements(By.CSS_SELECTOR, ".steer-inline-result .notice.error"), what="refusal"
+    )[0]
+    assert "Steering refused" in err.text and "API key" in err.text and "steer role" in err.text
+    assert [m for m in console_errors(d) if "status of 401" not in m] == []
+    d.execute_script(
+        "const k = document.querySelector('header input[type=password]'); k.value = arguments[0]; k.dispatchEvent(new Event('change'))",
+        KEY,
+    )
+    d.find_element(By.CSS_SELECTOR, "form.steer.inline button").click()
+    _wait(
+        d,
+        lambda drv: (
+            drv.find_elements(By.CSS_SELECTOR, ".steer-inline-result .gen.steered")
+            or drv.find_elements(By.CSS_SELECTOR, ".steer-inline-result .notice.error")
+        ),
+        timeout=180,
+        what="steer result",
+    )
+    errs = d.find_elements(By.CSS_SELECTOR, ".steer-inline-result .notice.error")
+    assert not errs, errs[0].text
+    base_text = d.find_element(By.CSS_SELECTOR, ".steer-inline-result .gen.baseline").text
+    steered = d.find_element(By.CSS_SELECTOR, ".steer-inline-result .gen.steered").text
+    assert base_text.startswith("baseline") and steered.startswith("steered (strength 6)")
+    marked = d.find_elements(By.CSS_SELECTOR, ".steer-inline-result .gen.steered ins")
+    summary = d.find_element(By.CSS_SELECTOR, ".steer-inline-result p.hint").text
+    assert summary.startswith(f"{len(marked)} of ")
+    assert d.find_element(By.CSS_SELECTOR, "[data-panel=steering]").get_attribute("data-has-data") == "true"
+    assert "strength=6" in d.current_url
+    PANELS_SEEN.append("feature:steering")
+    shot(d, "feature-steering")
+    d.execute_script("sessionStorage.clear()")
+    no_console_errors(d)
+
+
+def test_page_load_p95(browser: Any, site: dict[str, Any], graph: Graph) -> None:
+    """Feature-page and overview p95 load (full page load, warm server) on ATLAS_DASHBOARD_BENCH_ATLAS (the default
+    atlas, bench/bench_dashboard.py) or the planted one; recorded, not asserted as a timing."""
+    d, base = browser, site["base"]
+    atlas = os.environ.get("ATLAS_DASHBOARD_BENCH_ATLAS") or site["atlas"]
+    rows = graph.read(
+        "MATCH (f:Feature {atlas: $a}) WHERE f.page IS NOT NULL RETURN f.uid AS uid ORDER BY f.uid LIMIT 2000",
+        {"a": atlas},
+    )
+    assert rows, f"atlas {atlas} has no feature pages"
+    import random
+
+    uids = random.Random(0).sample([r["uid"] for r in rows], min(30, len(rows)))
+
+    def timed(url: str, want: str) -> float:
+        load(d, url)
+        _wait(d, lambda drv: drv.find_elements("css selector", want), what=want)
+        return float(d.execute_script("return Number(document.querySelector('main').dataset.readyAt)"))
+
+    timed(f"{base}/#/feature/{uids[0].replace('/', '%2F')}", "[data-panel=examples]")  # warm-up
+    feature_ms = [timed(f"{base}/#/feature/{u.replace('/', '%2F')}", "[data-panel=examples]") for u in uids]
+    overview_ms = [timed(f"{base}/#/atlases?atlas={atlas}", "[data-panel=categories]") for _ in range(20)]
+    no_console_errors(d)
+    out = os.environ.get("ATLAS_DASHBOARD_PAGES_BENCH")
+    if out:
+        from queries.feature_pages import page_bytes
+
+        def p95(xs: list[float]) -> float:
+            ys = sorted(xs)
+            return round(ys[min(len(ys) - 1, round(0.95 * (len(ys) - 1)))], 1)
+
+        sizes = page_bytes(graph, atlas)
+        Path(out).write_text(
+            json.dumps(
+                {
+                    "atlas": atlas,
+                    "feature_page_p95_ms": p95(feature_ms),
+                    "feature_page_median_ms": round(statistics.median(feature_ms), 1),
+                    "feature_page_runs_ms": feature_ms,
+                    "overview_page_p95_ms": p95(overview_ms),
+                    "overview_page_median_ms": round(statistics.median(overview_ms), 1),
+                    "overview_page_runs_ms": overview_ms,
+                    "paged_features": sizes["n"],
+                    "bytes_per_feature": round(float(sizes["mean_chars"] or 0), 1),
+                    "panels": sorted(set(PANELS_SEEN)),
+                },
+                indent=2,
+            )
+        )

@@ -1,12 +1,10 @@
 // Feature page: label, contexts (activating token highlighted), scores, neighbours, and where it was born.
 import { request } from "../api";
-import { fmt, featureLink, h, highlightContext, notice } from "../dom";
-import type { FeaturePageQuery } from "../gql/graphql";
-import { FeaturePage } from "../queries";
+import { fmt, h, highlightContext, notice } from "../dom";
+import { FeaturePage, SaeDensity } from "../queries";
 import { formatHash } from "../router";
+import { densityPanel, examplesPanel, logitPanel, neighboursPanel, originPicture, type OriginT, panel, steeringPanel } from "./feature_panels";
 import type { ViewContext } from "./types";
-
-type OriginT = Extract<FeaturePageQuery["origin"], { __typename?: "Origin" }>;
 
 const MODULE_NAMES: Record<string, string> = { RES: "the residual stream", ATT: "attention", MLP: "the MLP" };
 
@@ -43,8 +41,18 @@ function pathLink(uid: string): HTMLAnchorElement {
   return h("a", { class: "button", href: formatHash("path", null, { uids: uids.join(",") }), title: uids.join("\n") }, text);
 }
 
-export async function featureView(root: HTMLElement, ctx: ViewContext, uid: string): Promise<void> {
-  const data = await ctx.load(request(FeaturePage, { uid }));
+/** The uid of the feature `delta` indices away in the same SAE (keyboard j/k), or null outside [0, dSae). */
+export function neighbourUid(uid: string, delta: number, dSae?: number | null): string | null {
+  const m = /^(.*\/\d+-(?:res|att|mlp))\/(\d+)$/.exec(uid);
+  if (!m) return null;
+  const i = Number(m[2]) + delta;
+  return i < 0 || (dSae !== null && dSae !== undefined && i >= dSae) ? null : `${m[1]}/${i}`;
+}
+
+export async function featureView(root: HTMLElement, ctx: ViewContext, uid: string, params: URLSearchParams = new URLSearchParams()): Promise<void> {
+  // The SAE's density histogram in the same round trip (another request in parallel): nothing waits for a second turn.
+  const atlas = uid.split("/")[0];
+  const [data, dens] = await ctx.load(Promise.all([request(FeaturePage, { uid }), uid.includes("/") ? request(SaeDensity, { atlas }).catch(() => null) : Promise.resolve(null)]));
   const f = data.feature;
   if (f.__typename === "FeatureNotFound" || f.__typename === "InvalidInput") {
     root.append(notice("error", f.__typename === "FeatureNotFound" ? `No feature ${uid}.` : f.message,
@@ -53,10 +61,14 @@ export async function featureView(root: HTMLElement, ctx: ViewContext, uid: stri
     return;
   }
   if (f.__typename !== "Feature") return;
+  const prev = neighbourUid(f.uid, -1, f.dSae);
+  const next = neighbourUid(f.uid, 1, f.dSae);
   const actions = h("p", { class: "actions" },
-    h("a", { class: "button", href: formatHash("graph", f.uid, { direction: "both" }) }, "Flow graph"), " ",
+    h("a", { class: "button", href: formatHash("graph", f.uid, { direction: "both" }), "data-key": "f" }, "Flow graph"), " ",
     pathLink(f.uid), " ",
-    h("a", { class: "button", href: formatHash("steer", null, { atlas: f.atlas, seeds: `${f.uid}:4` }) }, "Steer with it"));
+    h("a", { class: "button", href: formatHash("steer", null, { atlas: f.atlas, seeds: `${f.uid}:4` }) }, "Steering playground"), " ",
+    prev ? h("a", { href: formatHash("feature", prev), rel: "prev", "data-key": "k", title: "previous feature of this SAE (k)" }, "← previous") : "", " ",
+    next ? h("a", { href: formatHash("feature", next), rel: "next", "data-key": "j", title: "next feature of this SAE (j)" }, "next →") : "");
   root.append(
     h("h2", null, f.uid),
     h("p", { class: "label" }, f.label ? h("q", null, f.label) : h("em", null, "no label (label with `atlas train` or the setLabel mutation)")),
@@ -68,15 +80,16 @@ export async function featureView(root: HTMLElement, ctx: ViewContext, uid: stri
         .flatMap(([k, v]) => [h("dt", null, k), h("dd", null, v)])),
   );
   const o = data.origin;
-  root.append(h("h3", null, "Origin"), o.__typename === "Origin"
-    ? h("p", { class: "origin", "data-testid": "origin" }, originSentence(f.uid, o))
-    : notice("info", "No origin.", o.__typename === "FeatureNotFound" || o.__typename === "InvalidInput" ? o.message : ""));
-  root.append(h("h3", null, "Top contexts"), f.topContexts?.length
+  const grid = h("div", { class: "panels" });
+  root.append(grid);
+  const saeKey = `${f.atlas}/${f.layer}-${f.module.toLowerCase()}`;
+  grid.append(densityPanel(f, dens?.atlases[0]?.saes.find((x) => x.key === saeKey)?.densityHistogram), logitPanel(f), examplesPanel(f));
+  grid.append(o.__typename === "Origin"
+    ? panel("origin", "Origin", true, h("p", { class: "origin", "data-testid": "origin" }, originSentence(f.uid, o)), originPicture(f, o))
+    : panel("origin", "Origin", false, notice("info", "No origin.", o.__typename === "FeatureNotFound" || o.__typename === "InvalidInput" ? o.message : "")));
+  grid.append(neighboursPanel(f));
+  grid.append(panel("contexts", "Top contexts (labelling pass)", !!f.topContexts?.length, f.topContexts?.length
     ? h("ol", { class: "contexts" }, ...f.topContexts.map((c) => h("li", null, highlightContext(c))))
-    : notice("empty", "No contexts stored for this feature.", "Contexts come from the labelling pass (`atlas train` labels every feature)."));
-  const links = (title: string, list: typeof f.predecessors, rank: "targetRank" | "sourceRank") => h("div", { class: "links" }, h("h3", null, title),
-    list.length ? h("table", null, h("thead", null, h("tr", null, h("th", null, "feature"), h("th", null, "label"), h("th", null, "similarity"), h("th", null, "rank"))),
-      h("tbody", null, ...list.map((l) => h("tr", null, h("td", null, featureLink(l.feature.uid)), h("td", null, l.feature.label ?? ""), h("td", null, fmt(l.similarity)), h("td", null, (l as Record<string, unknown>)[rank] as number ?? "–")))))
-      : h("p", null, h("em", null, "none stored")));
-  root.append(h("div", { class: "neighbours" }, links("Predecessors (flow in)", f.predecessors, "targetRank"), links("Successors (flow out)", f.successors, "sourceRank")));
+    : notice("empty", "No contexts stored for this feature.", "Contexts come from the labelling pass (`atlas train` labels every feature).")));
+  grid.append(steeringPanel(f, params, (prompt, strength) => history.replaceState(null, "", formatHash("feature", f.uid, { prompt, strength }))));
 }

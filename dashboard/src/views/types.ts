@@ -1,9 +1,8 @@
-import type { Chart } from "chart.js";
-
 export interface ViewContext {
   /** Awaits a request; the caller renders errors (views just throw). */
   load<T>(p: Promise<T>): Promise<T>;
-  charts: Chart[];
+  /** Anything the view must tear down when the route changes (kept for views that draw with a library). */
+  charts: { destroy(): void }[];
   cleanups: (() => void)[];
   navigate(hash: string): void;
   signal: AbortSignal;
