@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from atlas_api.types import MAX_PAGES_PER_REQUEST
 from queries.db import Graph
 from queries.feature_pages import count_paged, page_bytes
 from tests.servers import gql, running_api
@@ -78,6 +79,13 @@ def test_pages_are_stored_and_served(graph: Graph, atlas_name: str, tmp_path: An
         assert [e["uid"] for e in json.loads(raw)] == [e["uid"] for e in entry]
         edges = gql(base, LINEAGE_Q, {"uid": entry[0]["uid"]})["data"]["lineage"]["edges"]
         assert edges and all(e["methods"] == ["cosine"] for e in edges)
+        # at most MAX_PAGES_PER_REQUEST pages per request
+        many = "query($a: String!, $n: Int!) { features(where: {atlas: {eq: $a}}, limit: $n) { page { density } } }"
+        ok = gql(base, many, {"a": atlas_name, "n": MAX_PAGES_PER_REQUEST})
+        assert "errors" not in ok and all(f["page"] is not None for f in ok["data"]["features"])
+        refused = gql(base, many, {"a": atlas_name, "n": MAX_PAGES_PER_REQUEST + 1})
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+        assert f"at most {MAX_PAGES_PER_REQUEST} feature pages" in refused["errors"][0]["message"]
 
 
 def test_atlas_labels_pages_command_on_a_corpus(graph: Graph, atlas_name: str, tmp_path: Any) -> None:
