@@ -144,15 +144,15 @@ def logit_lens(
         k = min(opts.logit_top, logits.shape[1])
         top = logits.topk(k, dim=1)
         bottom = (-logits).topk(k, dim=1)
-        lo, hi = logits.min(dim=1).values, logits.max(dim=1).values
-        counts = np.zeros((logits.shape[0], opts.logit_bins), np.int64)
-        edges = np.zeros((logits.shape[0], opts.logit_bins + 1), np.float32)
-        for i in range(logits.shape[0]):
-            a, b = float(lo[i]), float(hi[i])
-            if b <= a:
-                b = a + 1e-6
-            counts[i] = torch.histc(logits[i], bins=opts.logit_bins, min=a, max=b).numpy()
-            edges[i] = np.linspace(a, b, opts.logit_bins + 1)
+        # Every row's histogram at once: each value's bin over [min, max] of its row, counted with one bincount.
+        lo, hi = logits.min(dim=1, keepdim=True).values, logits.max(dim=1, keepdim=True).values
+        hi = torch.maximum(hi, lo + 1e-6)
+        nb = opts.logit_bins
+        idx = ((logits - lo) / (hi - lo) * nb).long().clamp_(0, nb - 1)
+        idx += torch.arange(logits.shape[0]).unsqueeze(1) * nb
+        counts = torch.bincount(idx.flatten(), minlength=logits.shape[0] * nb).view(-1, nb).numpy()
+        steps = torch.linspace(0, 1, nb + 1).unsqueeze(0)
+        edges = (lo + (hi - lo) * steps).numpy()
         yield (
             top.indices.numpy(),
             top.values.numpy(),
