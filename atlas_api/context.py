@@ -47,6 +47,7 @@ class Context:
     neuronpedia_loader: DataLoader[str, str | None] = field(init=False)
     details_loader: DataLoader[str, dict[str, Any] | None] = field(init=False)
     page_loader: DataLoader[str, str | None] = field(init=False)
+    pages_served: int = 0  # Feature.page resolutions in this request (atlas_api.types.MAX_PAGES_PER_REQUEST)
 
     def __post_init__(self) -> None:
         self.feature_loader = self.features or DataLoader(load_fn=self._load_features)

@@ -68,6 +68,9 @@ def error_result(exc: qerrors.AtlasError, field: str | None = None) -> FeatureNo
 
 
 # -- features ----------------------------------------------------------------------------------------
+MAX_PAGES_PER_REQUEST = 100  # Feature.page per request (a page is bounded at write time to a few kB)
+
+
 def _cat(value: str | None) -> Category | None:
     try:
         return Category(value) if value else None
@@ -153,6 +156,13 @@ class Feature:
         )
     )
     async def page(self, info: strawberry.Info[Context, None]) -> FeaturePage | None:
+        # A page is a few kB: bound how many one request may carry (the complexity estimate counts fields, not bytes).
+        info.context.pages_served += 1
+        if info.context.pages_served > MAX_PAGES_PER_REQUEST:
+            raise qerrors.InvalidInput(
+                f"a request may ask for at most {MAX_PAGES_PER_REQUEST} feature pages (this one asks for more): "
+                "ask for `page` on fewer features per request"
+            )
         raw = await info.context.page_loader.load(self.uid)
         return FeaturePage.from_json(raw) if raw else None
 

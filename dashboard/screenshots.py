@@ -69,31 +69,65 @@ def main() -> None:
     ap.add_argument("--steer-atlas", default=None, help="atlas for the steering screenshot (default --atlas)")
     ap.add_argument("--steer-uid", default=None, help="seed for the steering screenshot (default the feature shown)")
     ap.add_argument("--steer-min-similarity", type=float, default=None)
+    ap.add_argument("--steer-prompt", default="I think ", help="prompt of the feature page's steering box")
+    ap.add_argument("--steer-strength", type=float, default=4.0)
+    ap.add_argument("--key", default=None, help="API key for the steering screenshots (put in the key field)")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     d = chromium()
     try:
 
-        def shot(hash_: str, name: str) -> None:
+        def shot(hash_: str, name: str, full: bool = False) -> None:
+            d.set_window_size(1400, 1000)
             d.get("about:blank")
             d.get(f"{a.base}/{hash_}")
             ready(d)
-            d.save_screenshot(str(OUT / f"{name}.png"))
+            save(name, full)
 
-        shot(f"#/atlases?atlas={quote(a.atlas)}", "atlases")
+        def save(name: str, full: bool) -> None:
+            if full:  # the whole page (feature pages and the overview are longer than one screen)
+                height = int(d.execute_script("return document.documentElement.scrollHeight"))
+                d.set_window_size(1400, min(6000, max(1000, height + 20)))
+                time.sleep(0.4)
+            d.save_screenshot(str(OUT / f"{name}.png"))
+            d.set_window_size(1400, 1000)
+
+        if a.key:  # the dashboard keeps the key in sessionStorage (the key field's storage)
+            d.get(f"{a.base}/")
+            d.execute_script("sessionStorage.setItem('atlas.apiKey', arguments[0])", a.key)
+        shot(f"#/atlases?atlas={quote(a.atlas)}", "atlases", full=True)
         shot(f"#/search?q={quote(a.word)}&atlas={quote(a.atlas)}&module=res", "search")
         uid = a.uid or d.execute_script(
             "const x = document.querySelector('table.results a.uid'); return x && x.textContent"
         )
         if not uid:
             raise SystemExit(f"no feature found for {a.word!r}: pass --uid")
-        shot(f"#/feature/{quote(uid, safe='')}", "feature")
+        shot(f"#/feature/{quote(uid, safe='')}", "feature", full=True)
         shot(f"#/graph/{quote(uid, safe='')}?direction=both&minSimilarity={a.min_similarity}", "flow-graph")
         nodes = d.execute_script("return (window.__atlasLastDrawn || {nodes: []}).nodes")
         earliest = min(
             (n for n in nodes if "-res/" in n), key=lambda u: int(u.split("/")[-2].split("-")[0]), default=uid
         )
         shot(f"#/path?uids={quote(earliest)},{quote(uid)}&minSimilarity={a.min_similarity}", "path-circuit")
+        shot(
+            f"#/graph/{quote(uid, safe='')}?direction=both&minSimilarity={a.min_similarity}&collapsed=all",
+            "flow-graph-families",
+        )
+        if a.steer:  # the feature page's own steering box, baseline and steered side by side
+            d.get("about:blank")
+            d.get(
+                f"{a.base}/#/feature/{quote(uid, safe='')}?prompt={quote(a.steer_prompt)}&strength={a.steer_strength}"
+            )
+            ready(d)
+            d.find_element("css selector", "form.steer.inline button").click()
+            end = time.monotonic() + 600
+            while time.monotonic() < end and not d.find_elements(
+                "css selector", ".steer-inline-result .gen.steered, .steer-inline-result .notice.error"
+            ):
+                time.sleep(0.5)
+            d.execute_script("document.querySelector('[data-panel=steering]').scrollIntoView()")
+            time.sleep(0.5)
+            d.save_screenshot(str(OUT / "feature-steering.png"))
         s_atlas, s_uid = a.steer_atlas or a.atlas, a.steer_uid or uid
         s_min = a.min_similarity if a.steer_min_similarity is None else a.steer_min_similarity
         if a.steer:

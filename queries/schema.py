@@ -5,20 +5,27 @@ Nodes
   ``complete`` is true only once every SAE, feature and edge of the atlas is written: readers that need
   a whole atlas check it.
 - ``(:SAE {key, atlas, layer, module, d_sae, d_in, source, hook_name, architecture, complete,
-  explained_variance?, l0?, dead_fraction?})`` with ``(:Atlas)-[:HAS_SAE]->(:SAE)``.
+  explained_variance?, l0?, dead_fraction?, density_edges?, density_counts?, density_dead?})`` with
+  ``(:Atlas)-[:HAS_SAE]->(:SAE)``; ``density_*`` is the histogram of log10 firing density over its features.
+  The Atlas node may carry ``entry_points``: JSON of its largest lineages (queries.feature_pages).
 - ``(:Feature {uid, atlas, layer, module, index, d_sae, decoder_norm, s_res?, s_att?, s_mlp?, category?,
-  label?, frequency?, top_contexts?})``. ``s_*`` are the top-1 cosine scores of a ``res`` feature
+  label?, frequency?, top_contexts?, page?})``. ``page`` is the feature's page data as one JSON string
+  (density, activation histogram, top and quantile examples with per-token activations, logit lens;
+  written once after training by training.feature_pages, read only by the API's ``Feature.page``). ``s_*`` are the top-1 cosine scores of a ``res`` feature
   against its predecessors ``res(L-1)``, ``att(L)``, ``mlp(L)`` (absent where that SAE is absent);
   ``category`` is absent where ``s_res`` is (no ``res(L-1)`` SAE: the category is undefined there).
 - ``(:IngestRun {id, atlas, started_at, finished_at, status, k, ...})`` ``-[:BUILT]->(:Atlas)``.
 - ``(:SteeringRun {id, atlas, created_at, ...})`` ``-[:USED {coefficient}]->(:Feature)``.
 
 Relationships
-- ``(:Feature)-[:FLOWS_TO {similarity, target_rank?, source_rank?}]->(:Feature)`` always from the
+- ``(:Feature)-[:FLOWS_TO {similarity, target_rank?, source_rank?, method?}]->(:Feature)`` always from the
   earlier module to the later one: ``res(L-1)→res(L)``, ``att(L)→res(L)``, ``mlp(L)→res(L)``.
   ``similarity`` is the cosine of the two unit-normalised decoder rows. ``target_rank`` (0-based) is the
   edge's rank among the target's candidates from that source module (backward matching);
   ``source_rank`` its rank among the source's successors (forward matching, res→res only).
+  ``method`` names the matcher that found the link; absent means ``cosine`` (the only matcher so far). A
+  second matcher writes its own relationship per link it finds, so readers group by (source, target)
+  (queries.flow_graph gives each edge its ``methods``).
 """
 
 from __future__ import annotations

@@ -86,6 +86,16 @@ class SparseCodes:
         self.features.append(f.astype(np.int32))
         self.values.append(acts[t, f].astype(np.float32))
 
+    def add_topk(self, vals: Any, idx: Any, offset: int) -> None:
+        """The same from TopK codes ``vals``/``idx`` ``[tokens, k]`` (torch or numpy), as the trainer's held-out
+        loop has them (training.train: ``top.update(vals[:n], idx[:n], offset)``): no dense pass needed."""
+        v = np.asarray(vals.cpu() if hasattr(vals, "cpu") else vals, dtype=np.float32)
+        i = np.asarray(idx.cpu() if hasattr(idx, "cpu") else idx)
+        t, j = np.nonzero(v > 0)
+        self.tokens.append((t + offset).astype(np.int64))
+        self.features.append(i[t, j].astype(np.int32))
+        self.values.append(v[t, j])
+
     def by_feature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(starts [d_sae + 1], tokens, values)``: feature f's entries are ``[starts[f], starts[f+1])``, tokens ascending."""
         tok = np.concatenate(self.tokens) if self.tokens else np.zeros(0, np.int64)
@@ -144,15 +154,15 @@ def logit_lens(
         k = min(opts.logit_top, logits.shape[1])
         top = logits.topk(k, dim=1)
         bottom = (-logits).topk(k, dim=1)
-        lo, hi = logits.min(dim=1).values, logits.max(dim=1).values
-        counts = np.zeros((logits.shape[0], opts.logit_bins), np.int64)
-        edges = np.zeros((logits.shape[0], opts.logit_bins + 1), np.float32)
-        for i in range(logits.shape[0]):
-            a, b = float(lo[i]), float(hi[i])
-            if b <= a:
-                b = a + 1e-6
-            counts[i] = torch.histc(logits[i], bins=opts.logit_bins, min=a, max=b).numpy()
-            edges[i] = np.linspace(a, b, opts.logit_bins + 1)
+        # Every row's histogram at once: each value's bin over [min, max] of its row, counted with one bincount.
+        lo, hi = logits.min(dim=1, keepdim=True).values, logits.max(dim=1, keepdim=True).values
+        hi = torch.maximum(hi, lo + 1e-6)
+        nb = opts.logit_bins
+        idx = ((logits - lo) / (hi - lo) * nb).long().clamp_(0, nb - 1)
+        idx += torch.arange(logits.shape[0]).unsqueeze(1) * nb
+        counts = torch.bincount(idx.flatten(), minlength=logits.shape[0] * nb).view(-1, nb).numpy()
+        steps = torch.linspace(0, 1, nb + 1).unsqueeze(0)
+        edges = (lo + (hi - lo) * steps).numpy()
         yield (
             top.indices.numpy(),
             top.values.numpy(),
@@ -295,7 +305,6 @@ def compute_pages(
     """Run the held-out pass once for all ``saes`` (``(layer, module, weights)``, each with its ``hook_name``) and
     build every feature's page. The logit lens is skipped for an SAE whose ``d_in`` is not ``d_model``
     (``attn.hook_z``: per-head space; its direction in the residual needs ``W_O`` first)."""
-    import torch
 
     from training.activations import forward_batches
 
@@ -320,22 +329,41 @@ def compute_pages(
     if offset == 0:
         raise InvalidInput("the held-out text gave no tokens: give a corpus with held-out chunks")
     t_pass = time.perf_counter() - t0
+    res = pages_from_codes(
+        loaded, [(layer, module, w.W_dec) for layer, module, w in saes], codes, sequences, seq_len, offset, opts
+    )
+    res.seconds["heldout_pass_s"] = round(t_pass, 2)
+    return res
+
+
+def pages_from_codes(
+    loaded: LoadedModel,
+    decoders: list[tuple[int, str, np.ndarray]],
+    codes: list[SparseCodes],
+    sequences: list[list[int]],
+    seq_len: int,
+    n_tokens: int,
+    opts: PageOptions | None = None,
+) -> PagesResult:
+    """Pages from codes already collected (by :func:`compute_pages`' pass, or by a trainer's held-out loop through
+    :meth:`SparseCodes.add_topk`, which saves the extra pass). ``decoders``: ``(layer, module, W_dec)`` per SAE."""
+    import torch
+
+    opts = opts or PageOptions()
+    t0 = time.perf_counter()
     w_u = loaded.model.get_output_embeddings().weight.detach().float().cpu().numpy()
     gain, kind = norm_direction(loaded)
     tokens = TokenText(loaded.tokenizer)
     pages: dict[tuple[int, str], list[dict[str, Any]]] = {}
     density: dict[tuple[int, str], dict[str, Any]] = {}
     with torch.no_grad():
-        for (layer, module, w), c in zip(saes, codes, strict=True):
-            lens = logit_lens(w.W_dec, w_u, gain, kind, opts) if w.d_in == w_u.shape[1] else None
-            rows = list(feature_pages(c, sequences, seq_len, offset, tokens, lens, opts))
+        for (layer, module, w_dec), c in zip(decoders, codes, strict=True):
+            lens = logit_lens(w_dec, w_u, gain, kind, opts) if w_dec.shape[1] == w_u.shape[1] else None
+            rows = list(feature_pages(c, sequences, seq_len, n_tokens, tokens, lens, opts))
             pages[(layer, module)] = rows
-            freqs = np.array([r["firing"] for r in rows], dtype=np.float64) / offset
+            freqs = np.array([r["firing"] for r in rows], dtype=np.float64) / n_tokens
             density[(layer, module)] = density_histogram(freqs, opts.density_bins)
-    t_all = time.perf_counter() - t0
-    return PagesResult(
-        pages, density, offset, {"heldout_pass_s": round(t_pass, 2), "pages_s": round(t_all - t_pass, 2)}
-    )
+    return PagesResult(pages, density, n_tokens, {"pages_s": round(time.perf_counter() - t0, 2)})
 
 
 def write_pages_file(path: Path, rows: Iterable[dict[str, Any]]) -> int:

@@ -197,7 +197,7 @@ export function valueBars(opts: { items: { label: string; value: number | null }
     const x = f.x0 + (i + 0.5) * (f.w / n) - bw / 2;
     const v = it.value;
     if (v !== null) {
-      const hgt = (Math.min(v, yMax) / yMax) * f.h;
+      const hgt = (Math.max(0, Math.min(v, yMax)) / yMax) * f.h; // a negative EV draws no bar; its value is still written
       f.svg.append(s("rect", { x, y: f.y0 + f.h - hgt, width: bw, height: hgt, fill: "#4e79a7", stroke: "#234", "stroke-width": 0.5, class: "bar" }, s("title", null, `${it.label}: ${opts.fmt(v)}`)));
       if (n <= 16) f.svg.append(s("text", { x: x + bw / 2, y: f.y0 + f.h - hgt - 2, "text-anchor": "middle", fill: "#222", "font-size": 8 }, opts.fmt(v)));
     }

@@ -93,3 +93,14 @@ describe("concept families", () => {
     expect(edgeMethods(g)).toEqual(["cosine", "pearson"]);
   });
 });
+
+describe("value bars", () => {
+  it("draw a negative value (a bad SAE's EV) as no bar, never a negative height", async () => {
+    const { valueBars } = await import("../src/svg");
+    const svg = valueBars({ items: [{ label: "8-res", value: -0.4 }, { label: "9-res", value: 0.8 }], label: "ev", yTitle: "EV", yMax: 1, fmt: (v) => v.toFixed(2) });
+    const heights = [...svg.querySelectorAll("rect.bar")].map((r) => Number(r.getAttribute("height")));
+    expect(heights[0]).toBe(0);
+    expect(heights[1]).toBeGreaterThan(0);
+    expect(svg.textContent).toContain("-0.40");
+  });
+});

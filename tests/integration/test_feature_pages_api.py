@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from atlas_api.types import MAX_PAGES_PER_REQUEST
 from queries.db import Graph
 from queries.feature_pages import count_paged, page_bytes
 from tests.servers import gql, running_api
@@ -78,3 +79,36 @@ def test_pages_are_stored_and_served(graph: Graph, atlas_name: str, tmp_path: An
         assert [e["uid"] for e in json.loads(raw)] == [e["uid"] for e in entry]
         edges = gql(base, LINEAGE_Q, {"uid": entry[0]["uid"]})["data"]["lineage"]["edges"]
         assert edges and all(e["methods"] == ["cosine"] for e in edges)
+        # at most MAX_PAGES_PER_REQUEST pages per request
+        many = "query($a: String!, $n: Int!) { features(where: {atlas: {eq: $a}}, limit: $n) { page { density } } }"
+        ok = gql(base, many, {"a": atlas_name, "n": MAX_PAGES_PER_REQUEST})
+        assert "errors" not in ok and all(f["page"] is not None for f in ok["data"]["features"])
+        refused = gql(base, many, {"a": atlas_name, "n": MAX_PAGES_PER_REQUEST + 1})
+        assert refused["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
+        assert f"at most {MAX_PAGES_PER_REQUEST} feature pages" in refused["errors"][0]["message"]
+
+
+def test_atlas_labels_pages_command_on_a_corpus(graph: Graph, atlas_name: str, tmp_path: Any) -> None:
+    """`atlas labels pages atlas.toml --corpus FILE` computes pages for an ingested atlas and stores them."""
+    from typer.testing import CliRunner
+
+    from atlas_cli.main import app
+    from ingest.pipeline import ingest_atlas
+    from saes.manifest import load_manifest
+    from saes.synthetic import planted_atlas
+    from tests.factories import tiny_llama
+
+    lm = tiny_llama(seed=2, d_model=128)
+    model_dir = tmp_path / "model"
+    lm.model.save_pretrained(model_dir)
+    lm.tokenizer.save_pretrained(model_dir)
+    pa = planted_atlas(atlas_name, n_layers=2, d_model=128, d_sae=16, model=str(model_dir), seed=1)
+    path = pa.write(tmp_path / "atlas")
+    ingest_atlas(load_manifest(path), graph, k=2, backend="numpy")
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("the river and the garden in winter, music in the city. " * 40)
+    out = CliRunner().invoke(app, ["labels", "pages", str(path), "--corpus", str(corpus), "--tokens", "400"])
+    assert out.exit_code == 0, out.output
+    figures = json.loads(out.output[out.output.rindex('{"pages_') :])  # after transformers' progress bar
+    assert figures["pages_features"] == 2 * 3 * 16 == count_paged(graph, atlas_name)
+    assert (path.parent / "saes").exists() and list(path.parent.rglob("feature_pages.jsonl"))

@@ -58,6 +58,16 @@ def test_tiny_demo_end_to_end_then_lineage_through_api(graph: Graph, atlas_name:
         nodes = lin["data"]["lineage"]["nodes"]
         edges = lin["data"]["lineage"]["edges"]
         assert any(n["uid"] == rep.seed_uid and n["label"] for n in nodes)
+        # feature pages were computed once by the demo and are served
+        from queries.feature_pages import count_paged
+
+        assert count_paged(graph, atlas_name) == 6 * 512 and rep.timings["pages_s"] > 0
+        page = gql(
+            base,
+            "query($u: String!) { feature(uid: $u) { ... on Feature { page { heldoutTokens logitLens { positive { token } } } } } }",
+            {"u": rep.seed_uid},
+        )["data"]["feature"]["page"]
+        assert page["heldoutTokens"] > 0 and len(page["logitLens"]["positive"]) == 10
         assert edges and all(e["target"].startswith(f"{atlas_name}/") for e in edges)
         # 8k training tokens make weak SAEs, so the thresholds are 0 here: the path through the API is the point.
         assert any(n["layer"] == 0 and n["module"] == "RES" for n in nodes), nodes

@@ -108,7 +108,7 @@ export function originPicture(f: FeatureT, o: OriginT): SVGSVGElement {
   const height = o.source ? 118 : 78;
   const y = height - 34;
   const svg = s("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `origin path of ${f.uid}`, class: "origin-path", "data-testid": "origin-path", "font-size": 10, "font-family": "system-ui, sans-serif" },
-    s("defs", null, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto" }, s("path", { d: "M0,0 L10,5 L0,10 Z", fill: "#333" }))));
+    s("defs", null, s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, markerUnits: "userSpaceOnUse", orient: "auto" }, s("path", { d: "M0,0 L10,5 L0,10 Z", fill: "#333" }))));
   const x = (i: number) => 40 + i * step;
   chain.forEach((c, i) => {
     if (i > 0) {
@@ -151,7 +151,7 @@ export function changedWords(a: string[], b: string[]): Set<number> {
 
 function markedText(words: string[], changed: Set<number>, tag: "ins" | "del"): HTMLElement {
   const p = h("p", { class: "gen-text" });
-  words.forEach((w, i) => p.append(changed.has(i) ? h(tag, { title: tag === "ins" ? "differs from the baseline" : "differs from the steered text" }, w) : w));
+  words.forEach((w, i) => p.append(changed.has(i) && w.trim() ? h(tag, { title: tag === "ins" ? "differs from the baseline" : "differs from the steered text" }, w) : w));
   return p;
 }
 
@@ -188,10 +188,12 @@ export function steeringPanel(f: FeatureT, p: URLSearchParams, onChange: (prompt
         const b = g.steered.split(/(\s+)/).filter((x) => x !== "");
         const changed = changedWords(a, b);
         const removed = changedWords(b, a);
+        const nChanged = [...changed].filter((i) => b[i].trim()).length;
+        const nWords = b.filter((w) => w.trim()).length;
         result.replaceChildren(h("div", { class: "side-by-side" },
           h("div", { class: "gen baseline" }, h("h4", null, "baseline"), h("p", { class: "prompt" }, g.prompt), markedText(a, removed, "del")),
           h("div", { class: "gen steered" }, h("h4", null, `steered (strength ${s0})`), h("p", { class: "prompt" }, g.prompt), markedText(b, changed, "ins"))),
-        h("p", { class: "hint" }, `${changed.size} of ${b.length} steered words differ from the baseline (underlined; removed baseline words struck through).${r.runId ? ` Stored as ${r.runId}.` : ""}`));
+        h("p", { class: "hint" }, `${nChanged} of ${nWords} steered words differ from the baseline (underlined; removed baseline words struck through).${r.runId ? ` Stored as ${r.runId}.` : ""}`));
         out.dataset.hasData = "true";
       } else if (r.__typename === "InvalidInput") {
         result.replaceChildren(notice("error", "Invalid input", r.message));

@@ -111,3 +111,20 @@ def test_largest_lineages_follow_the_cuts() -> None:
     out = largest_lineages(feats, links, limit=2)
     assert out[0] == {"uid": "a/2-res/1", "size": 4, "length": 3}
     assert out[1] == {"uid": "a/1-res/0", "size": 2, "length": 2}
+
+
+def test_topk_codes_from_a_trainer_give_the_same_sparse_codes() -> None:
+    """SparseCodes.add_topk (the trainer's TopK vals/idx) holds exactly what add (dense activations) holds."""
+    from training.feature_pages import SparseCodes
+
+    rng = np.random.default_rng(0)
+    dense = np.maximum(rng.normal(size=(40, 12)).astype(np.float32), 0)
+    idx = np.argsort(-dense, axis=1)[:, :3]
+    vals = np.take_along_axis(dense, idx, axis=1)
+    kept = np.zeros_like(dense)
+    np.put_along_axis(kept, idx, vals, axis=1)
+    a, b = SparseCodes(12), SparseCodes(12)
+    a.add(kept, offset=7)
+    b.add_topk(vals, idx, offset=7)
+    for x, y in zip(a.by_feature(), b.by_feature(), strict=True):
+        assert np.array_equal(x, y)
