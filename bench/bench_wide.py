@@ -1,8 +1,8 @@
 """Wide SAEs: peak memory and time of matching a res(L-1)–res(L) pair streamed from safetensors files
 (ingest.streaming) against the same pair loaded whole in memory.
 
-    python bench/bench_wide.py --rows 131072 --d 4096 --query-rows 8192   # the issue's files, a block of queries
-    python bench/bench_wide.py --rows 16384 --d 1024                       # the whole problem, a smaller pair
+    python -m bench.bench_wide --rows 131072 --d 4096 --query-rows 8192   # the issue's files, a block of queries
+    python -m bench.bench_wide --rows 16384 --d 1024                       # the whole problem, a smaller pair
 
 Writes a synthetic SAELens pair (W_dec *and* W_enc, so that "encoders are never read" is part of what is
 measured) under --dir (default a temp folder under /tmp; deleted afterwards either way), then runs each mode in
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.harness import save_json
+from bench.machine import machine
 
-from machine import machine  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 K = 5
 
@@ -163,7 +163,8 @@ def main() -> None:
             res = subprocess.run(
                 [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "bench.bench_wide",
                     "--tile-rows",
                     str(args.tile_rows),
                     "--query-rows",
@@ -177,6 +178,7 @@ def main() -> None:
                 check=True,
                 capture_output=True,
                 text=True,
+                cwd=REPO,
             )
             runs[mode] = json.loads(res.stdout.strip().splitlines()[-1])
             print(mode, runs[mode], flush=True)
@@ -247,7 +249,7 @@ def main() -> None:
     path = out / "wide.json"
     runs_by_size = json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
     runs_by_size[f"{args.rows}x{args.d}" + (f"-q{query_rows}" if share < 1 else "")] = result
-    path.write_text(json.dumps({"runs": runs_by_size}, indent=2) + "\n")
+    save_json(path, {"runs": runs_by_size}, indent=2)
     gib = 2**30
     title = f"{args.rows:,} × {args.d:,}, fp32: {decoder_bytes / gib:.2f} GiB per decoder"
     if share < 1:

@@ -2,7 +2,7 @@
 bench/faults.py (faults.json), bench/fuzz_api.py (fuzz_api.json) and bench/soak.py (soak.json; soak-paced.json with think time). A figure
 that was not measured is null, with the reason in ``not_measured`` (and in the .md).
 
-    python bench/reliability.py
+    python -m bench.reliability
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from bench.harness import save_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -87,7 +89,7 @@ def main() -> None:
             "status": paced.get("status"),
             "machine": paced["machine"],
         }
-    (RESULTS / "reliability.json").write_text(json.dumps(out, indent=1))
+    save_json((RESULTS / "reliability.json"), out, indent=1)
     lines = [
         "# Reliability figures (issue 12)",
         "",
