@@ -211,13 +211,13 @@ def write(out: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     # the like-for-like run (one API process against one driver process) is api.json; others say their workers
     stem = "api" if out["workers"] == 1 else f"api-workers{out['workers']}"
-    save_json((RESULTS / f"{stem}.json"), out, indent=1)
+    saved = save_json((RESULTS / f"{stem}.json"), out, indent=1)
     lines = [
         "# API benchmark",
         "",
         f"Atlas `{out['atlas']}`; {out['seconds']} s per cell; lineage with minSimilarity 0 (walks the full depth); "
         f"API served by {out['workers']} uvicorn worker process(es).",
-        f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, load {out['machine']['loadavg_1_5_15']} — {out['machine']['note']}.",
+        f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, {saved['run']['noise']}",
         "",
         "**Targets (2 cores):** feature p99 ≤ 20 ms and lineage(depth 6) p99 ≤ 100 ms at 10 clients; API/Cypher (#16): "
         "geometric mean ≤ 1.2× and `feature` ≤ 1.5× at 10 clients.",

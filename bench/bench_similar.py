@@ -95,14 +95,14 @@ def main() -> None:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_json((out / "api-similar.json"), result, indent=2)
+    saved = save_json((out / "api-similar.json"), result, indent=2)
     m = result["machine"]
     md = [
         f"# API `similar` on a {args.d_sae:,}-wide SAE (d_model {args.d_model:,})",
         "",
         (
             f"`python -m bench.bench_similar --d-sae {args.d_sae} --d-model {args.d_model}` on {m['cpu']} ({m['cores']} cores), "
-            f"load {m['loadavg_1_5_15']} at start, {result['loadavg_after']} after; {m['note']}. One client over HTTP, k = 10, "
+            f"{saved['run']['noise']} One client over HTTP, k = 10, "
             "exact FAISS IndexFlatIP over the normalised decoder; the neighbours' Feature nodes are resolved too."
         ),
         "",

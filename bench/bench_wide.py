@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import save_json
+from bench.harness import run_facts, save_json
 from bench.machine import machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -232,7 +232,8 @@ def main() -> None:
         "command": " ".join(
             [
                 "python",
-                "bench/bench_wide.py",
+                "-m",
+                "bench.bench_wide",
                 "--rows",
                 str(args.rows),
                 "--d",
@@ -248,8 +249,10 @@ def main() -> None:
     # one entry per size: runs at several sizes show how each mode's peak grows with the decoders
     path = out / "wide.json"
     runs_by_size = json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
+    result["run"] = run_facts()  # this size's loads (the file keeps other sizes' runs, each with its own)
     runs_by_size[f"{args.rows}x{args.d}" + (f"-q{query_rows}" if share < 1 else "")] = result
-    save_json(path, {"runs": runs_by_size}, indent=2)
+    quiet_all = all(r.get("run", {}).get("quiet", False) for r in runs_by_size.values())
+    save_json(path, {"runs": runs_by_size}, indent=2, parts_quiet=quiet_all)
     gib = 2**30
     title = f"{args.rows:,} × {args.d:,}, fp32: {decoder_bytes / gib:.2f} GiB per decoder"
     if share < 1:
@@ -270,8 +273,8 @@ def main() -> None:
         f"Restricted: {result['what_was_restricted']}.",
         "",
         f"Top-1 identical both ways: {same}. Files hold W_enc too ({file_bytes / gib:.2f} GiB in all); neither mode reads it.",
-        f"Machine: {started['cpu']} ({' '.join(started['cpu_flags'])}), {started['cores']} cores, "
-        f"load {started['loadavg_1_5_15']} at start, {result['machine_at_end']['loadavg_1_5_15']} at end ({started['note']}).",
+        f"Machine: {started['cpu']} ({' '.join(started['cpu_flags'])}), {started['cores']} cores. "
+        + result["run"]["noise"],
         f"Command: `{result['command']}`.",
     ]
     md_path = out / "wide.md"

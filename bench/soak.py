@@ -260,14 +260,13 @@ def result_name(think: float) -> str:
 def write(out: dict[str, Any], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     name = result_name(out.get("think_s", 0.0))
-    save_json((directory / f"{name}.json"), out, indent=1)
+    saved = save_json((directory / f"{name}.json"), out, indent=1)
     m, g = out["machine"], out["rss_growth"]
     md = [
-        "# Soak and load (bench/soak.py)",
+        "# Soak and load (python -m bench.soak)",
         "",
         f"Atlas `{out['atlas']}` ({out['atlas_size']}); seconds per client level {out['seconds_per_level']}; "
-        f"machine {m['cpu']}, {m['cores']} cores, load {m['loadavg_1_5_15']} at start, {out['loadavg_after']} at the end "
-        f"({m['note']}). API: one uvicorn worker on loopback; the load generator is one asyncio process on the same "
+        f"machine {m['cpu']}, {m['cores']} cores. {saved['run']['noise']} API: one uvicorn worker on loopback; the load generator is one asyncio process on the same "
         "2 cores (its own CPU per request is in the table). Clients: "
         + (
             f"each waits an exponential think time of mean {out['think_s']:g} s between requests (a user's pace)"
