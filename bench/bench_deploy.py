@@ -278,6 +278,14 @@ def main() -> None:
     parts = {p: _part_run(result[p]) for p in ("ray", "readers") if p in result and "machine" in result[p]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     save_json(path, result, indent=1, parts_quiet=all(run["quiet"] for run in parts.values()))
+    md = render(result)
+    (RESULTS / "deploy.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    """deploy.md's lines from the saved figures (each part's noise and the Ray reading computed from them)."""
+    parts = {p: _part_run(result[p]) for p in ("ray", "readers") if p in result and "machine" in result[p]}
     r, rd = result.get("ray", {}), result.get("readers", {})
     md = [
         "# Deploy / scale-out benchmark",
@@ -308,8 +316,7 @@ def main() -> None:
             f"{rd['store']['dump_s']} s / {rd['store']['load_s']} s; dump {rd['store']['dump_bytes'] / 1e6:.0f} MB, loaded store "
             f"{rd['store']['loaded_store_bytes'] / 1e6:.0f} MB ({rd['store']['store_bytes_per_edge_incl_nodes']} bytes per edge, nodes included) |",
         ]
-    (RESULTS / "deploy.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    return md
 
 
 if __name__ == "__main__":

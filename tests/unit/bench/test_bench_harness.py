@@ -42,3 +42,14 @@ def test_ray_reading_follows_the_measured_ratio() -> None:
     assert "faster" in ray_reading({"ray_over_single_process": 0.8}, quiet)
     same = ray_reading({"ray_over_single_process": 1.01}, {"quiet": False})
     assert "within 5%" in same and "loaded machine" in same
+
+
+def test_deploy_report_reads_its_noise_and_ray_wording_from_the_saved_figures() -> None:
+    from bench.bench_deploy import render
+
+    saved = json.loads((Path(__file__).resolve().parents[3] / "bench" / "results" / "deploy.json").read_text())
+    text = "\n".join(render(saved))
+    assert "The machine was shared with other engineers" not in text and "why Ray is not slower" not in text
+    ray = saved["ray"]
+    loaded = ray["machine"]["loadavg_1_5_15"][0] > 1.5 * ray["machine"]["cores"]
+    assert ("ray: Loaded machine" in text) == loaded and f"{float(ray['ray_over_single_process']):.3g}×" in text
