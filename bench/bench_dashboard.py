@@ -13,7 +13,7 @@ nothing is measured twice in two ways) and saves their figures with the machine:
 - the older figures: first view, bundle size, 500-node graph render.
 ``quiet`` is true only when the 1-minute load at start and end is ≤ 3. Saves bench/results/dashboard.json and .md.
 
-    python bench/bench_dashboard.py [--atlas smollm2-demo] [--atlas-dir ~/.cache/feature-atlas/atlases/smollm2-demo]
+    python -m bench.bench_dashboard [--atlas smollm2-demo] [--atlas-dir ~/.cache/feature-atlas/atlases/smollm2-demo]
                                     [--skip-ingest-extra]
 """
 
@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.harness import is_quiet
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-sys.path.insert(0, str(ROOT))
 
 
 def atlas_has_pages(atlas: str) -> bool:
@@ -100,7 +101,7 @@ def main() -> None:
         figures = json.loads(first.read_text())
         page_figs = json.loads(pages.read_text())
     load_end = os.getloadavg()
-    quiet = load_start[0] <= 3 and load_end[0] <= 3
+    quiet = is_quiet(load_start, load_end)
     result = {
         "feature_page_p95_ms": page_figs["feature_page_p95_ms"],
         "overview_page_p95_ms": page_figs["overview_page_p95_ms"],
@@ -126,7 +127,7 @@ def main() -> None:
             "bundle_kb_gzip": 500,
             "graph500_render_ms": 1000,
         },
-        "command": "python bench/bench_dashboard.py " + " ".join(sys.argv[1:]),
+        "command": "python -m bench.bench_dashboard " + " ".join(sys.argv[1:]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "dashboard.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -100,26 +100,50 @@ def _attach_modules(
             b.add_edge(e)
 
 
+def _follow_residual_chain(
+    b: _Builder,
+    frontier: list[str],
+    nodes: Mapping[str, FlowNode],
+    incoming: Mapping[str, list[_Edge]],
+    chain: Mapping[str, list[_Edge]],
+    *,
+    upstream: bool,
+    bound: int,
+    skip_modules_of: str | None = None,
+) -> None:
+    """Breadth-first along the residual chain from ``frontier``: ``chain`` gives each node's residual edges in the
+    walk's direction (incoming upstream, outgoing downstream), ranked by the rank on the far side (target_rank
+    upstream, source_rank downstream), kept within k, the residual cut and the layer ``bound`` (floor upstream,
+    ceiling downstream). Every node reached gets its module predecessors attached (except ``skip_modules_of``)."""
+
+    def rank(e: _Edge) -> int | None:
+        return e.target_rank if upstream else e.source_rank
+
+    seen = set(frontier)
+    while frontier:
+        nxt: list[str] = []
+        for cur in frontier:
+            if cur != skip_modules_of:
+                _attach_modules(b, cur, nodes, incoming)
+            for e in sorted(chain.get(cur, ()), key=lambda e: (rank(e) or 0, -e.similarity)):
+                far = nodes[e.source if upstream else e.target]
+                beyond = far.layer < bound if upstream else far.layer > bound
+                if far.module is not Module.RES or not _rank_ok(rank(e), b.o.top_k) or beyond:
+                    continue
+                if not b.keep_residual(e.similarity) or not b.add_node(far):
+                    continue
+                b.add_edge(e)
+                if far.uid not in seen:
+                    seen.add(far.uid)
+                    nxt.append(far.uid)
+        frontier = nxt
+
+
 def _upstream(b: _Builder, seed: FlowNode, nodes: Mapping[str, FlowNode], incoming: Mapping[str, list[_Edge]]) -> None:
     if seed.module is not Module.RES:
         return  # module features are leaves: nothing flows into them
     floor = seed.layer - b.o.depth_or_max
-    frontier, seen = [seed.uid], {seed.uid}
-    while frontier:
-        nxt: list[str] = []
-        for cur in frontier:
-            _attach_modules(b, cur, nodes, incoming)
-            for e in sorted(incoming.get(cur, ()), key=lambda e: (e.target_rank or 0, -e.similarity)):
-                src = nodes[e.source]
-                if src.module is not Module.RES or not _rank_ok(e.target_rank, b.o.top_k) or src.layer < floor:
-                    continue
-                if not b.keep_residual(e.similarity) or not b.add_node(src):
-                    continue
-                b.add_edge(e)
-                if src.uid not in seen:
-                    seen.add(src.uid)
-                    nxt.append(src.uid)
-        frontier = nxt
+    _follow_residual_chain(b, [seed.uid], nodes, incoming, incoming, upstream=True, bound=floor)
 
 
 def _downstream(
@@ -144,23 +168,9 @@ def _downstream(
             ):
                 b.add_edge(e)
                 frontier.append(tgt.uid)
-    seen = set(frontier)
-    while frontier:
-        nxt: list[str] = []
-        for cur in frontier:
-            if cur != seed.uid:
-                _attach_modules(b, cur, nodes, incoming)
-            for e in sorted(outgoing.get(cur, ()), key=lambda e: (e.source_rank or 0, -e.similarity)):
-                tgt = nodes[e.target]
-                if tgt.module is not Module.RES or not _rank_ok(e.source_rank, b.o.top_k) or tgt.layer > ceiling:
-                    continue
-                if not b.keep_residual(e.similarity) or not b.add_node(tgt):
-                    continue
-                b.add_edge(e)
-                if tgt.uid not in seen:
-                    seen.add(tgt.uid)
-                    nxt.append(tgt.uid)
-        frontier = nxt
+    _follow_residual_chain(
+        b, frontier, nodes, incoming, outgoing, upstream=False, bound=ceiling, skip_modules_of=seed.uid
+    )
 
 
 def assemble_flow_graph(
