@@ -103,7 +103,7 @@ def nll(
     for start in range(0, n, batch_size):
         idx = list(range(start, min(n, start + batch_size)))
         seqs = [list(prefixes[i]) + list(continuations[i]) for i in idx]
-        width = max(1, max(len(s) for s in seqs))
+        width = max([1, *(len(s) for s in seqs)])
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, s in enumerate(seqs):  # right padding keeps each row's positions

@@ -56,7 +56,7 @@ def text_stats(text: str) -> TextStats:
     w = words(text)
     if not w:
         return TextStats(0, 1.0, 0, 0.0, 0.0)
-    top, count = Counter(w).most_common(1)[0]
+    _, count = Counter(w).most_common(1)[0]
     grams = [tuple(w[i : i + 3]) for i in range(len(w) - 2)]
     rep = 1.0 - len(set(grams)) / len(grams) if grams else 0.0
     return TextStats(len(w), count / len(w), count, len(set(w)) / len(w), rep)
@@ -157,7 +157,7 @@ class ConceptClassifier:
             "positives": float((p >= 0.5).mean()) if len(p) else float("nan"),
             "negatives": float((n < 0.5).mean()) if len(n) else float("nan"),
             "degenerate": float((d < 0.5).mean()) if len(d) else float("nan"),
-            "n": int(len(hits)),
+            "n": len(hits),
         }
 
 
