@@ -243,7 +243,7 @@ class Steer:
     """One method for one concept: the per-point ops (strength ``α`` is set per batch row) and what it uses."""
 
     name: str
-    ops: dict[HookPoint, Any] = field(default_factory=dict)
+    ops: dict[Any, Any] = field(default_factory=dict)  # hook point (or hook name) -> op
     features: list[str] = field(default_factory=list)
     note: str = ""
 

@@ -92,8 +92,27 @@ def summarise(out: dict[str, Any]) -> dict[str, Any]:
                 "steered": bool(lo > 0 and ppl <= MAX_PPL_RATIO_AT_DEFAULT),
             }
         )
+    supp: dict[str, Any] = {"per_concept": []}
+    if concepts:
+        seed_m = np.array([res[c]["suppression"]["seed_only"]["_concept"] for c in concepts])
+        graph_m = np.array([res[c]["suppression"]["graph"]["_concept"] for c in concepts])
+        supp["graph_suppresses_more_than_seed_only"] = pr.bootstrap_median_difference(seed_m, graph_m, seed=5)
+        for c in concepts:
+            x = res[c]["suppression"]
+            supp["per_concept"].append(
+                {
+                    "concept": c,
+                    "unsteered_concept": x["unsteered"]["concept"],
+                    **{
+                        f"{k}_{f}": x[k][f]
+                        for k in ("seed_only", "graph")
+                        for f in ("concept", "concept_drop", "concept_drop_ci", "fluency", "degenerate_fraction")
+                    },
+                }
+            )
     gates = out["gates"]
     return {
+        "suppression": supp,
         "concepts": len(gates),
         "concepts_gated_in": sum(g["gated_in"] for g in gates),
         "concepts_steered": len(concepts),
@@ -114,6 +133,34 @@ def summarise(out: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _suppression_md(s: dict[str, Any]) -> str:
+    sp = s["suppression"]
+    if not sp["per_concept"]:
+        return "No concept was steered."
+    rows = [
+        [
+            r["concept"],
+            _f(r["unsteered_concept"]),
+            _f(r["seed_only_concept"]),
+            f"{_f(r['seed_only_concept_drop'])} [{_f(r['seed_only_concept_drop_ci'][0])}, {_f(r['seed_only_concept_drop_ci'][1])}]",
+            _f(r["seed_only_fluency"]),
+            _f(r["graph_concept"]),
+            f"{_f(r['graph_concept_drop'])} [{_f(r['graph_concept_drop_ci'][0])}, {_f(r['graph_concept_drop_ci'][1])}]",
+            _f(r["graph_fluency"]),
+        ]
+        for r in sp["per_concept"]
+    ]
+    t = md_table(
+        ["concept", "unsteered concept", "seed only", "drop [95% CI]", "fluency", "graph", "drop [95% CI]", "fluency"],
+        rows,
+    )
+    g = sp["graph_suppresses_more_than_seed_only"]
+    return (
+        f"{t}\n\nMedian over concepts of (seed-only − graph) concept probability: {_f(g['median'], 3)} "
+        f"[{_f(g['low'], 3)}, {_f(g['high'], 3)}]; graph suppresses more than seeds only: **{'yes' if g['beats'] else 'no'}**."
+    )
+
+
 def _f(x: Any, nd: int = 2) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "n/a"
@@ -130,8 +177,14 @@ def to_json(out: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
                 "examples": v["test"].texts[:2],
             }
             for m, v in per.items()
+            if m != "suppression"
         }
         per_concept[c]["unsteered"]["validation"] = per["unsteered"]["validation"].summary()
+        per_concept[c]["suppression"] = {
+            k: ({f: x for f, x in v.items() if not f.startswith("_")} if isinstance(v, dict) else v)
+            for k, v in per["suppression"].items()
+            if not k.startswith("_")
+        }
     rest = {k: v for k, v in out.items() if k != "results"}
     return summary | {"per_concept": per_concept, "run": rest}
 
@@ -259,7 +312,9 @@ def markdown(out: dict[str, Any], s: dict[str, Any], command: str) -> str:
     crow = []
     for key, parts in s["comparisons"].items():
         if isinstance(parts, dict) and "median" in parts:
-            parts = {key: parts}
+            a, _, o = key.partition("_vs_")
+            parts = {o: parts}
+            key = f"{a} vs {o}"
         for o, p in parts.items():
             crow.append(
                 [key, o, _f(p["median"], 3), f"[{_f(p['low'], 3)}, {_f(p['high'], 3)}]", "yes" if p["beats"] else "no"]
@@ -278,7 +333,10 @@ def markdown(out: dict[str, Any], s: dict[str, Any], command: str) -> str:
         "- **Cumulative (graph) vs single layer**: `flow_graph` (every node of the graph at its own hook) against `sae_feature` "
         "(the seed alone, one layer) and `seed_copied` (the seed's direction at every res layer of the span: many layers without the flow); "
         "see the table above.",
-        "- **Graph-derived suppression vs seeds only**: not re-tested in this run (the benchmark measures promotion only); it stays an open item.",
+        "- **Graph-derived suppression vs seeds only**: rescaling r = 0 (the feature's term removed wherever it fires) of the seed alone "
+        'vs every node of its graph, on instructions that invite the concept ("Tell me about {concept}." and 3 more) × the test seeds:',
+        "",
+        _suppression_md(s),
         "",
         f"Concepts steered at the default (flow_graph at its validation α; concept probability above unsteered with the interval excluding 0 "
         f"and median perplexity ratio ≤ {MAX_PPL_RATIO_AT_DEFAULT}): **{s['concepts_steered_at_default']} of {s['concepts_steered']}**.",

@@ -59,6 +59,7 @@ class BenchSettings:
     gate_auroc: float = GATE_AUROC
     dtype: str = "auto"  # auto: bf16 where the CPU has avx512_bf16 / AMX, else fp32
     quick: bool = False
+    shared_machine: bool = False  # True: timings are marked not quiet whatever the load (other jobs share the cores)
 
     @classmethod
     def quick_settings(cls, **kw: Any) -> BenchSettings:
@@ -223,6 +224,7 @@ def run_with(
     points = sorted(HookPoint(e.layer, e.module) for e in bank.manifest.saes)
     b = Bench(s, lm, bank, embed, progress)
     rng = np.random.default_rng(s.seed)
+    stage_s: dict[str, float] = {}
 
     # 1. data
     progress("data: generating / loading concept and neutral texts")
@@ -278,7 +280,9 @@ def run_with(
     gated = [g for g in gates if g["gated_in"]]
     steered = gated if s.max_steered_concepts is None else gated[: s.max_steered_concepts]
     results: dict[str, dict[str, Any]] = {}
-    for ci, (g) in enumerate(steered):
+    stage_s["setup"] = time.perf_counter() - started
+    t0 = time.perf_counter()
+    for ci, g in enumerate(steered):
         name = g["concept"]
         progress(f"[{ci + 1}/{len(steered)}] steering {name!r} (seed {g['seed']}, graph {g['graph_nodes']} nodes)")
         clf = clfs[name]
@@ -334,7 +338,10 @@ def run_with(
                 "features": st.features[:20],
                 "n_features": len(st.features),
             }
+        per["suppression"] = _suppression(b, s, name, g, clf, test_seeds, ref_test, rel_test)
         results[name] = per
+        stage_s[f"steer:{name}"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
     wall = time.perf_counter() - started
     load_end = os.getloadavg()
     return {
@@ -369,9 +376,50 @@ def run_with(
         "cpu_flags": flags,
         "load_start": list(load_start),
         "load_end": list(load_end),
-        "quiet": bool(load_start[0] <= 3 and load_end[0] <= 3),
+        "quiet": bool(load_start[0] <= 3 and load_end[0] <= 3 and not s.shared_machine),
+        "stage_s": stage_s,
         "wall_s": wall,
     }
+
+
+SUPPRESS_INSTRUCTIONS = (
+    "Tell me about {c}.",
+    "What do you know about {c}?",
+    "Describe {c} in a few words.",
+    "Write a short note about {c}.",
+)
+
+
+def _suppression(
+    b: Bench,
+    s: BenchSettings,
+    name: str,
+    g: dict[str, Any],
+    clf: sc.ConceptClassifier,
+    seeds: list[int],
+    ref_ppl: float,
+    rel: sc.Relevance,
+) -> dict[str, Any]:
+    """The paper's suppression claim: rescaling (r = 0, the feature's term removed) the seed alone vs every
+    node of its flow graph, on instructions that invite the concept; concept probability and fluency."""
+    from steering.interventions import Mode, SteerFeature, compile_plan
+
+    prompts = [t.format(c=name) for t in SUPPRESS_INSTRUCTIONS]
+    uids = {"seed_only": [g["seed"]], "graph": [n.uid for n in g["graph"].nodes]}
+    out: dict[str, Any] = {"prompts": prompts}
+    rows = [p for _ in seeds for p in prompts]
+    base = b.score([r for sd in seeds for r in b.generate(prompts, sd)], rows, clf, ref_ppl, rel)
+    out["unsteered"] = base.summary()
+    for key, us in uids.items():
+        plan = compile_plan([SteerFeature(parse_uid(u, s.atlas), 0.0, Mode.RESCALE) for u in us], b.bank)
+        edits: dict[Any, Any] = {(op.hook or p): op for p, op in plan.ops.items()}
+        steer = me.Steer(key, edits, us)
+        sc_ = b.score([r for sd in seeds for r in b.generate(prompts, sd, steer)], rows, clf, ref_ppl, rel)
+        d, lo, hi = pr.paired_interval(base.concept, sc_.concept, seed=4)
+        out[key] = sc_.summary() | {"concept_drop": d, "concept_drop_ci": [lo, hi], "examples": sc_.texts[:2]}
+        out[key]["_concept"] = sc_.concept
+    out["_base_concept"] = base.concept
+    return out
 
 
 def _gate(

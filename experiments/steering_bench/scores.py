@@ -103,9 +103,9 @@ def degenerate_texts(positives: Sequence[str], lex: Sequence[str], seed: int = 0
         out.append(" and ".join([w] * int(rng.integers(6, 12))))
     pool = [w for t in positives for w in words(t)]
     for t in positives:
-        w = words(t)
-        if len(w) >= 4:
-            out.append(" ".join(w[:4] * 5))  # a phrase repeated
+        ws = words(t)
+        if len(ws) >= 4:
+            out.append(" ".join(ws[:4] * 5))  # a phrase repeated
         if pool:
             out.append(" ".join(rng.choice(pool, size=int(rng.integers(10, 30)))))  # a salad of concept words
     return out
