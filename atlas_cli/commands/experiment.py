@@ -381,14 +381,16 @@ def steering_bench(
         "smollm2-demo", "--atlas", help="Atlas name (its atlas.toml is found like `atlas steer`'s)."
     ),
     quick: bool = typer.Option(
-        False, "--quick", help="Small settings for CI (fewer texts, α grid, 1 seed, 4 concepts steered)."
+        False,
+        "--quick",
+        help="Small settings (12 texts per concept, α ∈ {0.1, 0.3, 0.6}, 1 seed, 24 tokens, 3 concepts steered).",
     ),
     out_json: Path = typer.Option(Path("bench/results/steering-bench.json"), "--json", help="Where the JSON goes."),
     out_md: Path = typer.Option(
         Path("docs/reproduction/steering-bench.md"), "--report", help="Where the Markdown report goes."
     ),
     concepts: int | None = typer.Option(None, help="Use only the first N concepts (smoke runs)."),
-    max_steered: int | None = typer.Option(None, help="Steer at most N gated concepts (default: all; --quick: 4)."),
+    max_steered: int | None = typer.Option(None, help="Steer at most N gated concepts (default: all; --quick: 3)."),
     validation_prompts: int | None = typer.Option(None, help="Validation prompts (default 10)."),
     test_prompts: int | None = typer.Option(None, help="Test prompts (default 20)."),
     seeds: int | None = typer.Option(None, help="Sampling seeds per test prompt (default 3; --quick: 1)."),

