@@ -390,7 +390,7 @@ def steering_bench(
         Path("docs/reproduction/steering-bench.md"), "--report", help="Where the Markdown report goes."
     ),
     concepts: int | None = typer.Option(None, help="Use only the first N concepts (smoke runs)."),
-    max_steered: int | None = typer.Option(None, help="Steer at most N gated concepts (default: all; --quick: 3)."),
+    max_steered: int | None = typer.Option(None, help="Steer at most N gated concepts (default 20; --quick: 3)."),
     validation_prompts: int | None = typer.Option(None, help="Validation prompts (default 10)."),
     test_prompts: int | None = typer.Option(None, help="Test prompts (default 20)."),
     seeds: int | None = typer.Option(None, help="Sampling seeds per test prompt (default 3; --quick: 1)."),

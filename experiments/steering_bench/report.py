@@ -133,6 +133,19 @@ def summarise(out: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _span_note(out: dict[str, Any]) -> str:
+    res = out["results"]
+    one = [c for c, per in res.items() if len(per["seed_copied"]["points"]) == 1]
+    single = [
+        c for c, per in res.items() if len(per["flow_graph"]["points"]) == 1 and per["flow_graph"]["n_features"] == 1
+    ]
+    return (
+        f"`seed_copied` had only the seed's own layer for {len(one)} of {len(res)} steered concepts (the seed sits at the end of "
+        f"its graph's span, or the span is one layer), where it is `sae_feature` itself; the flow graph was the seed alone for "
+        f"{len(single)} of {len(res)} (no edge above its pair's null p99.9), where `flow_graph` is `sae_feature` too."
+    )
+
+
 def _suppression_md(s: dict[str, Any]) -> str:
     sp = s["suppression"]
     if not sp["per_concept"]:
@@ -332,7 +345,7 @@ def markdown(out: dict[str, Any], s: dict[str, Any], command: str) -> str:
         "",
         "- **Cumulative (graph) vs single layer**: `flow_graph` (every node of the graph at its own hook) against `sae_feature` "
         "(the seed alone, one layer) and `seed_copied` (the seed's direction at every res layer of the span: many layers without the flow); "
-        "see the table above.",
+        "see the table above. " + _span_note(out),
         "- **Graph-derived suppression vs seeds only**: rescaling r = 0 (the feature's term removed wherever it fires) of the seed alone "
         'vs every node of its graph, on instructions that invite the concept ("Tell me about {concept}." and 3 more) × the test seeds:',
         "",

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FULL_ALPHAS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75)
+FULL_ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75)
 QUICK_ALPHAS = (0.1, 0.3, 0.6)
 GATE_AUROC = 0.75
 
@@ -53,8 +53,10 @@ class BenchSettings:
     top_p: float = 0.9
     benign_windows: int = 8
     benign_tokens: int = 48
-    max_steered_concepts: int | None = None  # None: every gated concept
-    batch_size: int = 48
+    # at most 20 gated concepts are steered (the first 20 in the list order; the rest keep their gate row):
+    # it bounds the full run to ~90 min on 2 cores
+    max_steered_concepts: int | None = 20
+    batch_size: int = 72  # 7 α × 10 validation prompts in one generation batch
     seed: int = 0
     gate_auroc: float = GATE_AUROC
     dtype: str = "auto"  # auto: bf16 where the CPU has avx512_bf16 / AMX, else fp32

@@ -114,3 +114,29 @@ def test_pipeline_on_planted_atlas(planted_ctx, tmp_path: Path, embed, monkeypat
     assert len(out["results"][c0]["flow_graph"]["test"].texts) == 4  # prompts × seeds
     md = (tmp_path / "r.md").read_text()
     assert all(f"| {m} |" in md for m in me.METHODS)
+
+
+def test_clamp_raises_to_the_floor_and_never_lowers(planted_ctx, tmp_path: Path) -> None:
+    import torch
+
+    from experiments.steering_eval import load_bank
+    from experiments.synthetic import write_atlas
+    from steering.hooks import HookPoint
+    from steering.saes import encode_selected
+
+    ctx, _, _ = planted_ctx
+    bank = load_bank(write_atlas(ctx, tmp_path / "atlas"), ctx.model)
+    p = HookPoint(2, "res")
+    ops = me.clamp_ops(bank, {p: [5]}, {p: 10.0})
+    op = ops[p]
+    unit = float(op.target[0])  # floor at α = 1 (SAE units): median / ‖d‖
+    h = torch.randn(2, 4, ctx.model.d_model)
+    op.set_scale(torch.tensor([0.0, 0.5]))
+    out = op(h)
+    assert torch.allclose(out[0], h[0])  # α = 0: the floor is 0, nothing changes
+    enc = bank.get(p).encoder_slice(torch.tensor([5]))
+    before, after = encode_selected(h, enc)[1, :, 0], encode_selected(out, enc)[1, :, 0]
+    assert bool((after >= before - 1e-4).all())  # never lowers the feature
+    dn = (out[1] - h[1]).norm(dim=-1)
+    assert bool((dn <= 0.5 * 10.0 + 1e-4).all())  # ‖Δh‖ ≤ α · median
+    assert float(dn.max()) > 0 and unit > 0
