@@ -140,3 +140,24 @@ def test_clamp_raises_to_the_floor_and_never_lowers(planted_ctx, tmp_path: Path)
     dn = (out[1] - h[1]).norm(dim=-1)
     assert bool((dn <= 0.5 * 10.0 + 1e-4).all())  # ‖Δh‖ ≤ α · median
     assert float(dn.max()) > 0 and unit > 0
+
+
+def test_flow_graph_edges_sit_above_their_pair_null(planted_ctx, tmp_path: Path) -> None:
+    from experiments.steering_eval import load_bank
+    from experiments.synthetic import write_atlas
+    from queries.ids import FeatureRef, Module
+    from steering.hooks import HookPoint
+
+    ctx, planted, _ = planted_ctx
+    bank = load_bank(write_atlas(ctx, tmp_path / "atlas"), ctx.model)
+    points = [HookPoint(L, m) for L in range(4) for m in ("res", "att", "mlp")]
+    index = me.graph_index(bank, points)
+    assert set(index.cuts) == {(L, m) for L in range(4) for m in ("res", "att", "mlp") if not (L == 0 and m == "res")}
+    # a planted chain: a res feature with a planted res parent keeps that parent (cosine far above the null)
+    seed = next(i for i in range(64) if planted.truth[(3, i)].res_parent is not None)
+    g = me.flow_graph(index, FeatureRef(bank.atlas, 3, Module.RES, seed))
+    assert any(n.layer == 2 and n.module is Module.RES for n in g.nodes)
+    for e in g.edges:
+        src, tgt = g.node(e.source), g.node(e.target)
+        cut = index.cuts[(tgt.layer, src.module.value)]
+        assert e.similarity >= (max(0.5, cut) if src.module is Module.RES else cut)
