@@ -130,12 +130,10 @@ class Report:
     def _header(self) -> str:
         m = self.meta
         machine = m.get("machine") or machine_description()
-        lines = [
-            "| | |",
-            "|---|---|",
-            f"| Atlas | `{m.get('atlas')}` |",
-            f"| Model | `{m.get('model')}` |",
-        ]
+        from steering.model import describe_model
+
+        model = describe_model(m.get("model")) if m.get("model") else None
+        lines = ["| | |", "|---|---|", f"| Atlas | `{m.get('atlas')}` |", f"| Model | {model} |"]
         for key, value in m.items():
             if key in {"atlas", "model", "machine", "wall_time_s"}:
                 continue

