@@ -67,7 +67,7 @@ def ingest_extra(atlas_dir: Path) -> dict[str, float] | None:
 
 
 def main() -> None:
-    from machine import machine
+    from bench.machine import machine
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--atlas", default="smollm2-demo")
