@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from pathlib import Path
 
-SIMD_PREFIXES = ("avx", "amx", "sse4", "fma")
+from experiments.report import cpu_model_and_flags
 
 # Caps every math library a matching run uses to AVX2, so an AVX-512/bf16 machine times the AVX2 class's
 # paths (torch's own kernels, MKL's sgemm, oneDNN's bf16/int8 GEMMs, fbgemm, FAISS's OpenBLAS and SIMD
@@ -21,17 +20,6 @@ AVX2_EMULATION = {
     "OPENBLAS_CORETYPE": "Haswell",
     "FAISS_OPT_LEVEL": "AVX2",
 }
-
-
-def cpu_model_and_flags() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return model, flags
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model)
-    raw = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return model, [f for f in raw if f.startswith(SIMD_PREFIXES)]
 
 
 def machine() -> dict[str, object]:

@@ -22,13 +22,34 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+# The SIMD flags that decide which kernels run (AVX2-only vs AVX-512/bf16 vs AMX figures are not comparable).
+SIMD_PREFIXES = ("avx", "amx", "sse4", "fma")
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and its SIMD flags, from /proc/cpuinfo (the processor name elsewhere, no flags)."""
+    model = platform.processor() or platform.machine()
+    flags: list[str] = []
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return model, flags
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model)
+    raw = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return model, [f for f in raw if f.startswith(SIMD_PREFIXES)]
+
+
 def machine_description() -> dict[str, Any]:
-    """What ran the experiment: OS, CPU count, load (a shared machine makes timings noisy), GPU if any."""
+    """What ran the experiment: OS, CPU model and SIMD flags, CPU count, load (a shared machine makes timings
+    noisy), GPU if any."""
+    cpu, flags = cpu_model_and_flags()
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu,
+        "cpu_flags": flags,
     }
     try:
         info["load_average_1m"] = round(os.getloadavg()[0], 2)

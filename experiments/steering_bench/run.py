@@ -187,7 +187,7 @@ def run(
     model: str | None = None,
 ) -> dict[str, Any]:
     """Load the atlas's model (bf16 where the CPU has it) and SAEs, then :func:`run_with`."""
-    from bench.machine import cpu_model_and_flags
+    from experiments.report import cpu_model_and_flags
     from interop.embeddings import TextEmbedder
     from saes.locate import find_manifest
     from steering.model import load_model
@@ -218,7 +218,7 @@ def run_with(
     """Run the benchmark on a loaded model and atlas; every number the report shows (see ``report``)."""
     import torch
 
-    from bench.machine import cpu_model_and_flags, machine
+    from experiments.report import cpu_model_and_flags, machine_description
 
     started = started if started is not None else time.perf_counter()
     load_start = load_start or os.getloadavg()
@@ -374,7 +374,7 @@ def run_with(
             "dtype": str(lm.dtype).replace("torch.", ""),
             "note": _model_note(lm),
         },
-        "machine": machine() | {"cpu": cpu, "torch_threads": torch.get_num_threads()},
+        "machine": machine_description() | {"cpu": cpu, "torch_threads": torch.get_num_threads()},
         "cpu_flags": flags,
         "load_start": list(load_start),
         "load_end": list(load_end),
