@@ -1,0 +1,42 @@
+"""Several matchers per edge on the real Neo4j: each writes its own FLOWS_TO edges with ``method`` and ``score``,
+cosine edges stay as they were (no method), the graph's top-1 per matcher finds the planted parents, and
+``--resume`` refuses other matchers than the run it finishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest_atlas
+from queries.db import Graph
+from queries.errors import InvalidInput
+from saes.manifest import load_manifest
+from saes.synthetic import planted_atlas
+
+MATCHERS = ("cosine", "permutation", "ot")
+
+
+def test_ingest_with_several_matchers(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    pa = planted_atlas(name=atlas_name, n_layers=3, d_model=128, d_sae=32, seed=7)
+    manifest = load_manifest(pa.write(tmp_path / "atlas"))
+    opts = IngestOptions(k=3, backend="numpy", prefilter="off", null_rows=64, matchers=MATCHERS)
+    ingest_atlas(manifest, graph, options=opts)
+    rows = graph.read(
+        "MATCH (s:Feature {atlas: $a, module: 'res'})-[e:FLOWS_TO {target_rank: 0}]->(t:Feature) "
+        "RETURN coalesce(e.method, 'cosine') AS m, e.score AS score, t.layer AS l, t.index AS t, s.index AS s",
+        {"a": atlas_name},
+    )
+    by: dict[str, dict[tuple[int, int], int]] = {m: {} for m in MATCHERS}
+    for r in rows:
+        by[r["m"]][(r["l"], r["t"])] = r["s"]
+        assert (r["score"] is None) == (r["m"] == "cosine")
+    truth = {(f.layer, f.index): f.res_parent for f in pa.truth.values() if f.res_parent is not None}
+    for m in MATCHERS:
+        hits = sum(by[m].get(key) == parent for key, parent in truth.items())
+        assert hits == len(truth), (m, hits, len(truth))
+    stored = graph.read("MATCH (a:Atlas {name: $a}) RETURN a.matchers AS m", {"a": atlas_name})[0]["m"]
+    assert stored == list(MATCHERS)
+    with pytest.raises(InvalidInput, match="matchers cosine,permutation,ot"):
+        ingest_atlas(manifest, graph, options=IngestOptions(k=3, backend="numpy", resume=True, null_rows=64))
