@@ -41,6 +41,7 @@ from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction
 from queries.flow_graph import FlowOptions, build_flow_graph_async
 from queries.replicas import ReplicatedAsyncGraph, open_async_graph
 from queries.settings import Neo4jSettings
+from steering.protocol import SteerRunner
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +103,12 @@ class _GraphQL(GraphQL):
 
 
 def create_app(
-    settings: ApiSettings | None = None, neo4j_settings: Neo4jSettings | None = None, *, steerer: Any = None
+    settings: ApiSettings | None = None,
+    neo4j_settings: Neo4jSettings | None = None,
+    *,
+    steerer: SteerRunner | None = None,
 ) -> AtlasApp:
-    """``steerer``: what runs ``steer`` (anything with ``steer(SteerRequest)``); None = the process-wide Steerer."""
+    """``steerer``: what runs ``steer`` (a :class:`steering.protocol.SteerRunner`); None = the process-wide Steerer."""
     settings = settings or ApiSettings()
     neo = (neo4j_settings or Neo4jSettings()).model_copy(update={"query_timeout_s": settings.query_timeout_s})
     state: dict[str, Any] = {"steerer": steerer}

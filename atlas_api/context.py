@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
@@ -22,6 +22,10 @@ from queries import neuronpedia as qnp
 from queries.aio import AsyncGraph
 from queries.replicas import ReplicatedAsyncGraph
 
+if TYPE_CHECKING:
+    from atlas_api.steer_mutation import Steerers
+    from steering.protocol import SteerRunner
+
 
 @dataclass
 class Context:
@@ -30,8 +34,10 @@ class Context:
     request: Request | None = None
     response: Any = None
     # What runs `steer` (a steering.service.Steerer or a client of a steering worker) when the app was given one;
-    steerer: Any = None
-    steerers: Any = None  # else the app's atlas_api.steer_mutation.Steerers (built at start-up from its settings)
+    steerer: SteerRunner | None = None
+    steerers: Steerers | None = (
+        None  # else the app's atlas_api.steer_mutation.Steerers (built at start-up from its settings)
+    )
     features: Coalescer[str, dict[str, Any] | None] | None = None  # the app's, shared by concurrent requests
     _neighbour_loaders: dict[tuple[str, float, int | None], DataLoader[str, list[dict[str, Any]]]] = field(
         default_factory=dict

@@ -1,8 +1,8 @@
 """API benchmark: latency (p50/p99) and throughput of feature, lineage (depth 6 and 25) and features
 queries at 1, 10 and 50 concurrent clients, against the same Cypher run directly through the async driver.
 
-    python bench/bench_api.py --atlas bench-gemma-26     # an atlas already in Neo4j (bench_ingest.py --shape gemma --keep)
-    python bench/bench_api.py --quick                    # ingests a small 26-layer synthetic atlas itself, short runs
+    python -m bench.bench_api --atlas bench-gemma-26     # an atlas already in Neo4j (bench_ingest.py --shape gemma --keep)
+    python -m bench.bench_api --quick                    # ingests a small 26-layer synthetic atlas itself, short runs
 
 The API runs as its own process (``atlas serve`` on 127.0.0.1, a free port) so the load generator does
 not share its interpreter; the load generator (asyncio + httpx, keep-alive, one connection per client)
@@ -22,30 +22,24 @@ import asyncio
 import json
 import logging
 import os
-import random
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from machine import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
-
-from queries import features as qf  # noqa: E402
-from queries.aio import AsyncGraph  # noqa: E402
-from queries.db import Graph  # noqa: E402
-from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async  # noqa: E402
-from queries.settings import Neo4jSettings  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results"
+from bench.harness import (
+    RESULTS,
+    KeepAliveClient,
+    closed_loop,
+    ensure_quick_atlas,
+    pick_seeds,
+    save_json,
+    start_api,
+)
+from bench.machine import machine
+from queries import features as qf
+from queries.aio import AsyncGraph
+from queries.flow_graph import Direction, FlowOptions, build_flow_graph_async
+from queries.settings import Neo4jSettings
 
 FEATURE_Q = (
     "query($uid: String!) { feature(uid: $uid) { ... on Feature { uid layer module index category sRes sAtt sMlp } } }"
@@ -57,177 +51,6 @@ LINEAGE_Q = (
 FEATURES_Q = (
     "query($w: FeatureWhere!) { features(where: $w, sort: [{sRes: DESC}], limit: 20) { uid layer module index sRes } }"
 )
-
-
-def ensure_quick_atlas(name: str, d_sae: int, d_model: int, layers: int) -> None:
-    """Ingest a synthetic atlas of `layers` layers × res/att/mlp (Gemma's depth at a small width) unless present."""
-    from ingest.pipeline import ingest_atlas
-    from queries.ids import Module
-    from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec
-
-    with Graph() as g:
-        row = g.read("MATCH (a:Atlas {name: $n}) RETURN a.complete AS c", {"n": name})
-        if row and row[0]["c"]:
-            return
-        entries = [
-            SAEEntry(L, mod, synthetic=SyntheticSpec(d_sae=d_sae, seed=1000 * L + i, d_in=d_model))
-            for L in range(layers)
-            for i, mod in enumerate(Module)
-        ]
-        m = AtlasManifest(name=name, model="synthetic/gemma-depth", d_model=d_model, saes=entries)
-        print(f"ingesting {name} ({layers} layers × 3 × {d_sae}, d {d_model}) ...", flush=True)
-        ingest_atlas(m, g, k=5, progress=True, resume=bool(row))
-
-
-def pick_seeds(atlas: str, n: int, seed: int = 0) -> dict[str, list[str]]:
-    with Graph() as g:
-        layers = g.read(
-            "MATCH (a:Atlas {name: $n})-[:HAS_SAE]->(s:SAE {module: 'res'}) RETURN s.layer AS l, s.d_sae AS d ORDER BY l",
-            {"n": atlas},
-        )
-        # Only layers whose residual features are all written (an atlas whose ingest was stopped part-way
-        # has SAE nodes for every layer but features for the first ones only).
-        present = {
-            r["l"]
-            for r in g.read(
-                "UNWIND $rows AS row MATCH (f:Feature {uid: row.uid}) RETURN row.l AS l",
-                {"rows": [{"l": r["l"], "uid": f"{atlas}/{r['l']}-res/{r['d'] - 1}"} for r in layers]},
-            )
-        }
-        layers = [r for r in layers if r["l"] in present]
-        if not layers:
-            raise SystemExit(f"atlas {atlas!r} has no residual SAEs in Neo4j (ingest it first, or use --quick)")
-        rng = random.Random(seed)
-        top = layers[-1]
-        deep = [f"{atlas}/{top['l']}-res/{rng.randrange(top['d'])}" for _ in range(n)]
-        mid = [
-            f"{atlas}/{(row := rng.choice(layers[6:] or layers))['l']}-res/{rng.randrange(row['d'])}" for _ in range(n)
-        ]
-        return {"deep": deep, "mid": mid, "layers": [r["l"] for r in layers]}
-
-
-class KeepAliveClient:
-    """One persistent HTTP/1.1 connection that POSTs JSON and reads a Content-Length response (no pooling)."""
-
-    def __init__(self, host: str, port: int, path: str) -> None:
-        self.host, self.port = host, port
-        self._head = f"POST {path} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\ncontent-length: ".encode()
-        self._rw: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def post_json(self, payload: dict[str, Any]) -> tuple[int, Any]:
-        reused = self._rw is not None
-        if self._rw is not None and self._rw[0].at_eof():  # the server closed it while idle (keep-alive timeout)
-            await self.close()
-            reused = False
-        if self._rw is None:
-            self._rw = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self._rw
-        body = json.dumps(payload).encode()
-        try:
-            writer.write(self._head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = next(
-                (
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                ),
-                None,
-            )
-            if length is None:
-                raise RuntimeError(f"response without content-length: {head[:200]!r}")
-            data = json.loads(await reader.readexactly(length))
-        except asyncio.IncompleteReadError as exc:
-            await self.close()
-            if reused and not exc.partial:
-                # a stale keep-alive connection closed by the server as the request went out (no byte of an answer):
-                # sent again once on a new connection, as HTTP clients do; a fresh connection's failure is an error
-                return await self.post_json(payload)
-            raise
-        except BaseException:  # also a timeout's cancellation
-            await self.close()  # the stream position is unknown: reconnect on the next request
-            raise
-        if b"connection: close" in head.lower():
-            await self.close()
-        return status, data
-
-    async def close(self) -> None:
-        if self._rw is not None:
-            self._rw[1].close()
-            self._rw = None
-
-
-async def closed_loop(clients: int, seconds: float, make: Callable[[int], Awaitable[None]]) -> dict[str, float]:
-    """`clients` workers issue requests back to back for `seconds`; returns latency percentiles and throughput."""
-    lat: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(w: int) -> None:
-        nonlocal errors
-        i = w
-        while time.perf_counter() < stop:
-            t = time.perf_counter()
-            try:
-                await make(i)
-            except Exception:  # noqa: BLE001 - counted, reported
-                errors += 1
-            lat.append(time.perf_counter() - t)
-            i += clients
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(w) for w in range(clients)))
-    wall = time.perf_counter() - t0
-    lat.sort()
-    q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000  # noqa: E731
-    return {
-        "n": len(lat),
-        "errors": errors,
-        "p50_ms": round(q(0.50), 2),
-        "p99_ms": round(q(0.99), 2),
-        "mean_ms": round(statistics.fmean(lat) * 1000, 2),
-        "rps": round(len(lat) / wall, 1),
-    }
-
-
-def start_api(port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ATLAS_API_MAX_COMPLEXITY": "1000000"}
-    # stderr to a file, not a pipe nobody reads: over a long run the API's warnings would fill the pipe and block it.
-    log = tempfile.NamedTemporaryFile(prefix="atlas-api-", suffix=".log", delete=False)  # noqa: SIM115 - kept open by the child
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "atlas_cli.main",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    proc.log_path = log.name  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 180  # imports alone take a minute on a loaded 2-core machine
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"the API exited: {Path(log.name).read_text()[-2000:]}")
-        time.sleep(0.3)
-    proc.terminate()
-    raise SystemExit(f"the API did not become ready in 180 s (log: {log.name})")
 
 
 async def measure_api(
@@ -388,13 +211,13 @@ def write(out: dict[str, Any]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     # the like-for-like run (one API process against one driver process) is api.json; others say their workers
     stem = "api" if out["workers"] == 1 else f"api-workers{out['workers']}"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1) + "\n")
+    saved = save_json((RESULTS / f"{stem}.json"), out, indent=1)
     lines = [
         "# API benchmark",
         "",
         f"Atlas `{out['atlas']}`; {out['seconds']} s per cell; lineage with minSimilarity 0 (walks the full depth); "
         f"API served by {out['workers']} uvicorn worker process(es).",
-        f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, load {out['machine']['loadavg_1_5_15']} — {out['machine']['note']}.",
+        f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores, {saved['run']['noise']}",
         "",
         "**Targets (2 cores):** feature p99 ≤ 20 ms and lineage(depth 6) p99 ≤ 100 ms at 10 clients; API/Cypher (#16): "
         "geometric mean ≤ 1.2× and `feature` ≤ 1.5× at 10 clients.",

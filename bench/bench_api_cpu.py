@@ -1,7 +1,7 @@
 """Where a `feature` request's CPU goes: per-process CPU time per request (API server, Neo4j, load generator)
 for the API and for the same Cypher through the driver, at a fixed client count.
 
-    python bench/bench_api_cpu.py --atlas bench-gemma-26 [--clients 10] [--seconds 8] [--workers 1]
+    python -m bench.bench_api_cpu --atlas bench-gemma-26 [--clients 10] [--seconds 8] [--workers 1]
 
 Reads utime+stime of each process (and the API's worker children) from /proc before and after a timed
 closed loop (Linux only). Explains bench_api.py's `feature` ratio: on 2 cores the one API process is the
@@ -16,19 +16,17 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench import bench_api as B
+from bench.harness import save_json
+from queries import features as qf
+from queries.aio import AsyncGraph
+from queries.settings import Neo4jSettings
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import bench_api as B  # noqa: E402
-
-from queries import features as qf  # noqa: E402
-from queries.aio import AsyncGraph  # noqa: E402
-from queries.settings import Neo4jSettings  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -133,11 +131,11 @@ def main() -> None:
         "api_server_cpu_over_driver_cpu": round(a["api_server"] / max(c["load_generator"], 1e-9), 2),
     }
     B.RESULTS.mkdir(parents=True, exist_ok=True)
-    (B.RESULTS / "api-cpu.json").write_text(json.dumps(out, indent=1) + "\n")
+    save_json((B.RESULTS / "api-cpu.json"), out, indent=1)
     md = [
         "# Where a `feature` request's CPU goes",
         "",
-        f"`python bench/bench_api_cpu.py --atlas {args.atlas} --clients {args.clients}` · {args.workers} API worker(s) · machine: {mach}",
+        f"`python -m bench.bench_api_cpu --atlas {args.atlas} --clients {args.clients}` · {args.workers} API worker(s) · machine: {mach}",
         "",
         "CPU milliseconds per request, by process (utime+stime from /proc over the timed loop):",
         "",

@@ -1,6 +1,6 @@
 """The API's own CPU per request, without HTTP server or database: ASGI app + GraphQL + serialisation alone.
 
-    python bench/bench_api_inprocess.py --atlas bench-gemma-26 [--requests 3000] [--repeats 5]
+    python -m bench.bench_api_inprocess --atlas bench-gemma-26 [--requests 3000] [--repeats 5]
 
 Records the Neo4j rows that `feature` and depth-6 `lineage` requests read from a real atlas once, then replays
 them (a stand-in graph answering each statement with its recorded rows) through the app's ASGI callable in
@@ -17,21 +17,19 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import atlas_api.app as app_module
+from atlas_api.settings import ApiSettings
+from bench import bench_api as B
+from bench.harness import save_json
+from bench.machine import machine
+from queries.aio import AsyncGraph
+from queries.settings import Neo4jSettings
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-import bench_api as B  # noqa: E402
-from machine import machine  # noqa: E402
-
-import atlas_api.app as app_module  # noqa: E402
-from atlas_api.settings import ApiSettings  # noqa: E402
-from queries.aio import AsyncGraph  # noqa: E402
-from queries.settings import Neo4jSettings  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 
@@ -176,7 +174,7 @@ def main() -> None:
     results = asyncio.run(main_async(args))
     out = {"atlas": args.atlas, "machine": machine(), "repeats": args.repeats, "results": results}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "api-inprocess.json").write_text(json.dumps(out, indent=1) + "\n")
+    save_json((RESULTS / "api-inprocess.json"), out, indent=1)
     lines = [
         "# API CPU per request, in process (no HTTP server, no database)",
         "",

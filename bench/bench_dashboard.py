@@ -10,7 +10,7 @@ measured twice in two ways) with ATLAS_DASHBOARD_BENCH set, and saves its figure
   flow-graph view's own code, until the first painted frame.
 Needs the built dashboard (deploy/install.sh) and Neo4j (NEO4J_URI). Saves bench/results/dashboard.json and .md.
 
-    python bench/bench_dashboard.py
+    python -m bench.bench_dashboard
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from bench.harness import save_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -40,7 +42,6 @@ def machine() -> dict[str, object]:
         "browser": chromium,
         "python": platform.python_version(),
         "load_avg_at_start": [round(x, 2) for x in load],
-        "shared": load[0] > 0.5 * (os.cpu_count() or 1),
     }
 
 
@@ -65,16 +66,15 @@ def main() -> None:
         "machine": before,
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "targets": {"first_view_ms": 1000, "bundle_kb_gzip": 500, "graph500_render_ms": 1000},
-        "command": "python bench/bench_dashboard.py",
+        "command": "python -m bench.bench_dashboard",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dashboard.json").write_text(json.dumps(result, indent=2) + "\n")
+    saved = save_json((RESULTS / "dashboard.json"), result, indent=2)
     m = before
     md = [
         "# Dashboard performance",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores; {m['browser']} headless; load average at start {m['load_avg_at_start']}"
-        f"{' (shared machine: other jobs were running, timings are noisy)' if m['shared'] else ''}.",
+        f"Machine: {m['cpu']}, {m['cores']} cores; {m['browser']} headless. {saved['run']['noise']}",
         "",
         "| figure | value | target | how |",
         "|---|---|---|---|",
@@ -82,7 +82,7 @@ def main() -> None:
         f"| JS + CSS shipped | **{result['bundle_kb_gzip']} kB** gzip | ≤ 500 kB | {', '.join(result['bundle_files'])} |",
         f"| 500-node flow graph laid out and drawn | **{result['graph500_render_ms']} ms** (runs {result['graph500_render_ms_runs']}; layout + Cytoscape init {result['graph500_layout_and_init_ms']} ms) | ≤ 1000 ms | synthetic graph through the view's code, to the first painted frame, median of 5 |",
         "",
-        "Measured by `python bench/bench_dashboard.py` (runs `test_performance_figures` of tests/integration/test_dashboard_browser.py).",
+        "Measured by `python -m bench.bench_dashboard` (runs `test_performance_figures` of tests/integration/test_dashboard_browser.py).",
     ]
     (RESULTS / "dashboard.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

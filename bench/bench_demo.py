@@ -2,10 +2,10 @@
 end-to-end demo per profile, peak memory, and the default atlas's quality — saved to
 bench/results/demo.json and demo.md.
 
-    python bench/bench_demo.py                      # micro-benchmarks + tiny profile end to end + default figures
-    python bench/bench_demo.py --default-log FILE   # take the default profile's end-to-end time from an
+    python -m bench.bench_demo                      # micro-benchmarks + tiny profile end to end + default figures
+    python -m bench.bench_demo --default-log FILE   # take the default profile's end-to-end time from an
                                                     # `atlas demo` log (its "… Ns this run" line)
-    python bench/bench_demo.py --avx2-log FILE      # and the same from a first run under the AVX2 caps
+    python -m bench.bench_demo --avx2-log FILE      # and the same from a first run under the AVX2 caps
                                                     # (bench.machine.AVX2_EMULATION; its flow and quality
                                                     # are not read: the default atlas is the native run's)
 
@@ -21,15 +21,15 @@ import argparse
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.harness import save_json
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -349,8 +349,7 @@ def main() -> None:
         else f"no other heavy job (1-min load {load_before[0]:.1f} on {os.cpu_count()} cores at start)"
     )
     results: dict[str, Any] = {"machine": machine, "torch_threads": torch.get_num_threads()}
-    sys.path.insert(0, str(ROOT / "bench"))
-    from machine import cpu_model_and_flags
+    from bench.machine import cpu_model_and_flags
 
     results["cpu"], results["cpu_flags"] = cpu_model_and_flags()
     # An AVX2-class run on a newer CPU restricts torch/MKL/oneDNN with these; recorded so a figure says what ran.
@@ -384,7 +383,7 @@ def main() -> None:
     summary = d.get("summary", {})
     results["default_profile_s"] = d.get("end_to_end_first_run_s")
     if args.avx2_log:
-        from machine import AVX2_EMULATION
+        from bench.machine import AVX2_EMULATION
 
         results["default_profile_s_avx2"] = run_seconds(args.avx2_log)
         results["default_profile_s_avx2_note"] = (
@@ -409,7 +408,7 @@ def main() -> None:
     results["load_average_at_end"] = load_average()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "demo.json").write_text(json.dumps(results, indent=2))
+    save_json((RESULTS / "demo.json"), results, indent=2)
     (RESULTS / "demo.md").write_text(render_md(results))
     print(render_md(results))
 

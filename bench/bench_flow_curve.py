@@ -11,8 +11,8 @@ run with its own learning-rate schedule. Reported per budget:
 The unit of the shares is the feature (n = d_sae per SAE); each run is one training run (no repeats: a
 second seed of the whole curve is the spread to expect, and costs as much again).
 
-    python bench/bench_flow_curve.py                          # default recipe, budgets 1/2/4/8 epochs
-    python bench/bench_flow_curve.py --unique 200000 --epochs 1,2,4
+    python -m bench.bench_flow_curve                          # default recipe, budgets 1/2/4/8 epochs
+    python -m bench.bench_flow_curve --unique 200000 --epochs 1,2,4
 Writes bench/results/flow_curve.json and .md (CPU model and flags recorded).
 """
 
@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness import save_json
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -149,9 +148,8 @@ def main() -> None:
     ap.add_argument("--out", default="flow_curve")
     args = ap.parse_args()
 
-    from machine import machine
-
     from atlas_cli.demo import profile_spec
+    from bench.machine import machine
 
     spec = profile_spec("default")
     unique = args.unique or spec.token_budget
@@ -171,7 +169,7 @@ def main() -> None:
         "load_average_at_end": [round(x, 2) for x in __import__("os").getloadavg()],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(result, indent=2))
+    save_json((RESULTS / f"{args.out}.json"), result, indent=2)
     (RESULTS / f"{args.out}.md").write_text(render_md(result))
     print(render_md(result))
 

@@ -1,6 +1,6 @@
 """GPU benchmark: Gemma-shaped matching and the demo's ``full`` training profile on one CUDA GPU.
 
-    python bench/bench_gpu.py --out bench/results            # needs torch with CUDA; CI never runs it
+    python -m bench.bench_gpu --out bench/results            # needs torch with CUDA; CI never runs it
 
 Two parts, each with its baseline in the same run:
 
@@ -25,13 +25,11 @@ import argparse
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from bench.harness import save_json
 
 DEV = "cuda"  # --smoke runs every code path on the CPU at tiny shapes (a check of the script, no figures)
 
@@ -331,7 +329,7 @@ def main() -> None:
     print(json.dumps(result["matching"], indent=1), flush=True)
     if not args.smoke:  # save what is measured so far: a run cut short by its lease keeps it
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "gpu.json").write_text(json.dumps(result, indent=2))
+        save_json((args.out / "gpu.json"), result, indent=2)
     if not args.skip_training:
         try:
             result["training"] = bench_training(20_000 if args.smoke else args.train_tokens, smoke=args.smoke)
@@ -344,7 +342,7 @@ def main() -> None:
     result["gpu_name"] = result["machine"]["gpu_name"]  # type: ignore[index]
     result["gemma_matching_s"] = result["matching"]["gemma_matching_s"]  # type: ignore[index]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu.json").write_text(json.dumps(result, indent=2))
+    save_json((args.out / "gpu.json"), result, indent=2)
     print(f"saved {args.out / 'gpu.json'}")
 
 

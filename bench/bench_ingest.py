@@ -1,8 +1,8 @@
 """Ingest benchmark: synthetic SmolLM2- or Gemma-2-2B-shaped atlases, matching backends and write paths.
 
-    python bench/bench_ingest.py --shape smollm2            # 30 layers × 3 × 2,048, d 576
-    python bench/bench_ingest.py --shape gemma --layers 3   # reduced Gemma-2-2B shape (16,384, d 2304)
-    python bench/bench_ingest.py --shape gemma              # the full 26-layer atlas (≈1.28M features)
+    python -m bench.bench_ingest --shape smollm2            # 30 layers × 3 × 2,048, d 576
+    python -m bench.bench_ingest --shape gemma --layers 3   # reduced Gemma-2-2B shape (16,384, d 2304)
+    python -m bench.bench_ingest --shape gemma              # the full 26-layer atlas (≈1.28M features)
 
 Measures, in one run on the same data: matching time of one (res, mlp) SAE pair with FAISS as ingest
 runs it (with the bf16 pre-filter where the CPU has bf16 instructions), FAISS IndexFlatIP alone, torch
@@ -29,20 +29,19 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.harness import save_json
+from bench.machine import machine
+from ingest.matching import topk_both_ways, topk_search
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest_atlas
+from queries.db import Graph
+from queries.ids import Module
+from queries.ingest_writes import COUNT_ATLAS
+from queries.maintenance import drop_atlas
+from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec
+from saes.sources import synthetic_sae
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from machine import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
-
-from ingest.matching import topk_both_ways, topk_search  # noqa: E402
-from ingest.options import IngestOptions  # noqa: E402
-from ingest.pipeline import ingest_atlas  # noqa: E402
-from queries.db import Graph  # noqa: E402
-from queries.ids import Module  # noqa: E402
-from queries.ingest_writes import COUNT_ATLAS  # noqa: E402
-from queries.maintenance import drop_atlas  # noqa: E402
-from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec  # noqa: E402
-from saes.sources import synthetic_sae  # noqa: E402
 
 SHAPES = {
     "smollm2": (30, 2048, 576, "HuggingFaceTB/SmolLM2-135M-Instruct"),
@@ -293,11 +292,11 @@ def _save_summary(results_dir: Path, run_id: str, result: dict[str, object]) -> 
         "cpu_flags": (top.get("matching_machine") or top.get("machine") or {}).get("cpu_flags"),  # type: ignore[union-attr]
         "runs": runs,
     }
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    save_json(path, summary, indent=2)
     md = [
         "# Ingest benchmark",
         "",
-        f"`python bench/bench_ingest.py --shape <shape> [--layers N]`; headline run: **{headline}**. "
+        f"`python -m bench.bench_ingest --shape <shape> [--layers N]`; headline run: **{headline}**. "
         "Targets (2 cores): FAISS ≥ 1.3× torch matmul+topk, online writes ≥ 50,000 relationships/s, full Gemma-shaped atlas "
         "end to end ≤ 20 min.",
         "",
@@ -328,14 +327,24 @@ MATCH_KEYS = (
 
 def _emulated_matching(args: argparse.Namespace) -> dict[str, object]:
     """The one-pair matching bench in a child process whose math libraries are capped to AVX2."""
-    from machine import AVX2_EMULATION
+    from bench.machine import AVX2_EMULATION
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "match.json"
-        cmd = [sys.executable, __file__, "--shape", args.shape, "-k", str(args.k), "--matching-json", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.bench_ingest",
+            "--shape",
+            args.shape,
+            "-k",
+            str(args.k),
+            "--matching-json",
+            str(out),
+        ]
         cmd += ["--repeats", str(args.repeats), *(["--skip", *args.skip] if args.skip else [])]
         cmd += ["--query-rows", str(args.query_rows)] if args.query_rows else []
-        subprocess.run(cmd, check=True, env={**os.environ, **AVX2_EMULATION})
+        subprocess.run(cmd, check=True, env={**os.environ, **AVX2_EMULATION}, cwd=REPO)
         return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
@@ -356,7 +365,7 @@ def _update_matching(results_dir: Path, run_id: str, fresh: dict[str, object]) -
     )
     saved.update({k: fresh[k] for k in keys if k in fresh})
     saved["matching_machine"] = fresh["machine"]
-    path.write_text(json.dumps(saved, indent=2) + "\n")
+    save_json(path, saved, indent=2)
     md = path.with_suffix(".md").read_text().split("\n\nMatching one pair")[0]
     match = saved["matching_one_pair"]
     md += (
@@ -475,7 +484,7 @@ def main() -> None:
         )
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / f"ingest-{run_id}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(out, result, indent=2)
     md = [
         f"# Ingest benchmark ({args.shape}, {m.n_layers} layers × 3 × {d_sae}, d_model {d_model}, k={args.k})",
         "",

@@ -1,7 +1,7 @@
 """Writes overlapped with matching, A/B: the same Gemma-shaped atlas ingested with ``overlap_writes`` off and on.
 
-    python bench/bench_ingest_overlap.py [--layers 6] [--repeats 2]        # into the Neo4j at NEO4J_URI
-    env <AVX2_EMULATION> python bench/bench_ingest_overlap.py --results-dir bench/results/avx2-emulated
+    python -m bench.bench_ingest_overlap [--layers 6] [--repeats 2]        # into the Neo4j at NEO4J_URI
+    env <AVX2_EMULATION> python -m bench.bench_ingest_overlap --results-dir bench/results/avx2-emulated
 
 Each round ingests the atlas (dropped before and after) once sequentially (each layer written after it is
 matched) and once overlapped (layer L written on a background thread while L+1 is matched), alternating, and
@@ -15,20 +15,18 @@ import argparse
 import json
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 
+from bench.bench_ingest import manifest_for
+from bench.harness import save_json
+from bench.machine import machine
+from ingest.options import IngestOptions
+from ingest.pipeline import ingest_atlas
+from queries.db import Graph
+from queries.maintenance import drop_atlas
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench_ingest import manifest_for  # noqa: E402
-from machine import machine  # noqa: E402
-
-from ingest.options import IngestOptions  # noqa: E402
-from ingest.pipeline import ingest_atlas  # noqa: E402
-from queries.db import Graph  # noqa: E402
-from queries.maintenance import drop_atlas  # noqa: E402
 
 
 def main() -> None:
@@ -72,7 +70,7 @@ def main() -> None:
         "overlap_over_sequential_wall": round(med["overlap"]["wall_s"] / med["sequential"]["wall_s"], 3),
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "ingest-overlap.json").write_text(json.dumps(out, indent=1) + "\n")
+    save_json((args.results_dir / "ingest-overlap.json"), out, indent=1)
     mach = out["machine"]
     lines = [
         f"# Writes overlapped with matching ({m.name}: {args.layers} layers × 3 × 16,384, d 2,304)",

@@ -1,7 +1,7 @@
 """How much disk a fresh install takes at its peak and at the end: `deploy/install.sh` against one pip install.
 
-    python bench/bench_install_disk.py                      # work folder under $TMPDIR, results in bench/results
-    python bench/bench_install_disk.py --work /big/disk/tmp
+    python -m bench.bench_install_disk                      # work folder under $TMPDIR, results in bench/results
+    python -m bench.bench_install_disk --work /big/disk/tmp
 
 CI machines have little disk to spare (one CI run failed in pip with "No space left on device"), and PyPI's
 torch brings ~4 GiB of CUDA libraries even for a CPU install. Two fresh installs from a clone of HEAD, one after
@@ -18,7 +18,6 @@ machine. Saves install-disk.json|md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -29,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
+from bench.harness import save_json
+from bench.machine import machine
 
-from machine import machine  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 MIB = 1 << 20
 PYTHON = os.environ.get("PYTHON", "python3.11")
@@ -119,7 +118,7 @@ def main() -> None:
         "peak_saved_mib": one_step["peak_mib"] - install_sh["peak_mib"],
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "install-disk.json").write_text(json.dumps(out, indent=1) + "\n")
+    save_json((args.results_dir / "install-disk.json"), out, indent=1)
     lines = [
         "# Disk of a fresh install (bench/bench_install_disk.py)",
         "",

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.harness import save_json
+from bench.machine import AVX2_EMULATION, machine
 
-from machine import AVX2_EMULATION, machine  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 N, D, K = 16384, 2304, 5
 PAIRS = 77  # 25 res-res (one shared product each) + 26 att + 26 mlp
@@ -200,8 +200,18 @@ def main() -> None:
     counts = native["candidates"]  # the data decide the counts; the arithmetic only the operand ranges
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "child.json"
-        cmd = [sys.executable, __file__, "--repeats", str(args.repeats), "--child-json", str(path), "--n", str(N)]
-        subprocess.run(cmd, check=True, env={**os.environ, **AVX2_EMULATION})
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.bench_int8",
+            "--repeats",
+            str(args.repeats),
+            "--child-json",
+            str(path),
+            "--n",
+            str(N),
+        ]
+        subprocess.run(cmd, check=True, env={**os.environ, **AVX2_EMULATION}, cwd=REPO)
         emulated = json.loads(path.read_text())
     q, b = _unit(1, N), _unit(2, N)
     _project(native, counts, q, b)  # type: ignore[arg-type]
@@ -217,7 +227,7 @@ def main() -> None:
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     out = args.results_dir / "int8.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(out, result, indent=2)
     md = ["# Low-precision candidate passes with a proven bound (issue #16)", "", result["note"], ""]
     for cls in ("native", "avx2_emulated"):
         run = result[cls]

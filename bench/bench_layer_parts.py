@@ -1,7 +1,7 @@
 """Where one Gemma-shaped layer's matching time goes (no Neo4j): decoders, searches, both ways, null controls.
 
-    python bench/bench_layer_parts.py                                  # layer 1 of the synthetic Gemma shape
-    env <AVX2_EMULATION> python bench/bench_layer_parts.py --results-dir bench/results/avx2-emulated
+    python -m bench.bench_layer_parts                                  # layer 1 of the synthetic Gemma shape
+    env <AVX2_EMULATION> python -m bench.bench_layer_parts --results-dir bench/results/avx2-emulated
 
 Times, on one layer (16,384 × 2,304 decoders for res/att/mlp(L) and res(L-1)): generating the synthetic decoders
 (a benchmark cost only: a real atlas reads them from files), the two one-way searches (att, mlp), the res–res
@@ -13,8 +13,6 @@ Saves layer-parts.json|md.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,18 +20,17 @@ from typing import Any
 
 import numpy as np
 
+from bench.bench_ingest import manifest_for
+from bench.harness import save_json
+from bench.machine import machine
+from ingest import controls as C
+from ingest import layer_matching as P
+from ingest.decoders import DecoderCache, layer_decoders
+from ingest.matching import topk_both_ways, topk_search
+from ingest.scores import Thresholds, categorize
+from saes.controls import DEFAULT_NULL_ROWS, random_rotation
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench_ingest import manifest_for  # noqa: E402
-from machine import machine  # noqa: E402
-
-from ingest import controls as C  # noqa: E402
-from ingest import layer_matching as P  # noqa: E402
-from ingest.decoders import DecoderCache, layer_decoders  # noqa: E402
-from ingest.matching import topk_both_ways, topk_search  # noqa: E402
-from ingest.scores import Thresholds, categorize  # noqa: E402
-from saes.controls import DEFAULT_NULL_ROWS, random_rotation  # noqa: E402
 
 
 def main() -> None:
@@ -83,7 +80,7 @@ def main() -> None:
         "parts_sum_s": round(summed, 3),
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "layer-parts.json").write_text(json.dumps(out, indent=1) + "\n")
+    save_json((args.results_dir / "layer-parts.json"), out, indent=1)
     mach = out["machine"]
     lines = [
         "# One Gemma-shaped layer's matching, part by part (16,384 × 2,304 decoders, top-5, no Neo4j)",

@@ -1,7 +1,7 @@
 """How the bf16 pre-filter behaves on a real atlas: rows it certifies, candidates it needs, agreement with
 FAISS's flat exact search, and time against it, for every SAE pair that ingest matches.
 
-    python bench/bench_prefilter.py ~/.cache/feature-atlas/atlases/smollm2-demo/atlas.toml
+    python -m bench.bench_prefilter ~/.cache/feature-atlas/atlases/smollm2-demo/atlas.toml
 
 Random synthetic decoders (bench_ingest.py) are the hard case for the proof — no clear winners; trained
 SAEs have structure (near-duplicates, clusters) that this script measures instead. Saves
@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.bench_ingest import machine
+from bench.harness import save_json
+from ingest import prefilter as pf
+from ingest.decoders import load_unit_decoder, validate_atlas
+from ingest.matching import DEFAULT_TILE_BYTES, _tile_rows, topk_search
+from saes.manifest import load_manifest
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from bench_ingest import machine  # noqa: E402
-
-from ingest import prefilter as pf  # noqa: E402
-from ingest.decoders import load_unit_decoder, validate_atlas  # noqa: E402
-from ingest.matching import DEFAULT_TILE_BYTES, _tile_rows, topk_search  # noqa: E402
-from saes.manifest import load_manifest  # noqa: E402
 
 
 def pair_stats(queries: np.ndarray, base: np.ndarray, k: int) -> dict[str, float]:
@@ -90,7 +88,7 @@ def main() -> None:
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / f"prefilter-{m.name}.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    save_json(path, out, indent=1)
     cols = [
         "layer",
         "against",
@@ -106,7 +104,7 @@ def main() -> None:
     md = [
         f"# bf16 pre-filter on atlas `{m.name}` (k={args.k}, d_model {d_model}, {pf.DEFAULT_CANDIDATES} candidates kept)",
         "",
-        f"`python bench/bench_prefilter.py <atlas.toml>` · machine: {out['machine']}",
+        f"`python -m bench.bench_prefilter <atlas.toml>` · machine: {out['machine']}",
         "",
         f"Rows without a proof (searched exactly): **{out['uncertified_rows']} of {out['rows']}**; every top-{args.k} list equal to "
         f"FAISS flat: **{out['all_topk_equal']}**. Times are single runs (small pairs: fixed costs dominate; `auto` only "

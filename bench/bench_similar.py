@@ -1,7 +1,7 @@
 """Latency of the API's ``similar`` (decoder neighbours from the SAE files) on a 16k-wide SAE.
 
-    python bench/bench_similar.py                     # 2 x 16,384-wide synthetic SAEs, d_model 2304 (Gemma-2-2B-shaped)
-    python bench/bench_similar.py --d-sae 4096 --d-model 576
+    python -m bench.bench_similar                     # 2 x 16,384-wide synthetic SAEs, d_model 2304 (Gemma-2-2B-shaped)
+    python -m bench.bench_similar --d-sae 4096 --d-model 576
 
 Ingests a two-layer synthetic residual atlas into NEO4J_URI (dropped afterwards), serves the API with
 ``atlas serve`` on a free port (bench_api.start_api), and times ``similar(uid, sae: layer 0, k: 10)`` over HTTP: the first (cold) request reads and
@@ -12,21 +12,17 @@ p50/p99. Saves bench/results/api-similar.json and .md with the machine and its l
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import httpx
-from bench_api import start_api
-from machine import machine
 
+from bench.harness import save_json, start_api
+from bench.machine import machine
 from ingest.pipeline import ingest_atlas
 from queries.db import Graph
 from queries.ids import Module
@@ -99,14 +95,14 @@ def main() -> None:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "api-similar.json").write_text(json.dumps(result, indent=2) + "\n")
+    saved = save_json((out / "api-similar.json"), result, indent=2)
     m = result["machine"]
     md = [
         f"# API `similar` on a {args.d_sae:,}-wide SAE (d_model {args.d_model:,})",
         "",
         (
-            f"`python bench/bench_similar.py --d-sae {args.d_sae} --d-model {args.d_model}` on {m['cpu']} ({m['cores']} cores), "
-            f"load {m['loadavg_1_5_15']} at start, {result['loadavg_after']} after; {m['note']}. One client over HTTP, k = 10, "
+            f"`python -m bench.bench_similar --d-sae {args.d_sae} --d-model {args.d_model}` on {m['cpu']} ({m['cores']} cores), "
+            f"{saved['run']['noise']} One client over HTTP, k = 10, "
             "exact FAISS IndexFlatIP over the normalised decoder; the neighbours' Feature nodes are resolved too."
         ),
         "",

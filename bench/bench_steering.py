@@ -7,7 +7,7 @@ Measures, in one process on one machine (ratios use a baseline measured in the s
 - peak resident memory.
 Saves bench/results/steering.json and .md.
 
-    python bench/bench_steering.py [--tokens 32] [--repeats 3] [--threads N] [--skip-cold]
+    python -m bench.bench_steering [--tokens 32] [--repeats 3] [--threads N] [--skip-cold]
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.harness import save_json
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def machine() -> dict[str, object]:
@@ -40,8 +40,6 @@ def machine() -> dict[str, object]:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "shared": True,
-        "note": "shared 2-core machine: other engineers' jobs ran concurrently, figures are noisy",
     }
 
 
@@ -187,7 +185,7 @@ def main() -> None:
     results["target_met"] = results["steered_over_unsteered_tps_100_features"] >= 0.9
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    saved = save_json(out.with_suffix(".json"), results, indent=1)
     md = [
         "# Steering benchmark (SmolLM2-135M-Instruct, fp32, CPU)",
         "",
@@ -211,7 +209,7 @@ def main() -> None:
         f"**steered / unsteered at 100 features (worst batch): {results['steered_over_unsteered_tps_100_features']}** "
         f"(target ≥ 0.9: {'met' if results['target_met'] else 'NOT met'}). Peak RSS {results.get('max_rss_gib')} GiB.",
         "",
-        "The machine was shared with other engineers' jobs while this ran: absolute tok/s are noisy; ratios are measured in the same run with interleaved repeats.",
+        saved["run"]["noise"] + " Ratios are measured in the same run with interleaved repeats.",
         "",
     ]
     out.with_suffix(".md").write_text("\n".join(md))

@@ -1,8 +1,8 @@
 """Wide SAEs: peak memory and time of matching a res(L-1)–res(L) pair streamed from safetensors files
 (ingest.streaming) against the same pair loaded whole in memory.
 
-    python bench/bench_wide.py --rows 131072 --d 4096 --query-rows 8192   # the issue's files, a block of queries
-    python bench/bench_wide.py --rows 16384 --d 1024                       # the whole problem, a smaller pair
+    python -m bench.bench_wide --rows 131072 --d 4096 --query-rows 8192   # the issue's files, a block of queries
+    python -m bench.bench_wide --rows 16384 --d 1024                       # the whole problem, a smaller pair
 
 Writes a synthetic SAELens pair (W_dec *and* W_enc, so that "encoders are never read" is part of what is
 measured) under --dir (default a temp folder under /tmp; deleted afterwards either way), then runs each mode in
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench.harness import run_facts, save_json
+from bench.machine import machine
 
-from machine import machine  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 K = 5
 
@@ -163,7 +163,8 @@ def main() -> None:
             res = subprocess.run(
                 [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "bench.bench_wide",
                     "--tile-rows",
                     str(args.tile_rows),
                     "--query-rows",
@@ -177,6 +178,7 @@ def main() -> None:
                 check=True,
                 capture_output=True,
                 text=True,
+                cwd=REPO,
             )
             runs[mode] = json.loads(res.stdout.strip().splitlines()[-1])
             print(mode, runs[mode], flush=True)
@@ -230,7 +232,8 @@ def main() -> None:
         "command": " ".join(
             [
                 "python",
-                "bench/bench_wide.py",
+                "-m",
+                "bench.bench_wide",
                 "--rows",
                 str(args.rows),
                 "--d",
@@ -246,8 +249,10 @@ def main() -> None:
     # one entry per size: runs at several sizes show how each mode's peak grows with the decoders
     path = out / "wide.json"
     runs_by_size = json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
+    result["run"] = run_facts()  # this size's loads (the file keeps other sizes' runs, each with its own)
     runs_by_size[f"{args.rows}x{args.d}" + (f"-q{query_rows}" if share < 1 else "")] = result
-    path.write_text(json.dumps({"runs": runs_by_size}, indent=2) + "\n")
+    quiet_all = all(r.get("run", {}).get("quiet", False) for r in runs_by_size.values())
+    save_json(path, {"runs": runs_by_size}, indent=2, parts_quiet=quiet_all)
     gib = 2**30
     title = f"{args.rows:,} × {args.d:,}, fp32: {decoder_bytes / gib:.2f} GiB per decoder"
     if share < 1:
@@ -268,8 +273,8 @@ def main() -> None:
         f"Restricted: {result['what_was_restricted']}.",
         "",
         f"Top-1 identical both ways: {same}. Files hold W_enc too ({file_bytes / gib:.2f} GiB in all); neither mode reads it.",
-        f"Machine: {started['cpu']} ({' '.join(started['cpu_flags'])}), {started['cores']} cores, "
-        f"load {started['loadavg_1_5_15']} at start, {result['machine_at_end']['loadavg_1_5_15']} at end ({started['note']}).",
+        f"Machine: {started['cpu']} ({' '.join(started['cpu_flags'])}), {started['cores']} cores. "
+        + result["run"]["noise"],
         f"Command: `{result['command']}`.",
     ]
     md_path = out / "wide.md"

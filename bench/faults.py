@@ -9,9 +9,9 @@
   every failure must be the typed DATABASE_UNAVAILABLE (or QUERY_TIMEOUT), and the API must answer again
   within 5 s of Neo4j's readiness (measured from `atlas db start`'s return to the first success).
 
-    python bench/faults.py                       # 10 + 3 trials and a restart; bench/results/faults.json + .md
-    python bench/faults.py --trials 1 --neo4j-kills 0 --no-restart --out /tmp/f   # the CI variant's size
-    python bench/faults.py --trials 20 --neo4j-kills 5 --layers 30 --d-sae 2048 --neo4j-pagecache 1g   # SmolLM2-shaped
+    python -m bench.faults                       # 10 + 3 trials and a restart; bench/results/faults.json + .md
+    python -m bench.faults --trials 1 --neo4j-kills 0 --no-restart --out /tmp/f   # the CI variant's size
+    python -m bench.faults --trials 20 --neo4j-kills 5 --layers 30 --d-sae 2048 --neo4j-pagecache 1g   # SmolLM2-shaped
 
 Loopback only; bounded (trials, a fixed load duration); stops by itself. CI runs one seeded SIGKILL trial
 through tests/integration/test_faults.py.
@@ -20,7 +20,6 @@ through tests/integration/test_faults.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -33,20 +32,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from atlas_cli import local_neo4j
+from bench.harness import save_json
+from bench.machine import machine
+from queries.db import Graph
+from queries.domain import Module
+from queries.maintenance import drop_atlas
+from queries.portable import edge_checksum
+from queries.schema import ensure_schema
+from queries.settings import Neo4jSettings
+from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/: tests load this file by path
-from machine import machine  # noqa: E402
-
-from atlas_cli import local_neo4j  # noqa: E402
-from queries.db import Graph  # noqa: E402
-from queries.domain import Module  # noqa: E402
-from queries.maintenance import drop_atlas  # noqa: E402
-from queries.portable import edge_checksum  # noqa: E402
-from queries.schema import ensure_schema  # noqa: E402
-from queries.settings import Neo4jSettings  # noqa: E402
-from saes.manifest import AtlasManifest, SAEEntry, SyntheticSpec  # noqa: E402
 
 ATLAS = "faults"
 
@@ -309,13 +306,13 @@ def main() -> None:
             local_neo4j.stop(server)
     result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "faults.json").write_text(json.dumps(result, indent=1))
+    saved = save_json((args.out / "faults.json"), result, indent=1)
     r = result.get("restart", {})
     md = [
-        "# Fault injection (bench/faults.py)",
+        "# Fault injection (python -m bench.faults)",
         "",
         f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, load {result['machine']['loadavg_1_5_15']} at start, "
-        f"{result['loadavg_after']} at the end (shared machine). Seed {args.seed}; atlas {args.layers} layers x res/att/mlp, d_sae {args.d_sae}, d_model 576.",
+        f"{result['loadavg_after']} at the end. {saved['run']['noise']} Seed {args.seed}; atlas {args.layers} layers x res/att/mlp, d_sae {args.d_sae}, d_model 576.",
         "",
         f"- uninterrupted ingest: {ref['features']} features, {ref['edges']} edges, checksum `{ref['checksum'][:16]}`, {ref_s:.1f} s",
         f"- ingest SIGKILLed at seeded points of its progress (a fraction of the edges written) then `--resume`d: {len(trials)} trials, "

@@ -5,7 +5,7 @@
 #
 #   bash bench/first_run.sh native 7730          # log: /tmp/first-run-native.log
 #   bash bench/first_run.sh avx2 7740 avx2       # the same with every math library capped to AVX2
-#   ATLAS_CACHE_DIR=/tmp/first-run-native NEO4J_URI=bolt://127.0.0.1:7730 python bench/bench_demo.py --skip-tiny \
+#   ATLAS_CACHE_DIR=/tmp/first-run-native NEO4J_URI=bolt://127.0.0.1:7730 python -m bench.bench_demo --skip-tiny \
 #       --default-log /tmp/first-run-native.log --avx2-log /tmp/first-run-avx2.log
 #
 # Run it on an otherwise idle machine: the figure is a wall time. The Neo4j it starts keeps running (bench_demo

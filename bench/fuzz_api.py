@@ -1,6 +1,6 @@
 """Fuzz the live GraphQL API (schemathesis, seeded) with many more cases than CI does and save the figures.
 
-    python bench/fuzz_api.py --cases 3000 --seed 12     # bench/results/fuzz_api.json + .md
+    python -m bench.fuzz_api --cases 3000 --seed 12     # bench/results/fuzz_api.json + .md
 
 It runs tests/integration/test_api_fuzz.py (the one home of the fuzzing: planted atlas, live uvicorn server,
 real Neo4j from NEO4J_URI) with ATLAS_FUZZ_CASES/ATLAS_FUZZ_SEED and reads the report it leaves.
@@ -16,10 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.harness import save_json
+from bench.machine import machine
 
-from bench.faults import machine  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -48,11 +48,11 @@ def main() -> None:
         report = json.loads(report_path.read_text())
     report.update(machine=start, loadavg_after=[round(x, 2) for x in os.getloadavg()], pytest_rc=proc.returncode)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "fuzz_api.json").write_text(json.dumps(report, indent=1))
+    saved = save_json((args.out / "fuzz_api.json"), report, indent=1)
     md = [
-        "# GraphQL fuzzing (bench/fuzz_api.py)",
+        "# GraphQL fuzzing (python -m bench.fuzz_api)",
         "",
-        f"Machine: {start['cpu']}, {start['cores']} cores, load {start['loadavg_1_5_15']} (shared machine).",
+        f"Machine: {start['cpu']}, {start['cores']} cores, load {start['loadavg_1_5_15']}. {saved['run']['noise']}",
         "",
         f"- {report['cases']} schemathesis cases (seed {report['seed']}) over {report['operations']} operations in {report['seconds']} s",
         f"- responses with status 5xx or code INTERNAL: **{report['server_errors']}**",

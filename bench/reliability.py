@@ -2,7 +2,7 @@
 bench/faults.py (faults.json), bench/fuzz_api.py (fuzz_api.json) and bench/soak.py (soak.json; soak-paced.json with think time). A figure
 that was not measured is null, with the reason in ``not_measured`` (and in the .md).
 
-    python bench/reliability.py
+    python -m bench.reliability
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from bench.harness import save_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,12 +54,12 @@ def main() -> None:
             out["restart_untyped_errors"] = sum(faults["restart"]["untyped_errors_during_outage"].values())
         out["sources"]["faults"] = {"atlas": faults["atlas"], "seed": faults["seed"], "machine": faults["machine"]}
     else:
-        out["not_measured"]["faults"] = "bench/results/faults.json missing (run bench/faults.py)"
+        out["not_measured"]["faults"] = "bench/results/faults.json missing (run python -m bench.faults)"
     if fuzz:
         out["fuzz_cases"], out["fuzz_server_errors"] = fuzz["cases"], fuzz["server_errors"]
         out["sources"]["fuzz"] = {"seed": fuzz["seed"], "machine": fuzz["machine"]}
     else:
-        out["not_measured"]["fuzz"] = "bench/results/fuzz_api.json missing (run bench/fuzz_api.py)"
+        out["not_measured"]["fuzz"] = "bench/results/fuzz_api.json missing (run python -m bench.fuzz_api)"
     if soak:
         out["soak_errors"] = soak["errors"]
         # typed refusals with a retry hint (OVERLOADED / DATABASE_BUSY) are back-pressure, counted apart
@@ -75,7 +77,7 @@ def main() -> None:
             "machine": soak["machine"],
         }
     else:
-        out["not_measured"]["soak"] = "bench/results/soak.json missing (run bench/soak.py)"
+        out["not_measured"]["soak"] = "bench/results/soak.json missing (run python -m bench.soak)"
     paced = _load("soak-paced.json")
     if paced:  # the same mix at a user's pace (think time between requests): the latency a dashboard user sees
         out["feature_p99_ms_50_paced_clients"] = _feature_p99_at_50(paced)
@@ -87,7 +89,7 @@ def main() -> None:
             "status": paced.get("status"),
             "machine": paced["machine"],
         }
-    (RESULTS / "reliability.json").write_text(json.dumps(out, indent=1))
+    save_json((RESULTS / "reliability.json"), out, indent=1)
     lines = [
         "# Reliability figures (issue 12)",
         "",

@@ -1,6 +1,6 @@
 """docs/scale.md's projection table, computed from our measurements in bench/results/ and published suite sizes.
 
-    python bench/scale_projection.py          # prints the Markdown table and saves bench/results/scale.json|md
+    python -m bench.scale_projection          # prints the Markdown table and saves bench/results/scale.json|md
 
 Nothing here is measured anew: every rate is read from a results file (named in the output), every suite size is a
 published figure (cited in docs/scale.md). Matching time scales with the GEMM work, pairs × 2·n_src·n_tgt·d
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from bench.harness import save_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -116,7 +118,7 @@ def main() -> None:
             + " | ".join(f"{row[c]:,}" if isinstance(row.get(c), int) else str(row.get(c, "—")) for c in cols)
             + " |"
         )
-    (RESULTS / "scale.json").write_text(json.dumps({"rates": r, "rows": rows}, indent=1))
+    save_json((RESULTS / "scale.json"), {"rates": r, "rows": rows}, indent=1)
     (RESULTS / "scale.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     print(json.dumps({k: v for k, v in r.items() if k != "sources"}, indent=1))

@@ -2,8 +2,8 @@
 client counts, each for a fixed time, against `atlas serve` on loopback. Reports p50/p99 per query and phase,
 errors, and the RSS of the API and Neo4j processes at the start and the end.
 
-    python bench/soak.py --quick --clients 10 50 200 --seconds 60      # 26-layer synthetic atlas (bench_api's --quick)
-    python bench/soak.py --atlas bench-gemma-26 --clients 10 50 200 --seconds 600   # the soak: Gemma-shaped, 10 min
+    python -m bench.soak --quick --clients 10 50 200 --seconds 60      # 26-layer synthetic atlas (bench_api's --quick)
+    python -m bench.soak --atlas bench-gemma-26 --clients 10 50 200 --seconds 600   # the soak: Gemma-shaped, 10 min
 
 Bounded (clients x seconds), loopback only, stops by itself. Uses bench_api's keep-alive client (one connection
 per client: a shared httpx pool saturates the load generator first on 2 cores); our own generator rather than
@@ -29,19 +29,16 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness import KeepAliveClient, ensure_quick_atlas, pick_seeds, save_json, start_api
+from bench.machine import machine
+from queries.db import Graph
+from queries.labels import SET_FEATURE_LABELS
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from bench_api import KeepAliveClient, ensure_quick_atlas, machine, pick_seeds, start_api  # noqa: E402
-
-from queries.db import Graph  # noqa: E402
-from queries.labels import SET_FEATURE_LABELS  # noqa: E402
 
 WORDS = ["river", "music", "python", "garden", "winter", "number", "question", "city", "colour", "money"]
 QUERIES = {
@@ -263,14 +260,13 @@ def result_name(think: float) -> str:
 def write(out: dict[str, Any], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     name = result_name(out.get("think_s", 0.0))
-    (directory / f"{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+    saved = save_json((directory / f"{name}.json"), out, indent=1)
     m, g = out["machine"], out["rss_growth"]
     md = [
-        "# Soak and load (bench/soak.py)",
+        "# Soak and load (python -m bench.soak)",
         "",
         f"Atlas `{out['atlas']}` ({out['atlas_size']}); seconds per client level {out['seconds_per_level']}; "
-        f"machine {m['cpu']}, {m['cores']} cores, load {m['loadavg_1_5_15']} at start, {out['loadavg_after']} at the end "
-        f"({m['note']}). API: one uvicorn worker on loopback; the load generator is one asyncio process on the same "
+        f"machine {m['cpu']}, {m['cores']} cores. {saved['run']['noise']} API: one uvicorn worker on loopback; the load generator is one asyncio process on the same "
         "2 cores (its own CPU per request is in the table). Clients: "
         + (
             f"each waits an exponential think time of mean {out['think_s']:g} s between requests (a user's pace)"

@@ -24,7 +24,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch (and its CUDA wheels) first, on its own: pip frees its downloads after each install, so the peak is
-# ~2.3 GiB lower than one install of everything (8.1 vs 10.4 GiB: bench/bench_install_disk.py). The spec is read from pyproject.toml.
+# ~2.3 GiB lower than one install of everything (8.1 vs 10.4 GiB: python -m bench.bench_install_disk). The spec is read from pyproject.toml.
 torch_spec=$(.venv/bin/python -c "import re, tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print(next(d for d in deps if re.split(r'[<>=!~;\[ ]', d, maxsplit=1)[0] == 'torch'))")
 .venv/bin/python -m pip install -q "$torch_spec"
 .venv/bin/python -m pip install -q -e ".[$extra,dev]"

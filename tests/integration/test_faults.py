@@ -4,22 +4,19 @@ The full runs (more trials, Neo4j SIGKILLed mid-write, Neo4j restarted under loa
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 from typing import Any
 
 from queries.db import Graph
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "faults.py"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _faults() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_faults", BENCH)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    import importlib
+
+    return importlib.import_module("bench.faults")  # the script, imported as a module (python -m bench.faults)
 
 
 def test_ingest_killed_and_resumed_equals_an_uninterrupted_run(graph: Graph, tmp_path: Path) -> None:
@@ -77,7 +74,7 @@ def test_steering_worker_killed_mid_request_is_typed_and_the_next_request_succee
         "NEO4J_URI": graph.settings.uri,
         "NEO4J_PASSWORD": graph.settings.password or "",
         "ATLAS_STEER_MANIFESTS": f'["{tmp_path / "atlas" / "atlas.toml"}"]',
-        "PYTHONPATH": str(BENCH.parents[1]),
+        "PYTHONPATH": str(REPO),
     }
 
     def worker() -> subprocess.Popen[bytes]:
