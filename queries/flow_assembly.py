@@ -20,6 +20,7 @@ class _Edge:
     similarity: float
     target_rank: int | None
     source_rank: int | None
+    agreement: int | None = None  # how many matchers found this pair (flow_cypher's agreement column)
 
 
 class _Builder:
@@ -39,7 +40,7 @@ class _Builder:
         return True
 
     def add_edge(self, e: _Edge) -> None:
-        self.edges[(e.source, e.target)] = FlowEdge(e.source, e.target, float(e.similarity))
+        self.edges[(e.source, e.target)] = FlowEdge(e.source, e.target, float(e.similarity), e.agreement)
 
     def keep_residual(self, sim: float) -> bool:
         return sim >= self.o.min_similarity
@@ -68,7 +69,14 @@ def _index_rows(
             if key in seen:
                 continue
             seen.add(key)
-            e = _Edge(src["uid"], tgt["uid"], float(row["similarity"]), row.get("target_rank"), row.get("source_rank"))
+            e = _Edge(
+                src["uid"],
+                tgt["uid"],
+                float(row["similarity"]),
+                row.get("target_rank"),
+                row.get("source_rank"),
+                row.get("agreement"),
+            )
             incoming.setdefault(e.target, []).append(e)
             outgoing.setdefault(e.source, []).append(e)
     return nodes, seeds, incoming, outgoing
@@ -106,7 +114,8 @@ def _follow_residual_chain(
     ceiling downstream). Every node reached gets its module predecessors attached (except ``skip_modules_of``)."""
 
     def rank(e: _Edge) -> int | None:
-        return e.target_rank if upstream else e.source_rank
+        # only cosine ranks each source's successors; the other matchers' edges carry the target's rank alone
+        return e.target_rank if upstream or b.o.matcher != "cosine" else e.source_rank
 
     seen = set(frontier)
     while frontier:

@@ -40,3 +40,24 @@ def test_ingest_with_several_matchers(graph: Graph, atlas_name: str, tmp_path: P
     assert stored == list(MATCHERS)
     with pytest.raises(InvalidInput, match="matchers cosine,permutation,ot"):
         ingest_atlas(manifest, graph, options=IngestOptions(k=3, backend="numpy", resume=True, null_rows=64))
+
+
+def test_lineage_by_matcher_with_agreement(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    from queries.domain import Direction
+    from queries.flow_graph import build_flow_graph
+    from queries.ids import feature_uid
+
+    pa = planted_atlas(name=atlas_name, n_layers=3, d_model=128, d_sae=32, seed=8)
+    manifest = load_manifest(pa.write(tmp_path / "atlas"))
+    ingest_atlas(manifest, graph, options=IngestOptions(k=3, backend="numpy", null_rows=64, matchers=MATCHERS))
+    translated = next(f for f in pa.truth.values() if f.layer == 2 and f.category == "translated")
+    uid = feature_uid(atlas_name, 2, "res", translated.index)
+    parent = feature_uid(atlas_name, 1, "res", translated.res_parent)
+    for m in MATCHERS:
+        fg = build_flow_graph(graph, uid, direction=Direction.UPSTREAM, depth=1, matcher=m)
+        edge = next(e for e in fg.edges if e.target == uid and e.source == parent)
+        assert edge.agreement == len(MATCHERS), (m, edge)  # a clean planted link: every matcher finds it
+    down = build_flow_graph(graph, parent, direction=Direction.DOWNSTREAM, depth=1, matcher="permutation")
+    assert uid in down.uids  # downstream along a matcher without forward ranks follows its target ranks
+    with pytest.raises(InvalidInput, match=r"matcher 'pearsn' is not known \(valid: cosine, permutation, ot\)"):
+        build_flow_graph(graph, uid, matcher="pearsn")

@@ -83,3 +83,9 @@ def test_bad_matcher_names_are_one_clear_error() -> None:
     assert parse_matchers("ot, permutation") == ("cosine", "ot", "permutation")
     with pytest.raises(InvalidInput, match=r"'pearsn'.*valid: cosine, permutation, ot"):
         parse_matchers("cosine,pearsn")
+
+
+def test_query_side_matcher_names_equal_the_registry() -> None:
+    from queries.domain import MATCHERS
+
+    assert tuple(registry()) == MATCHERS
