@@ -61,3 +61,21 @@ def test_lineage_by_matcher_with_agreement(graph: Graph, atlas_name: str, tmp_pa
     assert uid in down.uids  # downstream along a matcher without forward ranks follows its target ranks
     with pytest.raises(InvalidInput, match=r"matcher 'pearsn' is not known \(valid: cosine, permutation, ot\)"):
         build_flow_graph(graph, uid, matcher="pearsn")
+
+
+def test_matcher_recipes(graph: Graph, atlas_name: str, tmp_path: Path) -> None:
+    from queries.recipes import get_recipe
+
+    pa = planted_atlas(name=atlas_name, n_layers=2, d_model=128, d_sae=32, seed=9)
+    manifest = load_manifest(pa.write(tmp_path / "atlas"))
+    ingest_atlas(manifest, graph, options=IngestOptions(k=3, backend="numpy", null_rows=64, matchers=MATCHERS))
+    run = lambda name, **p: graph.read(get_recipe(name).statement, get_recipe(name).params({"atlas": atlas_name, **p}))  # noqa: E731
+    # planted parents are found by every matcher, so every disagreement is on a feature without a planted parent
+    planted = {f.index for f in pa.truth.values() if f.layer == 1 and f.res_parent is not None}
+    for other in ("permutation", "ot"):
+        differ = run("origin-depends-on-matcher", other=other)
+        assert all(int(r["feature"].rsplit("/", 1)[-1]) not in planted for r in differ), other
+    # cosine top-1 links that ot (k=3) lacks; and with k = 3 a strict superset of matching links disappears
+    missing = run("cosine-not-other", other="ot", k=3)
+    assert len(run("cosine-not-other", other="ot", k=1)) >= len(missing)
+    assert run("cosine-not-other", other="nothing")  # a matcher with no edges: every cosine top-1 link is listed
