@@ -174,6 +174,7 @@ class Query:
         top_k: int = 1,
         modules: list[Module] | None = None,
         atlas: str | None = None,
+        matcher: str = "cosine",  # follow only this matcher's edges (queries.domain.MATCHERS)
     ) -> FlowGraph:
         opts = FlowOptions(
             direction=direction,
@@ -183,6 +184,7 @@ class Query:
             top_k=top_k,
             modules=frozenset(modules) if modules is not None else frozenset({Module.ATT, Module.MLP}),
             max_nodes=info.context.settings.max_flow_nodes,
+            matcher=matcher,
         )
         return FlowGraph.from_graph(await _flow(info, [uid], opts, atlas))
 

@@ -112,6 +112,13 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     """Match the whole atlas (as the online path does) and write import CSVs to ``folder``."""
     from tqdm.auto import tqdm
 
+    if any(m != "cosine" for m in opts.matchers):
+        from queries.errors import InvalidInput
+
+        raise InvalidInput(
+            f"--bulk-csv writes cosine edges only, not matchers {', '.join(opts.matchers[1:])}: "
+            "ingest online for several matchers (drop --bulk-csv or use --matchers cosine)"
+        )
     t0 = time.perf_counter()
     out = BulkExport(Path(folder))
     out.folder.mkdir(parents=True, exist_ok=True)

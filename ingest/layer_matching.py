@@ -4,8 +4,8 @@
 (``ingest.bulk``) and each Ray task (``ingest.ray_matching``) run: per layer it reads the decoders
 (:func:`layer_inputs`: in memory, or streamed from the files when a pair is over the memory budget), matches
 them (:func:`match_inputs`: the paper's decoder cosine, exact top-k both ways) and yields a :class:`LayerMatch`.
-A matcher plug-in (issue #28) belongs in :func:`match_inputs`: it gets the same :class:`LayerInputs` and
-adds its top-k candidates and scores to the layer's edges.
+Matchers other than cosine (``ingest.matchers``, ``IngestOptions.matchers``) run in :func:`match_layer` on the
+same pairs and add their own edge sets (``method`` = their name); scores and categories stay cosine's.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import numpy as np
 
 from ingest.controls import layer_controls
 from ingest.decoders import Decoder, DecoderCache, WrittenSlice, clt_entries, layer_decoders, written_slices
+from ingest.matchers import DEFAULT_MATCHERS, pair_cosines, registry
 from ingest.matching import Backend, topk_both_ways, topk_search
 from ingest.options import IngestOptions
 from ingest.prefilter import Prefilter
-from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, residual_edges
+from ingest.scores import EdgeSet, Thresholds, backward_edges, categorize, matcher_edges, residual_edges
 from ingest.streaming import DEFAULT_TILE_ROWS, DecoderFile, streamable, streamed_topk
 from queries.ids import Module
 from saes.controls import DEFAULT_NULL_ROWS
@@ -54,8 +55,12 @@ def match_layer(
     prefilter: Prefilter = "auto",
     null_rows: int = DEFAULT_NULL_ROWS,
     written: Sequence[WrittenSlice] = (),
+    matchers: Sequence[str] = DEFAULT_MATCHERS,
 ) -> LayerResult:
     """All matching of one layer: scores, null controls, categories and edges into ``res(layer)``.
+
+    ``matchers``: cosine (always; scores and categories) and the others whose edges are added beside its own,
+    on the res(L-1), att(L) and mlp(L) pairs (not on CLT slices: those stay cosine-only).
 
     ``written``: what cross-layer transcoder features of earlier layers write into this one; they are mlp
     candidates of ``res(layer)`` beside ``mlp(layer)`` (docs/ingest.md, "Cross-layer transcoders")."""
@@ -83,7 +88,33 @@ def match_layer(
     controls, cuts = layer_controls(layer, res.unit, preds, s, th, null_rows)
     cats = categorize(s["res"], s["att"], s["mlp"], n, th, cuts)
     features = {mod: _feature_columns(mod, d.norms, d.source_norms, s, cats) for mod, d in dec.items()}
+    extra = [m for m in matchers if m != "cosine"]
+    if extra:
+        pairs: list[tuple[str, int, Decoder]] = [("res", layer - 1, prev_res)] if prev_res is not None else []
+        pairs += [
+            (mod, layer, dec[mod])
+            for mod in ("att", "mlp")
+            if mod in dec and dec[mod].architecture not in CLT_ARCHITECTURES and not (mod == "mlp" and written)
+        ]
+        edges.extend(other_matcher_edges(extra, res, pairs, layer, k))
     return LayerResult(layer, features, edges, controls)
+
+
+def other_matcher_edges(
+    names: Sequence[str], res: Decoder, pairs: Sequence[tuple[str, int, Decoder]], layer: int, k: int
+) -> list[EdgeSet]:
+    """Edge sets of the matchers ``names`` for each (source module, source layer, decoder) pair into ``res``."""
+    known = registry()
+    out = []
+    for name in names:
+        m = known[name]
+        for mod, src_layer, src in pairs:
+            t = time.perf_counter()
+            scores, idx = m.match(res.unit, src.unit, k, target_norms=res.norms, source_norms=src.norms)
+            cos = pair_cosines(res.unit, src.unit, idx)
+            out.append(matcher_edges(name, mod, src_layer, layer, scores, idx, cos))
+            log.debug("layer %d %s←%s%d: %s in %.2fs", layer, "res", mod, src_layer, name, time.perf_counter() - t)
+    return out
 
 
 def _feature_columns(
@@ -284,6 +315,8 @@ def layer_inputs(
 def match_inputs(inputs: LayerInputs, opts: IngestOptions) -> LayerResult:
     """Match one layer's inputs with the paper's decoder cosine (the one matcher today)."""
     if inputs.files is not None:
+        if any(m != "cosine" for m in opts.matchers):
+            log.warning("layer %d is streamed (over the memory budget): only cosine matches it", inputs.layer)
         return match_layer_streamed(
             inputs.layer,
             inputs.files,
@@ -303,6 +336,7 @@ def match_inputs(inputs: LayerInputs, opts: IngestOptions) -> LayerResult:
         opts.prefilter,
         opts.null_rows,
         inputs.written,
+        opts.matchers,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ingest.matchers import DEFAULT_MATCHERS
 from ingest.matching import Backend
 from ingest.prefilter import Prefilter
 from ingest.scores import Thresholds
@@ -28,6 +29,9 @@ class IngestOptions:
     prefilter: Prefilter = "auto"  # bf16 pre-filter for the CPU (ingest/prefilter.py); never changes results
     null_rows: int = DEFAULT_NULL_ROWS  # null samples per SAE pair (saes.controls); 0 = no null (not with a null rule)
     resume: bool = False
+    # Edge matchers (ingest/matchers): cosine first (scores, categories), then any others, each writing its own
+    # FLOWS_TO edges with ``method`` = its name. Parse user input with ingest.matchers.parse_matchers.
+    matchers: tuple[str, ...] = DEFAULT_MATCHERS
     progress: bool = False
     node_batch: int = NODE_BATCH
     edge_batch: int = EDGE_BATCH

@@ -116,6 +116,12 @@ def _prepare(
                     f"atlas {name!r} was started with k={ex['k']}, thresholds {rule}; "
                     f"--resume needs the same options (got k={opts.k}, thresholds {opts.thresholds.rule})"
                 )
+            had = tuple(ex.get("matchers") or ("cosine",))
+            if had != tuple(opts.matchers):
+                raise InvalidInput(
+                    f"atlas {name!r} was started with matchers {','.join(had)}; --resume needs the same "
+                    f"(got --matchers {','.join(opts.matchers)})"
+                )
             done = set(ex["complete_layers"])
         elif stored != wanted:
             log.info("atlas %s exists with a different set of SAEs: dropping it first", name)
@@ -134,6 +140,8 @@ def _prepare(
             "t_res": opts.thresholds.res,
             "t_mod": opts.thresholds.module,
             "rule": opts.thresholds.rule,
+            # absent for cosine alone, so such an atlas's nodes are today's
+            "matchers": list(opts.matchers) if tuple(opts.matchers) != ("cosine",) else None,
         },
     )
     if not opts.resume:

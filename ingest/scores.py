@@ -79,6 +79,11 @@ class EdgeSet:
     target_rank: np.ndarray  # int64, -1 = not in the target's top-k
     source_rank: np.ndarray  # int64, -1 = not in the source's top-k
     written_layer: int | None = None  # cross-layer transcoder edges: the layer the source's slice writes into
+    # Which matcher found them (ingest/matchers; None = cosine, stored as no property so cosine-only atlases are
+    # unchanged) and its own score per edge (None for cosine, whose score is ``sim``).
+    method: str | None = None
+    score: np.ndarray | None = None
+    distance: int = 1  # target layer − source layer for res → res edges (long range > 1); 0 for att/mlp(L) → res(L)
 
     def __len__(self) -> int:
         return int(self.src.shape[0])
@@ -123,6 +128,34 @@ def backward_edges(source_module: str, source_layer: int, sims: np.ndarray, idx:
         sim=sims.reshape(-1).astype(np.float32),
         target_rank=np.tile(np.arange(k, dtype=np.int64), n_t),
         source_rank=np.full(n_t * k, -1, dtype=np.int64),
+    )
+
+
+def matcher_edges(
+    method: str,
+    source_module: str,
+    source_layer: int,
+    target_layer: int,
+    scores: np.ndarray,
+    idx: np.ndarray,
+    cosines: np.ndarray,
+) -> EdgeSet:
+    """Edges one matcher found (``scores``/``idx`` [n_target, k], -1 = no candidate): ``sim`` is the pair's decoder
+    cosine, ``score`` the matcher's own, ``target_rank`` its rank."""
+    n_t, k = idx.shape
+    keep = idx.reshape(-1) >= 0
+    dist = target_layer - source_layer if source_module == "res" else 0
+    return EdgeSet(
+        source_module,
+        source_layer,
+        src=idx.reshape(-1)[keep].astype(np.int64),
+        dst=np.repeat(np.arange(n_t, dtype=np.int64), k)[keep],
+        sim=cosines.reshape(-1)[keep].astype(np.float32),
+        target_rank=np.tile(np.arange(k, dtype=np.int64), n_t)[keep],
+        source_rank=np.full(int(keep.sum()), -1, dtype=np.int64),
+        method=method,
+        score=scores.reshape(-1)[keep].astype(np.float32),
+        distance=dist,
     )
 
 

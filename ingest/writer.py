@@ -111,6 +111,9 @@ def write_layer(
         n = len(es)
         src, dst, sim = es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist()
         tr, sr = _as_list(es.target_rank, True), _as_list(es.source_rank, True)
+        # None for cosine edges and adjacent layers: Neo4j stores no property, so cosine-only atlases are unchanged
+        score = es.score.astype(float).tolist() if es.score is not None else None
+        distance = es.distance if es.distance > 1 else None
         for a in range(0, n, opts.edge_batch):
             b = min(n, a + opts.edge_batch)
             batches.append(
@@ -126,6 +129,9 @@ def write_layer(
                         "target_rank": tr[a:b],
                         "source_rank": sr[a:b],
                         "written_layer": es.written_layer,
+                        "method": es.method,
+                        "score": score[a:b] if score is not None else None,
+                        "distance": distance,
                     },
                     es.source_module,
                 )

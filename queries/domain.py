@@ -80,3 +80,8 @@ SORTABLE_FIELDS: tuple[str, ...] = (
     "frequency",
     "uid",
 )
+
+
+# Edge matchers whose FLOWS_TO edges an atlas may hold (``method`` property; absent = cosine). ingest.matchers
+# implements them; queries validate a ``matcher`` argument against this list (tests keep the two equal).
+MATCHERS: tuple[str, ...] = ("cosine", "permutation", "ot")

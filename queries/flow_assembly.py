@@ -66,10 +66,7 @@ def _index_rows(
             nodes.setdefault(src["uid"], FlowNode.from_row(src))
         if tgt and src and row.get("similarity") is not None:
             key = (src["uid"], tgt["uid"])
-            method = row.get("method") or "cosine"
-            if key in seen:  # the same link found by another matcher (one relationship per matcher)
-                if method not in seen[key].methods:
-                    seen[key].methods = (*seen[key].methods, method)
+            if key in seen:
                 continue
             e = _Edge(
                 src["uid"],
@@ -77,7 +74,7 @@ def _index_rows(
                 float(row["similarity"]),
                 row.get("target_rank"),
                 row.get("source_rank"),
-                (method,),
+                tuple(sorted(row.get("methods") or ("cosine",))),
             )
             seen[key] = e
             incoming.setdefault(e.target, []).append(e)
@@ -117,7 +114,8 @@ def _follow_residual_chain(
     ceiling downstream). Every node reached gets its module predecessors attached (except ``skip_modules_of``)."""
 
     def rank(e: _Edge) -> int | None:
-        return e.target_rank if upstream else e.source_rank
+        # only cosine ranks each source's successors; the other matchers' edges carry the target's rank alone
+        return e.target_rank if upstream or b.o.matcher != "cosine" else e.source_rank
 
     seen = set(frontier)
     while frontier:

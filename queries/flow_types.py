@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from queries.domain import MODULE_CUT, RESIDUAL_CUT, Direction, Module
+from queries.domain import MATCHERS, MODULE_CUT, RESIDUAL_CUT, Direction, Module
 from queries.errors import InvalidInput
 from queries.ids import FeatureRef, sae_key
 from queries.neuronpedia import NeuronpediaSource, cantor, parse_neuronpedia_id
@@ -32,6 +32,7 @@ class FlowOptions:
     top_k: int = 1
     modules: frozenset[Module] = frozenset({Module.ATT, Module.MLP})
     max_nodes: int = DEFAULT_MAX_NODES
+    matcher: str = "cosine"  # follow only the edges this matcher found (queries.domain.MATCHERS)
 
     def validated(self) -> FlowOptions:
         """Return self after checking every value; raises InvalidInput naming the value and the valid range."""
@@ -49,6 +50,8 @@ class FlowOptions:
                 )
         if not (1 <= self.top_k <= MAX_TOP_K):
             raise InvalidInput(f"topK {self.top_k} is out of range (valid: 1–{MAX_TOP_K}; the paper uses 1)")
+        if self.matcher not in MATCHERS:
+            raise InvalidInput(f"matcher {self.matcher!r} is not known (valid: {', '.join(MATCHERS)})")
         if self.max_nodes < 1:
             raise InvalidInput(f"maxNodes {self.max_nodes} must be at least 1")
         mods = frozenset(Module.parse(m) if isinstance(m, str) else m for m in self.modules)
@@ -114,6 +117,11 @@ class FlowEdge:
     similarity: float
     # The matchers that found this link (a FLOWS_TO relationship's ``method``; ``cosine`` where none is stored).
     methods: tuple[str, ...] = ("cosine",)
+
+    @property
+    def agreement(self) -> int:
+        """How many matchers found this pair (each matcher writes at most one edge per feature pair)."""
+        return len(self.methods)
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "target": self.target, "similarity": self.similarity}

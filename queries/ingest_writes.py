@@ -18,14 +18,14 @@ UPSERT_ATLAS: LiteralString = """
 MERGE (a:Atlas {name: $name})
 SET a.model = $model, a.d_model = $d_model, a.n_layers = $n_layers, a.layers = $layers,
     a.complete = false, a.manifest_sha256 = $sha, a.manifest_path = $manifest_path, a.k = $k,
-    a.threshold_res = $t_res, a.threshold_module = $t_mod, a.threshold_rule = $rule,
+    a.threshold_res = $t_res, a.threshold_module = $t_mod, a.threshold_rule = $rule, a.matchers = $matchers,
     a.created_at = coalesce(a.created_at, datetime()), a.updated_at = datetime()
 """
 
 GET_ATLAS: LiteralString = """
 MATCH (a:Atlas {name: $name})
 OPTIONAL MATCH (a)-[:HAS_SAE]->(s:SAE)
-RETURN a.manifest_sha256 AS sha, a.k AS k, a.threshold_res AS t_res, a.threshold_module AS t_mod, a.threshold_rule AS rule, a.complete AS complete,
+RETURN a.manifest_sha256 AS sha, a.k AS k, a.threshold_res AS t_res, a.threshold_module AS t_mod, a.threshold_rule AS rule, a.matchers AS matchers, a.complete AS complete,
        [x IN collect(s) WHERE x.complete | x.layer] AS complete_layers,
        collect({layer: s.layer, module: s.module, d_sae: s.d_sae}) AS saes
 """
@@ -127,7 +127,7 @@ WITH srcs, collect(t) AS dsts
 UNWIND range(0, size($src) - 1) AS i
 WITH srcs[$src[i]] AS s, dsts[$dst[i]] AS t, i
 CREATE (s)-[:FLOWS_TO {similarity: $sim[i], target_rank: $target_rank[i], source_rank: $source_rank[i],
-                       written_layer: $written_layer}]->(t)
+                       written_layer: $written_layer, method: $method, score: $score[i], distance: $distance}]->(t)
 """
 
 COUNT_ATLAS: LiteralString = """

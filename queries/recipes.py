@@ -197,6 +197,41 @@ _add(
 )
 
 
+# Several matchers per edge (issue #28): FLOWS_TO carries `method` (absent = cosine), one edge per matcher and pair.
+_add(
+    Recipe(
+        name="cosine-not-other",
+        question="Which top-1 links did cosine find that another matcher ($other) did not?",
+        statement=(
+            "MATCH (s:Feature)-[e:FLOWS_TO]->(t:Feature) "
+            "WHERE t.atlas = $atlas AND t.module = 'res' AND e.method IS NULL AND e.target_rank = 0 "
+            "AND NOT EXISTS { (s)-[o:FLOWS_TO]->(t) WHERE o.method = $other AND o.target_rank < $k } "
+            "RETURN s.uid AS source, t.uid AS target, s.module AS source_module, t.layer AS layer, "
+            "e.similarity AS cosine ORDER BY layer, cosine DESC LIMIT $limit"
+        ),
+        defaults={"other": "permutation", "k": 1, "limit": 100},
+    )
+)
+
+_add(
+    Recipe(
+        name="origin-depends-on-matcher",
+        question="Which residual features get a different top-1 residual predecessor from cosine and from $other?",
+        statement=(
+            "MATCH (t:Feature) WHERE t.atlas = $atlas AND t.module = 'res' "
+            "MATCH (c:Feature)-[ec:FLOWS_TO]->(t) WHERE c.module = 'res' AND c.layer = t.layer - 1 "
+            "AND ec.method IS NULL AND ec.target_rank = 0 "
+            "MATCH (o:Feature)-[eo:FLOWS_TO]->(t) WHERE o.module = 'res' AND o.layer = t.layer - 1 "
+            "AND eo.method = $other AND eo.target_rank = 0 AND o <> c "
+            "RETURN t.uid AS feature, t.layer AS layer, c.uid AS by_cosine, ec.similarity AS cosine, "
+            "o.uid AS by_other, eo.similarity AS other_cosine, eo.score AS other_score "
+            "ORDER BY layer, feature LIMIT $limit"
+        ),
+        defaults={"other": "permutation", "limit": 100},
+    )
+)
+
+
 def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]

@@ -23,9 +23,16 @@ Relationships
   ``similarity`` is the cosine of the two unit-normalised decoder rows. ``target_rank`` (0-based) is the
   edge's rank among the target's candidates from that source module (backward matching);
   ``source_rank`` its rank among the source's successors (forward matching, res→res only).
-  ``method`` names the matcher that found the link; absent means ``cosine`` (the only matcher so far). A
-  second matcher writes its own relationship per link it finds, so readers group by (source, target)
-  (queries.flow_graph gives each edge its ``methods``).
+- ``method?, score?, distance?`` on FLOWS_TO (issue #28): which matcher found the edge (``ingest.matchers``;
+  absent = ``cosine``, so readers use ``coalesce(r.method, 'cosine')``), that matcher's own score (absent for
+  cosine, whose score is ``similarity``; ``similarity`` stays the decoder cosine on every edge so matchers compare
+  on one scale) and, for res→res edges across more than one layer, the layer distance. A pair found by two
+  matchers is two edges. ``method`` is a property, not one relationship type per matcher: every reader keeps
+  one pattern (``-[:FLOWS_TO]->``) and filters or counts matchers in the same traversal (agreement = count of
+  distinct methods between the same two features); a type per matcher would multiply each query by the
+  matcher list and make a new matcher a schema change. The cost is a property filter on expanded edges,
+  which the anchored traversals do anyway (there is no FLOWS_TO property index, see below).
+- ``(:Atlas {matchers?})``: the matchers of the ingest (absent = cosine alone); ``--resume`` needs the same.
 """
 
 from __future__ import annotations

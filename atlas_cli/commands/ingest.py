@@ -70,6 +70,13 @@ def ingest(
     gpu: bool = typer.Option(
         False, "--gpu", help="With --ray: one GPU per matching task (an error if the cluster has none)."
     ),
+    matchers: str = typer.Option(
+        "cosine",
+        "--matchers",
+        help="Edge matchers, comma-separated: cosine (always; scores and categories), permutation (SAE Match's "
+        "assignment), ot (entropic optimal transport). Each writes FLOWS_TO edges with method = its name "
+        "(docs/ingest.md, 'Which matcher when').",
+    ),
     edge_batch: int = typer.Option(50_000, "--edge-batch", help="Edges per write transaction."),
     node_batch: int = typer.Option(20_000, "--node-batch", help="Features per write transaction."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -96,8 +103,10 @@ def ingest(
         )
     if ray and bulk is not None:
         raise InvalidInput("--ray and --bulk-csv cannot be combined yet: the Ray path writes online (drop one of them)")
+    from ingest.matchers import parse_matchers
     from ingest.settings import IngestSettings, parse_memory_budget
 
+    chosen = parse_matchers(matchers)
     budget = parse_memory_budget(memory_budget or IngestSettings().match_memory_budget)
     m = load_manifest(manifest)
     opts = IngestOptions(
@@ -112,6 +121,7 @@ def ingest(
         node_batch=node_batch,
         ray=ray,
         gpu=gpu,
+        matchers=chosen,
     )
     from steering.model import model_projections
 
