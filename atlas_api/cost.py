@@ -38,6 +38,7 @@ _FIELD_COST = {
     "attributionGraphsUsingLineage": 60,
     "featureOrigins": 100,
     "similar": 50,
+    "page": 5,  # Feature.page: a stored page of a few kB (histograms, 25 examples, logit lens) per feature
 }
 _PAGE_ARGS = ("limit", "first")
 _NEIGHBOUR_FANOUT = 10

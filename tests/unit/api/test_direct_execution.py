@@ -9,7 +9,9 @@ answers feature look-ups and lists from fixed rows (what is checked is the execu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -132,28 +134,56 @@ def test_the_direct_path_answers_what_the_full_pipeline_answers(
         )  # masking holds on both paths
 
 
-def test_plain_objects_complete_in_one_step_and_the_rest_through_graphql_core(tmp_path: Any) -> None:
-    """The one-step completion is really taken for plain objects (it is what makes the path fast), and not for
-    objects with a field of ours or a value graphql-core must report."""
+@contextlib.contextmanager
+def _counting_completions() -> Iterator[dict[str, int]]:
+    """Counts LeafExecutor's one-step completions (taken / sent back) while open. On exit the class attribute is
+    put back exactly as it was: the staticmethod itself, read from the class __dict__. Restoring the function read
+    through the class (``LeafExecutor._complete_leaves``) instead left a plain function there, which Python then
+    bound to the executor, so every later test in the process failed with "takes 2 positional arguments"."""
     from atlas_api import execution
 
     calls = {"fast": 0, "back": 0}
-    original = execution.LeafExecutor._complete_leaves
+    descriptor = execution.LeafExecutor.__dict__["_complete_leaves"]
+    original = descriptor.__func__
 
     def counting(plan: Any, source: Any) -> Any:
         out = original(plan, source)
         calls["fast" if out is not None else "back"] += 1
         return out
 
-    schema = build_schema(ApiSettings(keys_file=tmp_path / "k.json"))
     execution.LeafExecutor._complete_leaves = staticmethod(counting)  # type: ignore[method-assign]
     try:
+        yield calls
+    finally:
+        setattr(execution.LeafExecutor, "_complete_leaves", descriptor)  # noqa: B010 - the descriptor, not a function
+
+
+def test_plain_objects_complete_in_one_step_and_the_rest_through_graphql_core(tmp_path: Any) -> None:
+    """The one-step completion is really taken for plain objects (it is what makes the path fast), and not for
+    objects with a field of ours or a value graphql-core must report."""
+    schema = build_schema(ApiSettings(keys_file=tmp_path / "k.json"))
+    with _counting_completions() as calls:
         _execute(schema, "query { features(limit: 4) { uid module sRes } }", None, None)
         assert calls == {"fast": 3, "back": 1}  # a/1-res/7 is fine here (atlas not asked); the NaN row goes back
         _execute(schema, "query { features(limit: 2) { uid neuronpediaUrl } }", None, None)
         assert calls == {"fast": 3, "back": 1}  # a resolver among the fields: no plan at all
-    finally:
-        execution.LeafExecutor._complete_leaves = original  # type: ignore[method-assign]
+
+
+def test_counting_completions_leaves_the_executor_working_for_later_tests(tmp_path: Any) -> None:
+    """Regression: after the counting helper closes, a later schema in the same process still completes plain
+    objects in one step (it used to leave a plain function that broke every later API test in the process)."""
+    from atlas_api import execution
+
+    before = execution.LeafExecutor.__dict__["_complete_leaves"]
+    with _counting_completions():
+        pass
+    assert execution.LeafExecutor.__dict__["_complete_leaves"] is before
+    schema = build_schema(ApiSettings(keys_file=tmp_path / "k.json"))
+    query = "query { features(limit: 2) { uid module } }"
+    for _ in range(2):  # pipeline, then the direct path
+        result = _execute(schema, query, None, None)
+        assert not result.errors, result.errors
+        assert [f["uid"] for f in result.data["features"]] == sorted(ROWS)[:2]
 
 
 def test_a_known_read_is_still_refused_without_a_key_when_reads_are_keyed(tmp_path: Any) -> None:
