@@ -11,9 +11,9 @@ FLOP count per token per SAE: ``6 * d_in * d_sae`` — the encoder's forward, in
 gradient and the dense-equivalent decoder, the convention of issue #26's 2.5 PFLOP estimate. The ratio
 ``train_gflops_over_peak`` divides it by the best same-run GEMM peak (bf16 where the CPU has bf16, else fp32).
 
-    python bench/bench_train.py                 # writes bench/results/train.json
-    python bench/bench_train.py --seconds 2     # shorter timing windows (smoke run)
-``quiet`` is true only if the 1-minute load is <= 3 at start and at end.
+    python -m bench.bench_train                 # writes bench/results/train.json
+    python -m bench.bench_train --seconds 2     # shorter timing windows (smoke run)
+``quiet``: bench.harness.is_quiet (the 1-minute load at start and end at most 1.5 per core).
 """
 
 from __future__ import annotations
@@ -26,11 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from bench.harness import RESULTS, is_quiet
 
-RESULTS = ROOT / "bench" / "results"
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -90,7 +87,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from machine import machine
+
+    from bench.machine import machine
 
     load_start = os.getloadavg()
     info = machine()
@@ -119,7 +117,7 @@ def main() -> None:
         "trainer": "training.sae.BankTrainer (fp32 steps)",
         "load_start": [round(x, 2) for x in load_start],
         "load_end": [round(x, 2) for x in load_end],
-        "quiet": load_start[0] <= 3 and load_end[0] <= 3,
+        "quiet": is_quiet(load_start, load_end),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
