@@ -458,6 +458,17 @@ def store_atlas_pages(graph: Any, atlas: str, res: PagesResult) -> dict[str, Any
     }
 
 
+def _stored_summary(load_s: float, res: PagesResult, stored: dict[str, Any]) -> dict[str, float]:
+    """The timings and sizes a publish step reports (the demo's and the benchmark's ``pages_*`` figures)."""
+    return {
+        "pages_load_s": round(load_s, 2),
+        **{f"pages_{k}": float(v) for k, v in res.seconds.items()},
+        "pages_store_s": stored["store_s"],
+        "pages_bytes_per_feature": stored["bytes_per_feature"],
+        "pages_features": float(stored["features"]),
+    }
+
+
 def publish_trained_pages(
     out_dir: Path, metrics: dict[str, Any], manifest: Any, graph: Any, *, force: bool = False
 ) -> dict[str, float]:
@@ -482,14 +493,7 @@ def publish_trained_pages(
         out_dir=Path(out_dir),
         force=force,
     )
-    stored = store_atlas_pages(graph, manifest.name, res)
-    return {
-        "pages_load_s": round(load_s, 2),
-        **{f"pages_{k}": float(v) for k, v in res.seconds.items()},
-        "pages_store_s": stored["store_s"],
-        "pages_bytes_per_feature": stored["bytes_per_feature"],
-        "pages_features": float(stored["features"]),
-    }
+    return _stored_summary(load_s, res, store_atlas_pages(graph, manifest.name, res))
 
 
 def publish_corpus_pages(
@@ -504,11 +508,4 @@ def publish_corpus_pages(
     chunks = [c for doc_id, text in iter_documents(Path(corpus)) for c in chunk_document(doc_id, text)]
     load_s = time.perf_counter() - t
     res = atlas_pages(manifest, loaded, chunks, heldout_tokens=tokens, seq_len=seq_len, force=force)
-    stored = store_atlas_pages(graph, manifest.name, res)
-    return {
-        "pages_load_s": round(load_s, 2),
-        **{f"pages_{k}": float(v) for k, v in res.seconds.items()},
-        "pages_store_s": stored["store_s"],
-        "pages_bytes_per_feature": stored["bytes_per_feature"],
-        "pages_features": float(stored["features"]),
-    }
+    return _stored_summary(load_s, res, store_atlas_pages(graph, manifest.name, res))

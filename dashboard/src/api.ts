@@ -86,7 +86,12 @@ export async function download(href: string, filename: string): Promise<void> {
     }
     throw new ApiError(msg, code);
   }
-  const url = URL.createObjectURL(await res.blob());
+  saveBlob(await res.blob(), filename);
+}
+
+/** Hand a blob to the browser as a download named ``filename`` (exports and the flow graph's SVG/PNG). */
+export function saveBlob(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
   a.href = url;
   a.download = filename;

@@ -165,14 +165,3 @@ export function graphToSvg(cy: cytoscape.Core, title: string): string {
   out.push("</svg>");
   return out.join("\n");
 }
-
-export function saveBlob(blob: Blob, filename: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = filename;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}

@@ -1,9 +1,9 @@
 // Flow graph: `lineage` drawn with layers as rows and res/att/mlp as columns; the sliders refetch in place
 // (the URL follows, so the view can be pasted); downloads use the documented /export/lineage endpoint.
-import { download, request } from "../api";
+import { download, request, saveBlob } from "../api";
 import { h, notice } from "../dom";
 import { collapse, conceptFamilies, type Family } from "../families";
-import { drawFlowGraph, type Drawn, edgeMethods, type GGraph, graphToSvg, saveBlob } from "../flowgraph";
+import { drawFlowGraph, type Drawn, edgeMethods, type GGraph, graphToSvg } from "../flowgraph";
 import type { LineageDirection } from "../gql/graphql";
 import { CATEGORY_COLOURS, MODULE_COLOURS } from "../layout";
 import { Lineage } from "../queries";
