@@ -9,7 +9,6 @@ failures as GraphQL errors with ``extensions.code`` (see atlas_api.limits).
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from typing import Annotated, Any
 
@@ -23,8 +22,6 @@ from atlas_api.steer_mutation import SteerMutation
 from atlas_api.types import (
     AtlasInfo,
     CircuitResult,
-    DensityHistogram,
-    EntryPoint,
     Feature,
     FeatureEdge,
     FeatureNotFound,
@@ -41,8 +38,6 @@ from atlas_api.types import (
     PageInfo,
     Path,
     PathResult,
-    SAEInfo,
-    ScoreControl,
     SearchHit,
     SteeringRun,
     error_result,
@@ -288,59 +283,7 @@ class Query:
     @strawberry.field(description="Atlases with their SAEs, layer range, sizes and whether each is complete.")
     async def atlases(self, info: Info, name: str | None = None) -> list[AtlasInfo]:
         rows = await info.context.read(qf.ATLASES, {"name": name})
-        out = []
-        for r in rows:
-            a, saes = r["atlas"], [s for s in r["saes"] if s.get("key")]
-            layers = sorted({s["layer"] for s in saes}) or list(a.get("layers") or [])
-            out.append(
-                AtlasInfo(
-                    name=a["name"],
-                    model=a.get("model"),
-                    d_model=a.get("d_model"),
-                    complete=bool(a.get("complete")),
-                    min_layer=layers[0] if layers else None,
-                    max_layer=layers[-1] if layers else None,
-                    n_layers=a.get("n_layers"),
-                    n_saes=len(saes),
-                    n_features=sum(int(s.get("d_sae") or 0) for s in saes),
-                    saes=[
-                        SAEInfo(
-                            key=s["key"],
-                            layer=s["layer"],
-                            module=Module(s["module"]),
-                            d_sae=s.get("d_sae"),
-                            d_in=s.get("d_in"),
-                            source=s.get("source"),
-                            hook_name=s.get("hook_name"),
-                            architecture=s.get("architecture"),
-                            complete=s.get("complete"),
-                            neuronpedia_id=s.get("neuronpedia_id") or None,
-                            explained_variance=s.get("explained_variance"),
-                            l0=s.get("l0"),
-                            dead_fraction=s.get("dead_fraction"),
-                            category_rule=s.get("category_rule"),
-                            controls=_controls(s),
-                            ceiling_median=s.get("ceiling_median"),
-                            ceiling_share_ge_half=s.get("ceiling_share_ge_half"),
-                            density_histogram=DensityHistogram(
-                                log10_bin_edges=list(s["density_edges"]),
-                                counts=list(s["density_counts"] or []),
-                                dead=int(s.get("density_dead") or 0),
-                            )
-                            if s.get("density_edges")
-                            else None,
-                        )
-                        for s in saes
-                    ],
-                    threshold_rule=a.get("threshold_rule"),
-                    null_median_mean=a.get("null_median_mean"),
-                    null_p999_max=a.get("null_p999_max"),
-                    entry_points=[EntryPoint(**e) for e in json.loads(a["entry_points"])]
-                    if a.get("entry_points")
-                    else [],
-                )
-            )
-        return out
+        return [AtlasInfo.from_row(r["atlas"], r["saes"]) for r in rows]
 
     @strawberry.field(
         description="Stored steer runs of an atlas (SteeringRun nodes), newest first, with the features each used."
@@ -349,26 +292,6 @@ class Query:
         limit, _ = _page(info, limit, 0)
         rows = await info.context.read(RUNS_FOR_ATLAS, {"atlas": atlas, "limit": limit})
         return [SteeringRun.from_row({**r["run"], "used": r["used"]}) for r in rows]
-
-
-def _controls(s: dict) -> list[ScoreControl]:
-    """The stored null controls of one res SAE, one entry per predecessor that has a score."""
-    out = []
-    for p in ("res", "att", "mlp"):
-        if s.get(f"{p}_score_median") is None:
-            continue
-        out.append(
-            ScoreControl(
-                predecessor=Module(p),
-                score_median=s.get(f"{p}_score_median"),
-                null_median=s.get(f"{p}_null_median"),
-                null_p99=s.get(f"{p}_null_p99"),
-                null_p999=s.get(f"{p}_null_p999"),
-                null_samples=s.get(f"{p}_null_n"),
-                cut=s.get(f"cut_{p}"),
-            )
-        )
-    return out
 
 
 async def _connecting(
