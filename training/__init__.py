@@ -6,7 +6,12 @@ Modules:
 - ``corpus``     the default corpus (registry packages) and any local text/jsonl/parquet; train/held-out split
 - ``activations`` one forward pass per batch records every chosen hook point, streamed batch by batch
 - ``sae``        the TopK SAE trainer (AuxK for dead features), its metrics and checkpoints
-- ``train``      the whole job: corpus → activations → SAEs (SAELens format) → ``atlas.toml``
+- ``spec``       what determines a trained atlas (``TrainSpec``, its hash names the cache entry), hook names
+- ``job``        one job's prepared state: model, hook points, corpus split, the bank and its trainer
+- ``phases``     training the bank (streamed forwards, then cached epochs) and the held-out pass
+- ``checkpoint`` the resumable checkpoint (bank, optimiser, stream position)
+- ``writer``     SAELens dirs, labels, ``atlas.toml``
+- ``train``      the whole job in order, cached by spec: corpus → activations → SAEs → ``atlas.toml``
 - ``labels``     top-activating contexts and activation frequency per feature (stored on Feature nodes)
 - ``demo``       ``atlas demo``: Neo4j, SmolLM2, corpus, train, ingest, labels, serve — cached
 """
