@@ -119,12 +119,13 @@ def coactivation(
     threads: int = _THREADS,
 ) -> None:
     """Groups of active residual features by active predecessors, shares by layer, Mann–Whitney, matched vs random pairs (§4.1)."""
-    from experiments import coactivation as exp
+    from experiments import coactivation_report as exp
+    from experiments.coactivation import CoactivationSettings
     from experiments.texts import held_out_windows
 
     ctx, tmeta = _context(atlas, manifest, model, device, threads)
     windows = held_out_windows(ctx.model.tokenizer, texts, window, seed=seed, corpus=corpus)
-    settings = exp.CoactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, seed=seed)
+    settings = CoactivationSettings(n_texts=len(windows), tokens_per_text=tokens_per_text, window=window, seed=seed)
     report = exp.run(ctx, windows, settings, meta=_meta({"corpus": corpus or "default (held-out split)", **tmeta}))
     _done(report, out, atlas)
 
@@ -163,7 +164,8 @@ def deactivation(
     ),
 ) -> None:
     """Remove matched predecessors at one token and measure whether the target switches off (§4.2, Table 1)."""
-    from experiments import deactivation as exp
+    from experiments import deactivation_report as exp
+    from experiments.deactivation import DeactivationSettings
     from experiments.texts import held_out_windows
 
     if from_records is not None:
@@ -195,7 +197,7 @@ def deactivation(
             len(calib) * (calib_window - 1),
             pearson_tokens,
         )
-    settings = exp.DeactivationSettings(
+    settings = DeactivationSettings(
         n_texts=len(windows),
         tokens_per_text=tokens_per_text,
         window=window,

@@ -87,7 +87,8 @@ def test_coactivation_cli_on_smollm2(smol, tmp_path: Path) -> None:
 
 
 def test_deactivation_on_smollm2(smol, tmp_path: Path) -> None:
-    from experiments.deactivation import DeactivationSettings, run
+    from experiments.deactivation import DeactivationSettings
+    from experiments.deactivation_report import run
 
     ctx, _, windows = smol
     started = time.perf_counter()

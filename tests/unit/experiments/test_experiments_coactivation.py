@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.coactivation import CoactivationSettings, run
+from experiments.coactivation import CoactivationSettings
+from experiments.coactivation_report import run
 
 
 def test_coactivation_on_planted_atlas(planted_ctx, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments.deactivation import DeactivationSettings, run
+from experiments.deactivation import DeactivationSettings
+from experiments.deactivation_report import run
 
 
 def test_planted_predecessor_found_more_often_than_random(planted_ctx, tmp_path: Path) -> None:
