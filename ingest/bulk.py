@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from ingest.controls import CEILING_FIELDS, CONTROL_FIELDS, atlas_controls, ceil
 from ingest.decoders import DecoderCache, validate_atlas
 from ingest.layer_matching import match_layers
 from ingest.options import IngestOptions
+from ingest.scores import EdgeSet
 from queries.ids import feature_uid, sae_key
 from saes.manifest import AtlasManifest
 from saes.sources import neuronpedia_id
@@ -134,52 +136,78 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
     (out.folder / "edge_header.csv").write_text(EDGE_HEADER + "\n")
     matches = match_layers(manifest, manifest.layers, d_model, opts, cache=cache)  # in memory: no streaming here
     for m in tqdm(matches, total=len(manifest.layers), desc=f"export {name}", unit="layer", disable=not opts.progress):
-        layer, r = m.layer, m.result
         out.match_s += m.seconds
-        controls[layer] = r.controls
-        # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.
-        chunks = []
-        for mod, c in r.features.items():
-            n = len(c["index"])
-            prefix = feature_uid(name, layer, mod, 0)[:-1]
-            fixed = f",{name},{layer},{mod},"
-            cols = zip(
-                c["index"],
-                _col(c["norm"], n),
-                _col(c["s_res"], n),
-                _col(c["s_att"], n),
-                _col(c["s_mlp"], n),
-                _col(c["category"], n),
-            )
-            chunks.append(
-                "".join(
-                    f"{prefix}{i}{fixed}{i},{c['d_sae']},{nm},{sr},{sa},{sm},{cat},Feature\n"
-                    for i, nm, sr, sa, sm, cat in cols
-                )
-            )
-            out.n_features += n
-        p = out.folder / f"features_{layer}.csv"
-        p.write_text("".join(chunks))
-        out.node_files.append(p)
-        dst_prefix = feature_uid(name, layer, "res", 0)[:-1]
-        echunks = []
-        for es in r.edges:
-            src_prefix = feature_uid(name, es.source_layer, es.source_module, 0)[:-1]
-            n = len(es)
-            tr = ["" if v < 0 else str(v) for v in es.target_rank.tolist()]
-            sr = ["" if v < 0 else str(v) for v in es.source_rank.tolist()]
-            wl = "" if es.written_layer is None else str(es.written_layer)
-            echunks.append(
-                "".join(
-                    f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{a},{b},{wl},FLOWS_TO\n"
-                    for s, t, sim, a, b in zip(es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist(), tr, sr)
-                )
-            )
-            out.n_edges += n
-        p = out.folder / f"edges_{layer}.csv"
-        p.write_text("".join(echunks))
-        out.edge_files.append(p)
+        controls[m.layer] = m.result.controls
+        out.n_features += _write_features(out.folder / f"features_{m.layer}.csv", name, m.layer, m.result.features)
+        out.node_files.append(out.folder / f"features_{m.layer}.csv")
+        out.n_edges += _write_edges(out.folder / f"edges_{m.layer}.csv", name, m.layer, m.result.edges)
+        out.edge_files.append(out.folder / f"edges_{m.layer}.csv")
     now = datetime.now(UTC).isoformat()
+    _write_atlas_node(out, manifest, d_model, opts, controls, now)
+    _write_sae_nodes(out.folder, manifest, d_model, sizes, details, controls, ceilings)
+    out.seconds = time.perf_counter() - t0
+    _write_run_node(out, manifest, opts, now)
+    log.info("exported atlas %s: %d features, %d edges in %.1fs", name, out.n_features, out.n_edges, out.seconds)
+    return out
+
+
+def _write_features(path: Path, name: str, layer: int, features: dict[str, dict[str, Any]]) -> int:
+    """One layer's Feature rows (every module's); returns how many."""
+    # Names and module values are validated ([a-z0-9-], res|att|mlp), so only numbers need formatting.
+    chunks = []
+    total = 0
+    for mod, c in features.items():
+        n = len(c["index"])
+        prefix = feature_uid(name, layer, mod, 0)[:-1]
+        fixed = f",{name},{layer},{mod},"
+        cols = zip(
+            c["index"],
+            _col(c["norm"], n),
+            _col(c["s_res"], n),
+            _col(c["s_att"], n),
+            _col(c["s_mlp"], n),
+            _col(c["category"], n),
+        )
+        chunks.append(
+            "".join(
+                f"{prefix}{i}{fixed}{i},{c['d_sae']},{nm},{sr},{sa},{sm},{cat},Feature\n"
+                for i, nm, sr, sa, sm, cat in cols
+            )
+        )
+        total += n
+    path.write_text("".join(chunks))
+    return total
+
+
+def _write_edges(path: Path, name: str, layer: int, edges: Sequence[EdgeSet]) -> int:
+    """The FLOWS_TO rows into ``res(layer)``; returns how many."""
+    dst_prefix = feature_uid(name, layer, "res", 0)[:-1]
+    chunks = []
+    total = 0
+    for es in edges:
+        src_prefix = feature_uid(name, es.source_layer, es.source_module, 0)[:-1]
+        tr = ["" if v < 0 else str(v) for v in es.target_rank.tolist()]
+        sr = ["" if v < 0 else str(v) for v in es.source_rank.tolist()]
+        wl = "" if es.written_layer is None else str(es.written_layer)
+        chunks.append(
+            "".join(
+                f"{src_prefix}{s},{dst_prefix}{t},{sim!r},{a},{b},{wl},FLOWS_TO\n"
+                for s, t, sim, a, b in zip(es.src.tolist(), es.dst.tolist(), es.sim.astype(float).tolist(), tr, sr)
+            )
+        )
+        total += len(es)
+    path.write_text("".join(chunks))
+    return total
+
+
+def _write_atlas_node(
+    out: BulkExport,
+    manifest: AtlasManifest,
+    d_model: int,
+    opts: IngestOptions,
+    controls: dict[int, dict[str, object]],
+    now: str,
+) -> None:
     summary = atlas_controls([{"rule": c.get("category_rule"), **c} for c in controls.values()])
     _rows(
         out.folder / "atlas.csv",
@@ -188,7 +216,7 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
         "category_rules:string[],n_features:long,n_edges:long,created_at:datetime,updated_at:datetime,:LABEL",
         [
             [
-                name,
+                manifest.name,
                 manifest.model,
                 d_model,
                 manifest.n_layers,
@@ -210,6 +238,18 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
             ]
         ],
     )
+
+
+def _write_sae_nodes(
+    folder: Path,
+    manifest: AtlasManifest,
+    d_model: int,
+    sizes: dict[tuple[int, str], int],
+    details: dict[tuple[int, str], dict[str, str]],
+    controls: dict[int, dict[str, object]],
+    ceilings: dict[tuple[int, str], dict[str, Any]],
+) -> None:
+    name = manifest.name
     saes: list[list[object]] = []
     has: list[list[object]] = []
     for e in manifest.saes:
@@ -236,16 +276,19 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
         )
         has.append([name, key, "HAS_SAE"])
     _rows(
-        out.folder / "saes.csv",
+        folder / "saes.csv",
         "key:ID(SAE),atlas,layer:long,module,d_sae:long,d_in:long,source,neuronpedia_id,complete:boolean,"
         + ",".join(f if SAE_EXTRA_FIELDS[f] == "string" else f"{f}:{SAE_EXTRA_FIELDS[f]}" for f in SAE_EXTRA_FIELDS)
         + ",:LABEL",
         saes,
     )
-    _rows(out.folder / "has_sae.csv", ":START_ID(Atlas),:END_ID(SAE),:TYPE", has)
+    _rows(folder / "has_sae.csv", ":START_ID(Atlas),:END_ID(SAE),:TYPE", has)
+
+
+def _write_run_node(out: BulkExport, manifest: AtlasManifest, opts: IngestOptions, now: str) -> None:
     # The same run id as the online path's, so a later online re-ingest updates this node in place.
+    name = manifest.name
     run_id = f"{name}:{manifest.sha256()[:16]}"
-    out.seconds = time.perf_counter() - t0
     _rows(
         out.folder / "run.csv",
         "id:ID(IngestRun),atlas,status,k:long,backend,resumed:long,n_features:long,n_edges:long,seconds:double,"
@@ -269,5 +312,3 @@ def export_csv(manifest: AtlasManifest, folder: str | Path, opts: IngestOptions)
         ],
     )
     _rows(out.folder / "built.csv", ":START_ID(IngestRun),:END_ID(Atlas),:TYPE", [[run_id, name, "BUILT"]])
-    log.info("exported atlas %s: %d features, %d edges in %.1fs", name, out.n_features, out.n_edges, out.seconds)
-    return out
