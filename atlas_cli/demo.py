@@ -287,7 +287,7 @@ def publish(result: TrainResult, graph: Graph, *, progress: bool = False) -> Pub
     from queries.feature_pages import count_paged
 
     if report.layers_written or count_paged(graph, atlas) == 0:
-        from training.feature_pages import publish_trained_pages
+        from training.feature_pages_publish import publish_trained_pages
 
         timings.update(publish_trained_pages(result.out_dir, metrics, manifest, graph))
     timings["pages_s"] = round(time.perf_counter() - t, 2)

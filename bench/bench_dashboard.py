@@ -51,7 +51,7 @@ def ingest_extra(atlas_dir: Path) -> dict[str, float] | None:
         return None
     from queries.db import Graph
     from saes.manifest import load_manifest
-    from training.feature_pages import publish_trained_pages
+    from training.feature_pages_publish import publish_trained_pages
 
     t = time.perf_counter()
     with Graph() as g:

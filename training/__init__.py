@@ -12,6 +12,8 @@ Modules:
 - ``checkpoint`` the resumable checkpoint (bank, optimiser, stream position)
 - ``writer``     SAELens dirs, labels, ``atlas.toml``
 - ``train``      the whole job in order, cached by spec: corpus → activations → SAEs → ``atlas.toml``
+- ``feature_pages`` per-feature page data (density, quantile examples, logit lens); ``feature_pages_publish``
+  its files, cache and the store onto the graph
 - ``labels``     top-activating contexts and activation frequency per feature (stored on Feature nodes)
 - ``demo``       ``atlas demo``: Neo4j, SmolLM2, corpus, train, ingest, labels, serve — cached
 """

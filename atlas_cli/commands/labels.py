@@ -57,7 +57,7 @@ def pages(
     from queries.db import Graph
     from queries.errors import InvalidInput
     from saes.manifest import load_manifest
-    from training.feature_pages import publish_corpus_pages, publish_trained_pages
+    from training.feature_pages_publish import publish_corpus_pages, publish_trained_pages
 
     folder = path if path.is_dir() else path.parent
     manifest = load_manifest(folder / "atlas.toml" if path.is_dir() else path)

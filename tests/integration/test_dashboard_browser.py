@@ -93,7 +93,7 @@ def site(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     from saes.synthetic import planted_atlas
     from tests.factories import tiny_llama
     from training.corpus import Chunk
-    from training.feature_pages import atlas_pages, store_atlas_pages
+    from training.feature_pages_publish import atlas_pages, store_atlas_pages
 
     model_dir = tmp_path_factory.mktemp("tiny-model")
     lm = tiny_llama(seed=0, d_model=128)

@@ -31,7 +31,7 @@ def test_pages_are_stored_and_served(graph: Graph, atlas_name: str, tmp_path: An
     from saes.synthetic import planted_atlas
     from tests.factories import tiny_llama
     from training.corpus import Chunk
-    from training.feature_pages import atlas_pages, store_atlas_pages
+    from training.feature_pages_publish import atlas_pages, store_atlas_pages
 
     lm = tiny_llama(seed=0, d_model=128)
     pa = planted_atlas(atlas_name, n_layers=3, d_model=128, d_sae=32, seed=4)

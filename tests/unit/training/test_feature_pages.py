@@ -12,7 +12,8 @@ from saes.manifest import load_manifest
 from saes.sources import load_sae
 from saes.synthetic import planted_atlas
 from training.corpus import Chunk
-from training.feature_pages import PageOptions, atlas_pages, density_histogram, norm_direction
+from training.feature_pages import PageOptions, density_histogram, norm_direction
+from training.feature_pages_publish import atlas_pages
 
 TEXT = "The river ran past the garden; music played in the city while winter came. " * 6
 
