@@ -24,8 +24,9 @@ from experiments.steering_bench import concepts as cs
 from experiments.steering_bench import methods as me
 from experiments.steering_bench import protocol as pr
 from experiments.steering_bench import scores as sc
-from queries.errors import InvalidInput
-from queries.ids import FeatureRef, Module, parse_uid
+from experiments.steering_bench.gate import seed_and_gate
+from experiments.steering_bench.side_effects import benign_ce, benign_windows
+from queries.ids import Module, parse_uid
 from steering.hooks import HookPoint
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ def run_with(
     neg_idx = {sp: np.array([k + i for i, t in enumerate(negatives) if t.split == sp]) for sp in cs.SPLITS}
     index = me.graph_index(bank, points, seed=s.seed)
     res_points = [p for p in points if p.module is Module.RES]
-    gates = [_gate(s, c, offsets[c.name], neg_idx, acts, index, res_points) for c in data]
+    gates = [seed_and_gate(s.atlas, s.gate_auroc, c, offsets[c.name], neg_idx, acts, index, res_points) for c in data]
     # 3. classifiers (every concept: the unsteered and prompt rows are reported for all)
     progress("scores: training the concept classifiers")
     neg_text = {sp: [t.text for t in negatives if t.split == sp] for sp in cs.SPLITS}
@@ -275,8 +276,8 @@ def run_with(
         return sc.Relevance.calibrate(b.instr_emb(prompts), b.embed(texts))
 
     rel_val, rel_test = rel_of(base_val, val_prompts), rel_of(all_test, test_p_all)
-    benign = _benign(lm, s, negatives, corpus)
-    base_ce = float(np.nanmean(_ce(lm, benign, None, None, s.batch_size)))
+    benign = benign_windows(lm, negatives, corpus, n_windows=s.benign_windows, n_tokens=s.benign_tokens, seed=s.seed)
+    base_ce = float(np.nanmean(benign_ce(lm, benign, None, None, s.batch_size)))
 
     # 5. per gated concept: methods, validation sweep, test
     gated = [g for g in gates if g["gated_in"]]
@@ -319,7 +320,7 @@ def run_with(
                     vs.texts[sl],
                 )
                 sweep.append({"alpha": a, **sub.summary()})
-            ce = _ce(lm, benign, st, alphas, s.batch_size)
+            ce = benign_ce(lm, benign, st, alphas, s.batch_size)
             for row, d in zip(sweep, ce):
                 row["side_effect_ce"] = float(d - base_ce)
             choice = pr.choose_alpha(
@@ -424,59 +425,6 @@ def _suppression(
     return out
 
 
-def _gate(
-    s: BenchSettings,
-    c: cs.ConceptData,
-    offs: np.ndarray,
-    neg_idx: dict[str, np.ndarray],
-    acts: me.TextActs,
-    index: me.GraphIndex,
-    res_points: list[HookPoint],
-) -> dict[str, Any]:
-    """The concept's seed (best train AUROC among res features), its flow graph, and the gate read on
-    validation (seed or graph AUROC ≥ the gate), with test AUROCs reported."""
-    pos = {sp: offs[[t.split == sp for t in c.positives]] for sp in cs.SPLITS}
-    # many features can tie at the top train AUROC on a few texts: among those within 0.01 of the best,
-    # the one with the largest standardised mean difference (train split only) is the seed
-    cands = []
-    for p in res_points:
-        x_p, x_n = acts.mean[p][pos["train"]], acts.mean[p][neg_idx["train"]]
-        au = np.nan_to_num(me.auroc(x_p, x_n), nan=0.0)
-        eff = (x_p.mean(0) - x_n.mean(0)) / (np.concatenate([x_p, x_n]).std(0) + 1e-6)
-        cands += [(float(au[j]), float(eff[j]), p, int(j)) for j in np.argsort(-au)[:50]]
-    top = max(c[0] for c in cands)
-    train_auc, _, sp_, j = max((c for c in cands if c[0] >= top - 0.01), key=lambda c: c[1])
-    seed_ref = FeatureRef(s.atlas, sp_.layer, Module.RES, j)
-    graph = me.flow_graph(index, seed_ref)
-    # the graph's detector: members' mean activations, each scaled by its spread on the train texts
-    train_ix = np.concatenate([pos["train"], neg_idx["train"]])
-    cols = [acts.mean[HookPoint(n.layer, n.module)][:, n.index] for n in graph.nodes]
-    gscore = sum(col / (col[train_ix].std() + 1e-6) for col in cols)
-
-    def au1(x: np.ndarray, split: str) -> float:
-        return float(me.auroc(x[pos[split]][:, None], x[neg_idx[split]][:, None])[0])
-
-    seed_col = acts.mean[sp_][:, j]
-    g: dict[str, Any] = {
-        "concept": c.name,
-        "source": c.source,
-        "n_pos": {sp: len(pos[sp]) for sp in cs.SPLITS},
-        "n_neg": {sp: len(neg_idx[sp]) for sp in cs.SPLITS},
-        "seed": seed_ref.uid,
-        "auroc_train": train_auc,
-        "auroc_validation": au1(seed_col, "validation"),
-        "auroc_test": au1(seed_col, "test"),
-        "graph_nodes": len(graph.nodes),
-        "graph_layers": sorted({n.layer for n in graph.nodes}),
-        "graph_auroc_validation": au1(gscore, "validation"),
-        "graph_auroc_test": au1(gscore, "test"),
-    }
-    read = [x for x in (g["auroc_validation"], g["graph_auroc_validation"]) if np.isfinite(x)]
-    g["gated_in"] = bool(read) and max(read) >= s.gate_auroc  # no validation texts: not gated in
-    g["graph"], g["pos"] = graph, pos
-    return g
-
-
 def _model_note(lm: LoadedModel) -> str:
     from steering.model import describe_model
 
@@ -488,37 +436,6 @@ def _settings_dict(s: BenchSettings) -> dict[str, Any]:
     d = asdict(s)
     d["concepts"] = list(s.concepts)
     return d
-
-
-def _benign(lm: LoadedModel, s: BenchSettings, negatives: list[cs.Text], corpus: str | None) -> list[list[int]]:
-    """Benign control text: held-out corpus windows, topped up with neutral test-split answers."""
-    from experiments.texts import held_out_windows, windows_from_texts
-
-    try:
-        wins = held_out_windows(lm.tokenizer, s.benign_windows, s.benign_tokens, seed=s.seed, corpus=corpus)
-    except Exception as exc:  # noqa: BLE001 - no corpus: neutral answers only (logged)
-        log.warning("no held-out corpus for the side-effect text (%s)", exc)
-        wins = []
-    if len(wins) < s.benign_windows:
-        extra = windows_from_texts(
-            lm.tokenizer, [t.text for t in negatives if t.split == "test"], None, min(s.benign_tokens, 24)
-        )
-        wins += extra[: s.benign_windows - len(wins)]
-    if not wins:
-        raise InvalidInput("no benign text for the side-effect score (give --corpus or more negatives)")
-    return wins
-
-
-def _ce(lm: LoadedModel, wins: list[list[int]], st: me.Steer | None, alphas: list[float] | None, bs: int) -> np.ndarray:
-    """Mean cross-entropy on the benign windows, per α (one value when unsteered)."""
-    from steering.batch import nll
-
-    if st is None or alphas is None:
-        return np.array([np.nanmean(nll(lm, [[]] * len(wins), wins, batch_size=bs))])
-    rows = [w for _ in alphas for w in wins]
-    sc_ = [a for a in alphas for _ in wins]
-    v = nll(lm, [[]] * len(rows), rows, edits=st.ops, scales=sc_, batch_size=bs)
-    return v.reshape(len(alphas), len(wins)).mean(1)
 
 
 def with_overrides(s: BenchSettings, **kw: Any) -> BenchSettings:
