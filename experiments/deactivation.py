@@ -32,8 +32,8 @@ import numpy as np
 
 from experiments.activations import encode_windows, sample_positions
 from experiments.context import AtlasContext
-from experiments.matching import Matches, cosine_matches, pearson_matches
-from experiments.stats import GROUPS, Interval, cluster_bootstrap_mean, cluster_bootstrap_ratio, group_ids
+from experiments.matching import Matches, cosine_matches, grouped_targets, pearson_matches
+from experiments.stats import GROUPS, Interval, cluster_bootstrap_mean, cluster_bootstrap_ratio
 from queries.errors import InvalidInput
 from queries.ids import Module
 
@@ -184,17 +184,9 @@ def measure(
         for i, (w, t) in enumerate(clean.where):
             z = z_all[i]
             active = {p: pred_all[p][i] > 0 for p in cos}
-            feats = np.nonzero(z > 0)[0]
-            if not len(feats):
-                continue
-            bits = {p: np.array([active[p][cos[p].index[f, 0]] for f in feats]) for p in cos}
-            none = np.zeros(len(feats), dtype=bool)
-            gids = group_ids(bits.get("res", none), bits.get("mlp", none), bits.get("att", none))
-            cand = np.nonzero(gids != 0)[0]
+            feats, gids, cand = grouped_targets(z, active, cos, rng, settings.max_targets)
             if not len(cand):
                 continue
-            if len(cand) > settings.max_targets:
-                cand = np.sort(rng.choice(cand, settings.max_targets, replace=False))
             targets = feats[cand]
             sets = [_method_sets(int(f), active, cos, pear, rng) for f in targets]
             singles = [frozenset({(p, int(j))}) for p in active for j in np.nonzero(active[p])[0]]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.stats import column_correlations, sparse_column_correlations
+from experiments.stats import column_correlations, group_ids, sparse_column_correlations
 
 
 def unit_rows(w_dec: np.ndarray) -> np.ndarray:
@@ -73,3 +73,25 @@ def pearson_matches(target_acts: Any, source_acts: Any, k: int = 1) -> Matches:
     if sparse.issparse(target_acts) or sparse.issparse(source_acts):
         return topk_rows(sparse_column_correlations(target_acts, source_acts), k)
     return topk_rows(column_correlations(target_acts, source_acts), k)
+
+
+def grouped_targets(
+    z: np.ndarray,
+    active: dict[str, np.ndarray],
+    cos: dict[str, Matches],
+    rng: np.random.Generator,
+    max_targets: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At one token: the active target features (``z > 0``), their paper group ids, and the positions among them
+    of those with at least one active cosine top-1 predecessor (group ≠ 0), at most ``max_targets`` of them drawn
+    with ``rng`` (sorted). Experiments 2 and 3 intervene on exactly these."""
+    feats = np.nonzero(z > 0)[0]
+    if not len(feats):
+        return feats, feats, feats
+    bits = {p: np.array([active[p][cos[p].index[f, 0]] for f in feats]) for p in cos}
+    none = np.zeros(len(feats), dtype=bool)
+    gids = group_ids(bits.get("res", none), bits.get("mlp", none), bits.get("att", none))
+    cand = np.nonzero(gids != 0)[0]
+    if len(cand) > max_targets:
+        cand = np.sort(rng.choice(cand, max_targets, replace=False))
+    return feats, gids, cand

@@ -31,9 +31,9 @@ import numpy as np
 from experiments.activations import encode_windows
 from experiments.context import AtlasContext
 from experiments.deactivation import default_layers
-from experiments.matching import cosine_matches
+from experiments.matching import cosine_matches, grouped_targets
 from experiments.report import Report, md_table, new_figure, run_meta
-from experiments.stats import GROUPS, cluster_bootstrap_mean, group_ids
+from experiments.stats import GROUPS, cluster_bootstrap_mean
 from queries.errors import InvalidInput
 from queries.ids import Module
 
@@ -162,18 +162,10 @@ def measure(ctx: AtlasContext, windows: list[list[int]], settings: RescaleSettin
         pred_all = {p: clean.dense(sl, m) for p, sl, m in ctx.predecessor_modules(L)}
         for i, (w, t) in enumerate(clean.where):
             z = z_all[i]
-            feats = np.nonzero(z > 0)[0]
-            if not len(feats):
-                continue
             active = {p: pred_all[p][i] > 0 for p in cos}
-            bits = {p: np.array([active[p][cos[p].index[f, 0]] for f in feats]) for p in cos}
-            none = np.zeros(len(feats), dtype=bool)
-            gids = group_ids(bits.get("res", none), bits.get("mlp", none), bits.get("att", none))
-            cand = np.nonzero(gids != 0)[0]
+            feats, gids, cand = grouped_targets(z, active, cos, rng, settings.max_targets)
             if not len(cand):
                 continue
-            if len(cand) > settings.max_targets:
-                cand = np.sort(rng.choice(cand, settings.max_targets, replace=False))
             sets = [
                 frozenset((p, int(cos[p].index[feats[c], 0])) for p in cos if active[p][cos[p].index[feats[c], 0]])
                 for c in cand
