@@ -73,6 +73,19 @@ def noise_note(run: dict[str, Any]) -> str:
     )
 
 
+def settle_load(max_wait_s: float, poll_s: float = 5.0) -> float:
+    """Wait (at most ``max_wait_s``) until the 1-minute load is back under the quiet limit; the seconds waited.
+
+    A benchmark's own heaviest cell (50 clients, a full-width GEMM) lifts the 1-minute load for a minute after
+    it ends, so the end load read at once says more about the benchmark than about other jobs. Read after this
+    wait, a load still above the limit means something else was running."""
+    limit = QUIET_LOAD_PER_CORE * cores()
+    t0 = time.monotonic()
+    while os.getloadavg()[0] > limit and time.monotonic() - t0 < max_wait_s:
+        time.sleep(poll_s)
+    return round(time.monotonic() - t0, 1)
+
+
 def save_json(
     path: Path,
     result: dict[str, Any],
@@ -80,11 +93,22 @@ def save_json(
     start: tuple[float, ...] | list[float] | None = None,
     indent: int = 1,
     parts_quiet: bool = True,
+    settle_s: float = 0.0,
+    not_quiet_reason: str | None = None,
 ) -> dict[str, Any]:
     """Write ``result`` to ``path`` with ``run`` (machine, loads at start and end, quiet) and top-level ``quiet``
-    (false as well when ``parts_quiet`` is: a file that keeps figures of earlier runs, each with its own loads)."""
+    (false as well when ``parts_quiet`` is: a file that keeps figures of earlier runs, each with its own loads).
+
+    ``settle_s``: wait up to that long for the benchmark's own load to decay before reading the end load
+    (:func:`settle_load`; the wait is recorded). ``not_quiet_reason``: why a figure that is not quiet is still
+    committed (e.g. measured on another machine); stored beside ``quiet`` so no hand edit of the JSON is needed."""
+    waited = settle_load(settle_s) if settle_s > 0 else 0.0
     facts = run_facts(start)
+    if settle_s > 0:
+        facts["end_load_read_after_settling_s"] = waited
     out = {**result, "run": facts, "quiet": facts["quiet"] and parts_quiet}
+    if not_quiet_reason and not out["quiet"]:
+        out["not_quiet_reason"] = not_quiet_reason
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=indent, default=str) + "\n")
     return out

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import harness
 from bench.bench_deploy import ray_reading
 
@@ -33,6 +35,26 @@ def test_save_json_records_the_loads_and_quiet(tmp_path: Path) -> None:
     assert run["load_start_1_5_15"] == [0.0, 0.0, 0.0] and len(run["load_end_1_5_15"]) == 3
     assert run["cores"] >= 1 and isinstance(run["quiet"], bool) and run["machine"]["cpu"]
     assert saved["quiet"] is False  # an earlier part of the file was not quiet
+
+
+def test_a_stated_reason_travels_with_a_figure_that_is_not_quiet(tmp_path: Path) -> None:
+    loud = harness.save_json(tmp_path / "a.json", {}, start=[99.0, 0, 0], not_quiet_reason="measured on the H100")
+    assert loud["quiet"] is False and loud["not_quiet_reason"] == "measured on the H100"
+    calm = harness.save_json(tmp_path / "b.json", {}, start=[0.0, 0, 0], not_quiet_reason="unused")
+    if calm["quiet"]:  # a reason is only kept where the figure needs one
+        assert "not_quiet_reason" not in calm
+
+
+def test_settle_load_waits_for_the_load_to_fall_and_gives_up_after_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = iter([9.0, 9.0, 1.0])
+    monkeypatch.setattr(harness.os, "getloadavg", lambda: (next(loads), 0.0, 0.0))
+    monkeypatch.setattr(harness, "cores", lambda: 2)
+    monkeypatch.setattr(harness.time, "sleep", lambda s: None)
+    assert harness.settle_load(60, poll_s=0) >= 0.0
+    with pytest.raises(StopIteration):
+        next(loads)  # read until the load fell under 3: all three readings used
+    monkeypatch.setattr(harness.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+    assert harness.settle_load(0.05, poll_s=0) >= 0.05  # still loud: stops at its limit
 
 
 def test_ray_reading_follows_the_measured_ratio() -> None:
