@@ -46,14 +46,18 @@ strawberry.enum(
 strawberry.enum(
     StrengthUnits,
     name="StrengthUnits",
-    description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored. THRESHOLD (JumpReLU SAEs): s × θ × the decoder row, the paper's folded decoder.",
+    description="ACTIVATION: strength s adds s × the feature's typical activation along its decoder row. RAW: s × the decoder row as stored. THRESHOLD (JumpReLU SAEs): s × θ × the decoder row, the paper's folded decoder. ALPHA: the steering benchmark's axis, a vector of per-token norm s × the hook's median ‖h‖ (SAEInfo.medianNorm) along the unit decoder row; the strength may be left out (the measured default).",
 )
 
 
 @strawberry.input(description="A feature and its strength (ADD) or factor r (RESCALE).")
 class SteerFeatureInput:
     uid: str = strawberry.field(description="Full uid `atlas/12-res/77`, or `12/res/77` within the input's atlas.")
-    strength: float
+    strength: float | None = strawberry.field(
+        default=None,
+        description="Required except with units ALPHA (mode ADD), where it defaults to the measured best: the α the "
+        "steering benchmark chose for this feature, else the atlas's steerDefaultAlpha (Graph for flow-graph strategies).",
+    )
 
 
 @strawberry.input(

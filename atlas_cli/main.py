@@ -24,6 +24,7 @@ from atlas_cli.commands import (
     serve,
     steer,
     steer_worker,
+    steerability,
     train,
 )
 from queries.errors import AtlasError
@@ -61,6 +62,7 @@ app.command("ingest")(ingest.ingest)
 app.command("serve")(serve.serve)
 app.command("cypher")(cypher.cypher)
 app.command("steer")(steer.steer)
+app.command("steerability")(steerability.steerability)
 app.command("steer-worker")(steer_worker.steer_worker)
 app.command("train")(train.train)
 app.command("demo")(demo.demo)

@@ -67,6 +67,8 @@ FILTERABLE_FIELDS: tuple[str, ...] = (
     "label",
     "frequency",
     "decoder_norm",
+    "steer_kl",
+    "steer_bench_gain",
 )
 SORTABLE_FIELDS: tuple[str, ...] = (
     "atlas",
@@ -78,6 +80,8 @@ SORTABLE_FIELDS: tuple[str, ...] = (
     "s_att",
     "s_mlp",
     "frequency",
+    "steer_kl",
+    "steer_bench_gain",
     "uid",
 )
 

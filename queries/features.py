@@ -24,7 +24,13 @@ _NODE_MAP: LiteralString = "{.uid, .atlas, .layer, .module, .index, .category, .
 
 FEATURES_BY_UID: LiteralString = "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN f " + FEATURE_MAP + " AS f"
 # Bulky per-feature text, read only when a query asks for it (not part of FEATURE_MAP, which every list uses).
-FEATURE_DETAILS_BY_UID: LiteralString = "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN uid AS key, f.top_contexts AS top_contexts, f.max_activation AS max_activation"
+FEATURE_DETAILS_BY_UID: LiteralString = (
+    "UNWIND $uids AS uid MATCH (f:Feature {uid: uid}) RETURN uid AS key, f.top_contexts AS top_contexts, "
+    "f.max_activation AS max_activation, f.steer_kl AS steer_kl, f.steer_tokens AS steer_tokens, "
+    "f.steer_token_gains AS steer_token_gains, f.steer_bench_gain AS steer_bench_gain, "
+    "f.steer_bench_n AS steer_bench_n, "
+    "f.steer_bench_alpha AS steer_bench_alpha, f.steer_bench_concept AS steer_bench_concept"
+)
 
 # Neighbours of many features at once (the API's DataLoaders batch on these).
 PREDECESSORS: LiteralString = (
@@ -49,12 +55,13 @@ ATLASES: LiteralString = (
     "OPTIONAL MATCH (a)-[:HAS_SAE]->(s:SAE) "
     "WITH a, s ORDER BY s.layer, s.module "
     "RETURN a {.name, .model, .d_model, .n_layers, .layers, .complete, .created_at, .updated_at, .threshold_rule, .null_median_mean, "
-    ".null_p999_max, .category_rules, .entry_points} AS atlas, "
+    ".null_p999_max, .category_rules, .entry_points, .steer_alpha, .steer_default_alpha, .steer_default_alpha_graph, "
+    ".steer_default_source} AS atlas, "
     "collect(s {.key, .layer, .module, .d_sae, .d_in, .source, .hook_name, .architecture, .complete, .explained_variance, .l0, .dead_fraction, .neuronpedia_id, "
     ".category_rule, .cut_res, .cut_att, .cut_mlp, .res_score_median, .res_null_median, .res_null_p99, .res_null_p999, .res_null_n, "
     ".att_score_median, .att_null_median, .att_null_p99, .att_null_p999, .att_null_n, .mlp_score_median, .mlp_null_median, .mlp_null_p99, "
     ".mlp_null_p999, .mlp_null_n, .ceiling_median, .ceiling_p99, .ceiling_share_ge_half, .ceiling_seed, "
-    ".density_edges, .density_counts, .density_dead}) AS saes "
+    ".density_edges, .density_counts, .density_dead, .median_norm}) AS saes "
     "ORDER BY atlas.name"
 )
 
@@ -168,7 +175,10 @@ def compile_sort(sort: Sequence[Mapping[str, str]] | None) -> LiteralString:
             d = str(direction).upper()
             if d not in ("ASC", "DESC"):
                 raise InvalidInput(f"sort direction {direction!r} is not valid (valid: ASC, DESC)")
-            keys.append(f"{FILTERABLE[field]} {d}")
+            # Cypher sorts null first in DESC: features without the property go last either way
+            keys.append(
+                f"{FILTERABLE[field]} {d}" if d == "ASC" else f"{FILTERABLE[field]} IS NULL, {FILTERABLE[field]} DESC"
+            )
     keys.append("f.uid ASC")
     return cast(LiteralString, "ORDER BY " + ", ".join(keys))
 
@@ -179,14 +189,15 @@ def list_features_statement(
     cond, params = compile_where(where)
     order = compile_sort(sort)
     params.update(limit=limit, offset=offset)
+    # sorted and paged on the nodes, projected after: a sort key need not be one of FEATURE_MAP's fields
     return (
         "MATCH (f:Feature) WHERE "
         + cond
-        + " RETURN f "
-        + FEATURE_MAP
-        + " AS f "
+        + " WITH f "
         + order
-        + " SKIP $offset LIMIT $limit",
+        + " SKIP $offset LIMIT $limit RETURN f "
+        + FEATURE_MAP
+        + " AS f",
         params,
     )
 

@@ -61,6 +61,9 @@ class Units(str, Enum):
     ACTIVATION = "activation"  # s = multiples of the feature's typical activation (default)
     RAW = "raw"  # s multiplies the decoder row as stored (SAE activation units)
     THRESHOLD = "threshold"  # s = multiples of the feature's JumpReLU threshold θ (the paper's folded decoder V = θ·d)
+    # s = α, the steering benchmark's axis: the added vector's per-token norm is α × the median ‖h‖ at the hook
+    # (steering.saes.SAEBank.median_norm), one scale for every feature, SAE and method
+    ALPHA = "alpha"
 
 
 DEFAULT_ALPHA = -0.05
@@ -267,6 +270,8 @@ def compile_plan(features: Sequence[SteerFeature], bank: SAEBank, *, units: Unit
                         "without a threshold θ (use units ACTIVATION or RAW)"
                     )
                 unit = sae.threshold[idx]
+            elif units is Units.ALPHA:
+                unit = bank.median_norm(point) / sae.W_dec[idx].norm(dim=-1).clamp(min=1e-8)
             else:
                 unit = torch.ones_like(coef)
             rows = sae.W_dec[idx] * (coef * unit)[:, None]  # [n, d]: each feature's added vector

@@ -50,6 +50,16 @@ CALIBRATION_TEXT = (
     "I think that the most important thing is to keep asking questions, even when the answers are hard."
 )
 
+# A token whose ‖h‖ exceeds this multiple of its hook point's median is a massive-norm (attention-sink-like) token:
+# left out of the α unit's median, as position 0 is (steering-bench's calibration uses the same rule).
+MASSIVE_NORM = 5.0
+
+
+def robust_median_norm(norms: np.ndarray) -> float:
+    """The median of per-token ‖h‖ without massive-norm tokens (> MASSIVE_NORM × the plain median)."""
+    med = float(np.median(norms))
+    return float(np.median(norms[norms <= MASSIVE_NORM * med]))
+
 
 @dataclass
 class HookSAE:
@@ -137,6 +147,7 @@ class SAEBank:
         self.lm = lm
         self._saes: dict[HookPoint, HookSAE] = {}
         self._typical: dict[HookPoint, torch.Tensor] = {}
+        self._median_norm: dict[HookPoint, float] = {}
         self._lock = threading.RLock()
         self.check_fits()
 
@@ -219,6 +230,23 @@ class SAEBank:
         if resolved == hook_name(self.lm, point) or resolved.hook not in _D_MODEL_HOOKS:
             return None
         return str(resolved)
+
+    def median_norm(self, point: HookPoint) -> float:
+        """The α unit at ``point``: median per-token ‖h‖ at the hook its SAE edits, over :data:`CALIBRATION_TEXT`
+        without position 0 and massive-norm tokens (:func:`robust_median_norm`). Strength α in units ALPHA adds
+        a vector of norm α × this at every position."""
+        with self._lock:
+            if point in self._median_norm:
+                return self._median_norm[point]
+            sae = self.get(point)
+            ids = self.lm.tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids.to(self.lm.device)
+            ids = ids[:, : self.lm.max_positions]
+            source: HookPoint | str = sae.edit_hook or point
+            with self.lm.lock:
+                h = run_capture(self.lm, [source], ids)[source][0]  # [T, d] (hook_z: [T, heads, d_head])
+            norms = h.flatten(1).float().norm(dim=-1)[1:].cpu().numpy()  # position 0 (the sink) left out
+            self._median_norm[point] = robust_median_norm(norms)
+            return self._median_norm[point]
 
     def typical_activation(self, point: HookPoint) -> torch.Tensor:
         """Per-feature typical activation ``[d_sae]`` at ``point``: the mean of its positive activations on

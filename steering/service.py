@@ -69,8 +69,9 @@ class SteeringSettings(BaseSettings):
 class SteerRequest:
     atlas: str
     prompts: list[str]
-    seeds: list[tuple[str, float]] = field(default_factory=list)  # (uid, strength) → flow graphs
-    features: list[tuple[str, float]] = field(default_factory=list)  # (uid, strength) → steered as given
+    # (uid, strength) → flow graphs / steered as given; strength None (units ALPHA only): the measured default α
+    seeds: list[tuple[str, float | None]] = field(default_factory=list)
+    features: list[tuple[str, float | None]] = field(default_factory=list)
     mode: Mode = Mode.ADD
     strategy: Strategy = Strategy.SEEDS
     layer: int | None = None
@@ -157,7 +158,7 @@ class Steerer:
     # -- the request -----------------------------------------------------------------------------
     def validate(
         self, req: SteerRequest
-    ) -> tuple[list[str], list[tuple[FeatureRef, float]], list[tuple[FeatureRef, float]]]:
+    ) -> tuple[list[str], list[tuple[FeatureRef, float | None]], list[tuple[FeatureRef, float | None]]]:
         check_atlas_name(req.atlas)
         prompts = check_prompts(req.prompts)
         req.generation.validated()
@@ -168,8 +169,14 @@ class Steerer:
         if len(req.seeds) + len(req.features) > MAX_FEATURES:
             raise InvalidInput(f"{len(req.seeds) + len(req.features)} features given; at most {MAX_FEATURES}")
         what = "strength" if req.mode is Mode.ADD else "rescale factor r"
-        seeds = [(parse_uid(u, req.atlas), check_strength(s, what)) for u, s in req.seeds]
-        feats = [(parse_uid(u, req.atlas), check_strength(s, what)) for u, s in req.features]
+        for u, s in req.seeds + req.features:
+            if s is None and (req.units is not Units.ALPHA or req.mode is not Mode.ADD):
+                raise InvalidInput(
+                    f"feature {u!r} has no {what}: give one, or steer in mode ADD with units ALPHA, whose default is "
+                    "the atlas's measured α (Atlas.steerDefaultAlpha)"
+                )
+        seeds = [(parse_uid(u, req.atlas), None if s is None else check_strength(s, what)) for u, s in req.seeds]
+        feats = [(parse_uid(u, req.atlas), None if s is None else check_strength(s, what)) for u, s in req.features]
         check_strength(req.final_strength, "finalStrength")
         if not (-5.0 <= req.alpha <= 5.0):
             raise InvalidInput(f"alpha {req.alpha} is out of range (valid: -5 to 5; the paper uses -0.05 and -0.25)")
@@ -183,12 +190,12 @@ class Steerer:
         from steering.interventions import compile_plan, select_from_graph
         from steering.model import load_model
 
-        prompts, seeds, feats = self.validate(req)
+        prompts, given_seeds, given_feats = self.validate(req)
         info = atlas_info(self.graph, req.atlas)
         if info is None:
             raise AtlasNotFound(req.atlas, known_atlases(self.graph))
-        stored = fetch_features(self.graph, [r.uid for r, _ in seeds + feats])
-        for r, _ in seeds + feats:
+        stored = fetch_features(self.graph, [r.uid for r, _ in given_seeds + given_feats])
+        for r, _ in given_seeds + given_feats:
             if r.uid not in stored:
                 raise FeatureNotFound(
                     r.uid,
@@ -200,6 +207,7 @@ class Steerer:
         if req.layer is not None and not 0 <= req.layer < lm.n_layers:
             raise InvalidInput(f"layer {req.layer} is out of range for model {lm.name} (valid: 0–{lm.n_layers - 1})")
 
+        seeds, feats = self._default_strengths(req, given_seeds, given_feats)
         chosen: list[SteerFeature] = [SteerFeature(r, s, req.mode) for r, s in feats]
         spans: list[tuple[int | None, int | None]] = []
         for r, s in seeds:
@@ -254,10 +262,43 @@ class Steerer:
             steered_tokens_per_s=steered.tokens_per_s,
         )
         if req.store and self.settings.store_runs:
-            result.run_id = self._store(req, result)
+            result.run_id = self._store(req, result, [s for _, s in seeds])
         return result
 
-    def _store(self, req: SteerRequest, res: SteerResult) -> str:
+    def _default_strengths(
+        self,
+        req: SteerRequest,
+        seeds: list[tuple[FeatureRef, float | None]],
+        feats: list[tuple[FeatureRef, float | None]],
+    ) -> tuple[list[tuple[FeatureRef, float]], list[tuple[FeatureRef, float]]]:
+        """Strengths left out (units ALPHA): the α the steering benchmark chose for that feature where it tested it,
+        else the atlas's default (the benchmark's median chosen α: single features for features and SEEDS, flow
+        graphs for SINGLE/CUMULATIVE seeds), stored by ``atlas steerability --bench-json``."""
+        missing = [r.uid for r, s in seeds + feats if s is None]
+        from queries.steerability import bench_alphas, default_alphas
+
+        tested = bench_alphas(self.graph, missing) if missing else {}
+        defaults = default_alphas(self.graph, req.atlas) if missing else {"feature": None, "graph": None}
+        graph_default = defaults["feature"] if req.strategy is Strategy.SEEDS else defaults["graph"]
+
+        def pick(r: FeatureRef, s: float | None, default: float | None) -> float:
+            if s is not None:
+                return s
+            if r.uid in tested:
+                return tested[r.uid]
+            if default is None:
+                raise InvalidInput(
+                    f"feature {r.uid!r} has no strength and atlas {req.atlas!r} has no measured default α "
+                    f"(run `atlas steerability {req.atlas} --bench-json bench/results/steering-bench.json`), or give a strength"
+                )
+            return float(default)
+
+        return (
+            [(r, pick(r, s, graph_default)) for r, s in seeds],
+            [(r, pick(r, s, defaults["feature"])) for r, s in feats],
+        )
+
+    def _store(self, req: SteerRequest, res: SteerResult, seed_strengths: list[float]) -> str:
         import json
 
         from queries.steering_runs import store_run
@@ -278,7 +319,7 @@ class Steerer:
             "alpha": req.alpha,
             "final_strength": req.final_strength,
             "seeds": [u for u, _ in req.seeds],
-            "seed_strengths": [float(s) for _, s in req.seeds],
+            "seed_strengths": [float(s) for s in seed_strengths],  # as applied (defaults resolved)
             "explicit_features": [u for u, _ in req.features],
             "graph_options": json.dumps(
                 {

@@ -22,6 +22,7 @@ from atlas_api.types.feature import (
     Link,
     PageInfo,
     SearchHit,
+    Steerability,
 )
 from atlas_api.types.filters import (
     CategoryFilter,
@@ -93,6 +94,7 @@ __all__ = [
     "ScoreHistogram",
     "SearchHit",
     "SortDirection",
+    "Steerability",
     "SteeringRun",
     "SteeringRunFeature",
     "StringFilter",

@@ -105,6 +105,11 @@ class SAEInfo:
     density_histogram: DensityHistogram | None = strawberry.field(
         default=None, description="Where its features' firing densities lie (stored with the feature pages)."
     )
+    median_norm: float | None = strawberry.field(
+        default=None,
+        description="The α unit at this hook point: median per-token ‖h‖ (position 0 and massive-norm tokens left out), "
+        "stored by `atlas steerability`.",
+    )
 
     @classmethod
     def from_row(cls, s: dict[str, Any]) -> SAEInfo:
@@ -134,6 +139,7 @@ class SAEInfo:
             )
             if s.get("density_edges")
             else None,
+            median_norm=s.get("median_norm"),
         )
 
 
@@ -157,6 +163,20 @@ class AtlasInfo:
     )
     null_p999_max: float | None = strawberry.field(
         default=None, description="Largest null 99.9th percentile over SAE pairs."
+    )
+    steer_alpha: float | None = strawberry.field(
+        default=None, description="The α at which every feature's steerability was screened (Feature.steerability)."
+    )
+    steer_default_alpha: float | None = strawberry.field(
+        default=None,
+        description="The steer mutation's default strength in units ALPHA for features and SEEDS: the steering "
+        "benchmark's median validation-chosen α for single features (see steerDefaultSource).",
+    )
+    steer_default_alpha_graph: float | None = strawberry.field(
+        default=None, description="The same for flow graphs (strategies SINGLE and CUMULATIVE)."
+    )
+    steer_default_source: str | None = strawberry.field(
+        default=None, description="Which benchmark run the defaults come from."
     )
     entry_points: list[EntryPoint] = strawberry.field(
         default_factory=list,
@@ -182,6 +202,10 @@ class AtlasInfo:
             threshold_rule=a.get("threshold_rule"),
             null_median_mean=a.get("null_median_mean"),
             null_p999_max=a.get("null_p999_max"),
+            steer_alpha=a.get("steer_alpha"),
+            steer_default_alpha=a.get("steer_default_alpha"),
+            steer_default_alpha_graph=a.get("steer_default_alpha_graph"),
+            steer_default_source=a.get("steer_default_source"),
             entry_points=[EntryPoint(**e) for e in json.loads(a["entry_points"])] if a.get("entry_points") else [],
         )
 

@@ -26,6 +26,39 @@ def _cat(value: str | None) -> Category | None:
         return None
 
 
+@strawberry.type(
+    description=(
+        "Steering this feature alone. The screen adds α × the hook's median ‖h‖ along its unit decoder row at the last "
+        "position of fixed neutral prompts (the atlas's steerAlpha; the prefix is not steered) and compares the "
+        "next-token distribution with the unsteered one. The bench fields are the steering benchmark's, on its test "
+        "prompts, for the seeds it tested."
+    )
+)
+class Steerability:
+    kl: float = strawberry.field(description="KL(steered ‖ unsteered) of the next token, nats, mean over the prompts.")
+    tokens: list[str] = strawberry.field(description="The tokens whose log-probability rises most, largest first.")
+    token_gains: list[float] = strawberry.field(description="Their mean log-probability gain (nats).")
+    bench_gain: float | None = strawberry.field(
+        description="Benchmark: test harmonic-mean score steering this feature alone minus unsteered's, on its concept "
+        "(a point estimate over benchN generations; the benchmark's intervals are per method, across concepts)."
+    )
+    bench_n: int | None = strawberry.field(description="Benchmark: test generations behind benchGain.")
+    bench_alpha: float | None = strawberry.field(description="Benchmark: the α chosen for it on validation prompts.")
+    bench_concept: str | None = strawberry.field(description="Benchmark: the concept it was the seed of.")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Steerability:
+        return cls(
+            kl=float(row["steer_kl"]),
+            tokens=list(row.get("steer_tokens") or []),
+            token_gains=[float(g) for g in row.get("steer_token_gains") or []],
+            bench_gain=row.get("steer_bench_gain"),
+            bench_n=row.get("steer_bench_n"),
+            bench_alpha=row.get("steer_bench_alpha"),
+            bench_concept=row.get("steer_bench_concept"),
+        )
+
+
 @strawberry.type(description="One SAE feature: uid `{atlas}/{layer}-{module}/{index}`.")
 class Feature:
     uid: str
@@ -96,6 +129,17 @@ class Feature:
     async def max_activation(self, info: strawberry.Info[Context, None]) -> float | None:
         row = await info.context.details_loader.load(self.uid)
         return row.get("max_activation") if row else None
+
+    @strawberry.field(
+        description=(
+            "What steering this feature does (steering.steerability, `atlas steerability`): its next-token effect at the "
+            "atlas's standard α on fixed neutral prompts, and the steering benchmark's figures where it tested this "
+            "feature. Null where not measured."
+        )
+    )
+    async def steerability(self, info: strawberry.Info[Context, None]) -> Steerability | None:
+        row = await info.context.details_loader.load(self.uid)
+        return Steerability.from_row(row) if row and row.get("steer_kl") is not None else None
 
     @strawberry.field(
         description=(

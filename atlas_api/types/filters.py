@@ -70,6 +70,8 @@ class FeatureWhere:
     label: StringFilter | None = None
     frequency: FloatFilter | None = None
     decoder_norm: FloatFilter | None = None
+    steer_kl: FloatFilter | None = None
+    steer_bench_gain: FloatFilter | None = None
     AND: list[FeatureWhere] | None = None
     OR: list[FeatureWhere] | None = None
     NOT: FeatureWhere | None = None
@@ -86,6 +88,8 @@ class FeatureSort:
     s_att: SortDirection | None = None
     s_mlp: SortDirection | None = None
     frequency: SortDirection | None = None
+    steer_kl: SortDirection | None = None
+    steer_bench_gain: SortDirection | None = None
     uid: SortDirection | None = None
 
 

@@ -15,8 +15,8 @@ from queries.domain import MODULE_CUT, RESIDUAL_CUT
 from queries.errors import InvalidInput
 
 
-def _pairs(items: list[str], default: float, what: str) -> list[tuple[str, float]]:
-    out = []
+def _pairs(items: list[str], default: float | None, what: str) -> list[tuple[str, float | None]]:
+    out: list[tuple[str, float | None]] = []
     for item in items:
         uid, sep, value = item.partition("=")
         try:
@@ -38,8 +38,10 @@ def steer(
     feature: list[str] = typer.Option(
         [], "--feature", "-f", help="Feature UID[=STRENGTH] steered exactly as given (no graph). Repeatable."
     ),
-    strength: float = typer.Option(
-        4.0, help="Strength (ADD) or factor r (RESCALE) for features given without =STRENGTH."
+    strength: float | None = typer.Option(
+        None,
+        help="Strength (ADD) or factor r (RESCALE) for features given without =STRENGTH (default 4; with --units "
+        "alpha the atlas's measured default α).",
     ),
     mode: str = typer.Option("add", help="add: h += s·u·d at every position | rescale: h += (r−1)·a·d."),
     strategy: str = typer.Option("seeds", help="seeds | single | cumulative (paper §5.1)."),
@@ -48,7 +50,9 @@ def steer(
     alpha: float = typer.Option(-0.05, help="α of the exponential schedule."),
     final_strength: float = typer.Option(1.0, help="s* of the linear schedule (coefficient at l_end)."),
     units: str = typer.Option(
-        "activation", help="activation: s × the feature's typical activation | raw: s × the decoder row."
+        "activation",
+        help="activation: s × the feature's typical activation | raw: s × the decoder row | alpha: a vector of norm "
+        "s × the hook's median ‖h‖ (the steering benchmark's axis).",
     ),
     min_similarity: float = typer.Option(RESIDUAL_CUT, help="Residual cut of the flow graph (t_R)."),
     module_min_similarity: float = typer.Option(MODULE_CUT, help="Module cut of the flow graph (t_mod)."),
@@ -74,6 +78,9 @@ def steer(
         except ValueError:
             raise InvalidInput(f"{what} {value!r} is not valid (valid: {', '.join(m.value for m in cls)})") from None
 
+    units_ = enum(Units, units, "--units")
+    if strength is None and units_ is not Units.ALPHA:
+        strength = 4.0
     req = SteerRequest(
         atlas=atlas,
         prompts=list(prompt),
@@ -85,7 +92,7 @@ def steer(
         schedule=enum(Schedule, schedule, "--schedule"),
         alpha=alpha,
         final_strength=final_strength,
-        units=enum(Units, units, "--units"),
+        units=units_,
         min_similarity=min_similarity,
         module_min_similarity=module_min_similarity,
         top_k=top_k,

@@ -27,6 +27,7 @@ import numpy as np
 
 from queries.ids import FeatureRef, Module
 from steering.hooks import HookPoint
+from steering.saes import robust_median_norm
 
 if TYPE_CHECKING:
     from queries.flow_graph import FlowGraph
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MASSIVE = 5.0  # a token whose ‖h‖ exceeds 5× the point's median is a massive-norm (sink-like) token
 STEERED_METHODS = (
     "diffmean",
     "diffmean_all_layers",
@@ -115,9 +115,7 @@ def collect(
         norms[p].append(nn)
     median_norm = {}
     for p in points:
-        allx = np.concatenate(norms[p]) if norms[p] else np.ones(1)
-        med = float(np.median(allx))
-        median_norm[p] = float(np.median(allx[allx <= MASSIVE * med]))
+        median_norm[p] = robust_median_norm(np.concatenate(norms[p]) if norms[p] else np.ones(1))
     return TextActs(
         {p: np.stack(v) for p, v in means.items()},
         {p: np.stack(v) for p, v in maxes.items()},

@@ -123,6 +123,8 @@ def test_where_compiler_whitelists_fields_and_binds_values() -> None:
         compile_where({"uid) DETACH DELETE f //": {"eq": 1}})
     with pytest.raises(InvalidInput, match="unknown filter operator"):
         compile_where({"layer": {"regex": ".*"}})
-    assert compile_sort([{"s_res": "DESC"}]) == "ORDER BY f.s_res DESC, f.uid ASC"
+    # DESC puts features without the property last (Cypher alone would put nulls first)
+    assert compile_sort([{"s_res": "DESC"}]) == "ORDER BY f.s_res IS NULL, f.s_res DESC, f.uid ASC"
+    assert compile_sort([{"steer_kl": "ASC"}]) == "ORDER BY f.steer_kl ASC, f.uid ASC"
     with pytest.raises(InvalidInput):
         compile_sort([{"s_res": "SIDEWAYS"}])

@@ -100,7 +100,7 @@ def test_filter_compiler_examples() -> None:
         {"layer": {"eq": 3}, "OR": [{"label": {"contains": "x'})--"}}, {"NOT": {"s_res": {"is_null": True}}}]}
     )
     assert "x'})--" not in cond and set(params.values()) == {3, "x'})--"}
-    assert compile_sort([{"layer": "desc"}]) == "ORDER BY f.layer DESC, f.uid ASC"
+    assert compile_sort([{"layer": "desc"}]) == "ORDER BY f.layer IS NULL, f.layer DESC, f.uid ASC"
 
 
 toml_texts = st.one_of(
