@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from steering.steerability import STANDARD_ALPHA
+from steering.steerability import STANDARD_ALPHA, SteerabilityRun
 
 
 def steerability(
@@ -68,7 +69,9 @@ def steerability(
             typer.echo(f"{atlas}: benchmark figures on {found} of {len(brows)} seeds; default α {fa} (graphs {ga})")
 
 
-def _measure(atlas: str, info: dict, manifest: Path | None, *, alpha: float, batch: int, dtype: str):  # type: ignore[no-untyped-def, type-arg]
+def _measure(
+    atlas: str, info: dict[str, Any], manifest: Path | None, *, alpha: float, batch: int, dtype: str
+) -> tuple[SteerabilityRun, Any]:
     import torch
 
     from ingest.cpu import cpu_flags

@@ -94,7 +94,9 @@ def test_a_feature_along_a_token_s_unembedding_promotes_that_token(tiny: LoadedM
 
 def test_alpha_units_add_alpha_times_the_median_norm(tiny: LoadedModel, bank: SAEBank) -> None:
     point = HookPoint(2, Module.RES)
-    ids = tiny.tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids[:, : tiny.max_positions]  # as the bank reads it
+    ids = tiny.tokenizer(CALIBRATION_TEXT, return_tensors="pt").input_ids[
+        :, : tiny.max_positions
+    ]  # as the bank reads it
     norms = run_capture(tiny, [point], ids)[point][0].norm(dim=-1)[1:].numpy()  # position 0 left out
     assert bank.median_norm(point) == pytest.approx(robust_median_norm(norms))
     plan = compile_plan([SteerFeature(FeatureRef(ATLAS, 2, Module.RES, 4), 0.3)], bank, units=Units.ALPHA)
