@@ -86,6 +86,19 @@ def settle_load(max_wait_s: float, poll_s: float = 5.0) -> float:
     return round(time.monotonic() - t0, 1)
 
 
+def inputs_quiet(inputs: dict[str, dict[str, Any] | None]) -> tuple[bool, str | None]:
+    """For a report computed from other result files: quiet only if every input was, and why not otherwise
+    (each input named with its ``quiet`` and, where it has one, its own stated reason)."""
+    loud = {name: d for name, d in inputs.items() if d is not None and d.get("quiet") is not True}
+    if not loud:
+        return True, None
+    parts = [
+        f"{name} (quiet {d.get('quiet')!r}" + (f": {d['not_quiet_reason']}" if d.get("not_quiet_reason") else "") + ")"
+        for name, d in sorted(loud.items())
+    ]
+    return False, "computed from result files that are not all quiet: " + "; ".join(parts)
+
+
 def save_json(
     path: Path,
     result: dict[str, Any],

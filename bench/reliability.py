@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.harness import save_json
+from bench.harness import inputs_quiet, save_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -89,7 +89,11 @@ def main() -> None:
             "status": paced.get("status"),
             "machine": paced["machine"],
         }
-    save_json((RESULTS / "reliability.json"), out, indent=1)
+    # a roll-up: as quiet as the runs it reads
+    quiet, why = inputs_quiet(
+        {"faults.json": faults, "fuzz_api.json": fuzz, "soak.json": soak, "soak-paced.json": paced}
+    )
+    save_json((RESULTS / "reliability.json"), out, indent=1, parts_quiet=quiet, not_quiet_reason=why)
     lines = [
         "# Reliability figures (issue 12)",
         "",

@@ -9,7 +9,8 @@ Nodes
   ``(:Atlas)-[:HAS_SAE]->(:SAE)``; ``density_*`` is the histogram of log10 firing density over its features.
   The Atlas node may carry ``entry_points``: JSON of its largest lineages (queries.feature_pages).
 - ``(:Feature {uid, atlas, layer, module, index, d_sae, decoder_norm, s_res?, s_att?, s_mlp?, category?,
-  label?, frequency?, top_contexts?, page?})``. ``page`` is the feature's page data as one JSON string
+  label?, frequency?, top_contexts?, page?, steer_kl?, steer_tokens?, steer_token_gains?, steer_bench_*?})``;
+  ``steer_*`` is the steerability screen and the steering benchmark's per-seed figures (queries.steerability). ``page`` is the feature's page data as one JSON string
   (density, activation histogram, top and quantile examples with per-token activations, logit lens;
   written once after training by training.feature_pages, read only by the API's ``Feature.page``). ``s_*`` are the top-1 cosine scores of a ``res`` feature
   against its predecessors ``res(L-1)``, ``att(L)``, ``mlp(L)`` (absent where that SAE is absent);

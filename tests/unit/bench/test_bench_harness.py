@@ -57,6 +57,15 @@ def test_settle_load_waits_for_the_load_to_fall_and_gives_up_after_its_limit(mon
     assert harness.settle_load(0.05, poll_s=0) >= 0.05  # still loud: stops at its limit
 
 
+def test_a_roll_up_is_as_quiet_as_its_inputs() -> None:
+    assert harness.inputs_quiet({"a.json": {"quiet": True}, "b.json": None}) == (True, None)
+    quiet, why = harness.inputs_quiet(
+        {"a.json": {"quiet": True}, "gpu.json": {"quiet": False, "not_quiet_reason": "the H100"}, "old.json": {}}
+    )
+    assert quiet is False and why is not None
+    assert "gpu.json (quiet False: the H100)" in why and "old.json (quiet None)" in why and "a.json" not in why
+
+
 def test_ray_reading_follows_the_measured_ratio() -> None:
     quiet = {"quiet": True}
     slower = ray_reading({"ray_over_single_process": 1.174}, quiet)
