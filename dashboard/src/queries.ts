@@ -51,6 +51,7 @@ export const FeaturePage = graphql(`
           exampleGroups { name minActivation maxActivation examples { tokens activations maxIndex } }
           logitLens { positive { token weight } negative { token weight } histogram { binEdges counts } }
         }
+        steerability { kl tokens tokenGains benchGain benchN benchAlpha benchConcept }
       }
       ... on FeatureNotFound { uid message }
       ... on InvalidInput { message }

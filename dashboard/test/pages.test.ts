@@ -4,7 +4,7 @@ import { collapse, conceptFamilies } from "../src/families";
 import { edgeMethods } from "../src/flowgraph";
 import { histogram, layerChart, stackedBars } from "../src/svg";
 import { neighbourUid } from "../src/views/feature";
-import { changedWords, examplesPanel, type FeatureT, logitPanel, shadedTokens } from "../src/views/feature_panels";
+import { changedWords, examplesPanel, type FeatureT, logitPanel, shadedTokens, steerabilityPanel } from "../src/views/feature_panels";
 import { collapsedSet } from "../src/views/graph";
 
 describe("svg charts", () => {
@@ -60,6 +60,17 @@ describe("feature panels", () => {
     const el = logitPanel(f);
     expect(el.querySelector("[data-sign=positive] code")!.textContent).toBe('" up"');
     expect(el.querySelector("[data-sign=negative] svg")!.getAttribute("aria-label")).toBe("-1.000");
+  });
+  it("show steerability with its promoted tokens, and the benchmark's gain only where it was measured", () => {
+    expect(steerabilityPanel(f).dataset.hasData).toBe("false");
+    const st = { kl: 0.0123, tokens: [" wed", " bride"], tokenGains: [0.8, 0.2], benchGain: 0.06, benchN: 20, benchAlpha: 0.6, benchConcept: "weddings" };
+    const el = steerabilityPanel({ ...f, steerability: st } as unknown as FeatureT);
+    expect(el.dataset.hasData).toBe("true");
+    expect(el.querySelector("[data-testid=steer-kl]")!.textContent).toContain("0.0123 nats");
+    expect([...el.querySelectorAll("code")].map((c) => c.textContent)).toEqual(['" wed"', '" bride"']);
+    expect(el.querySelector("[data-testid=steer-bench]")!.textContent).toContain("+0.060 over unsteered on 20 test generations at α 0.6");
+    const unbenched = steerabilityPanel({ ...f, steerability: { ...st, benchGain: null, benchN: null } } as unknown as FeatureT);
+    expect(unbenched.querySelector("[data-testid=steer-bench]")).toBeNull();
   });
   it("step to the neighbouring feature index within the SAE", () => {
     expect(neighbourUid("a/1-res/2", 1, 4)).toBe("a/1-res/3");

@@ -108,6 +108,16 @@ def site(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     chunks = [Chunk("held-out", i, (PROSE[i * 37 :] + PROSE[: i * 37])) for i in range(12)]
     pages = atlas_pages(manifest, lm, chunks, heldout_tokens=1_500, seq_len=64, out_dir=manifest_path.parent)
     store_atlas_pages(graph, name, pages)
+    # Steerability from the real screen (steering.steerability) with the same tiny Llama and SAEs.
+    from queries.steerability import store_steerability
+    from steering.hooks import HookPoint
+    from steering.saes import SAEBank
+    from steering.steerability import feature_rows, measure_atlas
+
+    screen = measure_atlas(lm, SAEBank(manifest, lm), [HookPoint(e.layer, e.module) for e in manifest.saes])
+    store_steerability(
+        graph, name, feature_rows(screen, name, lm.tokenizer), [], alpha=screen.alpha, prompts=screen.prompts
+    )
     set_sae_metrics(graph, sae_metrics_from_pages(name, pages))
     # The seed: a layer-3 residual feature whose planted chain goes back at least one layer and that fired.
     firing = {r["index"]: r["firing"] for r in pages.pages[(3, "res")]}
@@ -415,6 +425,7 @@ def test_keyed_reads_work_through_the_key_field(browser: Any, site: dict[str, An
 
 
 # -- the feature page, the overview and the flow graph's families (issue 27) --------------------------
+STEER_Q = "query($uid: String!) { feature(uid: $uid) { ... on Feature { steerability { kl } } } }"
 PANELS_SEEN: list[str] = []
 
 
@@ -432,8 +443,11 @@ def test_feature_page_panels_show_the_stored_data(browser: Any, site: dict[str, 
     page = api["feature"]["page"]
     load(d, f"{base}/#/feature/{seed.replace('/', '%2F')}")
     panels = panels_with_data(d)
-    for name in ("density", "examples", "logits", "origin", "neighbours", "contexts"):
+    for name in ("density", "examples", "logits", "steerability", "origin", "neighbours", "contexts"):
         assert panels.get(name) is True, (name, panels)
+    kl_text = d.find_element(By.CSS_SELECTOR, "[data-testid=steer-kl]").text
+    stored_kl = gql(base, STEER_Q, {"uid": seed})["data"]["feature"]["steerability"]["kl"]
+    assert f"{stored_kl:.4f} nats" in kl_text, (kl_text, stored_kl)
     PANELS_SEEN.extend(f"feature:{n}" for n, ok in panels.items() if ok)
     # density: one SVG bar per histogram bin, counts as the API's; the SAE's density histogram with this feature marked
     bars = d.execute_script(

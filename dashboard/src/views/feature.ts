@@ -3,7 +3,7 @@ import { request } from "../api";
 import { fmt, h, highlightContext, notice } from "../dom";
 import { FeaturePage, SaeDensity } from "../queries";
 import { formatHash } from "../router";
-import { densityPanel, examplesPanel, logitPanel, neighboursPanel, originPicture, type OriginT, panel, steeringPanel } from "./feature_panels";
+import { densityPanel, examplesPanel, logitPanel, neighboursPanel, originPicture, type OriginT, panel, steerabilityPanel, steeringPanel } from "./feature_panels";
 import type { ViewContext } from "./types";
 
 const MODULE_NAMES: Record<string, string> = { RES: "the residual stream", ATT: "attention", MLP: "the MLP" };
@@ -83,7 +83,7 @@ export async function featureView(root: HTMLElement, ctx: ViewContext, uid: stri
   const grid = h("div", { class: "panels" });
   root.append(grid);
   const saeKey = `${f.atlas}/${f.layer}-${f.module.toLowerCase()}`;
-  grid.append(densityPanel(f, dens?.atlases[0]?.saes.find((x) => x.key === saeKey)?.densityHistogram), logitPanel(f), examplesPanel(f));
+  grid.append(densityPanel(f, dens?.atlases[0]?.saes.find((x) => x.key === saeKey)?.densityHistogram), logitPanel(f), steerabilityPanel(f), examplesPanel(f));
   grid.append(o.__typename === "Origin"
     ? panel("origin", "Origin", true, h("p", { class: "origin", "data-testid": "origin" }, originSentence(f.uid, o)), originPicture(f, o))
     : panel("origin", "Origin", false, notice("info", "No origin.", o.__typename === "FeatureNotFound" || o.__typename === "InvalidInput" ? o.message : "")));

@@ -88,6 +88,21 @@ export function logitPanel(f: FeatureT): HTMLElement {
         h("figcaption", null, `All ${lens.histogram.counts.reduce((a, b) => a + b, 0).toLocaleString("en")} vocabulary logit weights.`))));
 }
 
+/** Steering this feature alone (`atlas steerability`): next-token KL and the tokens it promotes at the atlas's
+ * standard α, and the steering benchmark's gain where it tested the feature. */
+export function steerabilityPanel(f: FeatureT): HTMLElement {
+  const st = f.steerability;
+  if (!st) return panel("steerability", "Steerability", false, notice("empty", "Not screened yet.", "Run `atlas steerability ATLAS` (docs/steering.md): it measures every feature at one α."));
+  const max = Math.max(...st.tokenGains.map((g) => Math.abs(g)), 1e-9);
+  return panel("steerability", "Steerability", true,
+    h("p", { class: "hint" }, "Added alone at the last position of 8 neutral prompts (units ALPHA, the atlas's standard α; the prefix is not steered): how far the next-token distribution moves, and towards which tokens."),
+    h("p", { "data-testid": "steer-kl" }, `Next-token KL to the unsteered model: ${st.kl.toFixed(4)} nats (mean over prompts).`),
+    h("table", { class: "logits" }, h("tbody", null, ...st.tokens.map((t, i) => h("tr", null, h("td", { class: "token" }, h("code", null, JSON.stringify(t))), h("td", null, hbar(st.tokenGains[i], max, `+${st.tokenGains[i].toFixed(3)}`, 150, false)))))),
+    st.benchGain != null
+      ? h("p", { "data-testid": "steer-bench" }, `Steering benchmark (concept "${st.benchConcept}"): harmonic-mean gain ${st.benchGain >= 0 ? "+" : ""}${st.benchGain.toFixed(3)} over unsteered on ${st.benchN} test generations at α ${st.benchAlpha} (a point estimate; see docs/reproduction/steering-bench.md).`)
+      : null);
+}
+
 export function neighboursPanel(f: FeatureT): HTMLElement {
   const methods = new Set([...f.predecessors, ...f.successors].map((l) => l.method));
   const table = (title: string, list: FeatureT["predecessors"], rank: "targetRank" | "sourceRank") => h("div", { class: "links" }, h("h4", null, title),
