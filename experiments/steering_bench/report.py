@@ -129,7 +129,10 @@ def summarise(out: dict[str, Any]) -> dict[str, Any]:
         "comparisons": comps | extra,
         "concepts_steered_at_default": sum(x["steered"] for x in steered),
         "steered_at_default": steered,
-        "default_note": "flow_graph at each concept's validation-chosen alpha (the steer mutation has no alpha default yet)",
+        "default_note": (
+            "flow_graph at each concept's validation-chosen alpha; the steer mutation's default (units ALPHA, "
+            "`atlas steerability --bench-json`) is a tested seed's own chosen alpha, else the median over concepts"
+        ),
     }
 
 
