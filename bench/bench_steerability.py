@@ -12,7 +12,6 @@ bf16, else fp32), at the standard α, and saves per SAE the seconds, features pe
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,38 +31,19 @@ def main() -> None:
 
     import torch
 
-    from ingest.cpu import cpu_flags
+    from ingest.cpu import cpu_has_fast_bf16
     from queries.atlases import atlas_info
     from queries.db import Graph
-    from queries.ids import sae_key
-    from queries.steerability import store_steerability
-    from saes.locate import find_manifest
-    from steering.hooks import HookPoint
-    from steering.model import load_model
-    from steering.saes import SAEBank
-    from steering.steerability import STANDARD_ALPHA, feature_rows, measure_atlas
+    from steering.steerability import STANDARD_ALPHA, screen_atlas, store_screen
 
     with Graph() as g:
         info = atlas_info(g, args.atlas)
         if info is None:
             raise SystemExit(f"atlas {args.atlas!r} is not in Neo4j (run `atlas demo` first)")
-        m = find_manifest(args.atlas, recorded=info.get("manifest_path"), expected_sha256=info.get("manifest_sha256"))
-        fast_bf16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-        lm = load_model(m.model, device="cpu", dtype=torch.bfloat16 if fast_bf16 else torch.float32)
-        bank = SAEBank(m, lm)
-        points = [HookPoint(e.layer, e.module) for e in m.saes]
-        t0 = time.perf_counter()
-        run = measure_atlas(lm, bank, points, batch=args.batch, progress=print)
-        total = time.perf_counter() - t0
-        stored = 0
-        if args.store:
-            norms = [
-                {"key": sae_key(args.atlas, p.point.layer, p.point.module.value), "median_norm": p.median_norm}
-                for p in run.points
-            ]
-            stored = store_steerability(
-                g, args.atlas, feature_rows(run, args.atlas, lm.tokenizer), norms, alpha=run.alpha, prompts=run.prompts
-            )
+        dtype = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+        run, lm = screen_atlas(info, args.atlas, dtype=dtype, batch=args.batch, progress=print)
+        total = sum(p.seconds for p in run.points)  # the screen itself, model load left out
+        stored = store_screen(g, args.atlas, run, lm.tokenizer) if args.store else 0
     per_sae = []
     for p in run.points:
         kl = p.kl

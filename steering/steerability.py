@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,10 +66,6 @@ class SteerabilityRun:
     alpha: float
     prompts: list[str]
     points: list[PointEffects] = field(default_factory=list)
-
-    @property
-    def n_features(self) -> int:
-        return sum(len(p.kl) for p in self.points)
 
 
 def _edit(vectors: torch.Tensor, hook_z: bool) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -166,3 +163,38 @@ def feature_rows(run: SteerabilityRun, atlas: str, tokenizer: Any) -> list[dict[
                 }
             )
     return rows
+
+
+def screen_atlas(
+    info: dict[str, Any],
+    atlas: str,
+    *,
+    dtype: torch.dtype,
+    manifest: str | Path | None = None,
+    alpha: float = STANDARD_ALPHA,
+    batch: int = 256,
+    progress: Callable[[str], Any] | None = None,
+) -> tuple[SteerabilityRun, LoadedModel]:
+    """Every SAE of an ingested atlas (``info``: its Atlas node, queries.atlases.atlas_info) screened with its model."""
+    from saes.locate import find_manifest
+    from steering.model import load_model
+    from steering.saes import SAEBank
+
+    m = find_manifest(
+        atlas, explicit=manifest, recorded=info.get("manifest_path"), expected_sha256=info.get("manifest_sha256")
+    )
+    lm = load_model(m.model, device="cpu", dtype=dtype)
+    points = [HookPoint(e.layer, e.module) for e in m.saes]
+    return measure_atlas(lm, SAEBank(m, lm), points, alpha=alpha, batch=batch, progress=progress), lm
+
+
+def store_screen(graph: Any, atlas: str, run: SteerabilityRun, tokenizer: Any) -> int:
+    """The screen's per-feature rows and the SAEs' α units onto the graph (queries.steerability); features sent."""
+    from queries.ids import sae_key
+    from queries.steerability import store_steerability
+
+    norms = [
+        {"key": sae_key(atlas, p.point.layer, p.point.module.value), "median_norm": p.median_norm} for p in run.points
+    ]
+    rows = feature_rows(run, atlas, tokenizer)
+    return store_steerability(graph, atlas, rows, norms, alpha=run.alpha, prompts=run.prompts)

@@ -44,11 +44,11 @@ class TrainingJob:
 
     @property
     def tokens_per_seq(self) -> int:
-        return self.spec.seq_len - 1
+        return self.spec.tokens_per_seq
 
     @property
     def total_seqs(self) -> int:
-        return -(-self.spec.token_budget // self.tokens_per_seq)
+        return self.spec.total_seqs
 
     @property
     def n_points(self) -> int:
@@ -101,8 +101,7 @@ def prepare_job(
     trainer = BankTrainer(bank, total_steps(spec.token_budget, spec.train_batch_tokens, spec.epochs))
     cache = None
     if spec.epochs > 1:
-        tokens_per_seq = spec.seq_len - 1
-        cache_tokens = -(-spec.token_budget // tokens_per_seq) * tokens_per_seq
+        cache_tokens = spec.total_seqs * spec.tokens_per_seq
         # d_model wide for every read (resolve_reads checked that every named hook has that width)
         need = ActivationCache.bytes_needed(n, cache_tokens, loaded.d_model)
         log.info(

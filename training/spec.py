@@ -129,6 +129,16 @@ class TrainSpec:
                     f"seed modules {missing} are not trained by this spec (modules: {', '.join(self.modules)})"
                 )
 
+    @property
+    def tokens_per_seq(self) -> int:
+        """Trained tokens per sequence (a sequence of seq_len predicts seq_len - 1 next tokens)."""
+        return self.seq_len - 1
+
+    @property
+    def total_seqs(self) -> int:
+        """Sequences phase 1 streams to cover the token budget."""
+        return -(-self.token_budget // self.tokens_per_seq)
+
     def k_for(self, module: str) -> int:
         return (self.module_k or {}).get(module, self.k)
 

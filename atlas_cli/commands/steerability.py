@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from steering.steerability import STANDARD_ALPHA, SteerabilityRun
+from steering.steerability import STANDARD_ALPHA
 
 
 def steerability(
@@ -30,26 +29,34 @@ def steerability(
     from queries.atlases import atlas_info, known_atlases
     from queries.db import Graph
     from queries.errors import AtlasNotFound, InvalidInput
-    from queries.ids import sae_key
-    from queries.steerability import store_bench, store_steerability
+    from queries.steerability import store_bench
 
     if bench_only and bench_json is None:
         raise InvalidInput("--bench-only needs --bench-json FILE (the figures to store)")
+    if dtype not in ("auto", "bf16", "fp32"):
+        raise InvalidInput(f"--dtype {dtype!r} is not valid (valid: auto, bf16, fp32)")
     with Graph() as g:
         info = atlas_info(g, atlas)
         if info is None:
             raise AtlasNotFound(atlas, known_atlases(g))
         if not bench_only:
-            t0 = time.perf_counter()
-            run, tokenizer = _measure(atlas, info, manifest, alpha=alpha, batch=batch, dtype=dtype)
-            from steering.steerability import feature_rows
+            import torch
 
-            rows = feature_rows(run, atlas, tokenizer)
-            norms = [
-                {"key": sae_key(atlas, p.point.layer, p.point.module.value), "median_norm": p.median_norm}
-                for p in run.points
-            ]
-            n = store_steerability(g, atlas, rows, norms, alpha=alpha, prompts=run.prompts)
+            from ingest.cpu import cpu_has_fast_bf16
+            from steering.steerability import screen_atlas, store_screen
+
+            t0 = time.perf_counter()
+            bf16 = dtype == "bf16" or (dtype == "auto" and cpu_has_fast_bf16())
+            run, lm = screen_atlas(
+                info,
+                atlas,
+                dtype=torch.bfloat16 if bf16 else torch.float32,
+                manifest=manifest,
+                alpha=alpha,
+                batch=batch,
+                progress=typer.echo,
+            )
+            n = store_screen(g, atlas, run, lm.tokenizer)
             typer.echo(
                 json.dumps(
                     {
@@ -67,29 +74,3 @@ def steerability(
             brows, fa, ga, source = bench_rows(bench_json, atlas)
             found = store_bench(g, atlas, brows, feature_alpha=fa, graph_alpha=ga, source=source)
             typer.echo(f"{atlas}: benchmark figures on {found} of {len(brows)} seeds; default α {fa} (graphs {ga})")
-
-
-def _measure(
-    atlas: str, info: dict[str, Any], manifest: Path | None, *, alpha: float, batch: int, dtype: str
-) -> tuple[SteerabilityRun, Any]:
-    import torch
-
-    from ingest.cpu import cpu_flags
-    from queries.errors import InvalidInput
-    from saes.locate import find_manifest
-    from steering.hooks import HookPoint
-    from steering.model import load_model
-    from steering.saes import SAEBank
-    from steering.steerability import measure_atlas
-
-    if dtype not in ("auto", "bf16", "fp32"):
-        raise InvalidInput(f"--dtype {dtype!r} is not valid (valid: auto, bf16, fp32)")
-    fast_bf16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-    torch_dtype = torch.bfloat16 if dtype == "bf16" or (dtype == "auto" and fast_bf16) else torch.float32
-    m = find_manifest(
-        atlas, explicit=manifest, recorded=info.get("manifest_path"), expected_sha256=info.get("manifest_sha256")
-    )
-    lm = load_model(m.model, device="cpu", dtype=torch_dtype)
-    bank = SAEBank(m, lm)
-    points = [HookPoint(e.layer, e.module) for e in m.saes]
-    return measure_atlas(lm, bank, points, alpha=alpha, batch=batch, progress=typer.echo), lm.tokenizer
